@@ -1,0 +1,16 @@
+//! tutti-dataplane: sans-IO media processing and the per-core poll loop.
+//!
+//! Nothing in this crate touches DPDK, sockets, threads or the clock directly: time comes
+//! in as [`clock::Instant`] values and packets as byte slices or [`io::PacketBuf`]s, so
+//! every piece can be driven in virtual time by tests and benchmarks. The DPDK backend
+//! lives in the `tutti-dpdk` crate and implements the [`io`] traits.
+
+pub mod clock;
+pub mod codec;
+pub mod io;
+pub mod mixer;
+pub mod poll;
+pub mod rtp_send;
+pub mod rx;
+pub mod stats;
+pub mod wire;
