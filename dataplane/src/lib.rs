@@ -9,6 +9,7 @@ pub mod clock;
 pub mod codec;
 pub mod io;
 pub mod mixer;
+pub mod neigh;
 pub mod poll;
 pub mod rtp_send;
 pub mod rx;

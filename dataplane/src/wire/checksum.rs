@@ -106,7 +106,7 @@ mod tests {
     proptest! {
         #[test]
         fn incremental_update_equals_recompute(
-            mut data in proptest::collection::vec(any::<u8>(), 8..64),
+            mut data in proptest::collection::vec(any::<u8>(), 10..64),
             at in 0usize..3,
             new in any::<u32>(),
         ) {
