@@ -1,0 +1,159 @@
+//! EAL initialisation and cleanup, lcore launch and join, and the TSC clock.
+
+use crate::{strerror, Error};
+use std::ffi::{c_void, CString};
+use std::os::raw::{c_char, c_int};
+use tutti_dataplane::clock::{Clock, Instant};
+
+/// The initialised Environment Abstraction Layer. Dropping it runs `rte_eal_cleanup`,
+/// which releases hugepage files; drop it after every port, pool and lcore is done.
+pub struct Eal {
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl Eal {
+    /// Initialise the EAL with `args` (as on a DPDK command line, without the program
+    /// name). Can succeed once per process.
+    pub fn init(args: &[String]) -> Result<Eal, Error> {
+        let mut owned = Vec::with_capacity(args.len() + 1);
+        owned.push(CString::new("tutti").expect("static name"));
+        for a in args {
+            owned.push(CString::new(a.as_str()).map_err(|_| Error::BadArgument(a.clone()))?);
+        }
+        // rte_eal_init may permute argv; give it its own array of pointers.
+        let mut argv: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        let argc =
+            c_int::try_from(argv.len()).map_err(|_| Error::EalInit("too many arguments".into()))?;
+        // SAFETY: argv holds argc valid NUL-terminated strings that outlive the call
+        // (`owned` lives to the end of this function; the EAL copies what it keeps).
+        let rc = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if rc < 0 {
+            // SAFETY: reads this thread's rte_errno through our C shim.
+            let errno = unsafe { dpdk_sys::tutti_rte_errno() };
+            let reason = if errno == 0 {
+                "see the EAL: lines above".to_string()
+            } else {
+                format!("{} (see the EAL: lines above)", strerror(errno))
+            };
+            return Err(Error::EalInit(reason));
+        }
+        Ok(Eal {
+            _not_send: core::marker::PhantomData,
+        })
+    }
+
+    /// The main lcore (the thread that called `init`).
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: plain getter, valid after rte_eal_init.
+        unsafe { dpdk_sys::rte_get_main_lcore() }
+    }
+
+    /// True if `lcore` is in the EAL's core list.
+    pub fn lcore_enabled(&self, lcore: u32) -> bool {
+        // SAFETY: plain getter; out-of-range ids return 0.
+        lcore < dpdk_sys::RTE_MAX_LCORE && unsafe { dpdk_sys::rte_lcore_is_enabled(lcore) } != 0
+    }
+
+    /// NUMA socket of `lcore`.
+    pub fn lcore_socket(&self, lcore: u32) -> u32 {
+        // SAFETY: plain getter.
+        unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: called once, after everything that used the EAL was dropped (the owner
+        // drops ports, pools and lcore handles first).
+        unsafe {
+            dpdk_sys::rte_eal_cleanup();
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+extern "C" fn trampoline(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the Box<Job> leaked by `launch` for exactly this call.
+    let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// Work running on a worker lcore; [`LaunchHandle::join`] waits for it.
+#[must_use = "join the lcore before cleaning up the EAL"]
+pub struct LaunchHandle {
+    lcore: u32,
+}
+
+impl LaunchHandle {
+    /// The lcore this work runs on.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+
+    /// Wait for the work to return. Returns false if it panicked.
+    pub fn join(self) -> bool {
+        // SAFETY: waits on an lcore we launched; valid after rte_eal_init.
+        unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore) == 0 }
+    }
+}
+
+/// Run `f` on worker lcore `lcore` (pinned by the EAL to its CPU).
+pub fn launch(
+    eal: &Eal,
+    lcore: u32,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<LaunchHandle, Error> {
+    if !eal.lcore_enabled(lcore) || lcore == eal.main_lcore() {
+        return Err(Error::BadLcore(lcore));
+    }
+    let job: Box<Job> = Box::new(Box::new(f));
+    let arg = Box::into_raw(job) as *mut c_void;
+    // SAFETY: trampoline takes ownership of `arg` when the launch succeeds.
+    let rc = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+    if rc != 0 {
+        // SAFETY: the launch failed, so the job was not handed over: reclaim it.
+        drop(unsafe { Box::from_raw(arg as *mut Job) });
+        return Err(Error::Launch {
+            lcore,
+            reason: strerror(rc),
+        });
+    }
+    Ok(LaunchHandle { lcore })
+}
+
+/// The dataplane clock: the TSC, converted to nanoseconds since the clock was made.
+#[derive(Clone, Copy, Debug)]
+pub struct TscClock {
+    start: u64,
+    hz: u64,
+}
+
+impl TscClock {
+    /// A clock starting now. Needs the EAL (which measured the TSC frequency).
+    pub fn new(_eal: &Eal) -> TscClock {
+        // SAFETY: plain getters, valid after rte_eal_init.
+        let (start, hz) = unsafe { (dpdk_sys::rte_rdtsc(), dpdk_sys::rte_get_tsc_hz()) };
+        TscClock {
+            start,
+            hz: hz.max(1),
+        }
+    }
+
+    /// Cycles per second.
+    pub fn hz(&self) -> u64 {
+        self.hz
+    }
+}
+
+impl Clock for TscClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        // SAFETY: reads the time-stamp counter.
+        let cycles = unsafe { dpdk_sys::rte_rdtsc() }.wrapping_sub(self.start);
+        Instant::from_nanos((u128::from(cycles) * 1_000_000_000 / u128::from(self.hz)) as u64)
+    }
+}

@@ -1,0 +1,152 @@
+//! Mempools and mbufs. An [`Mbuf`] owns one packet buffer and returns it to its pool on drop.
+
+use crate::{last_error, Error};
+use core::ptr::NonNull;
+use std::ffi::CString;
+use tutti_dataplane::io::PacketBuf;
+
+/// A pool of packet buffers on one NUMA socket.
+pub struct Mempool {
+    raw: NonNull<dpdk_sys::rte_mempool>,
+    name: String,
+}
+
+// SAFETY: a DPDK mempool is designed to be used from several lcores at once (per-lcore
+// caches plus a lock-free ring); the pointer stays valid until `Drop`.
+unsafe impl Send for Mempool {}
+// SAFETY: as above; the read-only counters we expose are safe to call concurrently.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Create a packet-mbuf pool of `n` buffers with `data_room` bytes each on `socket`.
+    pub fn new(
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Mempool, Error> {
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        // SAFETY: valid NUL-terminated name; the EAL is initialised (Eal exists before
+        // any pool is made by the binary's wiring).
+        let raw = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket)
+        };
+        NonNull::new(raw)
+            .map(|raw| Mempool {
+                raw,
+                name: name.into(),
+            })
+            .ok_or_else(|| Error::Mempool {
+                name: name.into(),
+                reason: last_error(),
+            })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Buffers currently allocated (in queues, in flight, or held by software).
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: read-only walk over the pool's counters.
+        unsafe { dpdk_sys::rte_mempool_in_use_count(self.raw.as_ptr()) }
+    }
+
+    /// Buffers free in the pool.
+    pub fn available(&self) -> u32 {
+        // SAFETY: read-only walk over the pool's counters.
+        unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
+        self.raw.as_ptr()
+    }
+
+    /// A fresh buffer, or `None` when the pool is empty.
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: valid pool; a null result means empty.
+        NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: every queue using the pool was stopped and every Mbuf borrowed from it
+        // was dropped (the wiring drops ports and loops first).
+        unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) }
+    }
+}
+
+/// One single-segment packet buffer. Freed back to its pool on drop.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<dpdk_sys::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one Mbuf value; moving it to another lcore is how
+// DPDK hands packets between cores.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    fn m(&self) -> &dpdk_sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Segments in the chain (1 for everything tutti sends).
+    pub fn segments(&self) -> u16 {
+        self.m().nb_segs
+    }
+}
+
+impl PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        let m = self.m();
+        // SAFETY: buf_addr + data_off .. + data_len lies within the mbuf's buffer, which
+        // we own for as long as `self` lives.
+        unsafe {
+            core::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and we hold the only reference (`&mut self`).
+        unsafe {
+            let m = self.0.as_mut();
+            core::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    #[inline]
+    fn capacity(&self) -> usize {
+        let m = self.m();
+        usize::from(m.buf_len.saturating_sub(m.data_off))
+    }
+
+    #[inline]
+    fn set_len(&mut self, len: usize) -> bool {
+        if len > self.capacity() || self.segments() != 1 {
+            return false;
+        }
+        // SAFETY: we own the mbuf; the new length stays within its buffer.
+        let m = unsafe { self.0.as_mut() };
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        true
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf (chain) and free it exactly once.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}

@@ -1,0 +1,271 @@
+//! `tutti.yaml`: parsed strictly (unknown keys are errors, with line and column) and
+//! validated before anything touches the hardware.
+
+use serde::Deserialize;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// EAL arguments, exactly as on a DPDK command line (without the program name).
+    pub eal: Vec<String>,
+    pub ports: Vec<PortConfig>,
+    pub dataplane: DataplaneConfig,
+    pub control: ControlConfig,
+}
+
+/// One NIC port and its address.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// DPDK device name (`net_tap0`, `virtio_user0`) or a PCI address.
+    pub device: String,
+    /// The port's address and prefix, e.g. `198.18.0.1/24`.
+    pub ipv4: Ipv4Cidr,
+    /// Next hop for destinations off the port's subnet.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// The polling cores.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneConfig {
+    /// EAL lcore ids that poll; each gets one queue pair on every port.
+    pub cores: Vec<u32>,
+    /// Microseconds to sleep after an empty poll (0: pure polling).
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+    /// Packet buffers in each queue's pool.
+    #[serde(default = "default_mbufs")]
+    pub mbufs_per_queue: u32,
+}
+
+fn default_mbufs() -> u32 {
+    8191
+}
+
+/// The control core.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Address of the HTTP API (`/healthz`, `/v1/...`, `/metrics`).
+    pub listen: SocketAddr,
+    /// CPU to pin the control thread to (optional).
+    #[serde(default)]
+    pub core: Option<usize>,
+}
+
+/// An IPv4 address with a prefix length, written `a.b.c.d/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not an address with a prefix, like 198.18.0.1/24"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("'{a}' is not an IPv4 address"))?;
+        let prefix_len: u8 = p
+            .parse()
+            .ok()
+            .filter(|n| (1..=32).contains(n))
+            .ok_or_else(|| format!("prefix length '{p}' must be a number from 1 to 32"))?;
+        Ok(Ipv4Cidr { addr, prefix_len })
+    }
+}
+
+impl std::fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A configuration that could not be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Read, parse and validate `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Config::parse(&text, &p)
+    }
+
+    /// Parse and validate YAML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            // serde_yaml appends "at line L column C"; we already put it in front.
+            let msg = e.to_string();
+            let message = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            ConfigError::Syntax {
+                path: origin.into(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.into(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.ports.is_empty() {
+            return Err("ports: at least one port is needed".into());
+        }
+        if self.dataplane.cores.is_empty() {
+            return Err("dataplane.cores: at least one dataplane core is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.dataplane.cores {
+            if !seen.insert(c) {
+                return Err(format!("dataplane.cores: core {c} is listed twice"));
+            }
+        }
+        let mut devices = std::collections::HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.device.trim().is_empty() {
+                return Err(format!("ports[{i}].device: must not be empty"));
+            }
+            if !devices.insert(&p.device) {
+                return Err(format!("ports[{i}].device: '{}' is listed twice", p.device));
+            }
+            if let Some(gw) = p.gateway {
+                let mask = u32::MAX << (32 - u32::from(p.ipv4.prefix_len));
+                if u32::from(gw) & mask != u32::from(p.ipv4.addr) & mask {
+                    return Err(format!(
+                        "ports[{i}].gateway: {gw} is not on the port's subnet {}",
+                        p.ipv4
+                    ));
+                }
+                if gw == p.ipv4.addr {
+                    return Err(format!(
+                        "ports[{i}].gateway: {gw} is the port's own address"
+                    ));
+                }
+            }
+        }
+        if self.dataplane.mbufs_per_queue < 2048 {
+            return Err(format!(
+                "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
+                self.dataplane.mbufs_per_queue
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+eal: ["-l", "0-1", "--no-pci", "--vdev=net_tap0,iface=tutti0", "--file-prefix=tutti"]
+ports:
+  - device: net_tap0          # DPDK device name, or a PCI address for a real NIC
+    ipv4: 198.18.0.1/24
+    gateway: 198.18.0.254     # optional next hop
+dataplane:
+  cores: [1]                  # lcores that poll; one queue pair per core per port
+  idle_sleep_us: 0
+control:
+  listen: 127.0.0.1:8080
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let c = Config::parse(GOOD, "t.yaml").unwrap();
+        assert_eq!(c.ports[0].ipv4.to_string(), "198.18.0.1/24");
+        assert_eq!(c.ports[0].gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        assert_eq!(c.dataplane.cores, vec![1]);
+        assert_eq!(c.dataplane.mbufs_per_queue, 8191);
+        assert_eq!(c.control.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let bad = GOOD.replace("  idle_sleep_us: 0", "  idle_sleep: 0");
+        let e = Config::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.yaml:9:3: dataplane: unknown field `idle_sleep`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            (
+                GOOD.replace("198.18.0.1/24", "198.18.0.1"),
+                "not an address with a prefix",
+            ),
+            (
+                GOOD.replace("198.18.0.1/24", "198.18.0.1/33"),
+                "prefix length '33'",
+            ),
+            (
+                GOOD.replace("198.18.0.254", "198.19.0.254"),
+                "not on the port's subnet",
+            ),
+            (
+                GOOD.replace("cores: [1]", "cores: []"),
+                "at least one dataplane core",
+            ),
+            (GOOD.replace("cores: [1]", "cores: [1, 1]"), "listed twice"),
+            (
+                GOOD.replace("127.0.0.1:8080", "nowhere"),
+                "invalid socket address",
+            ),
+            (GOOD.replace("eal: [", "eal: [[["), "t.yaml:"),
+        ];
+        for (text, want) in cases {
+            let e = Config::parse(&text, "t.yaml").unwrap_err().to_string();
+            assert!(e.contains(want), "{e} should mention {want}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `tutti run`: bring up the EAL, the ports and one poll loop per dataplane core, serve
+//! the control API on this thread, and on SIGINT/SIGTERM take it all down in order.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
+use tutti_dataplane::poll::{command_ring, Command, PollLoop, PortAddr};
+use tutti_dataplane::stats::CoreCounters;
+use tutti_dpdk::{launch, Eal, Mempool, Port, PortSetup, TscClock};
+
+struct DpdkPorts {
+    ports: Vec<(Arc<Port>, crate::config::PortConfig)>,
+}
+
+impl PortSource for DpdkPorts {
+    fn ports(&self) -> Vec<PortStatus> {
+        self.ports
+            .iter()
+            .map(|(p, c)| {
+                let link = p.link();
+                PortStatus {
+                    device: p.name().to_string(),
+                    driver: p.driver().to_string(),
+                    port_id: p.id(),
+                    mac: p.mac().to_string(),
+                    ipv4: c.ipv4.to_string(),
+                    gateway: c.gateway.map(|g| g.to_string()),
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    queues: p.queues(),
+                    rss: p.rss(),
+                    mbufs_in_use: p.mbufs_in_use(),
+                    xstats: p.xstats().into_iter().filter(|(_, v)| *v != 0).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// EAL arguments as configured, plus `--huge-unlink` unless the configuration chose how
+/// hugepage memory is backed: tutti runs no secondary processes, so its hugepage files
+/// are unlinked as soon as they are mapped and nothing is left behind after exit.
+fn eal_args(cfg: &Config) -> Vec<String> {
+    let mut args = cfg.eal.clone();
+    let chosen = args.iter().any(|a| {
+        a.starts_with("--huge-unlink") || a == "--in-memory" || a == "--no-huge"
+    });
+    if !chosen {
+        args.push("--huge-unlink".into());
+    }
+    args
+}
+
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    let eal = Eal::init(&eal_args(&cfg))?;
+    let main_lcore = eal.main_lcore();
+    for &c in &cfg.dataplane.cores {
+        if c == main_lcore {
+            bail!("dataplane.cores: lcore {c} is the EAL main lcore, which runs the control plane; use another lcore");
+        }
+        if !eal.lcore_enabled(c) {
+            bail!("dataplane.cores: lcore {c} is not in the EAL core list (eal: -l/--lcores)");
+        }
+    }
+
+    // One pool per (port, core), on the socket of the core that polls it.
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (pi, pc) in cfg.ports.iter().enumerate() {
+        let mut pools = Vec::new();
+        for (qi, &lcore) in cfg.dataplane.cores.iter().enumerate() {
+            let pool = Mempool::new(
+                &format!("tutti_p{pi}_q{qi}"),
+                cfg.dataplane.mbufs_per_queue,
+                256,
+                2048 + 128,
+                eal.lcore_socket(lcore) as i32,
+            )?;
+            pools.push(Arc::new(pool));
+        }
+        let port = Port::start(&pc.device, PortSetup { pools })?;
+        eprintln!(
+            "tutti: port {} ({}, {}) mac {} ipv4 {}",
+            pc.device,
+            port.driver(),
+            port.id(),
+            port.mac(),
+            pc.ipv4
+        );
+        ports.push((Arc::new(port), pc.clone()));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clock = TscClock::new(&eal);
+    let mut cores = Vec::new();
+    let mut rings = Vec::new();
+    let mut handles = Vec::new();
+    for (qi, &lcore) in cfg.dataplane.cores.iter().enumerate() {
+        let mut queues = Vec::new();
+        for (port, pc) in &ports {
+            let q = port
+                .queue(qi as u16)
+                .context("queue missing for a dataplane core")?;
+            let addr = PortAddr {
+                mac: port.mac(),
+                ip: pc.ipv4.addr,
+                prefix_len: pc.ipv4.prefix_len,
+                gateway: pc.gateway,
+            };
+            queues.push((q, addr));
+        }
+        let counters = Arc::new(CoreCounters::default());
+        let (tx, rx) = command_ring(64);
+        let mut lp = PollLoop::new(queues, counters.clone(), rx, cfg.dataplane.idle_sleep_us);
+        let stop_flag = stop.clone();
+        let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;
+        handles.push(h);
+        rings.push(tx);
+        cores.push(CoreHandle { lcore, counters });
+    }
+    eprintln!(
+        "tutti: {} dataplane core(s) polling {:?}; control API on http://{}",
+        cores.len(),
+        cfg.dataplane.cores,
+        cfg.control.listen
+    );
+
+    let served = serve_control(&cfg, cores, &ports);
+
+    // Shut down in order: cores, then ports, then pools, then the EAL.
+    stop.store(true, Ordering::Relaxed);
+    for r in &mut rings {
+        // A full ring is fine: the stop flag ends the loop too.
+        let _ = r.push(Command::Stop);
+    }
+    let mut clean = true;
+    for h in handles {
+        let lcore = h.lcore();
+        if !h.join() {
+            eprintln!("tutti: dataplane lcore {lcore} ended abnormally");
+            clean = false;
+        }
+    }
+    drop(ports);
+    drop(eal);
+    served?;
+    if !clean {
+        bail!("a dataplane core failed");
+    }
+    eprintln!("tutti: stopped");
+    Ok(())
+}
+
+fn serve_control(
+    cfg: &Config,
+    cores: Vec<CoreHandle>,
+    ports: &[(Arc<Port>, crate::config::PortConfig)],
+) -> anyhow::Result<()> {
+    if let Some(cpu) = cfg.control.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            eprintln!("tutti: could not pin the control thread to CPU {cpu}; continuing unpinned");
+        }
+    }
+    let state = ControlState {
+        cores: cores.into(),
+        ports: Arc::new(DpdkPorts {
+            ports: ports.to_vec(),
+        }),
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let listen = cfg.control.listen;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("control.listen: cannot listen on {listen}"))?;
+        api::serve(listener, state, shutdown_signal())
+            .await
+            .context("control API")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers we cannot stop cleanly; run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => eprintln!("tutti: SIGTERM, shutting down"),
+        _ = int.recv() => eprintln!("tutti: SIGINT, shutting down"),
+    }
+}
