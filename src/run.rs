@@ -39,22 +39,8 @@ impl PortSource for DpdkPorts {
     }
 }
 
-/// EAL arguments as configured, plus `--huge-unlink` unless the configuration chose how
-/// hugepage memory is backed: tutti runs no secondary processes, so its hugepage files
-/// are unlinked as soon as they are mapped and nothing is left behind after exit.
-fn eal_args(cfg: &Config) -> Vec<String> {
-    let mut args = cfg.eal.clone();
-    let chosen = args.iter().any(|a| {
-        a.starts_with("--huge-unlink") || a == "--in-memory" || a == "--no-huge"
-    });
-    if !chosen {
-        args.push("--huge-unlink".into());
-    }
-    args
-}
-
 pub fn run(cfg: Config) -> anyhow::Result<()> {
-    let eal = Eal::init(&eal_args(&cfg))?;
+    let eal = Eal::init(&cfg.eal)?;
     let main_lcore = eal.main_lcore();
     for &c in &cfg.dataplane.cores {
         if c == main_lcore {

@@ -3,7 +3,7 @@
 
 use crate::{metrics, ControlState};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -85,10 +85,21 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
     })
 }
 
-async fn metrics_text(State(s): State<ControlState>) -> Response {
-    match metrics::render(&s) {
-        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed"),
+/// OpenMetrics when the scraper asks for it (as Prometheus does), else the classic
+/// Prometheus text format.
+async fn metrics_text(State(s): State<ControlState>, headers: HeaderMap) -> Response {
+    let Ok(text) = metrics::render(&s) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed");
+    };
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
+    } else {
+        let classic = metrics::to_prometheus_text(&text);
+        ([(header::CONTENT_TYPE, metrics::PROMETHEUS_TEXT)], classic).into_response()
     }
 }
 
@@ -171,7 +182,8 @@ mod tests {
         );
         assert!(text.contains("tutti_dropped_packets_total{core=\"1\",reason=\"no_listener\"} 1"));
         assert!(text.contains("tutti_mbufs_in_use{port=\"net_tap0\"} 512"));
-        assert!(text.trim_end().ends_with("# EOF"));
+        assert!(text.contains("# TYPE tutti_rx_packets_total counter"));
+        assert!(!text.contains("# EOF"));
         c.rx_packets.add(2);
         let (_, text) = get(st, "/metrics").await;
         assert!(text.contains("tutti_rx_packets_total{core=\"1\"} 7"));

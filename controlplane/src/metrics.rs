@@ -12,7 +12,9 @@ use std::fmt;
 use tutti_dataplane::stats::{CoreCounters, DropReason};
 
 /// Content type of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of [`to_prometheus_text`]'s output (the classic text format 0.0.4).
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Debug)]
 struct Dataplane {
@@ -194,4 +196,55 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// Convert [`render`]'s OpenMetrics text to the classic Prometheus text format, for
+/// scrapers and tools (promtool) that do not ask for OpenMetrics: counter families are
+/// named with their `_total` suffix and the `# EOF` marker goes.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, help)) = rest.split_once(' ') {
+                pending_help = Some((name, help));
+                continue;
+            }
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let family = if ty == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if let Some((hname, help)) = pending_help.take() {
+                if hname == name {
+                    out.push_str(&format!("# HELP {family} {help}\n"));
+                }
+            }
+            out.push_str(&format!("# TYPE {family} {ty}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_their_total_suffix_in_classic_text() {
+        let om = "# HELP a_b Things.\n# TYPE a_b counter\na_b_total{core=\"1\"} 3\n# HELP g Level.\n# TYPE g gauge\ng 1.5\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_b_total Things.\n# TYPE a_b_total counter\na_b_total{core=\"1\"} 3\n# HELP g Level.\n# TYPE g gauge\ng 1.5\n"
+        );
+    }
 }

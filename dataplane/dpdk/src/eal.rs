@@ -5,10 +5,62 @@ use std::ffi::{c_void, CString};
 use std::os::raw::{c_char, c_int};
 use tutti_dataplane::clock::{Clock, Instant};
 
-/// The initialised Environment Abstraction Layer. Dropping it runs `rte_eal_cleanup`,
-/// which releases hugepage files; drop it after every port, pool and lcore is done.
+/// The initialised Environment Abstraction Layer. Dropping it runs `rte_eal_cleanup` and
+/// then removes this process's hugepage files (DPDK keeps them for secondary processes,
+/// which tutti does not use); drop it after every port, pool and lcore is done.
 pub struct Eal {
+    file_prefix: String,
+    huge_dir: Option<String>,
     _not_send: core::marker::PhantomData<*const ()>,
+}
+
+/// The value of EAL option `name` (`--name=v` or `--name v`), last one wins.
+fn option_value(args: &[String], name: &str) -> Option<String> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix(name) {
+            if let Some(v) = v.strip_prefix('=') {
+                found = Some(v.to_string());
+            } else if v.is_empty() {
+                found = it.next().cloned();
+            }
+        }
+    }
+    found
+}
+
+/// Hugetlbfs mount points from /proc/mounts.
+fn hugetlbfs_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, dir, fs) = (f.next()?, f.next()?, f.next()?);
+            (fs == "hugetlbfs").then(|| dir.to_string())
+        })
+        .collect()
+}
+
+/// Remove the hugepage files DPDK made for `prefix` (named `<prefix>map_<n>`) in `dirs`.
+fn remove_hugepage_files(prefix: &str, dirs: &[String]) {
+    let stem = format!("{prefix}map_");
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name
+                .strip_prefix(&stem)
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 impl Eal {
@@ -38,6 +90,8 @@ impl Eal {
             return Err(Error::EalInit(reason));
         }
         Ok(Eal {
+            file_prefix: option_value(args, "--file-prefix").unwrap_or_else(|| "rte".into()),
+            huge_dir: option_value(args, "--huge-dir"),
             _not_send: core::marker::PhantomData,
         })
     }
@@ -68,6 +122,11 @@ impl Drop for Eal {
         unsafe {
             dpdk_sys::rte_eal_cleanup();
         }
+        let dirs = match &self.huge_dir {
+            Some(d) => vec![d.clone()],
+            None => hugetlbfs_mounts(),
+        };
+        remove_hugepage_files(&self.file_prefix, &dirs);
     }
 }
 
@@ -155,5 +214,46 @@ impl Clock for TscClock {
         // SAFETY: reads the time-stamp counter.
         let cycles = unsafe { dpdk_sys::rte_rdtsc() }.wrapping_sub(self.start);
         Instant::from_nanos((u128::from(cycles) * 1_000_000_000 / u128::from(self.hz)) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eal_option_values() {
+        let a: Vec<String> = [
+            "-l",
+            "0-1",
+            "--file-prefix=x1",
+            "--huge-dir",
+            "/mnt/h",
+            "--file-prefix",
+            "x2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(option_value(&a, "--file-prefix").as_deref(), Some("x2"));
+        assert_eq!(option_value(&a, "--huge-dir").as_deref(), Some("/mnt/h"));
+        assert_eq!(option_value(&a, "--in-memory"), None);
+    }
+
+    #[test]
+    fn removes_only_this_prefixes_map_files() {
+        let dir = std::env::temp_dir().join(format!("tutti-huge-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["abcmap_0", "abcmap_17", "abcmap_x", "abcdmap_0", "other"] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        remove_hugepage_files("abc", &[dir.display().to_string()]);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["abcdmap_0", "abcmap_x", "other"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,7 @@ pub struct PortSetup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Link {
     pub up: bool,
+    /// Mbit/s; 0 when the PMD does not know.
     pub speed_mbps: u32,
     pub full_duplex: bool,
 }
@@ -215,7 +216,8 @@ impl Port {
         unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
         Link {
             up: u32::from(l.link_status()) == dpdk_sys::RTE_ETH_LINK_UP,
-            speed_mbps: l.link_speed,
+            // RTE_ETH_SPEED_NUM_UNKNOWN (u32::MAX) for virtual devices that have no speed.
+            speed_mbps: if l.link_speed == dpdk_sys::RTE_ETH_SPEED_NUM_UNKNOWN { 0 } else { l.link_speed },
             full_duplex: u32::from(l.link_duplex()) == dpdk_sys::RTE_ETH_LINK_FULL_DUPLEX,
         }
     }
