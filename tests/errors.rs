@@ -29,12 +29,18 @@ fn check_config_reports_line_and_column() {
     let o = run(tutti_bin(), &["check-config", f.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.yaml:5:5") && err.contains("unknown field `speed`"), "{err}");
+    assert!(
+        err.contains("bad.yaml:5:5") && err.contains("unknown field `speed`"),
+        "{err}"
+    );
 
     std::fs::write(&f, "eal: [\n").unwrap();
     let o = run(tutti_bin(), &["check-config", f.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.yaml:"), "syntax error without a location");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.yaml:"),
+        "syntax error without a location"
+    );
 
     let good = config("net_null0", "net_null0", &[], None, 1, "x");
     std::fs::write(&f, good).unwrap();
@@ -42,14 +48,20 @@ fn check_config_reports_line_and_column() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains(": ok"));
 
-    let o = run(tutti_bin(), &["check-config", dir.join("missing.yaml").to_str().unwrap()]);
+    let o = run(
+        tutti_bin(),
+        &["check-config", dir.join("missing.yaml").to_str().unwrap()],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read"));
     let _ = std::fs::remove_dir_all(&dir);
 
     let o = run(tutti_bin(), &["--help"]);
     let help = String::from_utf8_lossy(&o.stdout);
-    assert!(help.contains("run") && help.contains("check-config"), "{help}");
+    assert!(
+        help.contains("run") && help.contains("check-config"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -76,7 +88,14 @@ fn port_that_cannot_start_is_a_clear_error() {
     // An af_packet port created with one queue pair cannot serve two dataplane cores
     // (both mapped onto CPU 1 so this works on a two-CPU machine). Nothing is sent.
     let api = free_port();
-    let mut yaml = config("net_af_packet0,iface=lo,qpairs=1", "net_af_packet0", &[], None, api, &prefix);
+    let mut yaml = config(
+        "net_af_packet0,iface=lo,qpairs=1",
+        "net_af_packet0",
+        &[],
+        None,
+        api,
+        &prefix,
+    );
     yaml = yaml.replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,(1,2)@1\"");
     yaml = yaml.replace("cores: [1]", "cores: [1, 2]");
     let mut t = Tutti::spawn(&yaml, &prefix, api);
@@ -94,16 +113,32 @@ fn port_that_cannot_start_is_a_clear_error() {
 fn eal_failure_and_bad_core_are_clear_errors() {
     require_environment();
     let prefix = unique("tuttieal");
-    let yaml = config("net_null0", "net_null0", &["--no-such-eal-option"], None, free_port(), &prefix);
+    let yaml = config(
+        "net_null0",
+        "net_null0",
+        &["--no-such-eal-option"],
+        None,
+        free_port(),
+        &prefix,
+    );
     let mut t = Tutti::spawn(&yaml, &prefix, 1);
     assert!(!wait_exit(&mut t, 30).success());
-    assert!(t.stderr().contains("EAL initialisation failed"), "{}", t.stderr());
+    assert!(
+        t.stderr().contains("EAL initialisation failed"),
+        "{}",
+        t.stderr()
+    );
 
     let prefix = unique("tuttimain");
-    let yaml = config("net_null0", "net_null0", &[], None, free_port(), &prefix).replace("cores: [1]", "cores: [0]");
+    let yaml = config("net_null0", "net_null0", &[], None, free_port(), &prefix)
+        .replace("cores: [1]", "cores: [0]");
     let mut t = Tutti::spawn(&yaml, &prefix, 1);
     assert!(!wait_exit(&mut t, 30).success());
-    assert!(t.stderr().contains("lcore 0 is the EAL main lcore"), "{}", t.stderr());
+    assert!(
+        t.stderr().contains("lcore 0 is the EAL main lcore"),
+        "{}",
+        t.stderr()
+    );
     assert_eq!(t.hugepage_files(), 0);
 }
 
@@ -116,6 +151,11 @@ fn busy_control_port_is_a_clear_error_and_cores_stop() {
     let yaml = config("net_null0", "net_null0", &[], None, port, &prefix);
     let mut t = Tutti::spawn(&yaml, &prefix, port);
     assert!(!wait_exit(&mut t, 30).success());
-    assert!(t.stderr().contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", t.stderr());
+    assert!(
+        t.stderr()
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        t.stderr()
+    );
     assert_eq!(t.hugepage_files(), 0);
 }

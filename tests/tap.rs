@@ -47,8 +47,12 @@ fn tap_answers_arp_and_ping_counts_drops_and_stops_cleanly() {
     // (net_tap reads link state from the kernel interface by name in tutti's namespace,
     // so after the move it reads "down"; the virtio test checks link state.)
     assert_eq!(v["ports"][0]["driver"], "net_tap");
-    let neigh = String::from_utf8_lossy(&ns.exec("ip", &["neigh", "show", "198.18.0.1"]).stdout).into_owned();
-    assert!(neigh.contains(&mac), "neighbour table {neigh} lacks tutti's MAC {mac}");
+    let neigh = String::from_utf8_lossy(&ns.exec("ip", &["neigh", "show", "198.18.0.1"]).stdout)
+        .into_owned();
+    assert!(
+        neigh.contains(&mac),
+        "neighbour table {neigh} lacks tutti's MAC {mac}"
+    );
     assert!(t.metric("tutti_icmp_echo_replies_total{core=\"1\"}") >= 3.0);
 
     // A UDP datagram to an unused port is a counted drop.
@@ -69,7 +73,13 @@ fn tap_answers_arp_and_ping_counts_drops_and_stops_cleanly() {
     let (_, text) = t.get("/metrics");
     let file = t.dir.join("metrics.txt");
     std::fs::write(&file, &text).unwrap();
-    let check = run("sh", &["-c", &format!("promtool check metrics < {}", file.display())]);
+    let check = run(
+        "sh",
+        &[
+            "-c",
+            &format!("promtool check metrics < {}", file.display()),
+        ],
+    );
     assert!(
         check.status.success(),
         "promtool: {}{}",

@@ -47,19 +47,45 @@ fn virtio_user_to_vhost_passes_traffic_both_ways() {
     let log = std::env::temp_dir().join(format!("{}.log", unique("testpmd")));
     let vh_prefix = unique("tuttivhost");
     let pmd = Command::new("timeout")
-        .args(["60", "dpdk-testpmd", "-l", "0-1", "--no-pci", "-m", "128", "--huge-unlink"])
+        .args([
+            "60",
+            "dpdk-testpmd",
+            "-l",
+            "0-1",
+            "--no-pci",
+            "-m",
+            "128",
+            "--huge-unlink",
+        ])
         .arg(format!("--file-prefix={vh_prefix}"))
-        .arg(format!("--vdev=net_vhost0,iface={},queues=1", sock.display()))
-        .args(["--", "--forward-mode=icmpecho", "--stats-period", "1", "--nb-cores=1", "--no-mlockall"])
+        .arg(format!(
+            "--vdev=net_vhost0,iface={},queues=1",
+            sock.display()
+        ))
+        .args([
+            "--",
+            "--forward-mode=icmpecho",
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+            "--no-mlockall",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::null())
         .spawn()
         .expect("dpdk-testpmd (package dpdk) must be installed");
-    let pmd = Testpmd { child: pmd, log: log.clone() };
+    let pmd = Testpmd {
+        child: pmd,
+        log: log.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !sock.exists() {
-        assert!(Instant::now() < deadline, "testpmd never created {}", sock.display());
+        assert!(
+            Instant::now() < deadline,
+            "testpmd never created {}",
+            sock.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -79,7 +105,10 @@ fn virtio_user_to_vhost_passes_traffic_both_ways() {
     });
     assert!(t.metric("tutti_tx_packets_total{core=\"1\"}") >= 1.0);
     assert!(t.metric("tutti_arp_requests_total{core=\"1\"}") >= 1.0);
-    assert_eq!(t.metric("tutti_dropped_packets_total{core=\"1\",reason=\"unsupported_arp\"}"), 0.0);
+    assert_eq!(
+        t.metric("tutti_dropped_packets_total{core=\"1\",reason=\"unsupported_arp\"}"),
+        0.0
+    );
     let (_, status) = t.get("/v1/status");
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(v["ports"][0]["driver"], "net_virtio_user");

@@ -140,7 +140,7 @@ mod tests {
                 queues: 1,
                 rss: false,
                 mbufs_in_use: 512,
-                xstats: vec![],
+                xstats: Default::default(),
             }]
         }
     }

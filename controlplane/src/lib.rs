@@ -32,8 +32,8 @@ pub struct PortStatus {
     pub queues: u16,
     pub rss: bool,
     pub mbufs_in_use: u64,
-    /// The PMD's extended statistics (non-zero ones).
-    pub xstats: Vec<(String, u64)>,
+    /// The PMD's extended statistics (non-zero ones), by name.
+    pub xstats: std::collections::BTreeMap<String, u64>,
 }
 
 /// Where port state comes from: the DPDK ports in production, a fixed list in tests.

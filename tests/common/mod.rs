@@ -31,10 +31,11 @@ pub fn require_environment() {
         root,
         "end-to-end tests run DPDK and create network namespaces: run them as root via scripts/test"
     );
-    let free: u64 = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let free: u64 =
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
     assert!(
         free >= 256,
         "only {free} free 2 MiB hugepages; run hugepage-setup/setup-hugepages (scripts/test does)"
@@ -92,7 +93,10 @@ impl Netns {
     pub fn adopt(&self, iface: &str, cidr: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !run("ip", &["link", "show", iface]).status.success() {
-            assert!(Instant::now() < deadline, "interface {iface} never appeared");
+            assert!(
+                Instant::now() < deadline,
+                "interface {iface} never appeared"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         must("ip", &["link", "set", iface, "netns", &self.name]);
@@ -121,7 +125,14 @@ pub fn tutti_bin() -> &'static str {
 }
 
 /// A configuration for one port on `vdev` with the given device name.
-pub fn config(vdev: &str, device: &str, extra_eal: &[&str], gateway: Option<&str>, api: u16, prefix: &str) -> String {
+pub fn config(
+    vdev: &str,
+    device: &str,
+    extra_eal: &[&str],
+    gateway: Option<&str>,
+    api: u16,
+    prefix: &str,
+) -> String {
     let mut eal = vec![
         "-l".to_string(),
         "0-1".into(),
@@ -134,7 +145,9 @@ pub fn config(vdev: &str, device: &str, extra_eal: &[&str], gateway: Option<&str
     ];
     eal.extend(extra_eal.iter().map(|s| s.to_string()));
     let eal: Vec<String> = eal.iter().map(|a| format!("\"{a}\"")).collect();
-    let gw = gateway.map(|g| format!("    gateway: {g}\n")).unwrap_or_default();
+    let gw = gateway
+        .map(|g| format!("    gateway: {g}\n"))
+        .unwrap_or_default();
     format!(
         "eal: [{}]\nports:\n  - device: {device}\n    ipv4: 198.18.0.1/24\n{gw}dataplane:\n  cores: [1]\n  idle_sleep_us: 50\n  mbufs_per_queue: 4095\ncontrol:\n  listen: 127.0.0.1:{api}\n",
         eal.join(", ")
@@ -151,8 +164,12 @@ impl Tutti {
         let child = Command::new(tutti_bin())
             .args(["run", "--config"])
             .arg(&cfg)
-            .stdout(Stdio::from(std::fs::File::create(dir.join("stdout")).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("stderr")).unwrap()))
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("stdout")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("stderr")).unwrap(),
+            ))
             .spawn()
             .expect("starting tutti");
         Tutti {
@@ -174,7 +191,11 @@ impl Tutti {
             if http_get(t.api, "/healthz").is_some_and(|(c, _)| c == 200) {
                 return t;
             }
-            assert!(Instant::now() < deadline, "tutti did not come up: {}", t.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "tutti did not come up: {}",
+                t.stderr()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -201,7 +222,11 @@ impl Tutti {
     pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Tutti) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !f(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; tutti said:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; tutti said:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -249,7 +274,11 @@ pub fn hugepage_files(prefix: &str) -> usize {
     std::fs::read_dir("/dev/hugepages")
         .map(|d| {
             d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{prefix}map_")))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{prefix}map_"))
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -264,7 +293,11 @@ pub fn signal(pid: u32, sig: &str) {
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;

@@ -206,13 +206,19 @@ impl TscClock {
     pub fn hz(&self) -> u64 {
         self.hz
     }
+
+    /// The raw time-stamp counter, for measuring work in cycles.
+    #[inline]
+    pub fn cycles(&self) -> u64 {
+        // SAFETY: reads the time-stamp counter.
+        unsafe { dpdk_sys::rte_rdtsc() }
+    }
 }
 
 impl Clock for TscClock {
     #[inline]
     fn now(&self) -> Instant {
-        // SAFETY: reads the time-stamp counter.
-        let cycles = unsafe { dpdk_sys::rte_rdtsc() }.wrapping_sub(self.start);
+        let cycles = self.cycles().wrapping_sub(self.start);
         Instant::from_nanos((u128::from(cycles) * 1_000_000_000 / u128::from(self.hz)) as u64)
     }
 }

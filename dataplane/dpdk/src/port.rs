@@ -217,7 +217,11 @@ impl Port {
         Link {
             up: u32::from(l.link_status()) == dpdk_sys::RTE_ETH_LINK_UP,
             // RTE_ETH_SPEED_NUM_UNKNOWN (u32::MAX) for virtual devices that have no speed.
-            speed_mbps: if l.link_speed == dpdk_sys::RTE_ETH_SPEED_NUM_UNKNOWN { 0 } else { l.link_speed },
+            speed_mbps: if l.link_speed == dpdk_sys::RTE_ETH_SPEED_NUM_UNKNOWN {
+                0
+            } else {
+                l.link_speed
+            },
             full_duplex: u32::from(l.link_duplex()) == dpdk_sys::RTE_ETH_LINK_FULL_DUPLEX,
         }
     }

@@ -1,0 +1,267 @@
+//! The bare poll-loop cost, two ways:
+//!
+//! * `io=memory`: the real `PollLoop` on the in-memory backend answering ICMP echo
+//!   requests, 32 per burst: cycles per packet for rx -> classify -> tx (the cost of
+//!   injecting and recycling frames, measured alone, is subtracted).
+//! * `io=virtio`: the real `tutti` binary on `virtio_user` polling one core, fed by a
+//!   generator in this process on the other core through `net_vhost`: ICMP echo requests
+//!   out, replies counted back, for a bounded time. Reports packets per second answered.
+//!
+//! Needs root and hugepages (scripts/test sets them up). Prints one line per case:
+//! `poll io=<memory|virtio> ...`.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant as WallInstant};
+use tutti_dataplane::clock::Clock;
+use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
+use tutti_dataplane::poll::{command_ring, PollLoop, PortAddr};
+use tutti_dataplane::stats::CoreCounters;
+use tutti_dataplane::wire::{checksum, eth, ipv4};
+use tutti_dpdk::{Eal, Mempool, Port, PortSetup, TscClock};
+
+const TUTTI_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
+const GEN_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 2]);
+const TUTTI_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+/// An Ethernet + IPv4 + ICMP echo request with 56 bytes of data (as ping sends).
+fn echo_request(seq: u16) -> Vec<u8> {
+    let mut icmp = vec![8u8, 0, 0, 0, 0x12, 0x34];
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend((0..56u8).map(|i| i.wrapping_mul(7)));
+    let c = checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = vec![0u8; 14 + 20 + icmp.len()];
+    eth::EthHeader {
+        dst: TUTTI_MAC,
+        src: GEN_MAC,
+        ethertype: eth::ETHERTYPE_IPV4,
+    }
+    .write(&mut f);
+    ipv4::write_header(
+        &mut f[14..],
+        GEN_IP,
+        TUTTI_IP,
+        ipv4::PROTO_ICMP,
+        icmp.len(),
+        seq,
+    );
+    f[34..].copy_from_slice(&icmp);
+    f
+}
+
+fn memory_case(tsc: &TscClock) {
+    let bursts = 200_000u64;
+    let frame = echo_request(1);
+    let (_tx, rx) = command_ring(4);
+    let counters = Arc::new(CoreCounters::default());
+    let addr = PortAddr {
+        mac: TUTTI_MAC,
+        ip: TUTTI_IP,
+        prefix_len: 24,
+        gateway: None,
+    };
+    let mut lp = PollLoop::new(
+        vec![(MemoryIo::new(4 * BURST, 2048), addr)],
+        counters.clone(),
+        rx,
+        0,
+    );
+
+    // Baseline: inject and recycle only.
+    let mut base = MemoryIo::new(4 * BURST, 2048);
+    let mut scratch = Vec::with_capacity(BURST);
+    let c0 = tsc.cycles();
+    for _ in 0..bursts {
+        for _ in 0..BURST {
+            base.inject(&frame);
+        }
+        base.rx_burst(&mut scratch, BURST);
+        for b in scratch.drain(..) {
+            base.recycle(b);
+        }
+    }
+    let base_cycles = tsc.cycles() - c0;
+
+    let c0 = tsc.cycles();
+    for _ in 0..bursts {
+        let io = lp.io_mut(0).expect("port 0");
+        for _ in 0..BURST {
+            io.inject(&frame);
+        }
+        // A full burst flushes at once (no drain-timer wait).
+        lp.run_once(tsc.now());
+        let io = lp.io_mut(0).expect("port 0");
+        while let Some(b) = io.tx.pop_front() {
+            io.recycle(b);
+        }
+    }
+    let loop_cycles = tsc.cycles() - c0;
+    let packets = bursts * BURST as u64;
+    assert_eq!(
+        counters.icmp_echo_replies.get(),
+        packets,
+        "every request answered"
+    );
+    let per_packet = loop_cycles.saturating_sub(base_cycles) as f64 / packets as f64;
+    let ns = per_packet * 1e9 / tsc.hz() as f64;
+    println!(
+        "poll io=memory case=icmp_echo burst={BURST} cycles_per_packet={per_packet:.1} ns_per_packet={ns:.1} packets={packets} tsc_hz={}",
+        tsc.hz()
+    );
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    use std::io::Write;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut b = String::new();
+    s.read_to_string(&mut b).ok()?;
+    Some(b.split_once("\r\n\r\n")?.1.to_string())
+}
+
+fn metric(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+fn virtio_case(tsc: &TscClock, sock: &str) {
+    let pool =
+        Arc::new(Mempool::new("bench_gen", 16383, 256, 2048 + 128, 0).expect("generator pool"));
+    let port = Port::start(
+        "net_vhost0",
+        PortSetup {
+            pools: vec![pool.clone()],
+        },
+    )
+    .expect("vhost port");
+    let mut q = port.queue(0).expect("queue 0");
+
+    let api = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("tutti-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tutti.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "eal: [\"--lcores\", \"0@0,1@1\", \"--no-pci\", \"--vdev=virtio_user0,path={sock},queues=1,mac=02:00:00:00:00:01\", \"--single-file-segments\", \"--file-prefix=tuttibenchvu{pid}\", \"-m\", \"256\", \"--log-level=lib.eal:warning\"]\nports:\n  - device: virtio_user0\n    ipv4: 198.18.0.1/24\ndataplane:\n  cores: [1]\n  idle_sleep_us: 0\ncontrol:\n  listen: 127.0.0.1:{api}\n",
+            pid = std::process::id()
+        ),
+    )
+    .unwrap();
+    let mut tutti = Command::new(env!("CARGO_BIN_EXE_tutti"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tutti");
+    let deadline = WallInstant::now() + Duration::from_secs(30);
+    while http_get(api, "/healthz").is_none() {
+        assert!(WallInstant::now() < deadline, "tutti did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while !port.link().up {
+        assert!(WallInstant::now() < deadline, "vhost link never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let frame = echo_request(7);
+    let run_for = Duration::from_secs(5);
+    let max_in_flight = 1024u64;
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut rx = Vec::with_capacity(BURST);
+    let mut tx = Vec::with_capacity(BURST);
+    let t0 = WallInstant::now();
+    let c0 = tsc.cycles();
+    while t0.elapsed() < run_for {
+        if sent - received < max_in_flight {
+            while tx.len() < BURST {
+                let Some(mut m) = q.alloc() else { break };
+                if m.set_len(frame.len()) {
+                    m.data_mut().copy_from_slice(&frame);
+                    tx.push(m);
+                }
+            }
+            sent += q.tx_burst(&mut tx) as u64;
+        }
+        q.rx_burst(&mut rx, BURST);
+        received += rx
+            .drain(..)
+            .filter(|m| m.data().get(34) == Some(&0) && m.data().get(23) == Some(&ipv4::PROTO_ICMP))
+            .count() as u64;
+        // Let stragglers drain; the in-flight bound keeps the rings from overflowing.
+    }
+    let secs = (tsc.cycles() - c0) as f64 / tsc.hz() as f64;
+    let text = http_get(api, "/metrics").unwrap_or_default();
+    let t_rx = metric(&text, "tutti_rx_packets_total{core=\"1\"}");
+    let t_tx = metric(&text, "tutti_tx_packets_total{core=\"1\"}");
+    let busy = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tutti_core_busy_ratio{core=\"1\"}")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    println!(
+        "poll io=virtio case=icmp_echo replies_per_sec={:.0} sent={sent} replies={received} tutti_rx={t_rx} tutti_tx={t_tx} tutti_busy_ratio={busy:.3} seconds={secs:.2}",
+        received as f64 / secs
+    );
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(tutti.id().to_string())
+        .status();
+    let deadline = WallInstant::now() + Duration::from_secs(5);
+    while tutti.try_wait().ok().flatten().is_none() && WallInstant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = tutti.kill();
+    let _ = tutti.wait();
+    drop(rx);
+    drop(tx);
+    drop(q);
+    drop(port);
+    drop(pool);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    // `cargo test --benches` and `cargo bench -- --list` pass flags; only run for real
+    // when invoked by `cargo bench`.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let sock = format!("/tmp/tutti-bench-{}.sock", std::process::id());
+    let _ = std::fs::remove_file(&sock);
+    let eal = Eal::init(&[
+        "-l".into(),
+        "0".into(),
+        "--no-pci".into(),
+        format!("--file-prefix=tuttibenchgen{}", std::process::id()),
+        "-m".into(),
+        "256".into(),
+        format!("--vdev=net_vhost0,iface={sock},queues=1"),
+        "--log-level=lib.eal:warning".into(),
+        "--log-level=lib.vhost.config:warning".into(),
+    ])
+    .expect("EAL (run as root with hugepages: scripts/test sets them up)");
+    let tsc = TscClock::new(&eal);
+    memory_case(&tsc);
+    virtio_case(&tsc, &sock);
+    drop(eal);
+    let _ = std::fs::remove_file(&sock);
+}
