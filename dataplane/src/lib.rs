@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod conference;
 pub mod io;
 pub mod mixer;
 pub mod neigh;

@@ -3,11 +3,12 @@
 //! Bounded work per iteration; nothing allocates, locks or logs after construction.
 
 use crate::clock::{Clock, Instant};
+use crate::conference::{Engine, MediaCommand, Owner, Transmit};
 use crate::io::{PacketBuf, PacketIo, BURST};
 use crate::neigh::{NeighTable, Resolution};
 use crate::stats::{CoreCounters, DropReason};
 use crate::wire::{arp, eth, icmp, ipv4, udp};
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, SocketAddrV4};
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::sync::Arc;
@@ -51,12 +52,53 @@ impl PortAddr {
 }
 
 /// What the control core can tell a dataplane core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Finish the current iteration, flush, and return from [`PollLoop::run`].
     Stop,
     /// Change the idle back-off (microseconds; 0 = pure polling).
     SetIdleSleep(u32),
+    /// A conference operation, its state already built on the control core.
+    Media(MediaCommand),
+}
+
+/// The rings that hand packets between cores: a datagram that arrived on this core's
+/// queue for a UDP port another core owns goes to that core (RSS cannot know which
+/// conference a port belongs to).
+pub struct Handoff<B> {
+    /// To each other core (`None` at our own index).
+    pub to: Vec<Option<rtrb::Producer<B>>>,
+    /// From each other core.
+    pub from: Vec<rtrb::Consumer<B>>,
+}
+
+impl<B> Handoff<B> {
+    /// No other cores.
+    pub fn none() -> Handoff<B> {
+        Handoff {
+            to: Vec::new(),
+            from: Vec::new(),
+        }
+    }
+
+    /// A full mesh for `cores` cores, `capacity` packets per ring; element `i` is core i's.
+    pub fn mesh(cores: usize, capacity: usize) -> Vec<Handoff<B>> {
+        let mut all: Vec<Handoff<B>> = (0..cores)
+            .map(|_| Handoff {
+                to: (0..cores).map(|_| None).collect(),
+                from: Vec::with_capacity(cores.saturating_sub(1)),
+            })
+            .collect();
+        for from in 0..cores {
+            for to in 0..cores {
+                if from != to {
+                    let (p, c) = rtrb::RingBuffer::new(capacity);
+                    all[from].to[to] = Some(p);
+                    all[to].from.push(c);
+                }
+            }
+        }
+        all
+    }
 }
 
 /// Make the command ring between the control core and one dataplane core.
@@ -71,6 +113,7 @@ struct Port<I: PacketIo> {
     tx: Vec<I::Buf>,
     tx_since: Option<Instant>,
     gateway_checked: Option<Instant>,
+    ip_ident: u16,
 }
 
 /// One dataplane core's loop over its queue pair on each port.
@@ -82,15 +125,20 @@ pub struct PollLoop<I: PacketIo> {
     idle_sleep: Duration,
     stopping: bool,
     last_end: Option<Instant>,
+    engine: Engine,
+    handoff: Handoff<I::Buf>,
 }
 
 impl<I: PacketIo> PollLoop<I> {
-    /// A loop over `ports` (one queue pair of each, with its addressing).
+    /// A loop over `ports` (one queue pair of each, with its addressing), running the
+    /// conferences of `engine` (their media goes out on the first port).
     pub fn new(
         ports: Vec<(I, PortAddr)>,
         counters: Arc<CoreCounters>,
         commands: rtrb::Consumer<Command>,
         idle_sleep_us: u32,
+        engine: Engine,
+        handoff: Handoff<I::Buf>,
     ) -> Self {
         PollLoop {
             ports: ports
@@ -102,6 +150,7 @@ impl<I: PacketIo> PollLoop<I> {
                     tx: Vec::with_capacity(TX_PENDING_MAX),
                     tx_since: None,
                     gateway_checked: None,
+                    ip_ident: 0,
                 })
                 .collect(),
             counters,
@@ -110,6 +159,8 @@ impl<I: PacketIo> PollLoop<I> {
             idle_sleep: Duration::from_micros(u64::from(idle_sleep_us)),
             stopping: false,
             last_end: None,
+            engine,
+            handoff,
         }
     }
 
@@ -122,7 +173,7 @@ impl<I: PacketIo> PollLoop<I> {
     pub fn run(&mut self, clock: &impl Clock, stop: &AtomicBool) {
         while !self.stopping && !stop.load(Ordering::Relaxed) {
             let now = clock.now();
-            let worked = self.run_once(now);
+            let worked = self.run_once(now, clock);
             let end = clock.now();
             self.account(now, end, worked);
             if !worked && !self.idle_sleep.is_zero() {
@@ -145,12 +196,44 @@ impl<I: PacketIo> PollLoop<I> {
         self.last_end = Some(end);
     }
 
-    /// One bounded iteration at time `now`: commands, one rx burst per port, timers, tx.
-    /// Returns true if it moved any packet or command.
-    pub fn run_once(&mut self, now: Instant) -> bool {
-        let mut worked = self.drain_commands();
+    /// One bounded iteration at time `now`: commands, one rx burst per port, packets
+    /// handed over by other cores, due conference ticks, timers, tx. `clock` measures how
+    /// long ticks take. Returns true if it moved any packet or command.
+    pub fn run_once(&mut self, now: Instant, clock: &impl Clock) -> bool {
+        let mut worked = self.drain_commands(now);
+        let c = &self.counters;
         for p in &mut self.ports {
-            worked |= poll_port(p, &mut self.rx, &self.counters, now);
+            let n = p.io.rx_burst(&mut self.rx, BURST);
+            worked |= n > 0;
+            for buf in self.rx.drain(..) {
+                c.rx_packets.inc();
+                c.rx_bytes.add(buf.data().len() as u64);
+                process(buf, p, &mut self.engine, &mut self.handoff.to, c, now, false);
+            }
+        }
+        if let Some(p) = self.ports.first_mut() {
+            for ring in &mut self.handoff.from {
+                for _ in 0..BURST {
+                    let Ok(buf) = ring.pop() else { break };
+                    worked = true;
+                    c.handoff_in.inc();
+                    process(buf, p, &mut self.engine, &mut self.handoff.to, c, now, true);
+                }
+            }
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                let mut tx = PortTx { port: p, counters: c, now };
+                self.engine.poll(now, &mut tx, &|| clock.now());
+                worked = true;
+            }
+        }
+        for p in &mut self.ports {
+            worked |= refresh_gateway(p, c, now);
+            if !p.tx.is_empty()
+                && (p.tx.len() >= BURST || p.tx_since.is_some_and(|t| now - t >= TX_DRAIN))
+            {
+                flush(p, c);
+                worked = true;
+            }
         }
         worked
     }
@@ -160,7 +243,7 @@ impl<I: PacketIo> PollLoop<I> {
         self.stopping
     }
 
-    fn drain_commands(&mut self) -> bool {
+    fn drain_commands(&mut self, now: Instant) -> bool {
         let mut any = false;
         for _ in 0..COMMANDS_PER_ITERATION {
             let Ok(cmd) = self.commands.pop() else {
@@ -172,36 +255,121 @@ impl<I: PacketIo> PollLoop<I> {
                 Command::SetIdleSleep(us) => {
                     self.idle_sleep = Duration::from_micros(u64::from(us));
                 }
+                Command::Media(m) => self.engine.apply(m, now),
             }
         }
         any
     }
 }
 
-fn poll_port<I: PacketIo>(
+/// Handle one received (or handed-over) frame.
+fn process<I: PacketIo>(
+    mut buf: I::Buf,
     p: &mut Port<I>,
-    rx: &mut Vec<I::Buf>,
+    engine: &mut Engine,
+    handoff: &mut [Option<rtrb::Producer<I::Buf>>],
     c: &CoreCounters,
     now: Instant,
-) -> bool {
-    let n = p.io.rx_burst(rx, BURST);
-    for mut buf in rx.drain(..) {
-        c.rx_packets.inc();
-        c.rx_bytes.add(buf.data().len() as u64);
-        match classify(&mut buf, &p.addr, &mut p.neigh, now, c) {
-            Ok(Verdict::Reply) => queue_tx(p, buf, c, now),
-            Ok(Verdict::Consumed) => {}
-            Err(reason) => c.drop_packet(reason),
+    handed_over: bool,
+) {
+    match classify(&mut buf, &p.addr, &mut p.neigh, now, c) {
+        Ok(Verdict::Reply) => queue_tx(p, buf, c, now),
+        Ok(Verdict::Consumed) => {}
+        Ok(Verdict::Udp {
+            src,
+            dst_port,
+            start,
+            end,
+        }) => match engine.owner(dst_port) {
+            Owner::Local => {
+                let payload = buf.data().get(start..end).unwrap_or(&[]);
+                if !engine.handle_udp(now, src, dst_port, payload) {
+                    c.drop_packet(DropReason::NoListener);
+                }
+            }
+            Owner::Core(k) if !handed_over => {
+                match handoff.get_mut(k).and_then(Option::as_mut) {
+                    Some(ring) => {
+                        if ring.push(buf).is_err() {
+                            c.drop_packet(DropReason::HandoffFull);
+                        } else {
+                            c.handoff_out.inc();
+                        }
+                    }
+                    None => c.drop_packet(DropReason::NoListener),
+                }
+            }
+            Owner::Core(_) | Owner::Nobody => c.drop_packet(DropReason::NoListener),
+        },
+        Err(reason) => c.drop_packet(reason),
+    }
+}
+
+/// The engine's way out: UDP datagrams built in place in a fresh buffer and queued on the
+/// first port, next hop resolved by ARP.
+struct PortTx<'a, I: PacketIo> {
+    port: &'a mut Port<I>,
+    counters: &'a CoreCounters,
+    now: Instant,
+}
+
+/// Ethernet + IPv4 + UDP header bytes in front of a datagram's payload.
+const UDP_HEADERS: usize = eth::HEADER_LEN + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN;
+/// Largest frame we build (Ethernet MTU 1500).
+const MAX_FRAME: usize = eth::HEADER_LEN + 1500;
+
+impl<I: PacketIo> Transmit for PortTx<'_, I> {
+    fn send(
+        &mut self,
+        src_port: u16,
+        dst: SocketAddrV4,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool {
+        let c = self.counters;
+        let Some(mac) = route(self.port, *dst.ip(), c, self.now) else {
+            c.drop_packet(DropReason::ArpUnresolved);
+            return false;
+        };
+        let Some(mut b) = self.port.io.alloc() else {
+            c.drop_packet(DropReason::PoolExhausted);
+            return false;
+        };
+        let room = b.capacity().min(MAX_FRAME);
+        if room <= UDP_HEADERS || !b.set_len(room) {
+            return false;
         }
+        let data = b.data_mut();
+        let n = fill(&mut data[UDP_HEADERS..room]);
+        if n == 0 {
+            return false;
+        }
+        let our_ip = self.port.addr.ip;
+        udp::write_header(
+            &mut data[eth::HEADER_LEN + ipv4::MIN_HEADER_LEN..UDP_HEADERS + n],
+            our_ip,
+            *dst.ip(),
+            src_port,
+            dst.port(),
+        );
+        self.port.ip_ident = self.port.ip_ident.wrapping_add(1);
+        ipv4::write_header(
+            &mut data[eth::HEADER_LEN..],
+            our_ip,
+            *dst.ip(),
+            ipv4::PROTO_UDP,
+            udp::HEADER_LEN + n,
+            self.port.ip_ident,
+        );
+        eth::EthHeader {
+            dst: mac,
+            src: self.port.addr.mac,
+            ethertype: eth::ETHERTYPE_IPV4,
+        }
+        .write(data);
+        b.set_len(UDP_HEADERS + n);
+        queue_tx(self.port, b, c, self.now);
+        true
     }
-    let mut worked = n > 0;
-    worked |= refresh_gateway(p, c, now);
-    if !p.tx.is_empty() && (p.tx.len() >= BURST || p.tx_since.is_some_and(|t| now - t >= TX_DRAIN))
-    {
-        flush(p, c);
-        worked = true;
-    }
-    worked
 }
 
 fn queue_tx<I: PacketIo>(p: &mut Port<I>, buf: I::Buf, c: &CoreCounters, now: Instant) {
@@ -289,6 +457,13 @@ enum Verdict {
     Reply,
     /// It was used up (an ARP reply we learned from).
     Consumed,
+    /// A valid UDP datagram to our address: payload at `start..end` of the frame.
+    Udp {
+        src: SocketAddrV4,
+        dst_port: u16,
+        start: usize,
+        end: usize,
+    },
 }
 
 /// Decide what to do with one received frame: answer it in place, use it up, or drop it
@@ -366,7 +541,13 @@ fn classify<B: PacketBuf>(
                     if !uh.checksum_ok(ih.src, ih.dst, l4) {
                         return Err(DropReason::BadChecksum);
                     }
-                    Err(DropReason::NoListener)
+                    let start = eth::HEADER_LEN + ih.header_len + udp::HEADER_LEN;
+                    Ok(Verdict::Udp {
+                        src: SocketAddrV4::new(ih.src, uh.src_port),
+                        dst_port: uh.dst_port,
+                        start,
+                        end: eth::HEADER_LEN + ih.header_len + uh.len,
+                    })
                 }
                 _ => Err(DropReason::UnsupportedProtocol),
             }
@@ -404,6 +585,17 @@ mod tests {
         }
     }
 
+    fn step(l: &mut PollLoop<MemoryIo>, t: Instant) -> bool {
+        l.run_once(t, &crate::clock::VirtualClock::new(t))
+    }
+
+    /// An engine with no conferences and no ports of its own.
+    fn no_conferences() -> Engine {
+        let (events, _) = rtrb::RingBuffer::new(4);
+        let (retired, _) = rtrb::RingBuffer::new(4);
+        Engine::new(0, Vec::new(), 0, events, retired, Arc::default())
+    }
+
     fn lp(
         gateway: Option<Ipv4Addr>,
     ) -> (
@@ -418,6 +610,8 @@ mod tests {
             c.clone(),
             rx,
             0,
+            no_conferences(),
+            Handoff::none(),
         );
         (l, tx, c)
     }
@@ -458,12 +652,12 @@ mod tests {
         arp::write_request(&mut f, PEER_MAC, PEER_IP, OUR_IP).unwrap();
         assert!(l.io_mut(0).unwrap().inject(&f));
         let t = Instant::from_nanos(1_000);
-        assert!(l.run_once(t));
+        assert!(step(&mut l, t));
         assert!(
             l.io_mut(0).unwrap().tx.is_empty(),
             "held until the drain timer"
         );
-        l.run_once(t + TX_DRAIN);
+        step(&mut l, t + TX_DRAIN);
         let out = sent(&mut l);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].len(), 42);
@@ -488,8 +682,8 @@ mod tests {
         l.io_mut(0)
             .unwrap()
             .inject(&ipv4_frame(ipv4::PROTO_ICMP, &req, OUR_IP));
-        l.run_once(Instant::from_nanos(1));
-        l.run_once(Instant::from_nanos(1) + TX_DRAIN);
+        step(&mut l, Instant::from_nanos(1));
+        step(&mut l, Instant::from_nanos(1) + TX_DRAIN);
         let out = sent(&mut l);
         assert_eq!(out.len(), 1);
         let eh = eth::EthHeader::parse(&out[0]).unwrap();
@@ -525,7 +719,7 @@ mod tests {
         let mut other = ipv4_frame(ipv4::PROTO_UDP, &udp_seg, OUR_IP);
         other[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
         io.inject(&other);
-        l.run_once(Instant::from_nanos(5));
+        step(&mut l, Instant::from_nanos(5));
         assert_eq!(c.drops(DropReason::NoListener), 1);
         assert_eq!(c.drops(DropReason::NotOurIp), 1);
         assert_eq!(c.drops(DropReason::UnsupportedProtocol), 1);
@@ -542,15 +736,15 @@ mod tests {
         let gw = Ipv4Addr::new(198, 18, 0, 254);
         let (mut l, _tx, c) = lp(Some(gw));
         let t = Instant::from_nanos(10);
-        l.run_once(t);
-        l.run_once(t + TX_DRAIN);
+        step(&mut l, t);
+        step(&mut l, t + TX_DRAIN);
         let out = sent(&mut l);
         assert_eq!(out.len(), 1);
         let a = arp::Arp::parse(&out[0][14..]).unwrap();
         assert_eq!((a.op, a.target_ip), (arp::OP_REQUEST, gw));
         assert_eq!(c.arp_requests_sent.get(), 1);
         // No second request within the rate limit.
-        l.run_once(t + Duration::from_millis(500));
+        step(&mut l, t + Duration::from_millis(500));
         assert!(sent(&mut l).is_empty());
         // The gateway answers; the entry is learned and requests stop.
         let gw_mac = eth::MacAddr([2, 0, 0, 0, 0, 0xfe]);
@@ -570,8 +764,8 @@ mod tests {
         }
         .write(&mut rep[14..]);
         l.io_mut(0).unwrap().inject(&rep);
-        l.run_once(t + Duration::from_secs(2));
-        l.run_once(t + Duration::from_secs(3));
+        step(&mut l, t + Duration::from_secs(2));
+        step(&mut l, t + Duration::from_secs(3));
         assert!(sent(&mut l).is_empty());
         assert_eq!(
             l.ports[0].neigh.resolve(gw, t + Duration::from_secs(3)),
@@ -586,8 +780,8 @@ mod tests {
         l.io_mut(0)
             .unwrap()
             .inject(&ipv4_frame(ipv4::PROTO_ICMP, &echo_request(), OUR_IP));
-        tx.push(Command::SetIdleSleep(0)).unwrap();
-        tx.push(Command::Stop).unwrap();
+        assert!(tx.push(Command::SetIdleSleep(0)).is_ok());
+        assert!(tx.push(Command::Stop).is_ok());
         let clock = crate::clock::VirtualClock::new(Instant::from_nanos(1));
         l.run(&clock, &AtomicBool::new(false));
         assert!(l.stopping());

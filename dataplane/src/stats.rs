@@ -34,11 +34,13 @@ pub enum DropReason {
     TxFull,
     /// No ARP entry for the next hop yet (a request was sent).
     ArpUnresolved,
+    /// The ring to the core that owns the packet's port was full.
+    HandoffFull,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::NotForUs,
         DropReason::UnsupportedEthertype,
@@ -52,6 +54,7 @@ impl DropReason {
         DropReason::PoolExhausted,
         DropReason::TxFull,
         DropReason::ArpUnresolved,
+        DropReason::HandoffFull,
     ];
 
     /// The label value used in metrics.
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::TxFull => "tx_full",
             DropReason::ArpUnresolved => "arp_unresolved",
+            DropReason::HandoffFull => "handoff_full",
         }
     }
 }
@@ -86,6 +90,12 @@ impl Counter {
         self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
+    /// Subtract `n` (for counters used as gauges). Only the owning core may call this.
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_sub(n), Relaxed);
+    }
+
     /// Add one. Only the owning core may call this.
     #[inline]
     pub fn inc(&self) {
@@ -96,6 +106,59 @@ impl Counter {
     #[inline]
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
+    }
+}
+
+/// Upper bounds (microseconds) of the [`LatencyHistogram`] buckets; a last bucket takes
+/// everything above.
+pub const LATENCY_BOUNDS_US: [u64; 16] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
+];
+
+/// A latency histogram with a single writer (the owning core) and lock-free readers: fixed
+/// buckets of [`Counter`]s, merged across cores at scrape time.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
+    sum_ns: Counter,
+}
+
+impl LatencyHistogram {
+    /// Record one observation. Only the owning core may call this.
+    #[inline]
+    pub fn record(&self, d: core::time::Duration) {
+        let us = d.as_micros() as u64;
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        self.buckets[i].inc();
+        self.sum_ns.add(d.as_nanos() as u64);
+    }
+
+    /// Observations per bucket (not cumulative), the last one above every bound.
+    pub fn counts(&self) -> [u64; LATENCY_BOUNDS_US.len() + 1] {
+        core::array::from_fn(|i| self.buckets[i].get())
+    }
+
+    /// Sum of all observations, nanoseconds.
+    pub fn sum_ns(&self) -> u64 {
+        self.sum_ns.get()
+    }
+
+    /// The smallest bucket bound (µs) at or below which `q` (0..=1) of the observations
+    /// fall; `None` when empty, `u64::MAX` when beyond the last bound.
+    pub fn quantile_us(counts: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(LATENCY_BOUNDS_US.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
     }
 }
 
@@ -116,6 +179,9 @@ pub struct CoreCounters {
     pub total_ns: Counter,
     /// Loop iterations.
     pub iterations: Counter,
+    /// Packets handed to another core / taken from another core.
+    pub handoff_out: Counter,
+    pub handoff_in: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -162,8 +228,26 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(c.drops(*r), i as u64 + 1, "{}", r.as_str());
         }
-        assert_eq!(c.drops_total(), (1..=13).sum::<u64>());
+        assert_eq!(c.drops_total(), (1..=14).sum::<u64>());
         assert_eq!(core::mem::align_of::<CoreCounters>(), 64);
+    }
+
+    #[test]
+    fn latency_histogram_buckets_and_quantiles() {
+        let h = LatencyHistogram::default();
+        for us in [0u64, 1, 3, 3, 40, 40, 40, 40, 900, 1_000_000] {
+            h.record(core::time::Duration::from_micros(us));
+        }
+        let c = h.counts();
+        assert_eq!(c.iter().sum::<u64>(), 10);
+        assert_eq!(c[0], 2, "0 and 1 µs fall in the first bucket");
+        assert_eq!(c[2], 2, "3 µs is in (2, 5]");
+        assert_eq!(c[LATENCY_BOUNDS_US.len()], 1, "a second is beyond the last bound");
+        assert_eq!(LatencyHistogram::quantile_us(&c, 0.5), Some(50));
+        assert_eq!(LatencyHistogram::quantile_us(&c, 0.9), Some(1_000));
+        assert_eq!(LatencyHistogram::quantile_us(&c, 1.0), Some(u64::MAX));
+        assert_eq!(LatencyHistogram::quantile_us(&[0; 3], 0.5), None);
+        assert_eq!(h.sum_ns(), (0 + 1 + 3 + 3 + 160 + 900 + 1_000_000) * 1000);
     }
 
     #[test]

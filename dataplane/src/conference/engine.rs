@@ -1,0 +1,626 @@
+//! The conferences of one dataplane core: UDP dispatch by local port to the owning
+//! participant's receive path, a tick per conference every ptime (receive -> mix ->
+//! prompt overlay -> RTP out), RTCP in and out, and media events up to the control core.
+//!
+//! State is built on the control core ([`Conference::new`], [`Participant::new`]) and
+//! linked in by [`Engine::apply`]; what is unlinked goes back up the `retired` ring to be
+//! freed there, so the core allocates and frees nothing after start-up.
+
+use super::ops::{
+    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, ParticipantSettings, ParticipantSpec,
+    PartKey,
+};
+use crate::clock::Instant;
+use crate::mixer::{self, Gain, Input, Mixer, MixerConfig, Slot};
+use crate::rtp_send::{RtpSender, RtpSenderConfig};
+use crate::rx::{
+    self, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
+    ReceiveStream, RtpIn,
+};
+use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
+use crate::wire::rtp::RtpPacket;
+use crate::wire::rtp_ext::AudioLevel;
+use core::cmp::Reverse;
+use core::net::SocketAddrV4;
+use core::ops::RangeInclusive;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+/// Most samples in one frame (40 ms at 8 kHz).
+const MAX_FRAME: usize = 320;
+/// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
+pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
+/// Largest RTCP compound packet we build.
+const RTCP_MAX: usize = 256;
+
+/// Why a conference or participant could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("mixer: {0}")]
+    Mixer(#[from] mixer::MixerError),
+    #[error("receive path: {0}")]
+    Receive(#[from] rx::jitter::JitterConfigError),
+}
+
+/// One participant's state on its conference's core.
+pub struct Participant {
+    spec: ParticipantSpec,
+    rx: ReceiveStream,
+    tx: RtpSender,
+    slot: Slot,
+    prompt: PromptPlayer,
+    pcm: Box<[i16]>,
+}
+
+impl Participant {
+    /// Build a participant (on the control core: this allocates).
+    pub fn new(spec: ParticipantSpec, now: Instant, ntp: NtpClock) -> Result<Box<Participant>, BuildError> {
+        let mut config = ReceiveConfig {
+            payload_types: PayloadTypes {
+                pcmu: Some(0),
+                pcma: Some(8),
+                l16: None,
+                comfort_noise: Some(13),
+                telephone_event: spec.telephone_event_pt,
+            },
+            seed: u64::from(spec.key.0) << 32 | u64::from(spec.ssrc),
+            ..ReceiveConfig::default()
+        };
+        config.rtcp.ntp = ntp;
+        let mut rx = ReceiveStream::new(config, now)?;
+        rx.set_local_ssrc(spec.ssrc);
+        let tx = RtpSender::new(RtpSenderConfig {
+            ssrc: spec.ssrc,
+            payload_type: spec.codec.static_payload_type().unwrap_or(96),
+            initial_sequence: (spec.ssrc >> 16) as u16 ^ 0x5a5a,
+            initial_timestamp: spec.ssrc.rotate_left(7),
+        });
+        Ok(Box::new(Participant {
+            spec,
+            rx,
+            tx,
+            slot: Slot(u32::MAX),
+            prompt: PromptPlayer::new(),
+            pcm: vec![0; MAX_FRAME].into_boxed_slice(),
+        }))
+    }
+
+    /// The participant's key.
+    pub fn key(&self) -> PartKey {
+        self.spec.key
+    }
+}
+
+/// One conference: its mixer and participants (indexed by mixer slot).
+pub struct Conference {
+    spec: ConferenceSpec,
+    mixer: Mixer,
+    parts: Vec<Option<Box<Participant>>>,
+    generation: u32,
+    next_due: Instant,
+    prompt: PromptPlayer,
+    overlay: Box<[i16]>,
+    overlay_out: Box<[u8]>,
+}
+
+impl Conference {
+    /// Build a conference (on the control core: this allocates).
+    pub fn new(spec: ConferenceSpec) -> Result<Box<Conference>, BuildError> {
+        let capacity = usize::from(spec.max_participants.max(1));
+        let mixer = Mixer::new(MixerConfig {
+            ptime: spec.ptime,
+            active_speakers: spec.active_speakers,
+            capacity,
+            ..MixerConfig::default()
+        })?;
+        Ok(Box::new(Conference {
+            spec,
+            mixer,
+            parts: (0..capacity).map(|_| None).collect(),
+            generation: 0,
+            next_due: Instant::ZERO,
+            prompt: PromptPlayer::new(),
+            overlay: vec![0; MAX_FRAME].into_boxed_slice(),
+            overlay_out: vec![0; MAX_FRAME * 2].into_boxed_slice(),
+        }))
+    }
+
+    /// The conference's key.
+    pub fn key(&self) -> ConfKey {
+        self.spec.key
+    }
+}
+
+/// What the core hands back to the control core to free.
+pub enum Retired {
+    Conference(Box<Conference>),
+    Participant(Box<Participant>),
+}
+
+/// A media operation with its state already built.
+pub enum MediaCommand {
+    AddConference(Box<Conference>),
+    DeleteConference(ConfKey),
+    AddParticipant(Box<Participant>),
+    UpdateParticipant {
+        conf: ConfKey,
+        part: PartKey,
+        settings: ParticipantSettings,
+    },
+    RemoveParticipant {
+        conf: ConfKey,
+        part: PartKey,
+    },
+    PlayPrompt {
+        conf: ConfKey,
+        part: Option<PartKey>,
+        prompt: PromptId,
+        samples: Arc<[i16]>,
+    },
+}
+
+/// Where packets for a local UDP port are handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// By this core.
+    Local,
+    /// By another core (index into the core list).
+    Core(usize),
+    /// By nobody: no core owns the port.
+    Nobody,
+}
+
+/// Engine counters (single writer: this core).
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    pub conferences: crate::stats::Counter,
+    pub participants: crate::stats::Counter,
+    pub ticks: crate::stats::Counter,
+    pub tick_overruns: crate::stats::Counter,
+    pub rtp_in: crate::stats::Counter,
+    pub rtp_out: crate::stats::Counter,
+    pub rtcp_in: crate::stats::Counter,
+    pub rtcp_out: crate::stats::Counter,
+    pub rtp_dropped: crate::stats::Counter,
+    pub events_lost: crate::stats::Counter,
+    pub commands_rejected: crate::stats::Counter,
+    /// Mixing latency (tick due -> last packet of the tick queued) histogram.
+    pub mix_latency: crate::stats::LatencyHistogram,
+}
+
+/// A packet the engine wants sent: the caller builds Ethernet/IPv4/UDP around it.
+pub trait Transmit {
+    /// Send a UDP datagram from local port `src_port` to `dst`: `fill` writes the payload
+    /// into the buffer it is given and returns its length. False if it could not be sent
+    /// (no buffer, no route yet): the engine counts nothing extra, the caller counts why.
+    fn send(&mut self, src_port: u16, dst: SocketAddrV4, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool;
+}
+
+/// The conferences of one core.
+pub struct Engine {
+    core: usize,
+    /// The whole appliance's port layout: every core's range, in core order.
+    ranges: Vec<RangeInclusive<u16>>,
+    confs: Vec<Option<Box<Conference>>>,
+    free_confs: Vec<u32>,
+    by_key: HashMap<ConfKey, u32>,
+    /// Local port (offset in our range) -> (conference index, slot) of the participant.
+    ports: Box<[Option<(u32, u32)>]>,
+    due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    events: rtrb::Producer<MediaEvent>,
+    retired: rtrb::Producer<Retired>,
+    counters: Arc<EngineCounters>,
+    rtcp_buf: Box<[u8]>,
+}
+
+impl Engine {
+    /// An engine for core `core` of `ranges.len()`, holding at most `max_conferences`.
+    pub fn new(
+        core: usize,
+        ranges: Vec<RangeInclusive<u16>>,
+        max_conferences: usize,
+        events: rtrb::Producer<MediaEvent>,
+        retired: rtrb::Producer<Retired>,
+        counters: Arc<EngineCounters>,
+    ) -> Engine {
+        let own = ranges.get(core).cloned().unwrap_or(1..=0);
+        let span = own.clone().count();
+        Engine {
+            core,
+            ranges,
+            confs: (0..max_conferences).map(|_| None).collect(),
+            free_confs: (0..max_conferences as u32).rev().collect(),
+            by_key: HashMap::with_capacity(max_conferences),
+            ports: vec![None; span].into_boxed_slice(),
+            due: BinaryHeap::with_capacity(max_conferences * 2 + 1),
+            events,
+            retired,
+            counters,
+            rtcp_buf: vec![0; RTCP_MAX].into_boxed_slice(),
+        }
+    }
+
+    /// Which core handles local UDP port `port`.
+    pub fn owner(&self, port: u16) -> Owner {
+        match self.ranges.iter().position(|r| r.contains(&port)) {
+            Some(c) if c == self.core => Owner::Local,
+            Some(c) => Owner::Core(c),
+            None => Owner::Nobody,
+        }
+    }
+
+    fn port_index(&self, port: u16) -> Option<usize> {
+        let r = self.ranges.get(self.core)?;
+        r.contains(&port).then(|| usize::from(port - r.start()))
+    }
+
+    fn retire(&mut self, r: Retired) {
+        // The ring is sized for every object the core can hold; if it is full anyway,
+        // freeing here is the lesser evil.
+        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
+            drop(r);
+        }
+    }
+
+    /// Apply one command from the control core.
+    pub fn apply(&mut self, cmd: MediaCommand, now: Instant) {
+        match cmd {
+            MediaCommand::AddConference(mut c) => {
+                if self.by_key.contains_key(&c.spec.key) || self.by_key.len() >= self.confs.len() {
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Conference(c));
+                    return;
+                }
+                let Some(idx) = self.free_confs.pop() else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Conference(c));
+                    return;
+                };
+                c.next_due = now + c.spec.ptime.duration();
+                c.generation = c.generation.wrapping_add(1);
+                self.due.push(Reverse((c.next_due, idx, c.generation)));
+                self.by_key.insert(c.spec.key, idx);
+                self.confs[idx as usize] = Some(c);
+                self.counters.conferences.add(1);
+            }
+            MediaCommand::DeleteConference(key) => {
+                let Some(idx) = self.by_key.remove(&key) else {
+                    return;
+                };
+                if let Some(mut c) = self.confs[idx as usize].take() {
+                    for p in c.parts.iter_mut().filter_map(Option::take) {
+                        self.unmap_ports(&p.spec);
+                        self.counters.participants.sub(1);
+                        self.retire(Retired::Participant(p));
+                    }
+                    self.counters.conferences.sub(1);
+                    self.retire(Retired::Conference(c));
+                }
+                self.free_confs.push(idx);
+            }
+            MediaCommand::AddParticipant(mut p) => {
+                let rtp_port_ok = self.port_index(p.spec.local_port).is_some();
+                let rtcp_port_ok = !p.spec.rtcp || self.port_index(p.spec.local_port.wrapping_add(1)).is_some();
+                let ok = rtp_port_ok && rtcp_port_ok;
+                let idx = self.by_key.get(&p.spec.conf).copied();
+                let conf = idx.and_then(|i| self.confs[i as usize].as_mut());
+                let (Some(idx), Some(c), true) = (idx, conf, ok) else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Participant(p));
+                    return;
+                };
+                let cfg = mixer::ParticipantConfig {
+                    codec: p.spec.codec,
+                    muted: p.spec.settings.muted,
+                    deaf: p.spec.settings.deaf,
+                    gain: Gain::from_db(p.spec.settings.gain_db),
+                };
+                let Ok(slot) = c.mixer.add_participant(cfg) else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Participant(p));
+                    return;
+                };
+                p.slot = slot;
+                let spec = p.spec;
+                match c.parts.get_mut(slot.0 as usize) {
+                    Some(s) => *s = Some(p),
+                    None => {
+                        let _ = c.mixer.remove_participant(slot);
+                        self.counters.commands_rejected.inc();
+                        self.retire(Retired::Participant(p));
+                        return;
+                    }
+                }
+                self.map_ports(&spec, Some((idx, slot.0)));
+                self.counters.participants.inc();
+            }
+            MediaCommand::UpdateParticipant { conf, part, settings } => {
+                if let Some((c, slot)) = self.find(conf, part) {
+                    let _ = c.mixer.set_muted(slot, settings.muted);
+                    let _ = c.mixer.set_deaf(slot, settings.deaf);
+                    let _ = c.mixer.set_gain(slot, Gain::from_db(settings.gain_db));
+                    if let Some(Some(p)) = c.parts.get_mut(slot.0 as usize) {
+                        p.spec.settings = settings;
+                    }
+                }
+            }
+            MediaCommand::RemoveParticipant { conf, part } => {
+                let Some((c, slot)) = self.find(conf, part) else {
+                    return;
+                };
+                let _ = c.mixer.remove_participant(slot);
+                if let Some(p) = c.parts.get_mut(slot.0 as usize).and_then(Option::take) {
+                    self.unmap_ports(&p.spec);
+                    self.counters.participants.sub(1);
+                    self.retire(Retired::Participant(p));
+                }
+            }
+            MediaCommand::PlayPrompt { conf, part, prompt, samples } => {
+                let Some(&idx) = self.by_key.get(&conf) else {
+                    return;
+                };
+                let Some(c) = self.confs[idx as usize].as_mut() else {
+                    return;
+                };
+                let events = &mut self.events;
+                let counters = &self.counters;
+                let tag = u32::from(prompt.index());
+                match part {
+                    None => {
+                        let mut emit = |e: Event| push_event(events, counters, conf, None, now, e);
+                        c.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
+                    }
+                    Some(pk) => {
+                        if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.spec.key == pk) {
+                            let mut emit = |e: Event| push_event(events, counters, conf, Some(pk), now, e);
+                            p.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn find(&mut self, conf: ConfKey, part: PartKey) -> Option<(&mut Conference, Slot)> {
+        let idx = *self.by_key.get(&conf)?;
+        let c = self.confs[idx as usize].as_mut()?;
+        let slot = c.parts.iter().flatten().find(|p| p.spec.key == part)?.slot;
+        Some((c, slot))
+    }
+
+    fn map_ports(&mut self, spec: &ParticipantSpec, v: Option<(u32, u32)>) {
+        if let Some(i) = self.port_index(spec.local_port) {
+            self.ports[i] = v;
+        }
+        if spec.rtcp {
+            if let Some(i) = self.port_index(spec.local_port.wrapping_add(1)) {
+                self.ports[i] = v;
+            }
+        }
+    }
+
+    fn unmap_ports(&mut self, spec: &ParticipantSpec) {
+        self.map_ports(spec, None);
+    }
+
+    /// A UDP datagram for local port `dst_port` (owned by this core) from `src`.
+    /// Returns false when no participant has the port.
+    pub fn handle_udp(&mut self, now: Instant, src: SocketAddrV4, dst_port: u16, payload: &[u8]) -> bool {
+        let Some(Some((ci, slot))) = self.port_index(dst_port).map(|i| self.ports[i]) else {
+            return false;
+        };
+        let Some(c) = self.confs.get_mut(ci as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        let (conf, part) = (c.spec.key, p.spec.key);
+        let events = &mut self.events;
+        let counters = &self.counters;
+        let mut emit = |e: Event| push_event(events, counters, conf, Some(part), now, e);
+        let is_rtcp_port = dst_port != p.spec.local_port;
+        if is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp {
+            counters.rtcp_in.inc();
+            let _ = p.rx.handle_rtcp(now, src, payload, &mut emit);
+            return true;
+        }
+        let Ok(pkt) = RtpPacket::parse(payload) else {
+            counters.rtp_dropped.inc();
+            return true;
+        };
+        let audio_level = AudioLevel::find(pkt.extension_elements(), AUDIO_LEVEL_EXT_ID)
+            .map(|a| (a.voice, a.level));
+        let input = RtpIn {
+            ssrc: pkt.ssrc(),
+            seq: pkt.sequence_number(),
+            timestamp: pkt.timestamp(),
+            payload_type: pkt.payload_type(),
+            payload: pkt.payload(),
+            audio_level,
+        };
+        counters.rtp_in.inc();
+        if p.rx.handle_rtp(now, src, input, &mut emit).is_err() {
+            counters.rtp_dropped.inc();
+        }
+        true
+    }
+
+    /// When [`Engine::poll`] next has work (the earliest conference tick).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.due.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Run every conference tick that is due at `now`, sending through `tx`.
+    pub fn poll(&mut self, now: Instant, tx: &mut impl Transmit, clock: &dyn Fn() -> Instant) {
+        while let Some(&Reverse((due, idx, gen))) = self.due.peek() {
+            if due > now {
+                break;
+            }
+            self.due.pop();
+            let Some(c) = self.confs.get_mut(idx as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            if c.generation != gen {
+                continue;
+            }
+            let ptime = c.spec.ptime.duration();
+            let late = now.saturating_since(due) >= ptime;
+            if late {
+                self.counters.tick_overruns.inc();
+                let ev = MediaEvent {
+                    conf: c.spec.key,
+                    part: None,
+                    at: now,
+                    kind: MediaEventKind::TickOverrun,
+                };
+                if self.events.push(ev).is_err() {
+                    self.counters.events_lost.inc();
+                }
+            }
+            tick_conference(c, now, tx, &mut self.events, &self.counters, &mut self.rtcp_buf);
+            self.counters.ticks.inc();
+            self.counters.mix_latency.record(clock().saturating_since(due));
+            // Keep the cadence; after an overrun start again from now.
+            c.next_due = if late { now + ptime } else { due + ptime };
+            self.due.push(Reverse((c.next_due, idx, gen)));
+        }
+    }
+}
+
+fn tick_conference(
+    c: &mut Conference,
+    now: Instant,
+    tx: &mut impl Transmit,
+    events: &mut rtrb::Producer<MediaEvent>,
+    counters: &EngineCounters,
+    rtcp_buf: &mut [u8],
+) {
+    let conf = c.spec.key;
+    let frame = c.spec.ptime.samples();
+    // Receive: one frame per participant into the mixer.
+    for p in c.parts.iter_mut().flatten() {
+        let part = p.spec.key;
+        // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
+        if p.rx.poll_timeout() <= now {
+            p.rx.handle_timeout(now, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+        }
+        let pcm = &mut p.pcm[..frame];
+        let info = p.rx.poll_frame(now, pcm, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+        if info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0 {
+            let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
+        }
+    }
+    c.mixer.tick(now);
+    // A conference-wide prompt is rendered once per tick into a scratch frame.
+    let conf_prompt = c.prompt.playing().is_some();
+    if conf_prompt {
+        c.overlay[..frame].fill(0);
+        c.prompt.render(&mut c.overlay[..frame], &mut |e| push_event(events, counters, conf, None, now, e));
+    }
+    // Send: each participant its mix, with prompts overlaid.
+    for p in c.parts.iter_mut().flatten() {
+        let part = p.spec.key;
+        let Some(out) = c.mixer.output(p.slot) else {
+            p.tx.skip(frame as u32);
+            continue;
+        };
+        let mut payload = out.payload;
+        let mut voiced = out.voiced;
+        let own_prompt = p.prompt.playing().is_some();
+        if own_prompt || conf_prompt {
+            let codec = out.codec;
+            let buf = &mut p.pcm[..frame];
+            let _ = codec.decode(payload, buf);
+            if conf_prompt {
+                for (o, s) in buf.iter_mut().zip(&c.overlay[..frame]) {
+                    *o = o.saturating_add(*s);
+                }
+            }
+            p.prompt.render(buf, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+            let n = codec.encode(buf, &mut c.overlay_out).unwrap_or(0);
+            payload = &c.overlay_out[..n];
+            voiced = true;
+        }
+        let tx_state = &mut p.tx;
+        let sent = tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
+            tx_state.write_packet(buf, payload, frame as u32, voiced).unwrap_or(0)
+        });
+        if sent {
+            counters.rtp_out.inc();
+            p.rx.on_rtp_sent();
+        } else {
+            p.tx.skip(frame as u32);
+        }
+        if p.spec.rtcp {
+            send_rtcp(p, now, tx, counters, rtcp_buf);
+        }
+    }
+}
+
+fn send_rtcp(p: &mut Participant, now: Instant, tx: &mut impl Transmit, counters: &EngineCounters, buf: &mut [u8]) {
+    let Some(due) = p.rx.poll_rtcp(now) else {
+        return;
+    };
+    let blocks: &[rtcp_wire::ReportBlock] = match &due.block {
+        Some(b) => core::slice::from_ref(b),
+        None => &[],
+    };
+    let mut w = RtcpWriter::new(buf);
+    let built = if due.sender_report {
+        let info = p.tx.sender_info(due.ntp, p.tx.next_timestamp());
+        w.sender_report(&info, blocks)
+    } else {
+        w.receiver_report(p.spec.ssrc, blocks)
+    }
+    .and_then(|_| w.sdes_cname(p.spec.ssrc, b"tutti"));
+    if built.is_err() {
+        return;
+    }
+    let pkt = w.finish();
+    let len = pkt.len();
+    let dst = SocketAddrV4::new(*p.spec.remote.ip(), p.spec.remote.port().wrapping_add(1));
+    let sent = tx.send(p.spec.local_port.wrapping_add(1), dst, &mut |out| match out.get_mut(..len) {
+        Some(o) => {
+            o.copy_from_slice(pkt);
+            len
+        }
+        None => 0,
+    });
+    if sent {
+        counters.rtcp_out.inc();
+        p.rx.on_rtcp_sent(len);
+    }
+}
+
+fn push_event(
+    events: &mut rtrb::Producer<MediaEvent>,
+    counters: &EngineCounters,
+    conf: ConfKey,
+    part: Option<PartKey>,
+    now: Instant,
+    e: Event,
+) {
+    let (at, kind) = match e {
+        Event::Digit(d) => (d.started, MediaEventKind::Digit { digit: d.digit, source: d.source }),
+        Event::TalkStart { at } => (at, MediaEventKind::TalkStart),
+        Event::TalkStop { at, .. } => (at, MediaEventKind::TalkStop),
+        Event::SidSeen { at, .. } => (at, MediaEventKind::SidSeen),
+        Event::MediaQuiet { sid_before, .. } => (now, MediaEventKind::Quiet { sid_before }),
+        Event::MediaResumed { at } => (at, MediaEventKind::Active),
+        Event::RtcpTimeout { .. } => (now, MediaEventKind::RtcpTimeout),
+        Event::Bye { at, .. } => (at, MediaEventKind::Bye),
+        Event::PromptDone { playback, completed } => (
+            now,
+            MediaEventKind::PromptDone {
+                prompt: PromptId::from_index(playback as u16),
+                completed,
+            },
+        ),
+        // Liveness details the control plane does not need one by one.
+        Event::RtcpSeen { .. } | Event::SsrcChanged { .. } => return,
+    };
+    if events.push(MediaEvent { conf, part, at, kind }).is_err() {
+        counters.events_lost.inc();
+    }
+}

@@ -1,0 +1,12 @@
+//! Conferences on a dataplane core: the operations the control plane sends, the events
+//! the core reports, and the per-core engine that receives RTP, mixes and sends.
+
+pub mod engine;
+pub mod ops;
+
+pub use engine::{Conference, Engine, EngineCounters, MediaCommand, Owner, Participant, Retired, Transmit};
+
+pub use ops::{
+    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, MediaOp, ParticipantSettings,
+    ParticipantSpec, PartKey, PromptSpec,
+};

@@ -1,0 +1,294 @@
+//! In-place RTP header rewrite (SSRC, sequence number, timestamp, payload type, marker)
+//! with an incremental UDP checksum update (RFC 1624, via [`super::checksum`]): what the
+//! handover path uses to make mixer B's streams continue mixer A's.
+//!
+//! The RTP header starts at an even offset of the UDP segment, so each rewritten field
+//! covers whole 16-bit words of the checksum.
+
+use thiserror::Error;
+
+use super::checksum::{update_udp16, update_udp32};
+use super::ipv4::{Ipv4Header, PROTO_UDP};
+use super::udp::HEADER_LEN as UDP_HEADER_LEN;
+
+/// Why a packet could not be rewritten (nothing was changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RewriteError {
+    /// Too short for the headers.
+    #[error("packet too short to rewrite")]
+    Truncated,
+    /// Not RTP version 2.
+    #[error("not an RTP packet")]
+    NotRtp,
+    /// Not an IPv4/UDP packet (or a fragment, or a bad IPv4 header).
+    #[error("not an unfragmented IPv4/UDP packet")]
+    NotUdp,
+    /// Payload type above 127.
+    #[error("payload type {0} out of range")]
+    PayloadType(u8),
+}
+
+/// The header changes to apply. Sequence numbers and timestamps are shifted (wrapping) by
+/// a delta, so a stream keeps its spacing; SSRC, payload type and marker are replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RtpRewrite {
+    /// New SSRC.
+    pub ssrc: Option<u32>,
+    /// Added (wrapping) to the sequence number.
+    pub seq_delta: u16,
+    /// Added (wrapping) to the timestamp.
+    pub ts_delta: u32,
+    /// New payload type (0..=127).
+    pub payload_type: Option<u8>,
+    /// New marker bit.
+    pub marker: Option<bool>,
+}
+
+impl RtpRewrite {
+    /// The rewrite that maps a stream whose packet carries (`from_seq`, `from_ts`) onto
+    /// another stream `to_ssrc` in which that packet must carry (`to_seq`, `to_ts`).
+    pub fn continuing(from_seq: u16, from_ts: u32, to_ssrc: u32, to_seq: u16, to_ts: u32) -> Self {
+        RtpRewrite {
+            ssrc: Some(to_ssrc),
+            seq_delta: to_seq.wrapping_sub(from_seq),
+            ts_delta: to_ts.wrapping_sub(from_ts),
+            payload_type: None,
+            marker: None,
+        }
+    }
+}
+
+fn get16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn get32(b: &[u8], at: usize) -> Option<u32> {
+    Some((u32::from(get16(b, at)?) << 16) | u32::from(get16(b, at + 2)?))
+}
+
+fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = b.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+/// Rewrites the RTP header at the start of `rtp` in place. `csum` is the UDP checksum
+/// covering it (0 = none); returns the updated checksum.
+pub fn rewrite_rtp(rtp: &mut [u8], rw: &RtpRewrite, csum: u16) -> Result<u16, RewriteError> {
+    if rtp.len() < 12 {
+        return Err(RewriteError::Truncated);
+    }
+    if rtp.first().map(|b| b >> 6) != Some(2) {
+        return Err(RewriteError::NotRtp);
+    }
+    if let Some(pt) = rw.payload_type.filter(|&pt| pt > 127) {
+        return Err(RewriteError::PayloadType(pt));
+    }
+    let (Some(w0), Some(seq), Some(ts), Some(ssrc)) =
+        (get16(rtp, 0), get16(rtp, 2), get32(rtp, 4), get32(rtp, 8))
+    else {
+        return Err(RewriteError::Truncated);
+    };
+    let mut csum = csum;
+    let mut new_w0 = w0;
+    if let Some(pt) = rw.payload_type {
+        new_w0 = (new_w0 & !0x007F) | u16::from(pt);
+    }
+    if let Some(m) = rw.marker {
+        new_w0 = (new_w0 & !0x0080) | (u16::from(m) << 7);
+    }
+    if new_w0 != w0 {
+        put(rtp, 0, &new_w0.to_be_bytes());
+        csum = update_udp16(csum, w0, new_w0);
+    }
+    if rw.seq_delta != 0 {
+        let new = seq.wrapping_add(rw.seq_delta);
+        put(rtp, 2, &new.to_be_bytes());
+        csum = update_udp16(csum, seq, new);
+    }
+    if rw.ts_delta != 0 {
+        let new = ts.wrapping_add(rw.ts_delta);
+        put(rtp, 4, &new.to_be_bytes());
+        csum = update_udp32(csum, ts, new);
+    }
+    if let Some(new) = rw.ssrc.filter(|&s| s != ssrc) {
+        put(rtp, 8, &new.to_be_bytes());
+        csum = update_udp32(csum, ssrc, new);
+    }
+    Ok(csum)
+}
+
+/// Rewrites the RTP packet carried by the UDP segment `udp` (header + payload) and updates
+/// the UDP checksum in place.
+pub fn rewrite_udp_rtp(udp: &mut [u8], rw: &RtpRewrite) -> Result<(), RewriteError> {
+    let csum = get16(udp, 6).ok_or(RewriteError::Truncated)?;
+    let rtp = udp
+        .get_mut(UDP_HEADER_LEN..)
+        .ok_or(RewriteError::Truncated)?;
+    let csum = rewrite_rtp(rtp, rw, csum)?;
+    put(udp, 6, &csum.to_be_bytes());
+    Ok(())
+}
+
+/// Rewrites the RTP packet in the IPv4/UDP packet `ip` (starting at the IPv4 header). The
+/// IPv4 header checksum is unaffected (no IP field changes).
+pub fn rewrite_ipv4_udp_rtp(ip: &mut [u8], rw: &RtpRewrite) -> Result<(), RewriteError> {
+    let h = Ipv4Header::parse(ip).map_err(|_| RewriteError::NotUdp)?;
+    if h.protocol != PROTO_UDP || h.is_fragment {
+        return Err(RewriteError::NotUdp);
+    }
+    let udp = ip
+        .get_mut(h.header_len..h.total_len)
+        .ok_or(RewriteError::Truncated)?;
+    rewrite_udp_rtp(udp, rw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::checksum;
+    use crate::wire::rtp::{RtpHeader, RtpPacket};
+    use std::net::Ipv4Addr;
+
+    fn udp_rtp(src: Ipv4Addr, dst: Ipv4Addr, h: &RtpHeader) -> Vec<u8> {
+        let mut seg = vec![0u8; 8 + 12 + 5];
+        h.write(&mut seg[8..]).unwrap();
+        seg[20..].copy_from_slice(&[1, 2, 3, 4, 5]);
+        seg[0..2].copy_from_slice(&5004u16.to_be_bytes());
+        seg[2..4].copy_from_slice(&40000u16.to_be_bytes());
+        let len = seg.len() as u16;
+        seg[4..6].copy_from_slice(&len.to_be_bytes());
+        let c = checksum::udp4(src, dst, &seg);
+        seg[6..8].copy_from_slice(&c.to_be_bytes());
+        seg
+    }
+
+    #[test]
+    fn incremental_checksum_matches_recompute() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        let h = RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence_number: 65530,
+            timestamp: u32::MAX - 100,
+            ssrc: 0x1234_5678,
+        };
+        let mut seg = udp_rtp(src, dst, &h);
+        let rw = RtpRewrite {
+            ssrc: Some(0xDEAD_BEEF),
+            seq_delta: 10,
+            ts_delta: 1000,
+            payload_type: Some(8),
+            marker: Some(true),
+        };
+        rewrite_udp_rtp(&mut seg, &rw).unwrap();
+        let p = RtpPacket::parse(&seg[8..]).unwrap();
+        assert_eq!(
+            (
+                p.ssrc(),
+                p.sequence_number(),
+                p.timestamp(),
+                p.payload_type(),
+                p.marker()
+            ),
+            (0xDEAD_BEEF, 4, 899, 8, true)
+        );
+        let stored = u16::from_be_bytes([seg[6], seg[7]]);
+        seg[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(stored, checksum::udp4(src, dst, &seg));
+    }
+
+    #[test]
+    fn continuing_maps_stream_b_onto_a() {
+        let rw = RtpRewrite::continuing(100, 8000, 0xAAAA, 65535, 4_294_967_000);
+        let mut pkt = [0u8; 12];
+        RtpHeader {
+            sequence_number: 101,
+            timestamp: 8160,
+            ssrc: 0xBBBB,
+            ..RtpHeader::default()
+        }
+        .write(&mut pkt)
+        .unwrap();
+        assert_eq!(
+            rewrite_rtp(&mut pkt, &rw, 0),
+            Ok(0),
+            "zero UDP checksum stays zero"
+        );
+        let p = RtpPacket::parse(&pkt).unwrap();
+        assert_eq!(
+            (p.ssrc(), p.sequence_number(), p.timestamp()),
+            (0xAAAA, 0, 4_294_967_160)
+        );
+    }
+
+    #[test]
+    fn rejects_without_touching() {
+        let mut short = [0x80u8; 11];
+        assert_eq!(
+            rewrite_rtp(&mut short, &RtpRewrite::default(), 1),
+            Err(RewriteError::Truncated)
+        );
+        let mut not_rtp = [0u8; 12];
+        assert_eq!(
+            rewrite_rtp(&mut not_rtp, &RtpRewrite::default(), 1),
+            Err(RewriteError::NotRtp)
+        );
+        assert_eq!(not_rtp, [0u8; 12]);
+        let mut pkt = [0x80u8; 12];
+        let rw = RtpRewrite {
+            payload_type: Some(200),
+            ..RtpRewrite::default()
+        };
+        assert_eq!(
+            rewrite_rtp(&mut pkt, &rw, 1),
+            Err(RewriteError::PayloadType(200))
+        );
+        assert_eq!(pkt, [0x80u8; 12]);
+        assert_eq!(
+            rewrite_udp_rtp(&mut [0u8; 7], &rw),
+            Err(RewriteError::Truncated)
+        );
+        assert_eq!(
+            rewrite_ipv4_udp_rtp(&mut [0u8; 30], &rw),
+            Err(RewriteError::NotUdp)
+        );
+    }
+
+    #[test]
+    fn ipv4_wrapper_finds_udp() {
+        let (src, dst) = (Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2));
+        let seg = udp_rtp(
+            src,
+            dst,
+            &RtpHeader {
+                ssrc: 1,
+                ..RtpHeader::default()
+            },
+        );
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = PROTO_UDP;
+        ip[12..16].copy_from_slice(&src.octets());
+        ip[16..20].copy_from_slice(&dst.octets());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&seg);
+        rewrite_ipv4_udp_rtp(
+            &mut ip,
+            &RtpRewrite {
+                ssrc: Some(2),
+                ..RtpRewrite::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(RtpPacket::parse(&ip[28..]).unwrap().ssrc(), 2);
+        let mut seg2 = ip[20..].to_vec();
+        let stored = u16::from_be_bytes([seg2[6], seg2[7]]);
+        seg2[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(stored, checksum::udp4(src, dst, &seg2));
+        assert!(checksum::verifies(&ip[..20]));
+    }
+}

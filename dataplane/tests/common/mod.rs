@@ -1,0 +1,48 @@
+//! Signal helpers shared by the dataplane's integration tests.
+#![allow(dead_code)] // each test binary uses a subset
+
+use tutti_dataplane::codec::CodecKind;
+
+/// Sample rate of every signal here.
+pub const RATE: f64 = 8000.0;
+
+/// `len` samples of a sine of `freq` Hz and peak `amplitude`, starting at sample `start`.
+pub fn tone(freq: f64, amplitude: f64, start: usize, len: usize) -> Vec<i16> {
+    (start..start + len)
+        .map(|n| {
+            (amplitude * (2.0 * std::f64::consts::PI * freq * n as f64 / RATE).sin()).round() as i16
+        })
+        .collect()
+}
+
+/// Encode `pcm` with `codec` (panics on a codec error: test input is well-formed).
+pub fn encode(codec: CodecKind, pcm: &[i16]) -> Vec<u8> {
+    let mut out = vec![0u8; codec.encoded_len(pcm.len())];
+    assert_eq!(codec.encode(pcm, &mut out), Ok(out.len()));
+    out
+}
+
+/// Decode `payload` with `codec`.
+pub fn decode(codec: CodecKind, payload: &[u8]) -> Vec<i16> {
+    let mut pcm = vec![0i16; codec.samples_in(payload.len()).expect("whole samples")];
+    assert_eq!(codec.decode(payload, &mut pcm), Ok(pcm.len()));
+    pcm
+}
+
+/// Power of `freq` in `x` (Goertzel), normalised so a sine of amplitude A gives A^2/4 * N^2.
+pub fn goertzel(x: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / RATE;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s0 = f64::from(v) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// A power ratio in decibels.
+pub fn db(ratio: f64) -> f64 {
+    10.0 * ratio.log10()
+}

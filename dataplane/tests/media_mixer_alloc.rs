@@ -1,0 +1,98 @@
+//! After participants are added, set_input, tick, output and the RTP header build allocate
+//! nothing (counted by a global allocator that counts this thread's allocations).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use tutti_dataplane::clock::Instant;
+use tutti_dataplane::codec::CodecKind;
+use tutti_dataplane::mixer::kernel::Kernel;
+use tutti_dataplane::mixer::{ActiveSpeakers, Input, Mixer, MixerConfig, ParticipantConfig};
+use tutti_dataplane::rtp_send::{RtpSender, RtpSenderConfig};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn ticks_allocate_nothing() {
+    for kernel in Kernel::available() {
+        for active in [ActiveSpeakers::Loudest(3), ActiveSpeakers::All] {
+            let config = MixerConfig {
+                capacity: 40,
+                active_speakers: active,
+                kernel: Some(kernel.kind()),
+                ..MixerConfig::default()
+            };
+            let mut m = Mixer::new(config).unwrap();
+            let slots: Vec<_> = (0..40)
+                .map(|i| {
+                    m.add_participant(ParticipantConfig::new(CodecKind::ALL[i % 3]))
+                        .unwrap()
+                })
+                .collect();
+            let mut senders: Vec<_> = (0..40u32)
+                .map(|i| {
+                    RtpSender::new(RtpSenderConfig {
+                        ssrc: i,
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            let frames: Vec<Vec<u8>> = (0..40)
+                .map(|i| {
+                    (0..CodecKind::ALL[i % 3].encoded_len(160))
+                        .map(|j| (i * 7 + j * 13) as u8)
+                        .collect()
+                })
+                .collect();
+            let mut out = vec![0u8; 1500];
+            let before = allocs();
+            for t in 0..50u64 {
+                for (i, s) in slots.iter().enumerate() {
+                    if (i as u64 + t) % 4 != 0 {
+                        m.set_input(*s, Input::Encoded(&frames[i])).unwrap();
+                    }
+                }
+                m.tick(Instant::from_nanos(t * 20_000_000));
+                for (s, tx) in slots.iter().zip(senders.iter_mut()) {
+                    let o = m.output(*s).unwrap();
+                    tx.write_packet(&mut out, o.payload, 160, o.voiced).unwrap();
+                }
+                if t == 25 {
+                    m.remove_participant(slots[3]).unwrap();
+                    m.add_participant(ParticipantConfig::new(CodecKind::Pcma))
+                        .unwrap();
+                }
+            }
+            assert_eq!(allocs() - before, 0, "{} {active:?}", kernel.name());
+        }
+    }
+}
