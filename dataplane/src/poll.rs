@@ -208,7 +208,15 @@ impl<I: PacketIo> PollLoop<I> {
             for buf in self.rx.drain(..) {
                 c.rx_packets.inc();
                 c.rx_bytes.add(buf.data().len() as u64);
-                process(buf, p, &mut self.engine, &mut self.handoff.to, c, now, false);
+                process(
+                    buf,
+                    p,
+                    &mut self.engine,
+                    &mut self.handoff.to,
+                    c,
+                    now,
+                    false,
+                );
             }
         }
         if let Some(p) = self.ports.first_mut() {
@@ -221,7 +229,11 @@ impl<I: PacketIo> PollLoop<I> {
                 }
             }
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-                let mut tx = PortTx { port: p, counters: c, now };
+                let mut tx = PortTx {
+                    port: p,
+                    counters: c,
+                    now,
+                };
                 self.engine.poll(now, &mut tx, &|| clock.now());
                 worked = true;
             }
@@ -287,18 +299,16 @@ fn process<I: PacketIo>(
                     c.drop_packet(DropReason::NoListener);
                 }
             }
-            Owner::Core(k) if !handed_over => {
-                match handoff.get_mut(k).and_then(Option::as_mut) {
-                    Some(ring) => {
-                        if ring.push(buf).is_err() {
-                            c.drop_packet(DropReason::HandoffFull);
-                        } else {
-                            c.handoff_out.inc();
-                        }
+            Owner::Core(k) if !handed_over => match handoff.get_mut(k).and_then(Option::as_mut) {
+                Some(ring) => {
+                    if ring.push(buf).is_err() {
+                        c.drop_packet(DropReason::HandoffFull);
+                    } else {
+                        c.handoff_out.inc();
                     }
-                    None => c.drop_packet(DropReason::NoListener),
                 }
-            }
+                None => c.drop_packet(DropReason::NoListener),
+            },
             Owner::Core(_) | Owner::Nobody => c.drop_packet(DropReason::NoListener),
         },
         Err(reason) => c.drop_packet(reason),

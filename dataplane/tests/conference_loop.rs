@@ -13,8 +13,8 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, MediaEvent,
-    ParticipantSettings, ParticipantSpec, Participant, PartKey, Retired,
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, MediaEvent, PartKey,
+    Participant, ParticipantSettings, ParticipantSpec, Retired,
 };
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
@@ -31,7 +31,10 @@ const FREQS: [f64; 3] = [440.0, 1000.0, 1900.0];
 fn peer(i: usize) -> (eth::MacAddr, SocketAddrV4) {
     (
         eth::MacAddr([2, 0, 0, 0, 1, i as u8]),
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10 + i as u8), 30000 + 2 * i as u16),
+        SocketAddrV4::new(
+            Ipv4Addr::new(198, 18, 0, 10 + i as u8),
+            30000 + 2 * i as u16,
+        ),
     )
 }
 
@@ -45,7 +48,14 @@ fn rtp_frame(i: usize, seq: u16, ts: u32, payload: &[u8], dst_port: u16) -> Vec<
     let mut f = vec![0u8; 42 + rtp.len()];
     f[42..].copy_from_slice(&rtp);
     udp::write_header(&mut f[34..], *src.ip(), OUR_IP, src.port(), dst_port);
-    ipv4::write_header(&mut f[14..], *src.ip(), OUR_IP, ipv4::PROTO_UDP, 8 + rtp.len(), seq);
+    ipv4::write_header(
+        &mut f[14..],
+        *src.ip(),
+        OUR_IP,
+        ipv4::PROTO_UDP,
+        8 + rtp.len(),
+        seq,
+    );
     eth::EthHeader {
         dst: OUR_MAC,
         src: mac,
@@ -54,6 +64,9 @@ fn rtp_frame(i: usize, seq: u16, ts: u32, payload: &[u8], dst_port: u16) -> Vec<
     .write(&mut f);
     f
 }
+
+/// (sequence number, timestamp, SSRC, payload) of one RTP packet a participant received.
+type Received = (u16, u32, u32, Vec<u8>);
 
 struct Setup {
     lp: PollLoop<MemoryIo>,
@@ -110,32 +123,54 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
         active_speakers: ActiveSpeakers::All,
         max_participants: 8,
     };
-    send(&mut s, MediaCommand::AddConference(Conference::new(spec).unwrap()));
+    send(
+        &mut s,
+        MediaCommand::AddConference(Conference::new(spec).unwrap()),
+    );
     for i in 0..3 {
         let p = ParticipantSpec {
             conf,
             key: PartKey(100 + i as u32),
             local_port: 20000 + 2 * i as u16,
             remote: peer(i).1,
-            codec: if i == 1 { CodecKind::Pcma } else { CodecKind::Pcmu },
+            codec: if i == 1 {
+                CodecKind::Pcma
+            } else {
+                CodecKind::Pcmu
+            },
             telephone_event_pt: Some(101),
             rtcp: true,
             ssrc: 0xabc0 + i as u32,
             settings: ParticipantSettings::default(),
         };
-        send(&mut s, MediaCommand::AddParticipant(Participant::new(p, clock.now(), NtpClock::default()).unwrap()));
+        send(
+            &mut s,
+            MediaCommand::AddParticipant(
+                Participant::new(p, clock.now(), NtpClock::default()).unwrap(),
+            ),
+        );
     }
     s.lp.run_once(clock.now(), &clock);
     assert_eq!(s.engine.conferences.get(), 1);
     assert_eq!(s.engine.participants.get(), 3);
 
     // 3 seconds: every 20 ms each participant sends one frame of its tone.
-    let mut received: Vec<Vec<(u16, u32, u32, Vec<u8>)>> = vec![Vec::new(); 3];
+    let mut received: Vec<Vec<Received>> = vec![Vec::new(); 3];
     for tick in 0..150u32 {
-        for i in 0..3 {
-            let codec = if i == 1 { CodecKind::Pcma } else { CodecKind::Pcmu };
-            let pcm = tone(FREQS[i], 6000.0, tick as usize * 160, 160);
-            let f = rtp_frame(i, 1000 + tick as u16, 5000 + tick * 160, &encode(codec, &pcm), 20000 + 2 * i as u16);
+        for (i, freq) in FREQS.iter().enumerate() {
+            let codec = if i == 1 {
+                CodecKind::Pcma
+            } else {
+                CodecKind::Pcmu
+            };
+            let pcm = tone(*freq, 6000.0, tick as usize * 160, 160);
+            let f = rtp_frame(
+                i,
+                1000 + tick as u16,
+                5000 + tick * 160,
+                &encode(codec, &pcm),
+                20000 + 2 * i as u16,
+            );
             assert!(s.lp.io_mut(0).unwrap().inject(&f));
         }
         for _ in 0..20 {
@@ -151,30 +186,66 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
             assert!(uh.checksum_ok(ih.src, ih.dst, &d[34..]));
             let Some(i) = (0..3).find(|&i| peer(i).1.port() == uh.dst_port) else {
                 // RTCP to port+1.
-                assert!((0..3).any(|i| peer(i).1.port() + 1 == uh.dst_port), "stray datagram to {}", uh.dst_port);
+                assert!(
+                    (0..3).any(|i| peer(i).1.port() + 1 == uh.dst_port),
+                    "stray datagram to {}",
+                    uh.dst_port
+                );
                 continue;
             };
-            assert_eq!(eth::EthHeader::parse(&d).unwrap().dst, peer(i).0, "learned MAC used");
+            assert_eq!(
+                eth::EthHeader::parse(&d).unwrap().dst,
+                peer(i).0,
+                "learned MAC used"
+            );
             let rtp = RtpPacket::parse(&d[42..]).unwrap();
-            received[i].push((rtp.sequence_number(), rtp.timestamp(), rtp.ssrc(), rtp.payload().to_vec()));
+            received[i].push((
+                rtp.sequence_number(),
+                rtp.timestamp(),
+                rtp.ssrc(),
+                rtp.payload().to_vec(),
+            ));
         }
     }
 
     for (i, pkts) in received.iter().enumerate() {
         // ~50 packets/s for 3 s (the first tick comes 20 ms after creation).
-        assert!((145..=151).contains(&pkts.len()), "participant {i} got {} packets", pkts.len());
+        assert!(
+            (145..=151).contains(&pkts.len()),
+            "participant {i} got {} packets",
+            pkts.len()
+        );
         assert!(pkts.iter().all(|p| p.2 == 0xabc0 + i as u32), "one SSRC");
         for w in pkts.windows(2) {
-            assert_eq!(w[1].0, w[0].0.wrapping_add(1), "contiguous sequence numbers");
-            assert_eq!(w[1].1, w[0].1.wrapping_add(160), "timestamps advance by 160");
+            assert_eq!(
+                w[1].0,
+                w[0].0.wrapping_add(1),
+                "contiguous sequence numbers"
+            );
+            assert_eq!(
+                w[1].1,
+                w[0].1.wrapping_add(160),
+                "timestamps advance by 160"
+            );
         }
         // Spectral check over the last second (jitter buffer settled).
-        let codec = if i == 1 { CodecKind::Pcma } else { CodecKind::Pcmu };
-        let pcm: Vec<i16> = pkts[pkts.len() - 50..].iter().flat_map(|p| decode(codec, &p.3)).collect();
+        let codec = if i == 1 {
+            CodecKind::Pcma
+        } else {
+            CodecKind::Pcmu
+        };
+        let pcm: Vec<i16> = pkts[pkts.len() - 50..]
+            .iter()
+            .flat_map(|p| decode(codec, &p.3))
+            .collect();
         let own = goertzel(&pcm, FREQS[i]);
         for (j, f) in FREQS.iter().enumerate().filter(|(j, _)| *j != i) {
             let other = goertzel(&pcm, *f);
-            assert!(db(other / own) > 40.0, "participant {i}: tone {j} only {:.1} dB above own", db(other / own));
+            assert!(
+                db(other / own) > 40.0,
+                "participant {i}: tone {j} only {:.1} dB above own",
+                db(other / own)
+            );
         }
     }
     assert_eq!(s.core.drops(DropReason::NoListener), 0);
@@ -190,7 +261,10 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
     while s.retired.pop().is_ok() {
         back += 1;
     }
-    assert_eq!(back, 4, "three participants and the conference came back to be freed");
+    assert_eq!(
+        back, 4,
+        "three participants and the conference came back to be freed"
+    );
     // A packet for a deleted participant's port is now a counted drop.
     let f = rtp_frame(0, 9, 9, &[0xff; 160], 20000);
     s.lp.io_mut(0).unwrap().inject(&f);

@@ -1,61 +1,15 @@
 //! Mixer behaviour: N-1 tone separation (Goertzel), mute/deaf/gain, talker selection with
 //! hysteresis, encode-once sharing, determinism across kernels, API errors.
 
+mod common;
+use common::{db, decode, encode, goertzel, tone};
+
 use tutti_dataplane::clock::Instant;
-use tutti_dataplane::codec::{Codec, CodecKind, Pcma, Pcmu, L16};
+use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::mixer::kernel::{Kernel, KernelKind};
 use tutti_dataplane::mixer::{
     ActiveSpeakers, Gain, Input, Mixer, MixerConfig, MixerError, ParticipantConfig, Ptime, Slot,
 };
-
-const RATE: f64 = 8000.0;
-
-fn tone(freq: f64, amplitude: f64, start: usize, len: usize) -> Vec<i16> {
-    (start..start + len)
-        .map(|n| {
-            (amplitude * (2.0 * std::f64::consts::PI * freq * n as f64 / RATE).sin()).round() as i16
-        })
-        .collect()
-}
-
-fn encode(codec: CodecKind, pcm: &[i16]) -> Vec<u8> {
-    let mut out = vec![0u8; codec.encoded_len(pcm.len())];
-    let n = match codec {
-        CodecKind::Pcmu => Pcmu.encode(pcm, &mut out),
-        CodecKind::Pcma => Pcma.encode(pcm, &mut out),
-        CodecKind::L16 => L16.encode(pcm, &mut out),
-    };
-    assert_eq!(n, Ok(out.len()));
-    out
-}
-
-fn decode(codec: CodecKind, payload: &[u8]) -> Vec<i16> {
-    let mut pcm = vec![0i16; codec.samples_in(payload.len()).unwrap()];
-    let n = match codec {
-        CodecKind::Pcmu => Pcmu.decode(payload, &mut pcm),
-        CodecKind::Pcma => Pcma.decode(payload, &mut pcm),
-        CodecKind::L16 => L16.decode(payload, &mut pcm),
-    };
-    assert_eq!(n, Ok(pcm.len()));
-    pcm
-}
-
-/// Power of `freq` in `x` (Goertzel), normalised so a sine of amplitude A gives A^2/4 * N^2.
-fn goertzel(x: &[i16], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / RATE;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
-}
-
-fn db(ratio: f64) -> f64 {
-    10.0 * ratio.log10()
-}
 
 struct Conference {
     mixer: Mixer,

@@ -77,7 +77,7 @@ fn ticks_allocate_nothing() {
             let before = allocs();
             for t in 0..50u64 {
                 for (i, s) in slots.iter().enumerate() {
-                    if (i as u64 + t) % 4 != 0 {
+                    if !(i as u64 + t).is_multiple_of(4) {
                         m.set_input(*s, Input::Encoded(&frames[i])).unwrap();
                     }
                 }

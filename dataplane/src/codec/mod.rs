@@ -102,7 +102,7 @@ impl CodecKind {
         match self {
             CodecKind::Pcmu | CodecKind::Pcma => Some(len),
             CodecKind::L16 => {
-                if len % 2 == 0 {
+                if len.is_multiple_of(2) {
                     Some(len / 2)
                 } else {
                     None

@@ -7,8 +7,8 @@
 //! freed there, so the core allocates and frees nothing after start-up.
 
 use super::ops::{
-    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, ParticipantSettings, ParticipantSpec,
-    PartKey,
+    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
+    ParticipantSpec,
 };
 use crate::clock::Instant;
 use crate::mixer::{self, Gain, Input, Mixer, MixerConfig, Slot};
@@ -23,6 +23,7 @@ use crate::wire::rtp_ext::AudioLevel;
 use core::cmp::Reverse;
 use core::net::SocketAddrV4;
 use core::ops::RangeInclusive;
+use core::time::Duration;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
@@ -54,7 +55,11 @@ pub struct Participant {
 
 impl Participant {
     /// Build a participant (on the control core: this allocates).
-    pub fn new(spec: ParticipantSpec, now: Instant, ntp: NtpClock) -> Result<Box<Participant>, BuildError> {
+    pub fn new(
+        spec: ParticipantSpec,
+        now: Instant,
+        ntp: NtpClock,
+    ) -> Result<Box<Participant>, BuildError> {
         let mut config = ReceiveConfig {
             payload_types: PayloadTypes {
                 pcmu: Some(0),
@@ -97,6 +102,7 @@ pub struct Conference {
     mixer: Mixer,
     parts: Vec<Option<Box<Participant>>>,
     generation: u32,
+    ticks: u32,
     next_due: Instant,
     prompt: PromptPlayer,
     overlay: Box<[i16]>,
@@ -118,6 +124,7 @@ impl Conference {
             mixer,
             parts: (0..capacity).map(|_| None).collect(),
             generation: 0,
+            ticks: 0,
             next_due: Instant::ZERO,
             prompt: PromptPlayer::new(),
             overlay: vec![0; MAX_FRAME].into_boxed_slice(),
@@ -181,7 +188,18 @@ pub struct EngineCounters {
     pub rtp_out: crate::stats::Counter,
     pub rtcp_in: crate::stats::Counter,
     pub rtcp_out: crate::stats::Counter,
+    /// RTP refused for another reason (foreign source, unknown payload type, ...).
     pub rtp_dropped: crate::stats::Counter,
+    /// RTP that arrived after its playout time.
+    pub rtp_late: crate::stats::Counter,
+    /// RTP received twice.
+    pub rtp_duplicate: crate::stats::Counter,
+    /// RTP older than the newest packet already received from the stream.
+    pub rtp_reordered: crate::stats::Counter,
+    /// Frames concealed because their packet was lost.
+    pub frames_lost: crate::stats::Counter,
+    /// Participants' interarrival jitter, sampled once a second each.
+    pub jitter: crate::stats::LatencyHistogram,
     pub events_lost: crate::stats::Counter,
     pub commands_rejected: crate::stats::Counter,
     /// Mixing latency (tick due -> last packet of the tick queued) histogram.
@@ -193,7 +211,12 @@ pub trait Transmit {
     /// Send a UDP datagram from local port `src_port` to `dst`: `fill` writes the payload
     /// into the buffer it is given and returns its length. False if it could not be sent
     /// (no buffer, no route yet): the engine counts nothing extra, the caller counts why.
-    fn send(&mut self, src_port: u16, dst: SocketAddrV4, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> bool;
+    fn send(
+        &mut self,
+        src_port: u16,
+        dst: SocketAddrV4,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool;
 }
 
 /// The conferences of one core.
@@ -223,8 +246,7 @@ impl Engine {
         retired: rtrb::Producer<Retired>,
         counters: Arc<EngineCounters>,
     ) -> Engine {
-        let own = ranges.get(core).cloned().unwrap_or(1..=0);
-        let span = own.clone().count();
+        let span = ranges.get(core).map_or(0, |r| r.clone().count());
         Engine {
             core,
             ranges,
@@ -300,7 +322,8 @@ impl Engine {
             }
             MediaCommand::AddParticipant(mut p) => {
                 let rtp_port_ok = self.port_index(p.spec.local_port).is_some();
-                let rtcp_port_ok = !p.spec.rtcp || self.port_index(p.spec.local_port.wrapping_add(1)).is_some();
+                let rtcp_port_ok =
+                    !p.spec.rtcp || self.port_index(p.spec.local_port.wrapping_add(1)).is_some();
                 let ok = rtp_port_ok && rtcp_port_ok;
                 let idx = self.by_key.get(&p.spec.conf).copied();
                 let conf = idx.and_then(|i| self.confs[i as usize].as_mut());
@@ -334,7 +357,11 @@ impl Engine {
                 self.map_ports(&spec, Some((idx, slot.0)));
                 self.counters.participants.inc();
             }
-            MediaCommand::UpdateParticipant { conf, part, settings } => {
+            MediaCommand::UpdateParticipant {
+                conf,
+                part,
+                settings,
+            } => {
                 if let Some((c, slot)) = self.find(conf, part) {
                     let _ = c.mixer.set_muted(slot, settings.muted);
                     let _ = c.mixer.set_deaf(slot, settings.deaf);
@@ -355,7 +382,12 @@ impl Engine {
                     self.retire(Retired::Participant(p));
                 }
             }
-            MediaCommand::PlayPrompt { conf, part, prompt, samples } => {
+            MediaCommand::PlayPrompt {
+                conf,
+                part,
+                prompt,
+                samples,
+            } => {
                 let Some(&idx) = self.by_key.get(&conf) else {
                     return;
                 };
@@ -372,7 +404,8 @@ impl Engine {
                     }
                     Some(pk) => {
                         if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.spec.key == pk) {
-                            let mut emit = |e: Event| push_event(events, counters, conf, Some(pk), now, e);
+                            let mut emit =
+                                |e: Event| push_event(events, counters, conf, Some(pk), now, e);
                             p.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
                         }
                     }
@@ -405,7 +438,13 @@ impl Engine {
 
     /// A UDP datagram for local port `dst_port` (owned by this core) from `src`.
     /// Returns false when no participant has the port.
-    pub fn handle_udp(&mut self, now: Instant, src: SocketAddrV4, dst_port: u16, payload: &[u8]) -> bool {
+    pub fn handle_udp(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        dst_port: u16,
+        payload: &[u8],
+    ) -> bool {
         let Some(Some((ci, slot))) = self.port_index(dst_port).map(|i| self.ports[i]) else {
             return false;
         };
@@ -440,8 +479,18 @@ impl Engine {
             audio_level,
         };
         counters.rtp_in.inc();
-        if p.rx.handle_rtp(now, src, input, &mut emit).is_err() {
-            counters.rtp_dropped.inc();
+        let newest = p.rx.stats().ext_highest_seq().map(|s| s as u16);
+        match p.rx.handle_rtp(now, src, input, &mut emit) {
+            Ok(()) => {
+                if newest.is_some_and(|n| (n.wrapping_sub(input.seq) as i16) > 0) {
+                    counters.rtp_reordered.inc();
+                }
+            }
+            Err(rx::DropReason::Buffer(rx::jitter::Insert::Duplicate)) => {
+                counters.rtp_duplicate.inc()
+            }
+            Err(rx::DropReason::Buffer(rx::jitter::Insert::TooLate)) => counters.rtp_late.inc(),
+            Err(_) => counters.rtp_dropped.inc(),
         }
         true
     }
@@ -478,9 +527,18 @@ impl Engine {
                     self.counters.events_lost.inc();
                 }
             }
-            tick_conference(c, now, tx, &mut self.events, &self.counters, &mut self.rtcp_buf);
+            tick_conference(
+                c,
+                now,
+                tx,
+                &mut self.events,
+                &self.counters,
+                &mut self.rtcp_buf,
+            );
             self.counters.ticks.inc();
-            self.counters.mix_latency.record(clock().saturating_since(due));
+            self.counters
+                .mix_latency
+                .record(clock().saturating_since(due));
             // Keep the cadence; after an overrun start again from now.
             c.next_due = if late { now + ptime } else { due + ptime };
             self.due.push(Reverse((c.next_due, idx, gen)));
@@ -498,15 +556,30 @@ fn tick_conference(
 ) {
     let conf = c.spec.key;
     let frame = c.spec.ptime.samples();
+    c.ticks = c.ticks.wrapping_add(1);
+    let sample_jitter = c.ticks.is_multiple_of(1000 / c.spec.ptime.millis());
     // Receive: one frame per participant into the mixer.
     for p in c.parts.iter_mut().flatten() {
         let part = p.spec.key;
         // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
         if p.rx.poll_timeout() <= now {
-            p.rx.handle_timeout(now, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+            p.rx.handle_timeout(now, &mut |e| {
+                push_event(events, counters, conf, Some(part), now, e)
+            });
         }
         let pcm = &mut p.pcm[..frame];
-        let info = p.rx.poll_frame(now, pcm, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+        let info = p.rx.poll_frame(now, pcm, &mut |e| {
+            push_event(events, counters, conf, Some(part), now, e)
+        });
+        if info.concealed_samples > 0 {
+            counters.frames_lost.inc();
+        }
+        if sample_jitter {
+            let units = p.rx.stats().jitter();
+            counters
+                .jitter
+                .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
+        }
         if info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0 {
             let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
         }
@@ -516,7 +589,9 @@ fn tick_conference(
     let conf_prompt = c.prompt.playing().is_some();
     if conf_prompt {
         c.overlay[..frame].fill(0);
-        c.prompt.render(&mut c.overlay[..frame], &mut |e| push_event(events, counters, conf, None, now, e));
+        c.prompt.render(&mut c.overlay[..frame], &mut |e| {
+            push_event(events, counters, conf, None, now, e)
+        });
     }
     // Send: each participant its mix, with prompts overlaid.
     for p in c.parts.iter_mut().flatten() {
@@ -537,14 +612,18 @@ fn tick_conference(
                     *o = o.saturating_add(*s);
                 }
             }
-            p.prompt.render(buf, &mut |e| push_event(events, counters, conf, Some(part), now, e));
+            p.prompt.render(buf, &mut |e| {
+                push_event(events, counters, conf, Some(part), now, e)
+            });
             let n = codec.encode(buf, &mut c.overlay_out).unwrap_or(0);
             payload = &c.overlay_out[..n];
             voiced = true;
         }
         let tx_state = &mut p.tx;
         let sent = tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
-            tx_state.write_packet(buf, payload, frame as u32, voiced).unwrap_or(0)
+            tx_state
+                .write_packet(buf, payload, frame as u32, voiced)
+                .unwrap_or(0)
         });
         if sent {
             counters.rtp_out.inc();
@@ -558,7 +637,13 @@ fn tick_conference(
     }
 }
 
-fn send_rtcp(p: &mut Participant, now: Instant, tx: &mut impl Transmit, counters: &EngineCounters, buf: &mut [u8]) {
+fn send_rtcp(
+    p: &mut Participant,
+    now: Instant,
+    tx: &mut impl Transmit,
+    counters: &EngineCounters,
+    buf: &mut [u8],
+) {
     let Some(due) = p.rx.poll_rtcp(now) else {
         return;
     };
@@ -580,13 +665,17 @@ fn send_rtcp(p: &mut Participant, now: Instant, tx: &mut impl Transmit, counters
     let pkt = w.finish();
     let len = pkt.len();
     let dst = SocketAddrV4::new(*p.spec.remote.ip(), p.spec.remote.port().wrapping_add(1));
-    let sent = tx.send(p.spec.local_port.wrapping_add(1), dst, &mut |out| match out.get_mut(..len) {
-        Some(o) => {
-            o.copy_from_slice(pkt);
-            len
-        }
-        None => 0,
-    });
+    let sent = tx.send(
+        p.spec.local_port.wrapping_add(1),
+        dst,
+        &mut |out| match out.get_mut(..len) {
+            Some(o) => {
+                o.copy_from_slice(pkt);
+                len
+            }
+            None => 0,
+        },
+    );
     if sent {
         counters.rtcp_out.inc();
         p.rx.on_rtcp_sent(len);
@@ -602,7 +691,13 @@ fn push_event(
     e: Event,
 ) {
     let (at, kind) = match e {
-        Event::Digit(d) => (d.started, MediaEventKind::Digit { digit: d.digit, source: d.source }),
+        Event::Digit(d) => (
+            d.started,
+            MediaEventKind::Digit {
+                digit: d.digit,
+                source: d.source,
+            },
+        ),
         Event::TalkStart { at } => (at, MediaEventKind::TalkStart),
         Event::TalkStop { at, .. } => (at, MediaEventKind::TalkStop),
         Event::SidSeen { at, .. } => (at, MediaEventKind::SidSeen),
@@ -610,7 +705,10 @@ fn push_event(
         Event::MediaResumed { at } => (at, MediaEventKind::Active),
         Event::RtcpTimeout { .. } => (now, MediaEventKind::RtcpTimeout),
         Event::Bye { at, .. } => (at, MediaEventKind::Bye),
-        Event::PromptDone { playback, completed } => (
+        Event::PromptDone {
+            playback,
+            completed,
+        } => (
             now,
             MediaEventKind::PromptDone {
                 prompt: PromptId::from_index(playback as u16),
@@ -620,7 +718,15 @@ fn push_event(
         // Liveness details the control plane does not need one by one.
         Event::RtcpSeen { .. } | Event::SsrcChanged { .. } => return,
     };
-    if events.push(MediaEvent { conf, part, at, kind }).is_err() {
+    if events
+        .push(MediaEvent {
+            conf,
+            part,
+            at,
+            kind,
+        })
+        .is_err()
+    {
         counters.events_lost.inc();
     }
 }

@@ -4,9 +4,11 @@
 pub mod engine;
 pub mod ops;
 
-pub use engine::{Conference, Engine, EngineCounters, MediaCommand, Owner, Participant, Retired, Transmit};
+pub use engine::{
+    Conference, Engine, EngineCounters, MediaCommand, Owner, Participant, Retired, Transmit,
+};
 
 pub use ops::{
-    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, MediaOp, ParticipantSettings,
-    ParticipantSpec, PartKey, PromptSpec,
+    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, MediaOp, PartKey, ParticipantSettings,
+    ParticipantSpec, PromptSpec,
 };

@@ -422,7 +422,7 @@ impl JitterBuffer {
         let samples = match pkt.kind {
             MediaKind::Audio(codec) => {
                 let bps = bytes_per_sample(codec);
-                if pkt.payload.is_empty() || pkt.payload.len() % bps != 0 {
+                if pkt.payload.is_empty() || !pkt.payload.len().is_multiple_of(bps) {
                     self.counters.bad_size += 1;
                     return Insert::BadSize;
                 }

@@ -5,10 +5,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-// The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's declared MSRV
-// (1.80); the toolchain in use is newer. Bumping the workspace MSRV removes this allow.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::incompatible_msrv)]
 mod avx512;
 pub mod scalar;
 

@@ -1,0 +1,261 @@
+//! Capacity of one dataplane core: the real poll loop (rx -> receive path -> N-1 mixer ->
+//! RTP out) with conferences of 3, 10 and 100 G.711 participants, ramped until frames
+//! would be late.
+//!
+//! `io=memory`: the loop on the in-memory backend. Time is virtual (so the generator's own
+//! cost does not count) but every loop iteration's real cost is measured with the TSC:
+//! a 20 ms window whose work takes longer than 20 ms of real time would have made its
+//! frames late. `busy_ratio` is work time over media time; `p99_mix_latency_us` is how
+//! long after its due time a conference's last packet was queued, in real time.
+//!
+//! Prints one line per case:
+//! `capacity io=<virtio|memory> conf=<n> participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+use tutti_dataplane::clock::{Clock, Instant};
+use tutti_dataplane::codec::CodecKind;
+use tutti_dataplane::conference::{
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, ParticipantSettings,
+    ParticipantSpec, Participant, PartKey,
+};
+use tutti_dataplane::io::MemoryIo;
+use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
+use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
+use tutti_dataplane::wire::{eth, ipv4, udp};
+use tutti_dpdk::{Eal, TscClock};
+
+const OUR_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
+const GEN_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 2]);
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const FIRST_PORT: u16 = 10_000;
+const PTIME_MS: u64 = 20;
+const WARMUP_WINDOWS: u64 = 10;
+const MEASURED_WINDOWS: u64 = 25;
+
+/// Virtual time for the loop's schedule plus the real time spent so far in this step, so
+/// the engine's mixing-latency histogram measures real processing delay.
+struct StepClock<'a> {
+    virtual_now: Instant,
+    tsc: &'a TscClock,
+    step_start: u64,
+}
+
+impl Clock for StepClock<'_> {
+    fn now(&self) -> Instant {
+        let real = (self.tsc.cycles() - self.step_start) as u128 * 1_000_000_000 / u128::from(self.tsc.hz());
+        self.virtual_now + Duration::from_nanos(real as u64)
+    }
+}
+
+/// An RTP/UDP frame from the generator to local `port` (UDP checksum 0: optional in IPv4).
+fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
+    let mut rtp = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0];
+    rtp.extend_from_slice(&ssrc.to_be_bytes());
+    // A 500 Hz tone at the participant's level, as G.711 mu-law.
+    let pcm: Vec<i16> = (0..160)
+        .map(|n| (f64::from(level) * (2.0 * std::f64::consts::PI * 500.0 * n as f64 / 8000.0).sin()) as i16)
+        .collect();
+    let mut payload = vec![0u8; 160];
+    let _ = CodecKind::Pcmu.encode(&pcm, &mut payload);
+    rtp.extend_from_slice(&payload);
+    let mut f = vec![0u8; 42 + rtp.len()];
+    f[42..].copy_from_slice(&rtp);
+    udp::write_header(&mut f[34..], GEN_IP, OUR_IP, port, port);
+    f[40..42].fill(0);
+    ipv4::write_header(&mut f[14..], GEN_IP, OUR_IP, ipv4::PROTO_UDP, 8 + rtp.len(), 1);
+    eth::EthHeader {
+        dst: OUR_MAC,
+        src: GEN_MAC,
+        ethertype: eth::ETHERTYPE_IPV4,
+    }
+    .write(&mut f);
+    f
+}
+
+struct Trial {
+    late_frames: u64,
+    busy_ratio: f64,
+    p99_us: u64,
+}
+
+fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
+    let confs = participants / conf_size;
+    let total = confs * conf_size;
+    let (mut commands, rx) = command_ring(4096);
+    let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
+    let (ret_p, _retired) = rtrb::RingBuffer::new(confs + total + 16);
+    let engine_counters = Arc::new(EngineCounters::default());
+    let last_port = FIRST_PORT + total as u16;
+    let engine = Engine::new(0, vec![FIRST_PORT..=last_port], confs + 1, ev_p, ret_p, engine_counters.clone());
+    let addr = PortAddr {
+        mac: OUR_MAC,
+        ip: OUR_IP,
+        prefix_len: 24,
+        gateway: None,
+    };
+    let pool = 3 * total + 1024;
+    let mut lp = PollLoop::new(
+        vec![(MemoryIo::new(pool, 256), addr)],
+        Arc::new(CoreCounters::default()),
+        rx,
+        0,
+        engine,
+        Handoff::none(),
+    );
+    let mut now = Instant::from_nanos(1_000_000_000);
+    let step = |lp: &mut PollLoop<MemoryIo>, now: Instant| {
+        let clock = StepClock {
+            virtual_now: now,
+            tsc,
+            step_start: tsc.cycles(),
+        };
+        while lp.run_once(now, &clock) {}
+    };
+
+    // Create the conferences spread over one ptime, so their ticks are spread too.
+    let mut templates: Vec<(u64, Vec<u8>)> = Vec::with_capacity(total);
+    for c in 0..confs {
+        let phase = (c as u64 * PTIME_MS) / confs as u64;
+        let key = ConfKey(c as u32);
+        let spec = ConferenceSpec {
+            key,
+            ptime: Ptime::Ms20,
+            active_speakers: ActiveSpeakers::Loudest(3),
+            max_participants: conf_size as u16,
+        };
+        let _ = commands.push(Command::Media(MediaCommand::AddConference(Conference::new(spec).expect("conference"))));
+        for i in 0..conf_size {
+            let n = c * conf_size + i;
+            let port = FIRST_PORT + n as u16;
+            let spec = ParticipantSpec {
+                conf: key,
+                key: PartKey(n as u32),
+                local_port: port,
+                remote: SocketAddrV4::new(GEN_IP, port),
+                codec: CodecKind::Pcmu,
+                telephone_event_pt: Some(101),
+                rtcp: false,
+                ssrc: 0x1000_0000 + n as u32,
+                settings: ParticipantSettings::default(),
+            };
+            let p = Participant::new(spec, now, NtpClock::default()).expect("participant");
+            let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
+            templates.push((phase, template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20))));
+        }
+        while commands.slots() < 4096 - 64 {
+            step(&mut lp, now);
+        }
+    }
+    step(&mut lp, now);
+
+    let mut work_cycles_total = 0u64;
+    let mut late_frames = 0u64;
+    let hist_before = engine_counters.mix_latency.counts();
+    let mut seq = 0u16;
+    for window in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
+        let mut window_cycles = 0u64;
+        for ms in 0..PTIME_MS {
+            // The generator: every participant whose conference phase is now sends a frame.
+            let io = lp.io_mut(0).expect("port");
+            for (phase, t) in templates.iter_mut().filter(|(p, _)| *p == ms) {
+                t[44..46].copy_from_slice(&seq.to_be_bytes());
+                let ts = u32::from(seq) * 160;
+                t[46..50].copy_from_slice(&ts.to_be_bytes());
+                let _ = phase;
+                io.inject(t);
+            }
+            let c0 = tsc.cycles();
+            step(&mut lp, now);
+            window_cycles += tsc.cycles() - c0;
+            let io = lp.io_mut(0).expect("port");
+            while let Some(b) = io.tx.pop_front() {
+                io.recycle(b);
+            }
+            while events.pop().is_ok() {}
+            now += Duration::from_millis(1);
+        }
+        seq = seq.wrapping_add(1);
+        if window >= WARMUP_WINDOWS {
+            work_cycles_total += window_cycles;
+            let window_ns = window_cycles as u128 * 1_000_000_000 / u128::from(tsc.hz());
+            if window_ns > u128::from(PTIME_MS) * 1_000_000 {
+                late_frames += total as u64;
+            }
+        }
+        if window + 1 == WARMUP_WINDOWS {
+            // Measure latency only after warm-up.
+            let _ = hist_before;
+        }
+    }
+    let counts = engine_counters.mix_latency.counts();
+    let measured: Vec<u64> = counts.iter().zip(hist_before.iter()).map(|(a, b)| a - b).collect();
+    let work_ns = work_cycles_total as f64 * 1e9 / tsc.hz() as f64;
+    Trial {
+        late_frames,
+        busy_ratio: work_ns / (MEASURED_WINDOWS * PTIME_MS * 1_000_000) as f64,
+        p99_us: LatencyHistogram::quantile_us(&measured, 0.99).unwrap_or(0),
+    }
+}
+
+fn ramp(tsc: &TscClock, conf_size: usize) {
+    let ok = |t: &Trial| t.late_frames == 0 && t.busy_ratio < 0.9;
+    let cap = 40_000usize;
+    let mut lo = conf_size;
+    let mut lo_trial = run_trial(tsc, conf_size, lo);
+    let mut hi = None;
+    let mut n = 1000usize.max(conf_size);
+    while n <= cap {
+        let t = run_trial(tsc, conf_size, n);
+        if ok(&t) {
+            lo = n;
+            lo_trial = t;
+            n *= 2;
+        } else {
+            hi = Some(n);
+            break;
+        }
+    }
+    if let Some(mut hi) = hi {
+        while hi - lo > (lo / 16).max(conf_size) {
+            let mid = (lo + hi) / 2 / conf_size * conf_size;
+            let t = run_trial(tsc, conf_size, mid);
+            if ok(&t) {
+                lo = mid;
+                lo_trial = t;
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    let per_core = lo / conf_size * conf_size;
+    println!(
+        "capacity io=memory conf={conf_size} participants_per_core={per_core} late_frames={} busy_ratio={:.3} p99_mix_latency_us={}",
+        lo_trial.late_frames, lo_trial.busy_ratio, lo_trial.p99_us
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let eal = Eal::init(&[
+        "-l".into(),
+        "0".into(),
+        "--no-pci".into(),
+        "--no-huge".into(),
+        "-m".into(),
+        "64".into(),
+        format!("--file-prefix=tuttibenchcap{}", std::process::id()),
+        "--log-level=lib.eal:warning".into(),
+    ])
+    .expect("EAL for the TSC clock");
+    let tsc = TscClock::new(&eal);
+    for conf_size in [3usize, 10, 100] {
+        ramp(&tsc, conf_size);
+    }
+}
