@@ -17,8 +17,8 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, ParticipantSettings,
-    ParticipantSpec, Participant, PartKey,
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, PartKey,
+    Participant, ParticipantSettings, ParticipantSpec,
 };
 use tutti_dataplane::io::MemoryIo;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
@@ -47,7 +47,8 @@ struct StepClock<'a> {
 
 impl Clock for StepClock<'_> {
     fn now(&self) -> Instant {
-        let real = (self.tsc.cycles() - self.step_start) as u128 * 1_000_000_000 / u128::from(self.tsc.hz());
+        let real = (self.tsc.cycles() - self.step_start) as u128 * 1_000_000_000
+            / u128::from(self.tsc.hz());
         self.virtual_now + Duration::from_nanos(real as u64)
     }
 }
@@ -58,7 +59,10 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
     rtp.extend_from_slice(&ssrc.to_be_bytes());
     // A 500 Hz tone at the participant's level, as G.711 mu-law.
     let pcm: Vec<i16> = (0..160)
-        .map(|n| (f64::from(level) * (2.0 * std::f64::consts::PI * 500.0 * n as f64 / 8000.0).sin()) as i16)
+        .map(|n| {
+            (f64::from(level) * (2.0 * std::f64::consts::PI * 500.0 * n as f64 / 8000.0).sin())
+                as i16
+        })
         .collect();
     let mut payload = vec![0u8; 160];
     let _ = CodecKind::Pcmu.encode(&pcm, &mut payload);
@@ -67,7 +71,14 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
     f[42..].copy_from_slice(&rtp);
     udp::write_header(&mut f[34..], GEN_IP, OUR_IP, port, port);
     f[40..42].fill(0);
-    ipv4::write_header(&mut f[14..], GEN_IP, OUR_IP, ipv4::PROTO_UDP, 8 + rtp.len(), 1);
+    ipv4::write_header(
+        &mut f[14..],
+        GEN_IP,
+        OUR_IP,
+        ipv4::PROTO_UDP,
+        8 + rtp.len(),
+        1,
+    );
     eth::EthHeader {
         dst: OUR_MAC,
         src: GEN_MAC,
@@ -91,7 +102,14 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let (ret_p, _retired) = rtrb::RingBuffer::new(confs + total + 16);
     let engine_counters = Arc::new(EngineCounters::default());
     let last_port = FIRST_PORT + total as u16;
-    let engine = Engine::new(0, vec![FIRST_PORT..=last_port], confs + 1, ev_p, ret_p, engine_counters.clone());
+    let engine = Engine::new(
+        0,
+        vec![FIRST_PORT..=last_port],
+        confs + 1,
+        ev_p,
+        ret_p,
+        engine_counters.clone(),
+    );
     let addr = PortAddr {
         mac: OUR_MAC,
         ip: OUR_IP,
@@ -128,7 +146,9 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             active_speakers: ActiveSpeakers::Loudest(3),
             max_participants: conf_size as u16,
         };
-        let _ = commands.push(Command::Media(MediaCommand::AddConference(Conference::new(spec).expect("conference"))));
+        let _ = commands.push(Command::Media(MediaCommand::AddConference(
+            Conference::new(spec).expect("conference"),
+        )));
         for i in 0..conf_size {
             let n = c * conf_size + i;
             let port = FIRST_PORT + n as u16;
@@ -145,7 +165,10 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             };
             let p = Participant::new(spec, now, NtpClock::default()).expect("participant");
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
-            templates.push((phase, template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20))));
+            templates.push((
+                phase,
+                template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20)),
+            ));
         }
         while commands.slots() < 4096 - 64 {
             step(&mut lp, now);
@@ -193,7 +216,11 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         }
     }
     let counts = engine_counters.mix_latency.counts();
-    let measured: Vec<u64> = counts.iter().zip(hist_before.iter()).map(|(a, b)| a - b).collect();
+    let measured: Vec<u64> = counts
+        .iter()
+        .zip(hist_before.iter())
+        .map(|(a, b)| a - b)
+        .collect();
     let work_ns = work_cycles_total as f64 * 1e9 / tsc.hz() as f64;
     Trial {
         late_frames,

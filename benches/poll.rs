@@ -16,8 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 use tutti_dataplane::clock::Clock;
+use tutti_dataplane::conference::Engine;
 use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
-use tutti_dataplane::poll::{command_ring, PollLoop, PortAddr};
+use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::{checksum, eth, ipv4};
 use tutti_dpdk::{Eal, Mempool, Port, PortSetup, TscClock};
@@ -64,11 +65,16 @@ fn memory_case(tsc: &TscClock) {
         prefix_len: 24,
         gateway: None,
     };
+    let (events, _) = rtrb::RingBuffer::new(4);
+    let (retired, _) = rtrb::RingBuffer::new(4);
+    let engine = Engine::new(0, Vec::new(), 0, events, retired, Arc::default());
     let mut lp = PollLoop::new(
         vec![(MemoryIo::new(4 * BURST, 2048), addr)],
         counters.clone(),
         rx,
         0,
+        engine,
+        Handoff::none(),
     );
 
     // Baseline: inject and recycle only.
@@ -93,7 +99,7 @@ fn memory_case(tsc: &TscClock) {
             io.inject(&frame);
         }
         // A full burst flushes at once (no drain-timer wait).
-        lp.run_once(tsc.now());
+        lp.run_once(tsc.now(), tsc);
         let io = lp.io_mut(0).expect("port 0");
         while let Some(b) = io.tx.pop_front() {
             io.recycle(b);

@@ -15,7 +15,14 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub dataplane: DataplaneConfig,
     pub control: ControlConfig,
+    /// Directory of prompt WAV files (8 kHz mono 16-bit PCM or G.711), loaded at start-up
+    /// (default: [`DEFAULT_PROMPTS`] if it exists).
+    #[serde(default)]
+    pub prompts: Option<std::path::PathBuf>,
 }
+
+/// Where installed prompts live.
+pub const DEFAULT_PROMPTS: &str = "/usr/share/tutti/prompts";
 
 /// One NIC port and its address.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -42,10 +49,90 @@ pub struct DataplaneConfig {
     /// Packet buffers in each queue's pool.
     #[serde(default = "default_mbufs")]
     pub mbufs_per_queue: u32,
+    /// Local UDP ports for media, `first-last`; split evenly between the cores (each
+    /// participant takes an even RTP port and the odd RTCP port after it).
+    #[serde(default = "default_udp_ports")]
+    pub udp_ports: PortRange,
+    /// Participants one core admits (admission control answers 503 beyond it).
+    #[serde(default = "default_participants_per_core")]
+    pub participants_per_core: u32,
+    /// Conferences one core can hold.
+    #[serde(default = "default_conferences_per_core")]
+    pub conferences_per_core: u32,
 }
 
 fn default_mbufs() -> u32 {
     8191
+}
+
+fn default_udp_ports() -> PortRange {
+    PortRange {
+        first: 20000,
+        last: 59999,
+    }
+}
+
+/// Measured by `cargo bench --bench capacity` (10-party conferences, memory backend),
+/// with headroom for the NIC path.
+fn default_participants_per_core() -> u32 {
+    20_000
+}
+
+fn default_conferences_per_core() -> u32 {
+    8_192
+}
+
+/// An inclusive range of UDP ports, written `first-last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not a port range like 20000-29999");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let first: u16 = a.trim().parse().map_err(|_| bad())?;
+        let last: u16 = b.trim().parse().map_err(|_| bad())?;
+        if first == 0 || first > last {
+            return Err(format!(
+                "port range {s}: the first port must be 1 or more and not above the last"
+            ));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl PortRange {
+    /// The range split into `n` equal parts of whole port pairs (the last part may hold
+    /// the remainder); `None` if a part would hold no pair.
+    pub fn split(&self, n: usize) -> Option<Vec<std::ops::RangeInclusive<u16>>> {
+        // Start on an even port so RTP is even and RTCP odd.
+        let first = u32::from(self.first) + u32::from(self.first) % 2;
+        let total_pairs = (u32::from(self.last) + 1).saturating_sub(first) / 2;
+        let per = total_pairs / u32::try_from(n).ok()?;
+        if per == 0 {
+            return None;
+        }
+        Some(
+            (0..n as u32)
+                .map(|i| {
+                    let lo = first + i * per * 2;
+                    let hi = lo + per * 2 - 1;
+                    lo as u16..=hi as u16
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The control core.
@@ -190,6 +277,25 @@ impl Config {
                 }
             }
         }
+        if self
+            .dataplane
+            .udp_ports
+            .split(self.dataplane.cores.len())
+            .is_none()
+        {
+            return Err(format!(
+                "dataplane.udp_ports: {}-{} is too small to give each of {} core(s) a port pair",
+                self.dataplane.udp_ports.first,
+                self.dataplane.udp_ports.last,
+                self.dataplane.cores.len()
+            ));
+        }
+        if self.dataplane.participants_per_core == 0 || self.dataplane.conferences_per_core == 0 {
+            return Err(
+                "dataplane.participants_per_core and conferences_per_core must be at least 1"
+                    .into(),
+            );
+        }
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(
                 "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
@@ -225,6 +331,20 @@ control:
         assert_eq!(c.dataplane.cores, vec![1]);
         assert_eq!(c.dataplane.mbufs_per_queue, 8191);
         assert_eq!(c.control.listen.port(), 8080);
+    }
+
+    #[test]
+    fn port_ranges_split_into_even_pairs() {
+        let r: PortRange = "20001-20010".parse().unwrap();
+        assert_eq!(r.split(2), Some(vec![20002..=20005, 20006..=20009]));
+        assert_eq!(r.split(5), None);
+        let r: PortRange = "20000-59999".parse().unwrap();
+        let parts = r.split(3).unwrap();
+        assert_eq!(parts[0], 20000..=33333);
+        assert_eq!(*parts[2].end(), 59999);
+        assert!("9-3".parse::<PortRange>().is_err());
+        assert!("0-3".parse::<PortRange>().is_err());
+        assert!("abc".parse::<PortRange>().is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `tutti` binary: CLI, config loading, start-up and shutdown wiring.
 
 mod config;
+mod media;
 mod run;
 
 use anyhow::Context;

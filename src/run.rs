@@ -2,13 +2,47 @@
 //! the control API on this thread, and on SIGINT/SIGTERM take it all down in order.
 
 use crate::config::Config;
+use crate::media::{DpdkMedia, MediaPump};
 use anyhow::{bail, Context};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
-use tutti_dataplane::poll::{command_ring, Command, PollLoop, PortAddr};
+use tutti_dataplane::conference::{Engine, EngineCounters};
+use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::rx::PromptLibrary;
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dpdk::{launch, Eal, Mempool, Port, PortSetup, TscClock};
+
+/// Packets in flight between two cores at most.
+const HANDOFF_RING: usize = 4096;
+/// Media events buffered per core before they are counted as lost.
+const EVENT_RING: usize = 65_536;
+/// How often the control core drains the cores' event and retired rings.
+const PUMP_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The prompt library: the configured directory (which must load), or the installed
+/// default if it exists.
+fn load_prompts(cfg: &Config) -> anyhow::Result<PromptLibrary> {
+    match &cfg.prompts {
+        Some(dir) => PromptLibrary::load_dir(dir)
+            .with_context(|| format!("prompts: cannot load {}", dir.display())),
+        None => {
+            let dir = std::path::Path::new(crate::config::DEFAULT_PROMPTS);
+            if dir.is_dir() {
+                PromptLibrary::load_dir(dir)
+                    .with_context(|| format!("prompts: cannot load {}", dir.display()))
+            } else {
+                eprintln!(
+                    "tutti: no prompts directory configured and {} does not exist: prompts are unavailable",
+                    dir.display()
+                );
+                Ok(PromptLibrary::new())
+            }
+        }
+    }
+}
 
 struct DpdkPorts {
     ports: Vec<(Arc<Port>, crate::config::PortConfig)>,
@@ -40,6 +74,7 @@ impl PortSource for DpdkPorts {
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
+    let prompts = load_prompts(&cfg)?;
     let eal = Eal::init(&cfg.eal)?;
     let main_lcore = eal.main_lcore();
     for &c in &cfg.dataplane.cores {
@@ -79,9 +114,24 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let clock = TscClock::new(&eal);
+    let ncores = cfg.dataplane.cores.len();
+    let ranges = cfg
+        .dataplane
+        .udp_ports
+        .split(ncores)
+        .context("dataplane.udp_ports too small")?;
+    let media_ip = cfg.ports[0].ipv4.addr;
+    let mut handoffs = Handoff::mesh(ncores, HANDOFF_RING).into_iter();
     let mut cores = Vec::new();
+    let mut media_cores = Vec::new();
     let mut rings = Vec::new();
+    let mut pump = MediaPump {
+        events: Vec::new(),
+        retired: Vec::new(),
+    };
     let mut handles = Vec::new();
+    let per_core = cfg.dataplane.participants_per_core as usize;
+    let confs_per_core = cfg.dataplane.conferences_per_core as usize;
     for (qi, &lcore) in cfg.dataplane.cores.iter().enumerate() {
         let mut queues = Vec::new();
         for (port, pc) in &ports {
@@ -97,14 +147,46 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             queues.push((q, addr));
         }
         let counters = Arc::new(CoreCounters::default());
-        let (tx, rx) = command_ring(64);
-        let mut lp = PollLoop::new(queues, counters.clone(), rx, cfg.dataplane.idle_sleep_us);
+        let engine_counters = Arc::new(EngineCounters::default());
+        let (tx, rx) = command_ring(1024);
+        let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING);
+        let (ret_tx, ret_rx) = rtrb::RingBuffer::new(per_core + confs_per_core + 1024);
+        let engine = Engine::new(
+            qi,
+            ranges.clone(),
+            confs_per_core,
+            ev_tx,
+            ret_tx,
+            engine_counters.clone(),
+        );
+        let handoff = handoffs.next().context("handoff rings")?;
+        let mut lp = PollLoop::new(
+            queues,
+            counters.clone(),
+            rx,
+            cfg.dataplane.idle_sleep_us,
+            engine,
+            handoff,
+        );
         let stop_flag = stop.clone();
         let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;
         handles.push(h);
         rings.push(tx);
-        cores.push(CoreHandle { lcore, counters });
+        pump.events.push(ev_rx);
+        pump.retired.push(ret_rx);
+        media_cores.push(MediaCore {
+            lcore,
+            local_ip: media_ip,
+            ports: ranges[qi].clone(),
+            capacity: cfg.dataplane.participants_per_core,
+        });
+        cores.push(CoreHandle {
+            lcore,
+            counters,
+            engine: engine_counters,
+        });
     }
+    let media = Arc::new(DpdkMedia::new(media_cores, rings, prompts, clock));
     eprintln!(
         "tutti: {} dataplane core(s) polling {:?}; control API on http://{}",
         cores.len(),
@@ -112,14 +194,11 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.control.listen
     );
 
-    let served = serve_control(&cfg, cores, &ports);
+    let served = serve_control(&cfg, cores, &ports, media.clone(), pump);
 
     // Shut down in order: cores, then ports, then pools, then the EAL.
     stop.store(true, Ordering::Relaxed);
-    for r in &mut rings {
-        // A full ring is fine: the stop flag ends the loop too.
-        let _ = r.push(Command::Stop);
-    }
+    media.stop_all();
     let mut clean = true;
     for h in handles {
         let lcore = h.lcore();
@@ -142,19 +221,22 @@ fn serve_control(
     cfg: &Config,
     cores: Vec<CoreHandle>,
     ports: &[(Arc<Port>, crate::config::PortConfig)],
+    media: Arc<DpdkMedia>,
+    mut pump: MediaPump,
 ) -> anyhow::Result<()> {
     if let Some(cpu) = cfg.control.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
             eprintln!("tutti: could not pin the control thread to CPU {cpu}; continuing unpinned");
         }
     }
-    let state = ControlState {
-        cores: cores.into(),
-        ports: Arc::new(DpdkPorts {
+    let state = ControlState::new(
+        cores,
+        Arc::new(DpdkPorts {
             ports: ports.to_vec(),
         }),
-        version: env!("CARGO_PKG_VERSION"),
-    };
+        media,
+        env!("CARGO_PKG_VERSION"),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,6 +246,14 @@ fn serve_control(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("control.listen: cannot listen on {listen}"))?;
+        let pump_state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PUMP_INTERVAL);
+            loop {
+                tick.tick().await;
+                pump.drain(&pump_state);
+            }
+        });
         api::serve(listener, state, shutdown_signal())
             .await
             .context("control API")

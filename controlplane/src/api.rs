@@ -1,26 +1,195 @@
-//! The HTTP API: `/healthz`, `/v1/status`, `/metrics`. Unknown routes and bad methods
-//! answer with a JSON `{"error": ...}` body.
+//! The HTTP API: `/healthz`, `/v1/status`, `/metrics`, `/openapi.json`, the event stream
+//! `/v1/events` and the conference REST API (see [`crate::openapi`]). Every error,
+//! including unknown routes, bad methods and rejected bodies, is a JSON
+//! `{"error": ...}` body; every answer is counted by route template and status.
 
-use crate::{metrics, ControlState};
-use axum::extract::State;
+use crate::events::{timestamp, Delivery};
+use crate::media::MediaError;
+use crate::sessions::SessionError;
+use crate::{conferences, metrics, openapi, ControlState};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::convert::Infallible;
 use std::future::Future;
+use std::time::SystemTime;
+
+/// Largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON error answer.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
+/// Why a request failed; answered as [`error`] with the matching status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that is well-formed JSON but not acceptable (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something named in the request does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// axum refused the request body or path (400, 413 or 415).
+    #[error("{message}")]
+    Rejected {
+        /// The status to answer with.
+        status: StatusCode,
+        /// axum's explanation.
+        message: String,
+    },
+    /// The session table refused the change.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The dataplane did not take the command.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Session(e) => match e {
+                SessionError::InvalidConferenceId(_) => StatusCode::BAD_REQUEST,
+                SessionError::NoSuchConference(_) | SessionError::NoSuchParticipant { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                SessionError::DuplicateConference(_) | SessionError::ConferenceFull { .. } => {
+                    StatusCode::CONFLICT
+                }
+                SessionError::NoCapacity { .. } | SessionError::CoreFull { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+            ApiError::Media(MediaError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Media(MediaError::Rejected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status(), self.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    /// Wrong content type stays 415 and an oversized body 413; every other problem with
+    /// the body (syntax, types, missing or unknown fields) is a 400.
+    fn from(r: JsonRejection) -> Self {
+        let status = match r.status() {
+            s @ (StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE) => s,
+            s if s.is_server_error() => s,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::Rejected {
+            status,
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+/// A JSON request body whose rejections answer as [`ApiError`]s.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(JsonBody(v))
+    }
+}
+
+/// Path parameters whose rejections answer as [`ApiError`]s.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(v) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(PathParams(v))
+    }
+}
+
+/// Every route the API serves: its path template and handlers. The router and the
+/// OpenAPI document's test both read this list.
+fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
+    use conferences as c;
+    vec![
+        ("/healthz", get(healthz)),
+        ("/v1/status", get(status)),
+        ("/metrics", get(metrics_text)),
+        ("/openapi.json", get(openapi_json)),
+        ("/v1/events", get(events)),
+        ("/v1/conferences", get(c::list).post(c::create)),
+        ("/v1/conferences/{id}", get(c::get).delete(c::delete)),
+        (
+            "/v1/conferences/{id}/participants",
+            get(c::list_participants).post(c::add_participant),
+        ),
+        (
+            "/v1/conferences/{id}/participants/{pid}",
+            get(c::get_participant)
+                .patch(c::patch_participant)
+                .delete(c::delete_participant),
+        ),
+        ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
+    ]
+}
+
+/// The path templates of every route, in the router's syntax (which is OpenAPI's).
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// Label for requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+async fn count_requests(State(s): State<ControlState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED.to_string(), |m| m.as_str().to_string());
+    let response = next.run(req).await;
+    s.api_metrics.record(&method, &route, response.status());
+    response
+}
+
 /// The router with every endpoint.
 pub fn router(state: ControlState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/status", get(status))
-        .route("/metrics", get(metrics_text))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error(
@@ -28,6 +197,11 @@ pub fn router(state: ControlState) -> Router {
                 "method not allowed on this endpoint",
             )
         })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -53,6 +227,8 @@ struct Status {
     version: &'static str,
     ports: Vec<crate::PortStatus>,
     cores: Vec<CoreStatus>,
+    capacity: crate::sessions::Capacity,
+    conferences: usize,
 }
 
 async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
@@ -78,11 +254,46 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
             }
         })
         .collect();
+    let (capacity, conferences) = {
+        let t = s.lock_sessions();
+        (t.capacity(), t.conference_count())
+    };
     Json(Status {
         version: s.version,
         ports: s.ports.ports(),
         cores,
+        capacity,
+        conferences,
     })
+}
+
+async fn openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
+    Json(openapi::document(s.version))
+}
+
+/// `GET /v1/events`: every event from now on, as Server-Sent Events named by their
+/// type, with keep-alive comments; a subscriber that falls behind gets a `lagged` event
+/// saying how many it missed.
+async fn events(
+    State(s): State<ControlState>,
+) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
+    let stream = s.events.subscribe().map(|d| {
+        let built = match d {
+            Delivery::Event(ev) => sse::Event::default().event(ev.kind).json_data(&ev),
+            Delivery::Lagged(missed) => {
+                sse::Event::default()
+                    .event("lagged")
+                    .json_data(serde_json::json!({
+                        "type": "lagged",
+                        "missed": missed,
+                        "timestamp": timestamp(SystemTime::now()),
+                    }))
+            }
+        };
+        Ok(built
+            .unwrap_or_else(|e| sse::Event::default().comment(format!("event not encoded: {e}"))))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// OpenMetrics when the scraper asks for it (as Prometheus does), else the classic
@@ -103,78 +314,39 @@ async fn metrics_text(State(s): State<ControlState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// Serve the API on `listener` until `shutdown` completes.
+/// Serve the API on `listener` until `shutdown` completes; then event streams end and
+/// requests in progress finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ControlState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let events = state.events.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            events.close();
+        })
         .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CoreHandle, PortSource, PortStatus};
-    use axum::body::Body;
-    use axum::http::Request;
+    use crate::test_support::{get, harness, json, media_core, send};
+    use axum::http::Method;
     use http_body_util::BodyExt;
-    use std::sync::Arc;
-    use tower::ServiceExt;
-    use tutti_dataplane::stats::{CoreCounters, DropReason};
-
-    struct Fixed;
-    impl PortSource for Fixed {
-        fn ports(&self) -> Vec<PortStatus> {
-            vec![PortStatus {
-                device: "net_tap0".into(),
-                driver: "net_tap".into(),
-                port_id: 0,
-                mac: "02:00:00:00:00:01".into(),
-                ipv4: "198.18.0.1/24".into(),
-                gateway: None,
-                link_up: true,
-                speed_mbps: 10000,
-                queues: 1,
-                rss: false,
-                mbufs_in_use: 512,
-                xstats: Default::default(),
-            }]
-        }
-    }
-
-    fn state() -> (ControlState, Arc<CoreCounters>) {
-        let c = Arc::new(CoreCounters::default());
-        c.rx_packets.add(5);
-        c.drop_packet(DropReason::NoListener);
-        let st = ControlState {
-            cores: vec![CoreHandle {
-                lcore: 1,
-                counters: c.clone(),
-            }]
-            .into(),
-            ports: Arc::new(Fixed),
-            version: "test",
-        };
-        (st, c)
-    }
-
-    async fn get(st: ControlState, uri: &str) -> (StatusCode, String) {
-        let r = router(st)
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let code = r.status();
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        (code, String::from_utf8(body.to_vec()).unwrap())
-    }
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tutti_dataplane::clock::Instant;
+    use tutti_dataplane::conference::{MediaEvent, MediaEventKind, MediaOp, PartKey};
+    use tutti_dataplane::rx::{Digit, DigitSource};
 
     #[tokio::test(flavor = "current_thread")]
     async fn metrics_read_counters_at_scrape_time() {
-        let (st, c) = state();
-        let (code, text) = get(st.clone(), "/metrics").await;
+        let h = harness(vec![media_core(10)]);
+        let (code, text) = get(&h.state, "/metrics").await;
         assert_eq!(code, StatusCode::OK);
         assert!(
             text.contains("tutti_rx_packets_total{core=\"1\"} 5"),
@@ -184,23 +356,329 @@ mod tests {
         assert!(text.contains("tutti_mbufs_in_use{port=\"net_tap0\"} 512"));
         assert!(text.contains("# TYPE tutti_rx_packets_total counter"));
         assert!(!text.contains("# EOF"));
-        c.rx_packets.add(2);
-        let (_, text) = get(st, "/metrics").await;
+        h.counters.rx_packets.add(2);
+        let (_, text) = get(&h.state, "/metrics").await;
         assert!(text.contains("tutti_rx_packets_total{core=\"1\"} 7"));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn status_and_errors_are_json() {
-        let (st, _) = state();
-        let (code, body) = get(st.clone(), "/v1/status").await;
+        let h = harness(vec![media_core(10)]);
+        let st = &h.state;
+        let (code, body) = get(st, "/v1/status").await;
         assert_eq!(code, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["cores"][0]["rx_packets"], 5);
         assert_eq!(v["cores"][0]["drops"]["no_listener"], 1);
         assert_eq!(v["ports"][0]["link_up"], true);
-        let (code, body) = get(st.clone(), "/v1/nope").await;
+        assert_eq!(
+            v["capacity"],
+            serde_json::json!({"participants": 10, "used": 0, "free": 10})
+        );
+        assert_eq!(v["conferences"], 0);
+        let (code, body) = json(st, Method::GET, "/v1/nope", None).await;
         assert_eq!(code, StatusCode::NOT_FOUND);
-        assert!(body.contains("\"error\""));
+        assert!(body["error"].is_string());
+        let (code, body) = json(st, Method::PUT, "/v1/conferences", Some("{}")).await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(body["error"].is_string());
         assert_eq!(get(st, "/healthz").await, (StatusCode::OK, "ok\n".into()));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_poisoned_session_lock_is_taken_over() {
+        let h = harness(vec![media_core(10)]);
+        let sessions = h.state.sessions.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _guard = sessions.lock().unwrap();
+            panic!("deliberate panic to poison the session lock");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(h.state.sessions.is_poisoned());
+        let (code, _) = json(&h.state, Method::POST, "/v1/conferences", Some("{}")).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (code, v) = json(&h.state, Method::GET, "/v1/status", None).await;
+        assert_eq!(
+            (code, &v["conferences"]),
+            (StatusCode::OK, &serde_json::json!(1))
+        );
+    }
+
+    /// Is `text` the body of a request that reached a handler for `method`?
+    fn served(code: StatusCode, text: &str) -> bool {
+        code != StatusCode::METHOD_NOT_ALLOWED && !text.contains("no such endpoint")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn openapi_documents_exactly_the_routes_served() {
+        let h = harness(vec![media_core(10)]);
+        let (code, doc) = json(&h.state, Method::GET, "/openapi.json", None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.0."));
+        assert_eq!(doc["info"]["version"], "test");
+        let paths = doc["paths"].as_object().unwrap();
+        let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+        let served_paths: BTreeSet<&str> = route_paths().into_iter().collect();
+        assert_eq!(documented, served_paths);
+        // Every documented method is served and every served method documented. The
+        // event stream never ends, so it is only checked for being documented.
+        for (path, item) in paths {
+            let uri = path.replace("{id}", "c1").replace("{pid}", "p1");
+            for method in ["get", "post", "patch", "delete", "put"] {
+                let documented = item.get(method).is_some();
+                if uri == "/v1/events" && method == "get" {
+                    assert!(documented);
+                    continue;
+                }
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let (code, text) = send(&h.state, m, &uri, Some("{}")).await;
+                assert_eq!(
+                    served(code, &text),
+                    documented,
+                    "{method} {path}: {code} {text}"
+                );
+                if documented {
+                    for status in item[method]["responses"].as_object().unwrap().keys() {
+                        assert!(status.parse::<u16>().is_ok(), "{status}");
+                    }
+                }
+            }
+        }
+        // References resolve.
+        let text = doc.to_string();
+        for r in text.split("\"#/components/schemas/").skip(1) {
+            let name = r.split('"').next().unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn metrics_count_requests_by_route_template_and_pass_promtool() {
+        let h = harness(vec![media_core(10)]);
+        let st = &h.state;
+        send(st, Method::POST, "/v1/conferences", Some(r#"{"id":"m1"}"#)).await;
+        let body = r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#;
+        send(
+            st,
+            Method::POST,
+            "/v1/conferences/m1/participants",
+            Some(body),
+        )
+        .await;
+        get(st, "/v1/conferences/m1").await;
+        get(st, "/v1/conferences/zz").await;
+        get(st, "/v1/conferences/yy").await;
+        get(st, "/no/such/thing").await;
+        let (_, text) = get(st, "/metrics").await;
+        for line in [
+            r#"tutti_api_requests_total{method="POST",route="/v1/conferences",status="201"} 1"#,
+            r#"tutti_api_requests_total{method="GET",route="/v1/conferences/{id}",status="200"} 1"#,
+            r#"tutti_api_requests_total{method="GET",route="/v1/conferences/{id}",status="404"} 2"#,
+            r#"tutti_api_requests_total{method="POST",route="/v1/conferences/{id}/participants",status="201"} 1"#,
+            r#"tutti_api_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+            "# TYPE tutti_api_requests_total counter",
+            r#"tutti_conferences{core="3"} 1"#,
+            r#"tutti_participants{core="3"} 1"#,
+            r#"tutti_participant_capacity{core="3"} 10"#,
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+        assert!(!text.contains("zz") && !text.contains("/no/such"), "{text}");
+        promtool_check(&text);
+    }
+
+    /// Run `promtool check metrics` on `text` if promtool is installed.
+    fn promtool_check(text: &str) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            println!("note: promtool not installed; skipping `promtool check metrics`");
+            return;
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Read SSE frames up to the next named event, which must be `kind`; its JSON data.
+    /// Keep-alive comments are skipped.
+    async fn next_event(body: &mut axum::body::Body, kind: &str) -> serde_json::Value {
+        let mut buf = String::new();
+        loop {
+            if let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let mut name = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(n) = line.strip_prefix("event: ") {
+                        name = Some(n.to_string());
+                    } else if let Some(d) = line.strip_prefix("data: ") {
+                        data = Some(d.to_string());
+                    }
+                }
+                if let Some(name) = name {
+                    assert_eq!(name, kind, "{block}");
+                    return serde_json::from_str(&data.expect("data line")).unwrap();
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                .await
+                .expect("an SSE frame within 5 s")
+                .expect("stream open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sse_delivers_session_and_mapped_media_events() {
+        use tower::ServiceExt;
+        let h = harness(vec![media_core(10)]);
+        let st = &h.state;
+        let r = router(st.clone())
+            .oneshot(
+                axum::http::Request::get("/v1/events")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let mut body = r.into_body();
+
+        let (code, conf) = json(st, Method::POST, "/v1/conferences", Some(r#"{"id":"ev"}"#)).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let ev = next_event(&mut body, "conference_created").await;
+        assert_eq!(ev["conference"], "ev");
+        assert_eq!(ev["participant"], serde_json::Value::Null);
+        let ts = ev["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 24, "{ts}");
+
+        let add = r#"{"remote":"198.18.0.2:4000","codec":"PCMA"}"#;
+        let (_, p) = json(
+            st,
+            Method::POST,
+            "/v1/conferences/ev/participants",
+            Some(add),
+        )
+        .await;
+        let ev = next_event(&mut body, "participant_created").await;
+        assert_eq!(
+            (&ev["conference"], &ev["participant"]),
+            (&conf["id"], &p["id"])
+        );
+
+        let (core, conf_key, part_key) = match h.media.ops().last() {
+            Some((core, MediaOp::AddParticipant(spec))) => (*core, spec.conf, spec.key),
+            other => panic!("{other:?}"),
+        };
+        let at = Instant::from_nanos(1);
+        // Stale keys and the wrong core are ignored; the digit gets through mapped.
+        for (core, part) in [(core, PartKey(part_key.0 + 100)), (core + 1, part_key)] {
+            let kind = MediaEventKind::TalkStart;
+            st.media_event(
+                core,
+                MediaEvent {
+                    conf: conf_key,
+                    part: Some(part),
+                    at,
+                    kind,
+                },
+            );
+        }
+        let kind = MediaEventKind::Digit {
+            digit: Digit::D5,
+            source: DigitSource::Rfc4733,
+        };
+        st.media_event(
+            core,
+            MediaEvent {
+                conf: conf_key,
+                part: Some(part_key),
+                at,
+                kind,
+            },
+        );
+        let ev = next_event(&mut body, "digit").await;
+        assert_eq!(ev["type"], "digit");
+        assert_eq!(ev["conference"], "ev");
+        assert_eq!(ev["participant"], p["id"]);
+        assert_eq!(
+            (ev["digit"].as_str(), ev["source"].as_str()),
+            (Some("5"), Some("rfc4733"))
+        );
+
+        let prompt = h.media.prompts.id("goodbye").unwrap();
+        let kind = MediaEventKind::PromptDone {
+            prompt,
+            completed: false,
+        };
+        st.media_event(
+            core,
+            MediaEvent {
+                conf: conf_key,
+                part: None,
+                at,
+                kind,
+            },
+        );
+        let ev = next_event(&mut body, "prompt_done").await;
+        assert_eq!(
+            (ev["prompt"].as_str(), ev["completed"].as_bool()),
+            (Some("goodbye"), Some(false))
+        );
+        assert_eq!(ev["participant"], serde_json::Value::Null);
+
+        let (code, _) = send(st, Method::DELETE, "/v1/conferences/ev", None).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let ev = next_event(&mut body, "participant_deleted").await;
+        assert_eq!(ev["participant"], p["id"]);
+        let ev = next_event(&mut body, "conference_deleted").await;
+        assert_eq!(ev["conference"], "ev");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn shutdown_ends_open_event_streams() {
+        let h = harness(vec![media_core(10)]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, h.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+        stop.send(()).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
     }
 }

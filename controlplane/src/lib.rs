@@ -1,12 +1,25 @@
 //! tutti-controlplane: the slow path. Serves the HTTP API (`/healthz`, `/v1/status`,
-//! `/metrics`) on a thread outside the dataplane cores, reading the dataplane's per-core
-//! counters at request time.
+//! `/metrics`, the conference REST API under `/v1/conferences`, the event stream
+//! `/v1/events` and `/openapi.json`) on a thread outside the dataplane cores, keeps the
+//! session table and drives the dataplane cores through a [`media::MediaPlane`].
 
 pub mod api;
+mod conferences;
+pub mod events;
+pub mod media;
 pub mod metrics;
+pub mod openapi;
+pub mod sessions;
+#[cfg(test)]
+mod test_support;
 
+use events::{Event, EventHub};
+use media::MediaPlane;
 use serde::Serialize;
-use std::sync::Arc;
+use sessions::Sessions;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+use tutti_dataplane::conference::{EngineCounters, MediaEvent};
 use tutti_dataplane::stats::CoreCounters;
 
 /// One dataplane core as the control plane sees it.
@@ -16,6 +29,8 @@ pub struct CoreHandle {
     pub lcore: u32,
     /// Its counters (written by that core only).
     pub counters: Arc<CoreCounters>,
+    /// Its conference engine's counters (written by that core only).
+    pub engine: Arc<EngineCounters>,
 }
 
 /// A port's state, read on demand (link state can change at any time).
@@ -47,4 +62,59 @@ pub struct ControlState {
     pub cores: Arc<[CoreHandle]>,
     pub ports: Arc<dyn PortSource>,
     pub version: &'static str,
+    /// The conference-hosting dataplane cores.
+    pub media: Arc<dyn MediaPlane>,
+    /// The session table (over `media.cores()`).
+    pub sessions: Arc<Mutex<Sessions>>,
+    /// Events for `/v1/events` subscribers.
+    pub events: EventHub,
+    /// API request counters.
+    pub api_metrics: Arc<metrics::ApiMetrics>,
+}
+
+impl ControlState {
+    /// The state for `cores` (counters), `ports`, and the conference cores of `media`
+    /// (`media.cores()` is read once, here), with an empty session table.
+    pub fn new(
+        cores: impl Into<Arc<[CoreHandle]>>,
+        ports: Arc<dyn PortSource>,
+        media: Arc<dyn MediaPlane>,
+        version: &'static str,
+    ) -> Self {
+        ControlState {
+            cores: cores.into(),
+            ports,
+            version,
+            sessions: Arc::new(Mutex::new(Sessions::new(media.cores()))),
+            media,
+            events: EventHub::default(),
+            api_metrics: Arc::default(),
+        }
+    }
+
+    /// The session table, locked. Every change to it completes without panicking, so
+    /// a poisoned lock (a panic elsewhere while holding it) still guards a consistent
+    /// table and is taken over rather than failing every later request.
+    pub fn lock_sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Handle one event drained from dataplane core `core`'s event ring (index into
+    /// `media.cores()`): map its keys to API ids and send it to `/v1/events`
+    /// subscribers. Events about conferences or participants that no longer exist are
+    /// dropped. The timestamp is the wall-clock time of this call, not `ev.at` (the
+    /// dataplane clock has no wall-clock origin); the event ring is drained every few
+    /// milliseconds, so the two differ by that much.
+    pub fn media_event(&self, core: usize, ev: MediaEvent) {
+        let event = Event::from_media(
+            &self.lock_sessions(),
+            self.media.as_ref(),
+            core,
+            &ev,
+            SystemTime::now(),
+        );
+        if let Some(event) = event {
+            self.events.publish(event);
+        }
+    }
 }

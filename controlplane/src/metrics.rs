@@ -1,20 +1,164 @@
-//! Prometheus metrics, rendered at scrape time from the dataplane's per-core counters and
-//! the ports' state (prometheus-client, OpenMetrics text).
+//! Prometheus metrics, rendered at scrape time from the dataplane's per-core counters,
+//! the ports' state and the session table, plus the API's request counters
+//! (prometheus-client, OpenMetrics text).
 
 use crate::{ControlState, PortStatus};
+use axum::http::{Method, StatusCode};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use tutti_dataplane::stats::{CoreCounters, DropReason};
+use tutti_dataplane::conference::EngineCounters;
+use tutti_dataplane::stats::{CoreCounters, DropReason, LatencyHistogram, LATENCY_BOUNDS_US};
+
+/// A histogram read from a [`LatencyHistogram`] (merged over cores), in seconds.
+#[derive(Debug)]
+struct SecondsHistogram {
+    sum_s: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl SecondsHistogram {
+    fn merged<'a>(hists: impl Iterator<Item = &'a LatencyHistogram>) -> SecondsHistogram {
+        let mut counts = [0u64; LATENCY_BOUNDS_US.len() + 1];
+        let mut sum_ns = 0u64;
+        for h in hists {
+            for (c, n) in counts.iter_mut().zip(h.counts()) {
+                *c += n;
+            }
+            sum_ns += h.sum_ns();
+        }
+        let buckets = counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let bound = LATENCY_BOUNDS_US
+                    .get(i)
+                    .map_or(f64::MAX, |us| *us as f64 / 1e6);
+                (bound, *n)
+            })
+            .collect();
+        SecondsHistogram {
+            sum_s: sum_ns as f64 / 1e9,
+            count: counts.iter().sum(),
+            buckets,
+        }
+    }
+}
+
+impl EncodeMetric for SecondsHistogram {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> fmt::Result {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum_s,
+            self.count,
+            &self.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The conference engine's counters, one family each (name, help, reader).
+type EngineCounter = (&'static str, &'static str, fn(&EngineCounters) -> u64);
+const ENGINE_COUNTERS: [EngineCounter; 11] = [
+    ("tutti_mix_ticks", "Conference mixing ticks run", |e| {
+        e.ticks.get()
+    }),
+    (
+        "tutti_tick_overruns",
+        "Mixing ticks that ran a whole ptime late",
+        |e| e.tick_overruns.get(),
+    ),
+    (
+        "tutti_rtp_received_packets",
+        "RTP packets received for participants",
+        |e| e.rtp_in.get(),
+    ),
+    (
+        "tutti_rtp_sent_packets",
+        "RTP packets sent to participants",
+        |e| e.rtp_out.get(),
+    ),
+    (
+        "tutti_rtcp_received_packets",
+        "RTCP packets received from participants",
+        |e| e.rtcp_in.get(),
+    ),
+    (
+        "tutti_rtcp_sent_packets",
+        "RTCP reports sent to participants",
+        |e| e.rtcp_out.get(),
+    ),
+    (
+        "tutti_rtp_late_packets",
+        "RTP packets that arrived after their playout time",
+        |e| e.rtp_late.get(),
+    ),
+    (
+        "tutti_rtp_duplicate_packets",
+        "RTP packets received twice",
+        |e| e.rtp_duplicate.get(),
+    ),
+    (
+        "tutti_rtp_reordered_packets",
+        "RTP packets older than one already received",
+        |e| e.rtp_reordered.get(),
+    ),
+    (
+        "tutti_rtp_lost_frames",
+        "Frames concealed because their packet was lost",
+        |e| e.frames_lost.get(),
+    ),
+    (
+        "tutti_rtp_refused_packets",
+        "RTP refused: foreign source, unknown payload type, sequence jump",
+        |e| e.rtp_dropped.get(),
+    ),
+];
 
 /// Content type of [`render`]'s output.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of [`to_prometheus_text`]'s output (the classic text format 0.0.4).
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+/// API requests answered, by method, route template and status.
+#[derive(Debug, Default)]
+pub struct ApiMetrics {
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl ApiMetrics {
+    /// Count one answered request. `route` is the matched route template (such as
+    /// `/v1/conferences/{id}`), never the raw path, so the label set stays bounded.
+    pub fn record(&self, method: &Method, route: &str, status: StatusCode) {
+        let method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+            .into_iter()
+            .find(|m| *m == method.as_str())
+            .unwrap_or("other");
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.to_string(),
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+}
 
 #[derive(Debug)]
 struct Dataplane {
@@ -42,6 +186,10 @@ fn family<M: EncodeMetric>(
 ) -> fmt::Result {
     let mut fam = enc.encode_descriptor(name, help, None, ty)?;
     for (labels, m) in samples {
+        if labels.is_empty() {
+            m.encode(fam)?;
+            return Ok(());
+        }
         let labels = labels.as_slice();
         m.encode(fam.encode_family(&labels)?)?;
     }
@@ -72,6 +220,31 @@ fn per_port<'a, M: EncodeMetric + 'a>(
 impl Collector for Dataplane {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let cores = &self.state.0.cores;
+        for (name, help, read) in ENGINE_COUNTERS {
+            let samples = cores.iter().map(|c| {
+                (
+                    vec![("core", c.lcore.to_string())],
+                    ConstCounter::new(read(&c.engine)),
+                )
+            });
+            family(&mut enc, name, help, MetricType::Counter, samples)?;
+        }
+        let latency = SecondsHistogram::merged(cores.iter().map(|c| &c.engine.mix_latency));
+        family(
+            &mut enc,
+            "tutti_mix_latency_seconds",
+            "From a conference tick's due time to its last packet queued, all cores",
+            MetricType::Histogram,
+            [(Labels::new(), latency)],
+        )?;
+        let jitter = SecondsHistogram::merged(cores.iter().map(|c| &c.engine.jitter));
+        family(
+            &mut enc,
+            "tutti_rtp_jitter_seconds",
+            "Participants' RFC 3550 interarrival jitter, sampled once a second each",
+            MetricType::Histogram,
+            [(Labels::new(), jitter)],
+        )?;
         let counter = MetricType::Counter;
         family(
             &mut enc,
@@ -183,6 +356,37 @@ impl Collector for Dataplane {
             MetricType::Gauge,
             per_port(&ports, |p| ConstGauge::new(p.mbufs_in_use as i64)),
         )?;
+
+        let loads: Vec<_> = self.state.0.lock_sessions().core_loads().collect();
+        let per_media_core = |f: fn(&crate::sessions::CoreLoad) -> u32| {
+            loads.iter().map(move |l| {
+                (
+                    vec![("core", l.lcore.to_string())],
+                    ConstGauge::new(i64::from(f(l))),
+                )
+            })
+        };
+        family(
+            &mut enc,
+            "tutti_conferences",
+            "Conferences on the dataplane core",
+            MetricType::Gauge,
+            per_media_core(|l| l.conferences),
+        )?;
+        family(
+            &mut enc,
+            "tutti_participants",
+            "Participants on the dataplane core",
+            MetricType::Gauge,
+            per_media_core(|l| l.participants),
+        )?;
+        family(
+            &mut enc,
+            "tutti_participant_capacity",
+            "Participants the dataplane core admits",
+            MetricType::Gauge,
+            per_media_core(|l| l.capacity),
+        )?;
         Ok(())
     }
 }
@@ -193,6 +397,11 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
     registry.register_collector(Box::new(Dataplane {
         state: ControlStateRef(state.clone()),
     }));
+    registry.register(
+        "tutti_api_requests",
+        "API requests answered, by method, route template and status",
+        state.api_metrics.requests.clone(),
+    );
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

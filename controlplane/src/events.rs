@@ -1,0 +1,233 @@
+//! Events for API subscribers (`GET /v1/events`): what the dataplane cores report,
+//! mapped from keys to API ids, and the session changes the API makes. Published on a
+//! broadcast channel; a subscriber that falls behind misses events and is told how many.
+
+use crate::media::MediaPlane;
+use crate::sessions::Sessions;
+use futures_util::Stream;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{broadcast, watch};
+use tutti_dataplane::conference::{MediaEvent, MediaEventKind};
+use tutti_dataplane::rx::DigitSource;
+
+/// Events a subscriber may fall behind by before it misses some.
+pub const BACKLOG: usize = 1024;
+
+/// One event, as subscribers see it (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// What happened: `talk_start`, `digit`, `conference_created`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The conference's id.
+    pub conference: String,
+    /// The participant's id, if the event concerns one.
+    pub participant: Option<String>,
+    /// When the control plane learnt of it: RFC 3339, UTC, milliseconds.
+    pub timestamp: String,
+    /// Fields particular to the kind.
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+/// Fields some event kinds carry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Detail {
+    /// The key pressed (`digit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digit: Option<char>,
+    /// How the key was detected (`digit`): `rfc4733` or `inband`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// The prompt's name (`prompt_done`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Whether the prompt played to its end (`prompt_done`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<bool>,
+    /// Whether comfort-noise SID came before the silence (`participant_quiet`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid_before: Option<bool>,
+}
+
+/// Format `t` as RFC 3339 UTC with milliseconds.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl Event {
+    /// An event about a session change made through the API.
+    pub fn session(
+        kind: &'static str,
+        conference: &str,
+        participant: Option<&str>,
+        at: SystemTime,
+    ) -> Event {
+        Event {
+            kind,
+            conference: conference.to_string(),
+            participant: participant.map(str::to_string),
+            timestamp: timestamp(at),
+            detail: Detail::default(),
+        }
+    }
+
+    /// The API form of an event from dataplane core `core`, received at `at`; `None` if
+    /// its conference or participant no longer exists (or lives on another core).
+    pub fn from_media(
+        sessions: &Sessions,
+        media: &dyn MediaPlane,
+        core: usize,
+        ev: &MediaEvent,
+        at: SystemTime,
+    ) -> Option<Event> {
+        let (conference, participant) = sessions.ids(core, ev.conf, ev.part)?;
+        let mut detail = Detail::default();
+        let kind = match ev.kind {
+            MediaEventKind::TalkStart => "talk_start",
+            MediaEventKind::TalkStop => "talk_stop",
+            MediaEventKind::Digit { digit, source } => {
+                detail.digit = Some(digit.as_char());
+                detail.source = Some(match source {
+                    DigitSource::Rfc4733 => "rfc4733",
+                    DigitSource::InBand => "inband",
+                });
+                "digit"
+            }
+            MediaEventKind::PromptDone { prompt, completed } => {
+                detail.prompt = media
+                    .prompt_names()
+                    .into_iter()
+                    .find(|n| media.prompt(n) == Some(prompt));
+                detail.completed = Some(completed);
+                "prompt_done"
+            }
+            MediaEventKind::Quiet { sid_before } => {
+                detail.sid_before = Some(sid_before);
+                "participant_quiet"
+            }
+            MediaEventKind::Active => "participant_active",
+            MediaEventKind::SidSeen => "sid_seen",
+            MediaEventKind::RtcpTimeout => "rtcp_timeout",
+            MediaEventKind::Bye => "bye",
+            MediaEventKind::TickOverrun => "tick_overrun",
+        };
+        Some(Event {
+            kind,
+            conference: conference.to_string(),
+            participant: participant.map(str::to_string),
+            timestamp: timestamp(at),
+            detail,
+        })
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    /// The next event.
+    Event(Event),
+    /// The subscriber fell behind and missed this many events.
+    Lagged(u64),
+}
+
+/// The broadcaster: publish events, subscribe to them, and end every subscription at
+/// shutdown (so that long-lived event streams do not hold the server open).
+#[derive(Clone, Debug)]
+pub struct EventHub {
+    tx: broadcast::Sender<Event>,
+    closed: Arc<watch::Sender<bool>>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        EventHub {
+            tx: broadcast::channel(BACKLOG).0,
+            closed: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl EventHub {
+    /// Send `ev` to every current subscriber (none is fine).
+    pub fn publish(&self, ev: Event) {
+        // An error only means nobody is listening.
+        let _ = self.tx.send(ev);
+    }
+
+    /// Events from now on, until [`EventHub::close`].
+    pub fn subscribe(&self) -> impl Stream<Item = Delivery> + Send + 'static {
+        let state = (self.tx.subscribe(), self.closed.subscribe());
+        futures_util::stream::unfold(state, |(mut rx, mut closed)| async move {
+            let delivery = tokio::select! {
+                biased;
+                _ = closed.wait_for(|c| *c) => return None,
+                r = rx.recv() => match r {
+                    Ok(ev) => Delivery::Event(ev),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Delivery::Lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            };
+            Some((delivery, (rx, closed)))
+        })
+    }
+
+    /// End every subscription, now and later.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn ev(n: usize) -> Event {
+        Event::session(
+            "conference_created",
+            &format!("c{n}"),
+            None,
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn event_json_shape() {
+        let mut e = Event::session(
+            "digit",
+            "c",
+            Some("p1"),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+        );
+        e.detail.digit = Some('#');
+        e.detail.source = Some("inband");
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "digit", "conference": "c", "participant": "p1",
+                "timestamp": "2023-11-14T22:13:20.123Z", "digit": "#", "source": "inband"})
+        );
+        let v = serde_json::to_value(ev(1)).unwrap();
+        assert_eq!(v["participant"], serde_json::Value::Null);
+        assert!(v.get("digit").is_none());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn subscribers_get_events_lag_notes_and_the_end() {
+        let hub = EventHub::default();
+        let mut sub = Box::pin(hub.subscribe());
+        hub.publish(ev(0));
+        assert_eq!(sub.next().await, Some(Delivery::Event(ev(0))));
+        for n in 0..BACKLOG + 5 {
+            hub.publish(ev(n));
+        }
+        assert_eq!(sub.next().await, Some(Delivery::Lagged(5)));
+        assert_eq!(sub.next().await, Some(Delivery::Event(ev(5))));
+        hub.close();
+        assert_eq!(sub.next().await, None);
+        assert_eq!(Box::pin(hub.subscribe()).next().await, None);
+    }
+}

@@ -1,0 +1,336 @@
+//! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`.
+
+use crate::api::MAX_BODY_BYTES;
+use crate::conferences::{
+    DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB, MAX_OWNER_LEN, MAX_PARTICIPANTS,
+};
+use crate::sessions::MAX_CONFERENCE_ID_LEN;
+use serde_json::{json, Map, Value};
+use tutti_dataplane::mixer::MAX_LOUDEST;
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn body(name: &str) -> Value {
+    json!({ "required": true, "content": json_content(schema(name)) })
+}
+
+/// Responses: `ok` (status, description, optional schema name) plus the error statuses.
+fn responses(ok: (&str, &str, Option<&str>), errors: &[(&str, &str)]) -> Value {
+    let (status, description, ok_schema) = ok;
+    let mut r = Map::new();
+    let mut success = json!({ "description": description });
+    if let Some(name) = ok_schema {
+        success["content"] = json_content(schema(name));
+    }
+    r.insert(status.to_string(), success);
+    for (status, description) in errors {
+        r.insert(
+            status.to_string(),
+            json!({ "description": description, "content": json_content(schema("Error")) }),
+        );
+    }
+    Value::Object(r)
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description,
+            "schema": { "type": "string" } })
+}
+
+const BAD_BODY: (&str, &str) = (
+    "400",
+    "Malformed JSON, wrong field types, unknown fields or invalid values",
+);
+const TOO_LARGE: (&str, &str) = ("413", "Request body too large");
+const NOT_JSON: (&str, &str) = ("415", "Content-Type is not application/json");
+const NO_CONF: (&str, &str) = ("404", "No such conference");
+const NO_PART: (&str, &str) = ("404", "No such conference or participant");
+const BUSY: (&str, &str) = (
+    "503",
+    "A dataplane core is full or not accepting commands; try again later",
+);
+const DATAPLANE: (&str, &str) = ("500", "The dataplane refused the command");
+
+fn schemas() -> Value {
+    let speakers = json!({
+        "oneOf": [
+            { "type": "integer", "minimum": 1, "maximum": MAX_LOUDEST },
+            { "type": "string", "enum": ["all"] }
+        ],
+        "description": "Mix the loudest N talkers, or everyone who sends audio"
+    });
+    let gain = json!({ "type": "number", "minimum": GAIN_DB.start(), "maximum": GAIN_DB.end() });
+    json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "string" } }
+        },
+        "ConferenceCreate": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
+                        "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
+                        "description": "Generated when absent" },
+                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
+                           "description": "The call manager that owns the conference" },
+                "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
+                "max_participants": { "type": "integer", "minimum": 1,
+                                      "maximum": MAX_PARTICIPANTS,
+                                      "default": DEFAULT_MAX_PARTICIPANTS },
+                "active_speakers": speakers.clone()
+            }
+        },
+        "Conference": {
+            "type": "object",
+            "required": ["id", "core", "ptime_ms", "max_participants", "active_speakers",
+                         "participant_count", "created_at"],
+            "properties": {
+                "id": { "type": "string" },
+                "core": { "type": "integer", "description": "lcore id of its dataplane core" },
+                "owner": { "type": "string", "nullable": true },
+                "ptime_ms": { "type": "integer" },
+                "max_participants": { "type": "integer" },
+                "active_speakers": speakers,
+                "participant_count": { "type": "integer" },
+                "created_at": { "type": "string", "format": "date-time" },
+                "participants": { "type": "array", "items": schema("Participant"),
+                                  "description": "Only when one conference is asked for" }
+            }
+        },
+        "ConferenceList": {
+            "type": "object", "required": ["conferences"],
+            "properties": { "conferences": { "type": "array", "items": schema("Conference") } }
+        },
+        "ParticipantCreate": {
+            "type": "object", "additionalProperties": false, "required": ["remote", "codec"],
+            "properties": {
+                "remote": { "type": "string", "example": "198.18.0.2:4000",
+                            "description": "Unicast IPv4 address and non-zero port" },
+                "codec": { "type": "string", "enum": ["pcmu", "pcma"],
+                           "description": "Case-insensitive" },
+                "telephone_event_pt": { "type": "integer", "minimum": 96, "maximum": 127,
+                                        "nullable": true,
+                                        "default": DEFAULT_TELEPHONE_EVENT_PT,
+                                        "description": "RFC 4733 payload type; null for none" },
+                "rtcp": { "type": "boolean", "default": true },
+                "muted": { "type": "boolean", "default": false },
+                "deaf": { "type": "boolean", "default": false },
+                "gain_db": gain.clone()
+            }
+        },
+        "Participant": {
+            "type": "object",
+            "required": ["id", "conference", "local", "remote", "codec", "rtcp", "ssrc",
+                         "muted", "deaf", "gain_db", "hold", "created_at"],
+            "properties": {
+                "id": { "type": "string" },
+                "conference": { "type": "string" },
+                "local": { "type": "string", "description": "Our RTP address (RTCP: port + 1)" },
+                "remote": { "type": "string" },
+                "codec": { "type": "string" },
+                "telephone_event_pt": { "type": "integer", "nullable": true },
+                "rtcp": { "type": "boolean" },
+                "ssrc": { "type": "integer", "format": "int64" },
+                "muted": { "type": "boolean" },
+                "deaf": { "type": "boolean" },
+                "gain_db": { "type": "number" },
+                "hold": { "type": "boolean" },
+                "created_at": { "type": "string", "format": "date-time" }
+            }
+        },
+        "ParticipantList": {
+            "type": "object", "required": ["participants"],
+            "properties": { "participants": { "type": "array", "items": schema("Participant") } }
+        },
+        "ParticipantPatch": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "muted": { "type": "boolean" },
+                "deaf": { "type": "boolean" },
+                "gain_db": gain,
+                "hold": { "type": "boolean", "description": "Recorded in the session table" }
+            }
+        },
+        "PromptRequest": {
+            "type": "object", "additionalProperties": false, "required": ["prompt"],
+            "properties": {
+                "prompt": { "type": "string", "description": "Name in the prompt library" },
+                "participant": { "type": "string",
+                                 "description": "Play to one participant; else to all" }
+            }
+        },
+        "PromptAccepted": {
+            "type": "object", "required": ["conference", "prompt"],
+            "properties": {
+                "conference": { "type": "string" },
+                "participant": { "type": "string", "nullable": true },
+                "prompt": { "type": "string" }
+            }
+        },
+        "Event": {
+            "type": "object", "required": ["type", "conference", "participant", "timestamp"],
+            "properties": {
+                "type": { "type": "string", "enum": [
+                    "talk_start", "talk_stop", "digit", "prompt_done", "participant_quiet",
+                    "participant_active", "sid_seen", "rtcp_timeout", "bye", "tick_overrun",
+                    "conference_created", "conference_deleted", "participant_created",
+                    "participant_deleted"] },
+                "conference": { "type": "string" },
+                "participant": { "type": "string", "nullable": true },
+                "timestamp": { "type": "string", "format": "date-time" },
+                "digit": { "type": "string" },
+                "source": { "type": "string", "enum": ["rfc4733", "inband"] },
+                "prompt": { "type": "string" },
+                "completed": { "type": "boolean" },
+                "sid_before": { "type": "boolean" }
+            }
+        },
+        "Status": {
+            "type": "object", "required": ["version", "ports", "cores", "capacity", "conferences"],
+            "properties": {
+                "version": { "type": "string" },
+                "ports": { "type": "array", "items": { "type": "object" } },
+                "cores": { "type": "array", "items": { "type": "object" } },
+                "capacity": {
+                    "type": "object", "required": ["participants", "used", "free"],
+                    "properties": {
+                        "participants": { "type": "integer" },
+                        "used": { "type": "integer" },
+                        "free": { "type": "integer" }
+                    }
+                },
+                "conferences": { "type": "integer" }
+            }
+        }
+    })
+}
+
+fn paths() -> Value {
+    let id = path_param("id", "Conference id");
+    let pid = path_param("pid", "Participant id");
+    let text = |description: &str, media: &str| {
+        json!({ "200": { "description": description,
+                         "content": { media: { "schema": { "type": "string" } } } } })
+    };
+    json!({
+        "/healthz": { "get": {
+            "summary": "Liveness", "operationId": "healthz",
+            "responses": text("ok", "text/plain")
+        }},
+        "/v1/status": { "get": {
+            "summary": "Ports, cores, capacity and conference count", "operationId": "status",
+            "responses": responses(("200", "Status", Some("Status")), &[])
+        }},
+        "/metrics": { "get": {
+            "summary": "Prometheus metrics (OpenMetrics when the Accept header asks for it)",
+            "operationId": "metrics",
+            "responses": text("Metrics", "text/plain")
+        }},
+        "/openapi.json": { "get": {
+            "summary": "This document", "operationId": "openapi",
+            "responses": { "200": { "description": "OpenAPI 3.0 document",
+                                    "content": json_content(json!({ "type": "object" })) } }
+        }},
+        "/v1/events": { "get": {
+            "summary": "Server-Sent Events: each `event: <type>` with a JSON Event as data; \
+                        `lagged` ({\"type\":\"lagged\",\"missed\":n}) when the subscriber fell behind",
+            "operationId": "events",
+            "responses": { "200": { "description": "Event stream",
+                                    "content": { "text/event-stream": { "schema": schema("Event") } } } }
+        }},
+        "/v1/conferences": {
+            "get": {
+                "summary": "List conferences", "operationId": "listConferences",
+                "responses": responses(("200", "Conferences", Some("ConferenceList")), &[])
+            },
+            "post": {
+                "summary": "Create a conference on the core with the most free capacity",
+                "operationId": "createConference",
+                "requestBody": body("ConferenceCreate"),
+                "responses": responses(("201", "Created", Some("Conference")),
+                    &[BAD_BODY, ("409", "A conference with this id exists"), TOO_LARGE,
+                      NOT_JSON, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}": {
+            "parameters": [id.clone()],
+            "get": {
+                "summary": "A conference with its participants", "operationId": "getConference",
+                "responses": responses(("200", "Conference", Some("Conference")), &[NO_CONF])
+            },
+            "delete": {
+                "summary": "Delete a conference and its participants, freeing their ports",
+                "operationId": "deleteConference",
+                "responses": responses(("204", "Deleted", None), &[NO_CONF, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/participants": {
+            "parameters": [id.clone()],
+            "get": {
+                "summary": "List a conference's participants", "operationId": "listParticipants",
+                "responses": responses(("200", "Participants", Some("ParticipantList")), &[NO_CONF])
+            },
+            "post": {
+                "summary": "Add a participant (local RTP port from the conference's core)",
+                "operationId": "addParticipant",
+                "requestBody": body("ParticipantCreate"),
+                "responses": responses(("201", "Added", Some("Participant")),
+                    &[BAD_BODY, NO_CONF, ("409", "The conference has max_participants"),
+                      TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/participants/{pid}": {
+            "parameters": [id.clone(), pid],
+            "get": {
+                "summary": "A participant", "operationId": "getParticipant",
+                "responses": responses(("200", "Participant", Some("Participant")), &[NO_PART])
+            },
+            "patch": {
+                "summary": "Change mute, deaf, gain or hold", "operationId": "updateParticipant",
+                "requestBody": body("ParticipantPatch"),
+                "responses": responses(("200", "Updated", Some("Participant")),
+                    &[BAD_BODY, NO_PART, TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
+            },
+            "delete": {
+                "summary": "Remove a participant, freeing its ports",
+                "operationId": "deleteParticipant",
+                "responses": responses(("204", "Removed", None), &[NO_PART, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/prompts": {
+            "parameters": [id],
+            "post": {
+                "summary": "Play a prompt to the conference or one participant",
+                "operationId": "playPrompt",
+                "requestBody": body("PromptRequest"),
+                "responses": responses(("202", "Queued", Some("PromptAccepted")),
+                    &[BAD_BODY, ("404", "No such conference, participant or prompt"),
+                      TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
+            }
+        }
+    })
+}
+
+/// The OpenAPI 3.0 document for API version `version`.
+pub fn document(version: &str) -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tutti control API",
+            "version": version,
+            "description": format!(
+                "Conferences and participants on the tutti audio conferencing appliance. \
+                 Every error is a JSON body {{\"error\": message}}; request bodies are at \
+                 most {MAX_BODY_BYTES} bytes."
+            )
+        },
+        "paths": paths(),
+        "components": { "schemas": schemas() }
+    })
+}

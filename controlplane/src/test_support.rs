@@ -1,0 +1,161 @@
+//! Test doubles and request helpers shared by the HTTP tests.
+
+use crate::media::{MediaCore, MediaError, MediaPlane};
+use crate::{api, ControlState, CoreHandle, PortSource, PortStatus};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+use tutti_dataplane::conference::MediaOp;
+use tutti_dataplane::rx::{PromptId, PromptLibrary};
+use tutti_dataplane::stats::{CoreCounters, DropReason};
+
+pub struct Fixed;
+
+impl PortSource for Fixed {
+    fn ports(&self) -> Vec<PortStatus> {
+        vec![PortStatus {
+            device: "net_tap0".into(),
+            driver: "net_tap".into(),
+            port_id: 0,
+            mac: "02:00:00:00:00:01".into(),
+            ipv4: "198.18.0.1/24".into(),
+            gateway: None,
+            link_up: true,
+            speed_mbps: 10000,
+            queues: 1,
+            rss: false,
+            mbufs_in_use: 512,
+            xstats: Default::default(),
+        }]
+    }
+}
+
+/// A dataplane that records the operations it is given.
+pub struct TestMedia {
+    cores: Vec<MediaCore>,
+    pub prompts: PromptLibrary,
+    pub ops: Mutex<Vec<(usize, MediaOp)>>,
+    /// Answer every `apply` with [`MediaError::Busy`].
+    pub busy: AtomicBool,
+}
+
+impl TestMedia {
+    pub fn ops(&self) -> Vec<(usize, MediaOp)> {
+        self.ops.lock().unwrap().clone()
+    }
+
+    pub fn set_busy(&self, busy: bool) {
+        self.busy.store(busy, Ordering::Relaxed);
+    }
+}
+
+impl MediaPlane for TestMedia {
+    fn cores(&self) -> Vec<MediaCore> {
+        self.cores.clone()
+    }
+    fn prompt(&self, name: &str) -> Option<PromptId> {
+        self.prompts.id(name)
+    }
+    fn prompt_names(&self) -> Vec<String> {
+        self.prompts.names().map(str::to_string).collect()
+    }
+    fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError> {
+        if self.busy.load(Ordering::Relaxed) {
+            return Err(MediaError::Busy(core));
+        }
+        if core >= self.cores.len() {
+            return Err(MediaError::Rejected(format!("no core {core}")));
+        }
+        self.ops.lock().unwrap().push((core, op));
+        Ok(())
+    }
+}
+
+/// One media core: lcore 3, 198.18.0.1, ports 20000..=20999, `capacity` participants.
+pub fn media_core(capacity: u32) -> MediaCore {
+    MediaCore {
+        lcore: 3,
+        local_ip: Ipv4Addr::new(198, 18, 0, 1),
+        ports: 20000..=20999,
+        capacity,
+    }
+}
+
+pub struct Harness {
+    pub state: ControlState,
+    pub media: Arc<TestMedia>,
+    pub counters: Arc<CoreCounters>,
+}
+
+pub fn harness(cores: Vec<MediaCore>) -> Harness {
+    let counters = Arc::new(CoreCounters::default());
+    counters.rx_packets.add(5);
+    counters.drop_packet(DropReason::NoListener);
+    let mut prompts = PromptLibrary::new();
+    for name in ["welcome", "goodbye"] {
+        prompts
+            .add_samples(name, vec![0i16; 160].into())
+            .expect("prompt");
+    }
+    let media = Arc::new(TestMedia {
+        cores,
+        prompts,
+        ops: Mutex::default(),
+        busy: AtomicBool::new(false),
+    });
+    let state = ControlState::new(
+        vec![CoreHandle {
+            lcore: 1,
+            counters: counters.clone(),
+            engine: Arc::default(),
+        }],
+        Arc::new(Fixed),
+        media.clone(),
+        "test",
+    );
+    Harness {
+        state,
+        media,
+        counters,
+    }
+}
+
+/// Send a request with an optional raw JSON body; the answer's status and body text.
+pub async fn send(
+    st: &ControlState,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let r = api::router(st.clone()).oneshot(req).await.unwrap();
+    let code = r.status();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    (code, String::from_utf8(body.to_vec()).unwrap())
+}
+
+pub async fn get(st: &ControlState, uri: &str) -> (StatusCode, String) {
+    send(st, Method::GET, uri, None).await
+}
+
+/// Send a request whose answer must be JSON.
+pub async fn json(
+    st: &ControlState,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let (code, text) = send(st, method, uri, body).await;
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{uri}: {e}: {text}"));
+    (code, v)
+}

@@ -1,0 +1,149 @@
+//! The media plane as the control API sees it: conference and participant state is built
+//! here, on the control core, and sent down the owning dataplane core's command ring;
+//! each core's event ring is drained into the API's event stream and its retired ring
+//! (state it unlinked) is freed here.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tutti_controlplane::media::{MediaCore, MediaError, MediaPlane};
+use tutti_controlplane::ControlState;
+use tutti_dataplane::clock::Clock;
+use tutti_dataplane::conference::{
+    Conference, MediaCommand, MediaEvent, MediaOp, Participant, Retired,
+};
+use tutti_dataplane::poll::Command;
+use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::{PromptId, PromptLibrary};
+use tutti_dpdk::TscClock;
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// The NTP time (32.32) at the dataplane clock's origin, for RTCP sender reports.
+pub fn ntp_at_origin(clock: &TscClock) -> NtpClock {
+    let since_origin = clock.now().as_nanos();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let wall_ns = wall.as_nanos() as u64;
+    let origin_ns = wall_ns.saturating_sub(since_origin);
+    let secs = origin_ns / 1_000_000_000 + NTP_UNIX_OFFSET;
+    let frac = ((origin_ns % 1_000_000_000) << 32) / 1_000_000_000;
+    NtpClock {
+        ntp_at_zero: (secs << 32) | frac,
+    }
+}
+
+/// Commands to the dataplane cores.
+pub struct DpdkMedia {
+    cores: Vec<MediaCore>,
+    rings: Vec<Mutex<rtrb::Producer<Command>>>,
+    prompts: PromptLibrary,
+    clock: TscClock,
+    ntp: NtpClock,
+}
+
+impl DpdkMedia {
+    pub fn new(
+        cores: Vec<MediaCore>,
+        rings: Vec<rtrb::Producer<Command>>,
+        prompts: PromptLibrary,
+        clock: TscClock,
+    ) -> DpdkMedia {
+        DpdkMedia {
+            ntp: ntp_at_origin(&clock),
+            cores,
+            rings: rings.into_iter().map(Mutex::new).collect(),
+            prompts,
+            clock,
+        }
+    }
+
+    fn push(&self, core: usize, cmd: Command) -> Result<(), MediaError> {
+        let ring = self
+            .rings
+            .get(core)
+            .ok_or_else(|| MediaError::Rejected(format!("no dataplane core {core}")))?;
+        let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.push(cmd).map_err(|_| MediaError::Busy(core))
+    }
+
+    /// Tell every core to stop (a full ring is fine: the stop flag ends the loop too).
+    pub fn stop_all(&self) {
+        for core in 0..self.rings.len() {
+            let _ = self.push(core, Command::Stop);
+        }
+    }
+}
+
+impl MediaPlane for DpdkMedia {
+    fn cores(&self) -> Vec<MediaCore> {
+        self.cores.clone()
+    }
+
+    fn prompt(&self, name: &str) -> Option<PromptId> {
+        self.prompts.id(name)
+    }
+
+    fn prompt_names(&self) -> Vec<String> {
+        self.prompts.names().map(str::to_string).collect()
+    }
+
+    fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError> {
+        let rejected = |e: &dyn std::fmt::Display| MediaError::Rejected(e.to_string());
+        let cmd = match op {
+            MediaOp::CreateConference(spec) => {
+                MediaCommand::AddConference(Conference::new(spec).map_err(|e| rejected(&e))?)
+            }
+            MediaOp::DeleteConference(key) => MediaCommand::DeleteConference(key),
+            MediaOp::AddParticipant(spec) => MediaCommand::AddParticipant(
+                Participant::new(spec, self.clock.now(), self.ntp).map_err(|e| rejected(&e))?,
+            ),
+            MediaOp::UpdateParticipant {
+                conf,
+                part,
+                settings,
+            } => MediaCommand::UpdateParticipant {
+                conf,
+                part,
+                settings,
+            },
+            MediaOp::RemoveParticipant { conf, part } => {
+                MediaCommand::RemoveParticipant { conf, part }
+            }
+            MediaOp::PlayPrompt(p) => MediaCommand::PlayPrompt {
+                conf: p.conf,
+                part: p.part,
+                prompt: p.prompt,
+                samples: self
+                    .prompts
+                    .samples(p.prompt)
+                    .cloned()
+                    .ok_or_else(|| MediaError::Rejected("unknown prompt".into()))?,
+            },
+        };
+        self.push(core, Command::Media(cmd))
+    }
+}
+
+/// The control core's ends of the cores' event and retired rings.
+pub struct MediaPump {
+    pub events: Vec<rtrb::Consumer<MediaEvent>>,
+    pub retired: Vec<rtrb::Consumer<Retired>>,
+}
+
+impl MediaPump {
+    /// Forward every pending event to the API and free every retired object.
+    pub fn drain(&mut self, state: &ControlState) {
+        for (core, ring) in self.events.iter_mut().enumerate() {
+            while let Ok(ev) = ring.pop() {
+                state.media_event(core, ev);
+            }
+        }
+        for ring in &mut self.retired {
+            while let Ok(r) = ring.pop() {
+                drop(r);
+            }
+        }
+    }
+}
