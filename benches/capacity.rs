@@ -125,7 +125,8 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         engine,
         Handoff::none(),
     );
-    let mut now = Instant::from_nanos(1_000_000_000);
+    let start = Instant::from_nanos(1_000_000_000);
+    let mut now = start;
     let step = |lp: &mut PollLoop<MemoryIo>, now: Instant| {
         let clock = StepClock {
             virtual_now: now,
@@ -135,10 +136,14 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         while lp.run_once(now, &clock) {}
     };
 
-    // Create the conferences spread over one ptime, so their ticks are spread too.
+    // Create the conferences spread over one ptime, so their ticks are spread too (as
+    // they are when calls arrive at random times); each participant's frames arrive in
+    // the millisecond before its conference ticks.
     let mut templates: Vec<(u64, Vec<u8>)> = Vec::with_capacity(total);
     for c in 0..confs {
-        let phase = (c as u64 * PTIME_MS) / confs as u64;
+        let phase_ns = c as u64 * PTIME_MS * 1_000_000 / confs as u64;
+        now = start + Duration::from_nanos(phase_ns);
+        let phase = phase_ns / 1_000_000;
         let key = ConfKey(c as u32);
         let spec = ConferenceSpec {
             key,
@@ -174,22 +179,22 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             step(&mut lp, now);
         }
     }
+    now = start + Duration::from_millis(PTIME_MS);
     step(&mut lp, now);
 
     let mut work_cycles_total = 0u64;
     let mut late_frames = 0u64;
-    let hist_before = engine_counters.mix_latency.counts();
+    let mut hist_before = engine_counters.mix_latency.counts();
     let mut seq = 0u16;
     for window in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
         let mut window_cycles = 0u64;
         for ms in 0..PTIME_MS {
             // The generator: every participant whose conference phase is now sends a frame.
             let io = lp.io_mut(0).expect("port");
-            for (phase, t) in templates.iter_mut().filter(|(p, _)| *p == ms) {
+            for (_, t) in templates.iter_mut().filter(|(p, _)| *p == ms) {
                 t[44..46].copy_from_slice(&seq.to_be_bytes());
                 let ts = u32::from(seq) * 160;
                 t[46..50].copy_from_slice(&ts.to_be_bytes());
-                let _ = phase;
                 io.inject(t);
             }
             let c0 = tsc.cycles();
@@ -212,7 +217,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         }
         if window + 1 == WARMUP_WINDOWS {
             // Measure latency only after warm-up.
-            let _ = hist_before;
+            hist_before = engine_counters.mix_latency.counts();
         }
     }
     let counts = engine_counters.mix_latency.counts();
@@ -231,17 +236,18 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
 
 fn ramp(tsc: &TscClock, conf_size: usize) {
     let ok = |t: &Trial| t.late_frames == 0 && t.busy_ratio < 0.9;
-    let cap = 40_000usize;
+    // Every participant needs its own local port above FIRST_PORT.
+    let cap = usize::from(u16::MAX - FIRST_PORT) / conf_size * conf_size;
     let mut lo = conf_size;
     let mut lo_trial = run_trial(tsc, conf_size, lo);
     let mut hi = None;
     let mut n = 1000usize.max(conf_size);
-    while n <= cap {
+    while lo < cap {
         let t = run_trial(tsc, conf_size, n);
         if ok(&t) {
             lo = n;
             lo_trial = t;
-            n *= 2;
+            n = (n * 2).min(cap);
         } else {
             hi = Some(n);
             break;

@@ -302,6 +302,28 @@ impl Collector for Dataplane {
             counter,
             per_core(cores, |c| c.iterations.get()),
         )?;
+        let handoff = cores.iter().flat_map(|c| {
+            [
+                ("out", c.counters.handoff_out.get()),
+                ("in", c.counters.handoff_in.get()),
+            ]
+            .map(|(dir, v)| {
+                (
+                    vec![
+                        ("core", c.lcore.to_string()),
+                        ("direction", dir.to_string()),
+                    ],
+                    ConstCounter::new(v),
+                )
+            })
+        });
+        family(
+            &mut enc,
+            "tutti_handoff_packets",
+            "Packets handed to (out) or taken from (in) another core because that core owns their UDP port",
+            counter,
+            handoff,
+        )?;
         let drops = cores.iter().flat_map(|c| {
             DropReason::ALL.iter().map(move |r| {
                 (

@@ -119,6 +119,11 @@ pub struct Tutti {
     pub dir: PathBuf,
 }
 
+/// A path in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
 /// The binary under test.
 pub fn tutti_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tutti")
@@ -208,6 +213,16 @@ impl Tutti {
         http_get(self.api, path).unwrap_or_else(|| panic!("GET {path} failed: {}", self.stderr()))
     }
 
+    /// A request with a JSON body; the status and the body parsed as JSON (Null if empty).
+    pub fn call(&self, method: &str, path: &str, json: Option<&str>) -> (u16, serde_json::Value) {
+        let (code, body) = http(self.api, method, path, json)
+            .unwrap_or_else(|| panic!("{method} {path} failed: {}", self.stderr()));
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// The value of one Prometheus sample, e.g. `tutti_rx_packets_total{core="1"}`.
     pub fn metric(&self, sample: &str) -> f64 {
         let (code, text) = self.get("/metrics");
@@ -291,16 +306,68 @@ pub fn signal(pid: u32, sig: &str) {
 
 /// A minimal HTTP/1.1 GET; `None` if the connection fails.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http(addr, "GET", path, None)
+}
+
+/// A minimal HTTP/1.1 request with an optional JSON body; `None` if the connection fails.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = json.unwrap_or("");
+    let ctype = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let buf = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = buf.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_string()))
+}
+
+/// Read a Server-Sent Events stream for `secs` seconds on a thread; join for its text.
+pub fn sse_collect(addr: SocketAddr, path: &str, secs: u64) -> std::thread::JoinHandle<String> {
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+        );
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => continue,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
+/// The `data:` JSON objects of an SSE capture.
+pub fn sse_events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
 }

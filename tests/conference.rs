@@ -1,0 +1,489 @@
+//! Conferences end to end with real clients: tutti on net_tap, the tap in a namespace
+//! this test creates (198.18.0.2-4 there), driven only through the REST API, with
+//! `scripts/rtp-peer` endpoints sending tones and DTMF and recording what they hear.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const FREQS: [u32; 3] = [440, 1000, 1900];
+
+struct Peer {
+    child: Child,
+    report: std::path::PathBuf,
+}
+
+impl Peer {
+    /// Run rtp-peer inside `ns` from `bind` to `remote` for `secs`, with extra arguments.
+    fn start(ns: &Netns, bind: &str, remote: &str, secs: u32, extra: &[String]) -> Peer {
+        let report = std::env::temp_dir().join(format!("{}.json", unique("tutti-peer-")));
+        let mut args: Vec<String> = vec![
+            "netns".into(),
+            "exec".into(),
+            ns.name.clone(),
+            "timeout".into(),
+            (secs + 20).to_string(),
+            "python3".into(),
+            repo_path("scripts/rtp-peer").display().to_string(),
+            "--bind".into(),
+            bind.into(),
+            "--remote".into(),
+            remote.into(),
+            "--seconds".into(),
+            secs.to_string(),
+            "--report".into(),
+            report.display().to_string(),
+        ];
+        for f in FREQS {
+            args.push("--analyze".into());
+            args.push(f.to_string());
+        }
+        args.extend(extra.iter().cloned());
+        let child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("rtp-peer");
+        Peer { child, report }
+    }
+
+    fn finish(mut self) -> Value {
+        let st = self.child.wait().expect("rtp-peer wait");
+        assert!(st.success(), "rtp-peer failed: {st}");
+        let text = std::fs::read_to_string(&self.report).expect("rtp-peer report");
+        let _ = std::fs::remove_file(&self.report);
+        serde_json::from_str(&text).expect("report JSON")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tap() -> (Tutti, Netns, String) {
+    require_environment();
+    let iface = unique("tc");
+    let prefix = unique("tutticonf");
+    let api = free_port();
+    let yaml = config(
+        &format!("net_tap0,iface={iface}"),
+        "net_tap0",
+        &[],
+        None,
+        api,
+        &prefix,
+    );
+    let t = Tutti::start(&yaml, &prefix, api);
+    let ns = Netns::new();
+    ns.adopt(&iface, "198.18.0.2/24");
+    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
+        must("ip", &["-n", &ns.name, "addr", "add", a, "dev", &iface]);
+    }
+    (t, ns, iface)
+}
+
+fn db(report: &Value, f: u32) -> f64 {
+    report["analysis_db"][f.to_string()]
+        .as_f64()
+        .expect("analysis")
+}
+
+#[test]
+fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
+    let (mut t, ns, _iface) = start_tap();
+    let events = sse_collect(t.api, "/v1/events", 12);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (code, conf) = t.call(
+        "POST",
+        "/v1/conferences",
+        Some(r#"{"id":"e2e","owner":"cm1"}"#),
+    );
+    assert_eq!(code, 201, "{conf}");
+    assert_eq!(conf["id"], "e2e");
+    assert_eq!(conf["core"], 1);
+    let mut parts = Vec::new();
+    for (i, codec) in ["pcmu", "pcma", "pcmu"].iter().enumerate() {
+        let body = format!(
+            r#"{{"remote":"198.18.0.{}:4000","codec":"{codec}","telephone_event_pt":101}}"#,
+            i + 2
+        );
+        let (code, p) = t.call("POST", "/v1/conferences/e2e/participants", Some(&body));
+        assert_eq!(code, 201, "{p}");
+        assert!(p["local"].as_str().unwrap().starts_with("198.18.0.1:"));
+        parts.push(p);
+    }
+
+    // Bad input while the conference exists: 4xx with a JSON message, nothing disturbed.
+    let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(100_000));
+    let bad: [(&str, &str, Option<&str>, u16); 8] = [
+        ("POST", "/v1/conferences", Some("{not json"), 400),
+        ("POST", "/v1/conferences", Some(r#"{"id":"e2e"}"#), 409),
+        ("POST", "/v1/conferences", Some(&long), 413),
+        (
+            "POST",
+            "/v1/conferences/e2e/participants",
+            Some(r#"{"remote":"198.18.0.9:4000","codec":"opus"}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/conferences/e2e/participants",
+            Some(r#"{"remote":"nowhere","codec":"pcmu"}"#),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/conferences/nope/participants",
+            Some(r#"{"remote":"198.18.0.9:4000","codec":"pcmu"}"#),
+            404,
+        ),
+        ("GET", "/v1/conferences/nope", None, 404),
+        (
+            "DELETE",
+            "/v1/conferences/e2e/participants/p999999",
+            None,
+            404,
+        ),
+    ];
+    for (method, path, body, want) in bad {
+        let (code, v) = t.call(method, path, body);
+        assert_eq!(code, want, "{method} {path}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{method} {path}: no message in {v}"
+        );
+    }
+    let (_, c) = t.call("GET", "/v1/conferences/e2e", None);
+    assert_eq!(c["participants"].as_array().map(Vec::len), Some(3), "{c}");
+
+    let secs = 4;
+    let peers: Vec<Peer> = (0..3)
+        .map(|i| {
+            let mut extra = vec![
+                "--tone".to_string(),
+                FREQS[i].to_string(),
+                "--codec".into(),
+                ["pcmu", "pcma", "pcmu"][i].into(),
+            ];
+            if i == 0 {
+                extra.extend(["--rfc4733".into(), "5@1.0".into()]);
+            }
+            if i == 1 {
+                extra.extend(["--inband".into(), "7@2.0".into()]);
+            }
+            Peer::start(
+                &ns,
+                &format!("198.18.0.{}:4000", i + 2),
+                parts[i]["local"].as_str().unwrap(),
+                secs,
+                &extra,
+            )
+        })
+        .collect();
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+
+    for (i, r) in reports.iter().enumerate() {
+        let received = r["received"].as_u64().unwrap();
+        assert!((190..=212).contains(&received), "participant {i}: {r}");
+        assert_eq!(
+            r["ssrcs"],
+            serde_json::json!([parts[i]["ssrc"]]),
+            "one SSRC, the one the API gave: {r}"
+        );
+        assert_eq!(r["seq_gaps"], 0, "{r}");
+        assert_eq!(r["ts_steps"], serde_json::json!([160]), "{r}");
+        let rate = r["rate_pps"].as_f64().unwrap();
+        assert!((48.0..=52.0).contains(&rate), "{r}");
+        let own = db(r, FREQS[i]);
+        let others: Vec<f64> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| db(r, FREQS[j]))
+            .collect();
+        for o in &others {
+            assert!(
+                o - own >= 40.0,
+                "participant {i} hears itself: own {own:.1} dB vs {o:.1} dB: {r}"
+            );
+        }
+        assert!(
+            (others[0] - others[1]).abs() <= 1.0,
+            "the others' tones differ in level: {r}"
+        );
+    }
+
+    let text = events.join().unwrap();
+    let evs = sse_events(&text);
+    let has = |ty: &str, part: &str, f: &dyn Fn(&Value) -> bool| {
+        evs.iter()
+            .any(|e| e["type"] == ty && e["participant"] == part && f(e))
+    };
+    let p = |i: usize| parts[i]["id"].as_str().unwrap().to_string();
+    assert!(has("participant_created", &p(0), &|_| true), "{text}");
+    assert!(
+        has("digit", &p(0), &|e| e["digit"] == "5"
+            && e["source"] == "rfc4733"),
+        "{text}"
+    );
+    assert!(
+        has("digit", &p(1), &|e| e["digit"] == "7"
+            && e["source"] == "inband"),
+        "{text}"
+    );
+    assert!(has("talk_start", &p(2), &|_| true), "{text}");
+    assert_eq!(
+        evs.iter().filter(|e| e["type"] == "digit").count(),
+        2,
+        "exactly the two digits sent: {text}"
+    );
+
+    assert!(t.metric("tutti_rtp_received_packets_total{core=\"1\"}") >= 590.0);
+    assert!(t.metric("tutti_rtp_sent_packets_total{core=\"1\"}") >= 590.0);
+    assert_eq!(t.metric("tutti_participants{core=\"1\"}"), 3.0);
+    let (_, text) = t.get("/metrics");
+    let file = t.dir.join("metrics.txt");
+    std::fs::write(&file, &text).unwrap();
+    let check = run(
+        "sh",
+        &[
+            "-c",
+            &format!("promtool check metrics < {}", file.display()),
+        ],
+    );
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let (code, _) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/e2e/participants/{}", p(2)),
+        None,
+    );
+    assert_eq!(code, 204);
+    assert_eq!(t.metric("tutti_participants{core=\"1\"}"), 2.0);
+    let (code, _) = t.call("DELETE", "/v1/conferences/e2e", None);
+    assert_eq!(code, 204);
+    assert_eq!(t.metric("tutti_participants{core=\"1\"}"), 0.0);
+    assert_eq!(t.metric("tutti_conferences{core=\"1\"}"), 0.0);
+    let (st, _) = t.terminate();
+    assert!(st.success(), "{}", t.stderr());
+}
+
+/// Run a command inside `ns` with a time bound.
+fn ns_spawn(ns: &Netns, secs: u32, cmd: &[&str]) -> Child {
+    let mut args = vec!["netns", "exec", &ns.name, "timeout"];
+    let secs = secs.to_string();
+    args.push(&secs);
+    args.extend_from_slice(cmd);
+    Command::new("ip")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn in namespace")
+}
+
+#[test]
+fn ffmpeg_sends_and_receives_through_a_conference() {
+    let (mut t, ns, _iface) = start_tap();
+    let (code, _) = t.call("POST", "/v1/conferences", Some(r#"{"id":"ff"}"#));
+    assert_eq!(code, 201);
+    // A: ffmpeg sending a tone from 198.18.0.2:5000. B: ffmpeg receiving on 198.18.0.3:6000.
+    let (code_a, a) = t.call(
+        "POST",
+        "/v1/conferences/ff/participants",
+        Some(r#"{"remote":"198.18.0.2:5000","codec":"pcmu"}"#),
+    );
+    let (code_b, _) = t.call(
+        "POST",
+        "/v1/conferences/ff/participants",
+        Some(r#"{"remote":"198.18.0.3:6000","codec":"pcmu"}"#),
+    );
+    assert_eq!((code_a, code_b), (201, 201));
+    let a_local = a["local"].as_str().unwrap().to_string();
+
+    let dir = std::env::temp_dir().join(unique("tutti-ff-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sdp = dir.join("recv.sdp");
+    std::fs::write(
+        &sdp,
+        "v=0\no=- 0 0 IN IP4 198.18.0.1\ns=tutti\nc=IN IP4 198.18.0.1\nt=0 0\nm=audio 6000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n",
+    )
+    .unwrap();
+    let wav = dir.join("heard.wav");
+    let (sdp_s, wav_s) = (sdp.display().to_string(), wav.display().to_string());
+    let receiver = ns_spawn(
+        &ns,
+        25,
+        &[
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-i",
+            &sdp_s,
+            "-t",
+            "3",
+            "-ac",
+            "1",
+            "-ar",
+            "8000",
+            "-c:a",
+            "pcm_s16le",
+            "-y",
+            &wav_s,
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let url = format!("rtp://{a_local}?localport=5000");
+    let sender = ns_spawn(
+        &ns,
+        25,
+        &[
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=8000:samples_per_frame=160:duration=5",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_mulaw",
+            "-f",
+            "rtp",
+            &url,
+        ],
+    );
+    let r = receiver.wait_with_output().unwrap();
+    assert!(
+        r.status.success(),
+        "ffmpeg receiver: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let s = sender.wait_with_output().unwrap();
+    assert!(
+        s.status.success(),
+        "ffmpeg sender: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+
+    let out = run(
+        "python3",
+        &[
+            repo_path("scripts/rtp-peer").to_str().unwrap(),
+            "--analyze-wav",
+            &wav_s,
+            "--analyze",
+            "1000",
+            "--analyze",
+            "440",
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("analysis JSON");
+    assert!(v["seconds"].as_f64().unwrap() >= 2.9, "{v}");
+    let tone = v["analysis_db"]["1000"].as_f64().unwrap();
+    assert!(
+        tone > -30.0,
+        "ffmpeg's 1000 Hz tone did not reach the other participant: {v}"
+    );
+    assert!(
+        tone - v["analysis_db"]["440"].as_f64().unwrap() > 30.0,
+        "{v}"
+    );
+    assert!(
+        t.metric("tutti_rtp_received_packets_total{core=\"1\"}") >= 100.0,
+        "ffmpeg's RTP was accepted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let (st, _) = t.terminate();
+    assert!(st.success());
+}
+
+#[test]
+fn conferences_on_two_dataplane_cores() {
+    require_environment();
+    let iface = unique("t2");
+    let prefix = unique("tutti2c");
+    let api = free_port();
+    let yaml = config(
+        &format!("net_tap0,iface={iface}"),
+        "net_tap0",
+        &[],
+        None,
+        api,
+        &prefix,
+    )
+    .replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,1@1,2@1\"")
+    .replace("cores: [1]", "cores: [1, 2]");
+    let mut t = Tutti::start(&yaml, &prefix, api);
+    let ns = Netns::new();
+    ns.adopt(&iface, "198.18.0.2/24");
+
+    let mut cores = Vec::new();
+    let mut peers = Vec::new();
+    for (c, name) in ["left", "right"].iter().enumerate() {
+        let (code, conf) = t.call(
+            "POST",
+            "/v1/conferences",
+            Some(&format!(r#"{{"id":"{name}"}}"#)),
+        );
+        assert_eq!(code, 201, "{conf}");
+        cores.push(conf["core"].as_u64().unwrap());
+        for i in 0..2 {
+            let port = 4000 + 10 * c + 2 * i;
+            let (code, p) = t.call(
+                "POST",
+                &format!("/v1/conferences/{name}/participants"),
+                Some(&format!(
+                    r#"{{"remote":"198.18.0.2:{port}","codec":"pcmu"}}"#
+                )),
+            );
+            assert_eq!(code, 201, "{p}");
+            let extra = vec!["--tone".to_string(), FREQS[i + c].to_string()];
+            peers.push((
+                c,
+                i,
+                Peer::start(
+                    &ns,
+                    &format!("198.18.0.2:{port}"),
+                    p["local"].as_str().unwrap(),
+                    3,
+                    &extra,
+                ),
+            ));
+        }
+    }
+    cores.sort();
+    assert_eq!(
+        cores,
+        vec![1, 2],
+        "placement spreads the two conferences over both cores"
+    );
+    for (c, i, peer) in peers {
+        let r = peer.finish();
+        assert!(r["received"].as_u64().unwrap() >= 140, "{r}");
+        assert_eq!(r["seq_gaps"], 0, "{r}");
+        let other = db(&r, FREQS[(1 - i) + c]);
+        let own = db(&r, FREQS[i + c]);
+        assert!(other - own >= 40.0, "conference {c} participant {i}: {r}");
+    }
+    for core in [1, 2] {
+        assert!(t.metric(&format!("tutti_mix_ticks_total{{core=\"{core}\"}}")) >= 100.0);
+        assert!(t.metric(&format!("tutti_rtp_sent_packets_total{{core=\"{core}\"}}")) >= 280.0);
+    }
+    let (st, _) = t.terminate();
+    assert!(st.success(), "{}", t.stderr());
+}
