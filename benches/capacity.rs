@@ -126,7 +126,6 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         Handoff::none(),
     );
     let start = Instant::from_nanos(1_000_000_000);
-    let mut now = start;
     let step = |lp: &mut PollLoop<MemoryIo>, now: Instant| {
         let clock = StepClock {
             virtual_now: now,
@@ -142,7 +141,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let mut templates: Vec<(u64, Vec<u8>)> = Vec::with_capacity(total);
     for c in 0..confs {
         let phase_ns = c as u64 * PTIME_MS * 1_000_000 / confs as u64;
-        now = start + Duration::from_nanos(phase_ns);
+        let created = start + Duration::from_nanos(phase_ns);
         let phase = phase_ns / 1_000_000;
         let key = ConfKey(c as u32);
         let spec = ConferenceSpec {
@@ -168,18 +167,17 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
                 ssrc: 0x1000_0000 + n as u32,
                 settings: ParticipantSettings::default(),
             };
-            let p = Participant::new(spec, now, NtpClock::default()).expect("participant");
+            let p = Participant::new(spec, created, NtpClock::default()).expect("participant");
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
             templates.push((
                 phase,
                 template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20)),
             ));
         }
-        while commands.slots() < 4096 - 64 {
-            step(&mut lp, now);
-        }
+        // Apply now, so the conference ticks at its own phase.
+        step(&mut lp, created);
     }
-    now = start + Duration::from_millis(PTIME_MS);
+    let mut now = start + Duration::from_millis(PTIME_MS);
     step(&mut lp, now);
 
     let mut work_cycles_total = 0u64;
