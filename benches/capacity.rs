@@ -8,8 +8,17 @@
 //! frames late. `busy_ratio` is work time over media time; `p99_mix_latency_us` is how
 //! long after its due time a conference's last packet was queued, in real time.
 //!
+//! `io=virtio`: the real `tutti` binary polling one core on `virtio_user`, fed through
+//! `net_vhost` by a generator in this process on the other core, conferences created
+//! through the REST API; participants are added in steps until tutti's own metrics show
+//! ticks finishing later than one ptime after they were due, the core busier than 90%, or
+//! fewer mixed frames coming back than expected.
+//!
 //! Prints one line per case:
 //! `capacity io=<virtio|memory> conf=<n> participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
+
+mod common;
+use common::{bench_eal, metric, VirtioRig};
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -20,13 +29,13 @@ use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec,
 };
-use tutti_dataplane::io::MemoryIo;
+use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
 use tutti_dataplane::wire::{eth, ipv4, udp};
-use tutti_dpdk::{Eal, TscClock};
+use tutti_dpdk::TscClock;
 
 const OUR_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
 const GEN_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 2]);
@@ -270,23 +279,168 @@ fn ramp(tsc: &TscClock, conf_size: usize) {
     );
 }
 
+/// What tutti's metrics say at one moment: ticks later than one ptime, latency bucket
+/// counts, busy seconds, run seconds.
+struct Snapshot {
+    late_ticks: f64,
+    buckets: Vec<f64>,
+    busy_s: f64,
+    run_s: f64,
+}
+
+fn snapshot(rig: &VirtioRig) -> Snapshot {
+    let text = rig.metrics();
+    let count = metric(&text, "tutti_mix_latency_seconds_count");
+    let within = metric(&text, "tutti_mix_latency_seconds_bucket{le=\"0.02\"}");
+    let mut buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("tutti_mix_latency_seconds_bucket"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    // Cumulative -> per bucket.
+    for i in (1..buckets.len()).rev() {
+        buckets[i] -= buckets[i - 1];
+    }
+    Snapshot {
+        late_ticks: count - within,
+        buckets,
+        busy_s: metric(&text, "tutti_core_busy_seconds_total{core=\"1\"}"),
+        run_s: metric(&text, "tutti_core_run_seconds_total{core=\"1\"}"),
+    }
+}
+
+/// Send every participant's frame once per 20 ms for `secs` seconds, spread over the
+/// milliseconds, and count the mixed frames that come back.
+fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> (u64, u64) {
+    let (mut sent, mut back) = (0u64, 0u64);
+    let mut tx = Vec::with_capacity(BURST);
+    let mut rx = Vec::with_capacity(BURST);
+    let t0 = std::time::Instant::now();
+    for k in 0..secs * 1000 {
+        let slot = k % PTIME_MS;
+        let seq = (k / PTIME_MS) as u16;
+        let target = t0 + Duration::from_millis(k);
+        loop {
+            rig.queue.rx_burst(&mut rx, BURST);
+            back += rx.drain(..).count() as u64;
+            if std::time::Instant::now() >= target {
+                break;
+            }
+        }
+        for (_, t) in templates.iter_mut().filter(|(p, _)| *p == slot) {
+            t[44..46].copy_from_slice(&seq.to_be_bytes());
+            t[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            if let Some(mut m) = rig.queue.alloc() {
+                if m.set_len(t.len()) {
+                    m.data_mut().copy_from_slice(t);
+                    tx.push(m);
+                }
+            }
+            if tx.len() == BURST {
+                sent += rig.queue.tx_burst(&mut tx) as u64;
+                tx.clear();
+            }
+        }
+        sent += rig.queue.tx_burst(&mut tx) as u64;
+        tx.clear();
+    }
+    (sent, back)
+}
+
+fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
+    let step = match conf_size {
+        3 => 3000,
+        10 => 4000,
+        _ => 5000,
+    };
+    let secs = 3;
+    let mut templates: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut confs: Vec<String> = Vec::new();
+    let mut best: Option<(usize, u64, f64, u64)> = None;
+    loop {
+        let target = templates.len() + step;
+        while templates.len() + conf_size <= target {
+            let id = format!("cap{}", confs.len());
+            let body = format!(r#"{{"id":"{id}","max_participants":{conf_size}}}"#);
+            match rig.http("POST", "/v1/conferences", Some(&body)) {
+                Some((201, _)) => confs.push(id.clone()),
+                other => panic!("creating a conference failed: {other:?}"),
+            }
+            for i in 0..conf_size {
+                let n = templates.len();
+                let port = 10_000 + 2 * n as u16;
+                let body =
+                    format!(r#"{{"remote":"198.18.0.2:{port}","codec":"pcmu","rtcp":false}}"#);
+                match rig.http(
+                    "POST",
+                    &format!("/v1/conferences/{id}/participants"),
+                    Some(&body),
+                ) {
+                    Some((201, b)) => assert!(
+                        b.contains(&format!(":{port}\"")),
+                        "ports are allocated in order: {b}"
+                    ),
+                    other => panic!("adding a participant failed: {other:?}"),
+                }
+                templates.push((
+                    (n as u64) % PTIME_MS,
+                    template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20)),
+                ));
+            }
+        }
+        // Warm up, then measure.
+        generate(rig, &mut templates, 1);
+        let before = snapshot(rig);
+        let (sent, back) = generate(rig, &mut templates, secs);
+        let after = snapshot(rig);
+        let n = templates.len();
+        let late_frames = (after.late_ticks - before.late_ticks).max(0.0) as u64 * conf_size as u64;
+        let busy = (after.busy_s - before.busy_s) / (after.run_s - before.run_s).max(1e-9);
+        let counts: Vec<u64> = after
+            .buckets
+            .iter()
+            .zip(&before.buckets)
+            .map(|(a, b)| (a - b).max(0.0) as u64)
+            .collect();
+        let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
+        let expected = (n as u64) * secs * 1000 / PTIME_MS;
+        let ok = late_frames == 0
+            && busy < 0.9
+            && back * 100 >= expected * 99
+            && sent * 100 >= expected * 99;
+        if !ok {
+            break;
+        }
+        best = Some((n, late_frames, busy, p99));
+        if 10_000 + 2 * (n + step) > usize::from(u16::MAX) {
+            break;
+        }
+    }
+    for id in &confs {
+        let _ = rig.http("DELETE", &format!("/v1/conferences/{id}"), None);
+    }
+    let (n, late, busy, p99) = best.unwrap_or((0, 0, 0.0, 0));
+    println!(
+        "capacity io=virtio conf={conf_size} participants_per_core={n} late_frames={late} busy_ratio={busy:.3} p99_mix_latency_us={p99}"
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let eal = Eal::init(&[
-        "-l".into(),
-        "0".into(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "64".into(),
-        format!("--file-prefix=tuttibenchcap{}", std::process::id()),
-        "--log-level=lib.eal:warning".into(),
-    ])
-    .expect("EAL for the TSC clock");
+    let (eal, sock) = bench_eal("cap");
     let tsc = TscClock::new(&eal);
     for conf_size in [3usize, 10, 100] {
         ramp(&tsc, conf_size);
     }
+    let mut rig = VirtioRig::start(
+        &sock,
+        "  udp_ports: 10000-65535\n  participants_per_core: 30000\n  conferences_per_core: 12000\n",
+    );
+    for conf_size in [3usize, 10, 100] {
+        virtio_ramp(&mut rig, conf_size);
+    }
+    drop(rig);
+    drop(eal);
 }

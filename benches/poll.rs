@@ -10,9 +10,10 @@
 //! Needs root and hugepages (scripts/test sets them up). Prints one line per case:
 //! `poll io=<memory|virtio> ...`.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+mod common;
+use common::{bench_eal, metric, VirtioRig, GEN_MAC, TUTTI_MAC};
+
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 use tutti_dataplane::clock::Clock;
@@ -21,10 +22,8 @@ use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::{checksum, eth, ipv4};
-use tutti_dpdk::{Eal, Mempool, Port, PortSetup, TscClock};
+use tutti_dpdk::TscClock;
 
-const TUTTI_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
-const GEN_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 2]);
 const TUTTI_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
@@ -120,70 +119,8 @@ fn memory_case(tsc: &TscClock) {
     );
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    use std::io::Write;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    Some(b.split_once("\r\n\r\n")?.1.to_string())
-}
-
-fn metric(text: &str, sample: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 fn virtio_case(tsc: &TscClock, sock: &str) {
-    let pool =
-        Arc::new(Mempool::new("bench_gen", 16383, 256, 2048 + 128, 0).expect("generator pool"));
-    let port = Port::start(
-        "net_vhost0",
-        PortSetup {
-            pools: vec![pool.clone()],
-        },
-    )
-    .expect("vhost port");
-    let mut q = port.queue(0).expect("queue 0");
-
-    let api = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("tutti-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("tutti.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "eal: [\"--lcores\", \"0@0,1@1\", \"--no-pci\", \"--vdev=virtio_user0,path={sock},queues=1,mac=02:00:00:00:00:01\", \"--single-file-segments\", \"--file-prefix=tuttibenchvu{pid}\", \"-m\", \"256\", \"--log-level=lib.eal:warning\"]\nports:\n  - device: virtio_user0\n    ipv4: 198.18.0.1/24\ndataplane:\n  cores: [1]\n  idle_sleep_us: 0\ncontrol:\n  listen: 127.0.0.1:{api}\n",
-            pid = std::process::id()
-        ),
-    )
-    .unwrap();
-    let mut tutti = Command::new(env!("CARGO_BIN_EXE_tutti"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting tutti");
-    let deadline = WallInstant::now() + Duration::from_secs(30);
-    while http_get(api, "/healthz").is_none() {
-        assert!(WallInstant::now() < deadline, "tutti did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    while !port.link().up {
-        assert!(WallInstant::now() < deadline, "vhost link never came up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
+    let mut rig = VirtioRig::start(sock, "");
     let frame = echo_request(7);
     let run_for = Duration::from_secs(5);
     let max_in_flight = 1024u64;
@@ -195,54 +132,31 @@ fn virtio_case(tsc: &TscClock, sock: &str) {
     while t0.elapsed() < run_for {
         if sent - received < max_in_flight {
             while tx.len() < BURST {
-                let Some(mut m) = q.alloc() else { break };
+                let Some(mut m) = rig.queue.alloc() else {
+                    break;
+                };
                 if m.set_len(frame.len()) {
                     m.data_mut().copy_from_slice(&frame);
                     tx.push(m);
                 }
             }
-            sent += q.tx_burst(&mut tx) as u64;
+            sent += rig.queue.tx_burst(&mut tx) as u64;
         }
-        q.rx_burst(&mut rx, BURST);
+        rig.queue.rx_burst(&mut rx, BURST);
         received += rx
             .drain(..)
             .filter(|m| m.data().get(34) == Some(&0) && m.data().get(23) == Some(&ipv4::PROTO_ICMP))
             .count() as u64;
-        // Let stragglers drain; the in-flight bound keeps the rings from overflowing.
     }
     let secs = (tsc.cycles() - c0) as f64 / tsc.hz() as f64;
-    let text = http_get(api, "/metrics").unwrap_or_default();
-    let t_rx = metric(&text, "tutti_rx_packets_total{core=\"1\"}");
-    let t_tx = metric(&text, "tutti_tx_packets_total{core=\"1\"}");
-    let busy = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tutti_core_busy_ratio{core=\"1\"}")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(0.0);
+    let text = rig.metrics();
     println!(
-        "poll io=virtio case=icmp_echo replies_per_sec={:.0} sent={sent} replies={received} tutti_rx={t_rx} tutti_tx={t_tx} tutti_busy_ratio={busy:.3} seconds={secs:.2}",
-        received as f64 / secs
+        "poll io=virtio case=icmp_echo replies_per_sec={:.0} sent={sent} replies={received} tutti_rx={} tutti_tx={} tutti_busy_ratio={:.3} seconds={secs:.2}",
+        received as f64 / secs,
+        metric(&text, "tutti_rx_packets_total{core=\"1\"}"),
+        metric(&text, "tutti_tx_packets_total{core=\"1\"}"),
+        metric(&text, "tutti_core_busy_ratio{core=\"1\"}"),
     );
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(tutti.id().to_string())
-        .status();
-    let deadline = WallInstant::now() + Duration::from_secs(5);
-    while tutti.try_wait().ok().flatten().is_none() && WallInstant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = tutti.kill();
-    let _ = tutti.wait();
-    drop(rx);
-    drop(tx);
-    drop(q);
-    drop(port);
-    drop(pool);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
@@ -251,23 +165,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    let sock = format!("/tmp/tutti-bench-{}.sock", std::process::id());
-    let _ = std::fs::remove_file(&sock);
-    let eal = Eal::init(&[
-        "-l".into(),
-        "0".into(),
-        "--no-pci".into(),
-        format!("--file-prefix=tuttibenchgen{}", std::process::id()),
-        "-m".into(),
-        "256".into(),
-        format!("--vdev=net_vhost0,iface={sock},queues=1"),
-        "--log-level=lib.eal:warning".into(),
-        "--log-level=lib.vhost.config:warning".into(),
-    ])
-    .expect("EAL (run as root with hugepages: scripts/test sets them up)");
+    let (eal, sock) = bench_eal("poll");
     let tsc = TscClock::new(&eal);
     memory_case(&tsc);
     virtio_case(&tsc, &sock);
     drop(eal);
-    let _ = std::fs::remove_file(&sock);
 }

@@ -355,6 +355,27 @@ impl Collector for Dataplane {
             MetricType::Gauge,
             busy,
         )?;
+        // For rate(): busy over run seconds in any window gives the recent busy ratio.
+        for (name, help, read) in [
+            (
+                "tutti_core_busy_seconds",
+                "Seconds the poll loop spent in iterations that did work",
+                (|c: &CoreCounters| c.busy_ns.get()) as fn(&CoreCounters) -> u64,
+            ),
+            (
+                "tutti_core_run_seconds",
+                "Seconds the poll loop has run",
+                |c: &CoreCounters| c.total_ns.get(),
+            ),
+        ] {
+            let samples = cores.iter().map(|c| {
+                (
+                    vec![("core", c.lcore.to_string())],
+                    ConstCounter::new(read(&c.counters) as f64 / 1e9),
+                )
+            });
+            family(&mut enc, name, help, MetricType::Counter, samples)?;
+        }
 
         let ports = self.state.0.ports.ports();
         family(
