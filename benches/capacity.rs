@@ -11,7 +11,8 @@
 //! `io=virtio`: the real `tutti` binary polling one core on `virtio_user`, fed through
 //! `net_vhost` by a generator in this process on the other core, conferences created
 //! through the REST API; participants are added in steps until tutti's own metrics show
-//! ticks finishing later than one ptime after they were due, the core busier than 90%, or
+//! more than 0.1% of frames mixed later than one ptime after they were due (a core that
+//! is not isolated from the OS is preempted now and then), the core busier than 90%, or
 //! fewer mixed frames coming back than expected.
 //!
 //! Prints one line per case:

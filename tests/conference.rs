@@ -19,33 +19,26 @@ impl Peer {
     /// Run rtp-peer inside `ns` from `bind` to `remote` for `secs`, with extra arguments.
     fn start(ns: &Netns, bind: &str, remote: &str, secs: u32, extra: &[String]) -> Peer {
         let report = std::env::temp_dir().join(format!("{}.json", unique("tutti-peer-")));
-        let mut args: Vec<String> = vec![
-            "netns".into(),
-            "exec".into(),
-            ns.name.clone(),
-            "timeout".into(),
-            (secs + 20).to_string(),
-            "python3".into(),
-            repo_path("scripts/rtp-peer").display().to_string(),
-            "--bind".into(),
-            bind.into(),
-            "--remote".into(),
-            remote.into(),
-            "--seconds".into(),
-            secs.to_string(),
-            "--report".into(),
-            report.display().to_string(),
+        let (peer, report_s) = (repo_path("scripts/rtp-peer"), report.display().to_string());
+        let secs_s = secs.to_string();
+        let mut args: Vec<&str> = vec![
+            "python3",
+            peer.to_str().unwrap(),
+            "--bind",
+            bind,
+            "--remote",
+            remote,
+            "--seconds",
+            &secs_s,
+            "--report",
+            &report_s,
         ];
-        for f in FREQS {
-            args.push("--analyze".into());
-            args.push(f.to_string());
+        let freqs: Vec<String> = FREQS.iter().map(u32::to_string).collect();
+        for f in &freqs {
+            args.extend(["--analyze", f.as_str()]);
         }
-        args.extend(extra.iter().cloned());
-        let child = Command::new("ip")
-            .args(&args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("rtp-peer");
+        args.extend(extra.iter().map(String::as_str));
+        let child = ns_spawn(ns, secs + 20, &args);
         Peer { child, report }
     }
 
@@ -245,21 +238,7 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
     assert!(t.metric("tutti_rtp_received_packets_total{core=\"1\"}") >= 590.0);
     assert!(t.metric("tutti_rtp_sent_packets_total{core=\"1\"}") >= 590.0);
     assert_eq!(t.metric("tutti_participants{core=\"1\"}"), 3.0);
-    let (_, text) = t.get("/metrics");
-    let file = t.dir.join("metrics.txt");
-    std::fs::write(&file, &text).unwrap();
-    let check = run(
-        "sh",
-        &[
-            "-c",
-            &format!("promtool check metrics < {}", file.display()),
-        ],
-    );
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    t.assert_metrics_valid();
 
     let (code, _) = t.call(
         "DELETE",

@@ -69,23 +69,7 @@ fn tap_answers_arp_and_ping_counts_drops_and_stops_cleanly() {
     let tx = t.metric("tutti_tx_packets_total{core=\"1\"}");
     assert!(rx >= 5.0 && tx >= 4.0, "rx {rx} tx {tx}");
 
-    // The exposition is valid Prometheus text (promtool from the prometheus package).
-    let (_, text) = t.get("/metrics");
-    let file = t.dir.join("metrics.txt");
-    std::fs::write(&file, &text).unwrap();
-    let check = run(
-        "sh",
-        &[
-            "-c",
-            &format!("promtool check metrics < {}", file.display()),
-        ],
-    );
-    assert!(
-        check.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    t.assert_metrics_valid();
 
     assert!(t.hugepage_files() > 0, "a running instance maps hugepages");
     let (st, took) = t.terminate();

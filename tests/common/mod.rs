@@ -233,6 +233,27 @@ impl Tutti {
             .unwrap_or_else(|| panic!("no sample {sample} in:\n{text}"))
     }
 
+    /// `/metrics` is valid Prometheus text by `promtool check metrics` (package prometheus).
+    pub fn assert_metrics_valid(&self) {
+        let (code, text) = self.get("/metrics");
+        assert_eq!(code, 200);
+        let file = self.dir.join("metrics.txt");
+        std::fs::write(&file, &text).unwrap();
+        let check = run(
+            "sh",
+            &[
+                "-c",
+                &format!("promtool check metrics < {}", file.display()),
+            ],
+        );
+        assert!(
+            check.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
     /// Poll `f` until it holds or `secs` pass.
     pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Tutti) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);

@@ -701,7 +701,10 @@ fn push_event(
         Event::TalkStart { at } => (at, MediaEventKind::TalkStart),
         Event::TalkStop { at, .. } => (at, MediaEventKind::TalkStop),
         Event::SidSeen { at, .. } => (at, MediaEventKind::SidSeen),
-        Event::MediaQuiet { sid_before, .. } => (now, MediaEventKind::Quiet { sid_before }),
+        Event::MediaQuiet {
+            last_packet,
+            sid_before,
+        } => (last_packet, MediaEventKind::Quiet { sid_before }),
         Event::MediaResumed { at } => (at, MediaEventKind::Active),
         Event::RtcpTimeout { .. } => (now, MediaEventKind::RtcpTimeout),
         Event::Bye { at, .. } => (at, MediaEventKind::Bye),

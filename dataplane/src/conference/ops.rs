@@ -101,7 +101,7 @@ pub struct MediaEvent {
     pub conf: ConfKey,
     /// The participant concerned (`None` for conference-wide events).
     pub part: Option<PartKey>,
-    /// When, on the dataplane clock.
+    /// When, on the dataplane clock (for [`MediaEventKind::Quiet`]: the last packet).
     pub at: Instant,
     pub kind: MediaEventKind,
 }
