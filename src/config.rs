@@ -123,12 +123,17 @@ impl PortRange {
         if per == 0 {
             return None;
         }
+        let n = n as u32;
         Some(
-            (0..n as u32)
+            (0..n)
                 .map(|i| {
                     let lo = first + i * per * 2;
-                    let hi = lo + per * 2 - 1;
-                    lo as u16..=hi as u16
+                    let pairs = if i + 1 == n {
+                        total_pairs - i * per
+                    } else {
+                        per
+                    };
+                    lo as u16..=(lo + pairs * 2 - 1) as u16
                 })
                 .collect(),
         )
@@ -340,7 +345,8 @@ control:
         assert_eq!(r.split(5), None);
         let r: PortRange = "20000-59999".parse().unwrap();
         let parts = r.split(3).unwrap();
-        assert_eq!(parts[0], 20000..=33333);
+        assert_eq!(parts[0], 20000..=33331);
+        assert_eq!(parts[1], 33332..=46663);
         assert_eq!(*parts[2].end(), 59999);
         assert!("9-3".parse::<PortRange>().is_err());
         assert!("0-3".parse::<PortRange>().is_err());
