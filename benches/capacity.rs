@@ -27,7 +27,7 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, PartKey,
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec,
 };
 use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
@@ -176,6 +176,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
                 rtcp: false,
                 ssrc: 0x1000_0000 + n as u32,
                 settings: ParticipantSettings::default(),
+                liveness: Liveness::default(),
             };
             let p = Participant::new(spec, created, NtpClock::default()).expect("participant");
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
