@@ -5,6 +5,8 @@ use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
+use tutti_controlplane::orphan::OrphanConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -19,6 +21,104 @@ pub struct Config {
     /// (default: [`DEFAULT_PROMPTS`] if it exists).
     #[serde(default)]
     pub prompts: Option<std::path::PathBuf>,
+    /// Call-manager leases and orphaned-conference reclamation timers.
+    #[serde(default)]
+    pub orphan: OrphanSection,
+}
+
+/// `orphan:`: every key is optional (defaults in brackets in the README).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrphanSection {
+    /// Heartbeat intervals a call manager may miss before its lease lapses.
+    pub lease_misses: Option<u32>,
+    /// No packet (or no voice) for this long: ask to stay.
+    pub no_packet: Option<HumanDuration>,
+    /// One participant talking continuously this long: ask.
+    pub single_talker: Option<HumanDuration>,
+    /// Two or more talking continuously at once this long: ask.
+    pub multi_talker: Option<HumanDuration>,
+    /// An RTCP-sending endpoint without RTCP this long is dead (default: 3 RTCP
+    /// intervals, at least 15 s).
+    pub rtcp_timeout: Option<HumanDuration>,
+    /// An endpoint with neither RTCP nor SID and no RTP this long is dead.
+    pub rtp_timeout: Option<HumanDuration>,
+    /// How long after a prompt a reply still counts.
+    pub reply_window: Option<HumanDuration>,
+}
+
+/// Most heartbeat misses `orphan.lease_misses` may allow.
+pub const MAX_LEASE_MISSES: u32 = 1000;
+
+impl OrphanSection {
+    /// The timers, with defaults for what the file leaves out.
+    pub fn timers(&self) -> OrphanConfig {
+        let d = OrphanConfig::default();
+        let or = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
+        OrphanConfig {
+            lease_misses: self.lease_misses.unwrap_or(d.lease_misses),
+            no_packet: or(self.no_packet, d.no_packet),
+            single_talker: or(self.single_talker, d.single_talker),
+            multi_talker: or(self.multi_talker, d.multi_talker),
+            rtcp_timeout: or(self.rtcp_timeout, d.rtcp_timeout),
+            rtp_timeout: or(self.rtp_timeout, d.rtp_timeout),
+            reply_window: or(self.reply_window, d.reply_window),
+        }
+    }
+}
+
+/// A duration written like `500ms`, `5s`, `10m`, `2h30m`: whole numbers, each with a
+/// unit (`h`, `m`, `s`, `ms`), largest unit first, each unit at most once; not zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not a duration like 500ms, 5s, 10m or 2h30m");
+        const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("ms", 1), ("m", 60_000), ("s", 1000)];
+        // Rank of each unit, largest first, for the order check.
+        let rank = |u: &str| ["h", "m", "s", "ms"].iter().position(|x| *x == u);
+        let mut rest = s.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        let mut total_ms: u64 = 0;
+        let mut last_rank = None;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let (unit, ms) = UNITS
+                .iter()
+                .find(|(u, _)| rest.starts_with(u))
+                .ok_or_else(bad)?;
+            rest = &rest[unit.len()..];
+            let r = rank(unit);
+            if last_rank.is_some_and(|l| r <= l) {
+                return Err(bad());
+            }
+            last_rank = Some(r);
+            total_ms = n
+                .checked_mul(*ms)
+                .and_then(|v| total_ms.checked_add(v))
+                .ok_or_else(|| format!("duration '{s}' is too long"))?;
+        }
+        if total_ms == 0 {
+            return Err(format!("duration '{s}' must be longer than zero"));
+        }
+        Ok(HumanDuration(Duration::from_millis(total_ms)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where installed prompts live.
@@ -301,6 +401,13 @@ impl Config {
                     .into(),
             );
         }
+        if let Some(n) = self.orphan.lease_misses {
+            if !(1..=MAX_LEASE_MISSES).contains(&n) {
+                return Err(format!(
+                    "orphan.lease_misses: {n} must be from 1 to {MAX_LEASE_MISSES}"
+                ));
+            }
+        }
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(
                 "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
@@ -361,6 +468,82 @@ control:
             e.starts_with("t.yaml:9:3: dataplane: unknown field `idle_sleep`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn durations_are_written_humanely() {
+        let ms = |s: &str| s.parse::<HumanDuration>().map(|d| d.0.as_millis());
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("5s"), Ok(5000));
+        assert_eq!(ms("10m"), Ok(600_000));
+        assert_eq!(ms("2h30m"), Ok(9_000_000));
+        assert_eq!(ms("1h2m3s4ms"), Ok(3_723_004));
+        assert_eq!(ms(" 3s "), Ok(3000));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 s",
+            "5x",
+            "1.5s",
+            "-5s",
+            "30m2h",
+            "5s5s",
+            "0s",
+            "0h0m",
+            "5sm",
+            "99999999999999999999h",
+            "9999999999999999h",
+        ] {
+            assert!(ms(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn the_orphan_section_sets_timers_with_defaults() {
+        let c = Config::parse(GOOD, "t.yaml").unwrap();
+        assert_eq!(c.orphan.timers(), OrphanConfig::default());
+        let text = format!(
+            "{GOOD}orphan:\n  lease_misses: 2\n  no_packet: 3s\n  single_talker: 2h30m\n  multi_talker: 10m\n  rtcp_timeout: 4s\n  rtp_timeout: 2s\n  reply_window: 1500ms\n"
+        );
+        let t = Config::parse(&text, "t.yaml").unwrap().orphan.timers();
+        assert_eq!(t.lease_misses, 2);
+        assert_eq!(t.no_packet, Duration::from_secs(3));
+        assert_eq!(t.single_talker, Duration::from_secs(9000));
+        assert_eq!(t.multi_talker, Duration::from_secs(600));
+        assert_eq!(t.rtcp_timeout, Duration::from_secs(4));
+        assert_eq!(t.rtp_timeout, Duration::from_secs(2));
+        assert_eq!(t.reply_window, Duration::from_millis(1500));
+        let partial = format!("{GOOD}orphan:\n  no_packet: 10m\n");
+        let t = Config::parse(&partial, "t.yaml").unwrap().orphan.timers();
+        assert_eq!(t.no_packet, Duration::from_secs(600));
+        assert_eq!(t.rtp_timeout, OrphanConfig::default().rtp_timeout);
+    }
+
+    #[test]
+    fn orphan_errors_name_line_and_column() {
+        let lines = GOOD.lines().count();
+        let bad = format!("{GOOD}orphan:\n  no_packet: 3 minutes\n");
+        let e = Config::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:{}:3: orphan: '3 minutes' is not a duration",
+                lines + 2
+            )),
+            "{e}"
+        );
+        let bad = format!("{GOOD}orphan:\n  no_paket: 3s\n");
+        let e = Config::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:{}:3: orphan: unknown field `no_paket`",
+                lines + 2
+            )),
+            "{e}"
+        );
+        let bad = format!("{GOOD}orphan:\n  lease_misses: 0\n");
+        let e = Config::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("orphan.lease_misses: 0 must be from 1"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,12 @@ impl MediaPlane for DpdkMedia {
         self.prompts.names().map(str::to_string).collect()
     }
 
+    fn prompt_length(&self, id: PromptId) -> Option<std::time::Duration> {
+        self.prompts
+            .samples(id)
+            .map(|s| tutti_controlplane::media::samples_duration(s.len()))
+    }
+
     fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError> {
         let rejected = |e: &dyn std::fmt::Display| MediaError::Rejected(e.to_string());
         let cmd = match op {

@@ -10,13 +10,13 @@ use std::time::Duration;
 use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
-use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
 use tutti_dataplane::rx::PromptLibrary;
 use tutti_dataplane::stats::CoreCounters;
-use tutti_dpdk::{launch, Eal, Mempool, Port, PortSetup, TscClock};
+use tutti_dpdk::{launch, mbuf_ring, Eal, Mbuf, Mempool, Port, PortSetup, TscClock};
 
-/// Packets in flight between two cores at most.
-const HANDOFF_RING: usize = 4096;
+/// Packets in flight between two cores at most (an rte_ring size: a power of two).
+const HANDOFF_RING: u32 = 4096;
 /// Media events buffered per core before they are counted as lost.
 const EVENT_RING: usize = 65_536;
 /// How often the control core drains the cores' event and retired rings.
@@ -121,7 +121,12 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         .split(ncores)
         .context("dataplane.udp_ports too small")?;
     let media_ip = cfg.ports[0].ipv4.addr;
-    let mut handoffs = Handoff::mesh(ncores, HANDOFF_RING).into_iter();
+    let mut handoffs = Handoff::mesh(ncores, |from, to| -> anyhow::Result<RingPair<Mbuf>> {
+        let socket = eal.lcore_socket(cfg.dataplane.cores[to]) as i32;
+        let (tx, rx) = mbuf_ring(&format!("tutti_ho_{from}_{to}"), HANDOFF_RING, socket)?;
+        Ok((Box::new(tx), Box::new(rx)))
+    })?
+    .into_iter();
     let mut cores = Vec::new();
     let mut media_cores = Vec::new();
     let mut rings = Vec::new();
@@ -194,7 +199,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.control.listen
     );
 
-    let served = serve_control(&cfg, cores, &ports, media.clone(), pump);
+    let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock);
 
     // Shut down in order: cores, then ports, then pools, then the EAL.
     stop.store(true, Ordering::Relaxed);
@@ -223,6 +228,7 @@ fn serve_control(
     ports: &[(Arc<Port>, crate::config::PortConfig)],
     media: Arc<DpdkMedia>,
     mut pump: MediaPump,
+    clock: TscClock,
 ) -> anyhow::Result<()> {
     if let Some(cpu) = cfg.control.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -236,6 +242,8 @@ fn serve_control(
         }),
         media,
         env!("CARGO_PKG_VERSION"),
+        Arc::new(clock),
+        cfg.orphan.timers(),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -252,6 +260,7 @@ fn serve_control(
             loop {
                 tick.tick().await;
                 pump.drain(&pump_state);
+                pump_state.poll_orphans();
             }
         });
         api::serve(listener, state, shutdown_signal())

@@ -4,9 +4,10 @@
 //! `{"error": ...}` body; every answer is counted by route template and status.
 
 use crate::events::{timestamp, Delivery};
+use crate::leases::LeaseError;
 use crate::media::MediaError;
 use crate::sessions::SessionError;
-use crate::{conferences, metrics, openapi, ControlState};
+use crate::{conferences, metrics, openapi, reclaim, ControlState};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
@@ -56,6 +57,12 @@ pub enum ApiError {
     /// The dataplane did not take the command.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The lease table refused a heartbeat.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The conference went away while the request was being handled (404).
+    #[error("the conference no longer exists")]
+    Gone,
 }
 
 impl ApiError {
@@ -63,7 +70,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Gone => StatusCode::NOT_FOUND,
             ApiError::Rejected { status, .. } => *status,
             ApiError::Session(e) => match e {
                 SessionError::InvalidConferenceId(_) => StatusCode::BAD_REQUEST,
@@ -79,6 +86,8 @@ impl ApiError {
             },
             ApiError::Media(MediaError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Media(MediaError::Rejected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Lease(LeaseError::Interval(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Lease(LeaseError::Full) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -163,6 +172,9 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
                 .delete(c::delete_participant),
         ),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
+        ("/v1/conferences/{id}/adopt", post(reclaim::adopt)),
+        ("/v1/call-managers", get(reclaim::list_call_managers)),
+        ("/v1/call-managers/{cm}/heartbeat", post(reclaim::heartbeat)),
     ]
 }
 

@@ -5,8 +5,11 @@
 
 use crate::api::{ApiError, JsonBody, PathParams};
 use crate::events::{timestamp, Event};
+use crate::orphan::Reason;
+use crate::reclaim::Reclaim;
 use crate::sessions::{
     Conference, NewConference, NewParticipant, Participant, ParticipantPatch, SessionError,
+    Sessions,
 };
 use crate::ControlState;
 use axum::extract::State;
@@ -17,7 +20,7 @@ use serde_json::Value;
 use std::net::SocketAddrV4;
 use std::time::SystemTime;
 use tutti_dataplane::codec::CodecKind;
-use tutti_dataplane::conference::{MediaOp, ParticipantSettings, PromptSpec};
+use tutti_dataplane::conference::{ConfKey, MediaOp, PartKey, ParticipantSettings, PromptSpec};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime, MAX_LOUDEST};
 
 /// `max_participants` when the request has none.
@@ -90,14 +93,7 @@ impl CreateConference {
                 })?,
         };
         if let Some(owner) = &self.owner {
-            if owner.is_empty()
-                || owner.chars().count() > MAX_OWNER_LEN
-                || owner.chars().any(char::is_control)
-            {
-                return Err(bad(format!(
-                    "owner must be 1 to {MAX_OWNER_LEN} characters without control characters"
-                )));
-            }
+            check_owner("owner", owner)?;
         }
         Ok(NewConference {
             id: self.id,
@@ -107,6 +103,19 @@ impl CreateConference {
             max_participants,
         })
     }
+}
+
+/// Check a call manager's name (`what` names the field in the error).
+pub(crate) fn check_owner(what: &str, owner: &str) -> Result<(), ApiError> {
+    if owner.is_empty()
+        || owner.chars().count() > MAX_OWNER_LEN
+        || owner.chars().any(char::is_control)
+    {
+        return Err(bad(format!(
+            "{what} must be 1 to {MAX_OWNER_LEN} characters without control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Deserialize a field that is present (possibly `null`) as `Some`, so that a missing
@@ -234,13 +243,15 @@ pub(crate) struct ConferenceView {
     active_speakers: Value,
     participant_count: usize,
     created_at: String,
+    /// Its call manager's lease lapsed: the orphan procedure runs.
+    orphaned: bool,
     /// Present when one conference is asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<ParticipantView>>,
 }
 
 impl ConferenceView {
-    fn new(c: &Conference, with_participants: bool) -> Self {
+    pub(crate) fn new(c: &Conference, with_participants: bool, orphaned: bool) -> Self {
         ConferenceView {
             id: c.id.clone(),
             core: c.lcore,
@@ -253,6 +264,7 @@ impl ConferenceView {
             },
             participant_count: c.participant_count(),
             created_at: timestamp(c.created_at),
+            orphaned,
             participants: with_participants.then(|| {
                 c.participants()
                     .map(|p| ParticipantView::new(&c.id, p))
@@ -303,9 +315,10 @@ impl ParticipantView {
 /// `GET /v1/conferences`.
 pub(crate) async fn list(State(s): State<ControlState>) -> Json<Value> {
     let t = s.lock_sessions();
+    let r = s.lock_reclaim();
     let all: Vec<_> = t
         .conferences()
-        .map(|c| ConferenceView::new(c, false))
+        .map(|c| ConferenceView::new(c, false, r.is_orphaned(c.key)))
         .collect();
     Json(serde_json::json!({ "conferences": all }))
 }
@@ -317,19 +330,24 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<ConferenceView>), ApiError> {
     let new = req.validate()?;
     let now = SystemTime::now();
-    let view = {
-        let mut t = s.lock_sessions();
-        let c = t.create_conference(new, now)?;
-        let (core, key, view) = (c.core, c.key, ConferenceView::new(c, true));
-        if let Err(e) = s.media.apply(core, MediaOp::CreateConference(c.spec())) {
-            t.remove_conference(key);
-            return Err(e.into());
-        }
-        view
-    };
+    let mut t = s.lock_sessions();
+    let c = t.create_conference(new, now)?;
+    let (core, key, spec) = (c.core, c.key, c.spec());
+    if let Err(e) = s.media.apply(core, MediaOp::CreateConference(spec)) {
+        t.remove_conference(key);
+        return Err(e.into());
+    }
+    let mut r = s.lock_reclaim();
+    r.conference_created(key);
     s.events
-        .publish(Event::session("conference_created", &view.id, None, now));
-    Ok((StatusCode::CREATED, Json(view)))
+        .publish(Event::session("conference_created", &c.id, None, now));
+    // A conference made for a call manager whose lease lapsed is orphaned at once.
+    s.orphan_if_lapsed(&t, &mut r, key);
+    let c = t.conference_by_key(key).ok_or(ApiError::Gone)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ConferenceView::new(c, true, r.is_orphaned(key))),
+    ))
 }
 
 /// `GET /v1/conferences/{id}`.
@@ -338,7 +356,9 @@ pub(crate) async fn get(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ConferenceView>, ApiError> {
     let t = s.lock_sessions();
-    Ok(Json(ConferenceView::new(t.conference(&id)?, true)))
+    let c = t.conference(&id)?;
+    let orphaned = s.lock_reclaim().is_orphaned(c.key);
+    Ok(Json(ConferenceView::new(c, true, orphaned)))
 }
 
 /// `DELETE /v1/conferences/{id}`.
@@ -346,26 +366,9 @@ pub(crate) async fn delete(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    let gone = {
-        let mut t = s.lock_sessions();
-        let c = t.conference(&id)?;
-        let (core, key) = (c.core, c.key);
-        s.media.apply(core, MediaOp::DeleteConference(key))?;
-        t.remove_conference(key)
-    };
-    let now = SystemTime::now();
-    if let Some(c) = gone {
-        for p in c.participants() {
-            s.events.publish(Event::session(
-                "participant_deleted",
-                &c.id,
-                Some(&p.id),
-                now,
-            ));
-        }
-        s.events
-            .publish(Event::session("conference_deleted", &c.id, None, now));
-    }
+    let mut t = s.lock_sessions();
+    let key = t.conference(&id)?.key;
+    remove_conference(&s, &mut t, &mut s.lock_reclaim(), key, None)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -393,13 +396,15 @@ pub(crate) async fn add_participant(
     let now = SystemTime::now();
     let view = {
         let mut t = s.lock_sessions();
+        let mut r = s.lock_reclaim();
         let core = t.conference(&id)?.core;
         let p = t.add_participant(&id, new, now)?;
-        let (view, spec) = (ParticipantView::new(&id, p), p.spec());
+        let (view, spec) = (ParticipantView::new(&id, p), p.spec(r.config().liveness()));
         if let Err(e) = s.media.apply(core, MediaOp::AddParticipant(spec)) {
             t.remove_participant(spec.conf, spec.key);
             return Err(e.into());
         }
+        r.participant_added(spec.conf, spec.key, s.clock.now());
         view
     };
     s.events.publish(Event::session(
@@ -448,6 +453,8 @@ pub(crate) async fn patch_participant(
                 conf: id.clone(),
                 part: pid.clone(),
             })?;
+    // While orphaned, a participant put on remote hold is deleted first.
+    s.lock_reclaim().hold_changed(conf, part, hold);
     Ok(Json(ParticipantView::new(&id, p)))
 }
 
@@ -456,22 +463,82 @@ pub(crate) async fn delete_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    {
-        let mut t = s.lock_sessions();
-        let core = t.conference(&id)?.core;
-        let p = t.participant(&id, &pid)?;
-        let (conf, part) = (p.conf, p.key);
-        s.media
-            .apply(core, MediaOp::RemoveParticipant { conf, part })?;
-        t.remove_participant(conf, part);
-    }
-    s.events.publish(Event::session(
-        "participant_deleted",
-        &id,
-        Some(&pid),
-        SystemTime::now(),
-    ));
+    let mut t = s.lock_sessions();
+    let p = t.participant(&id, &pid)?;
+    let (conf, part) = (p.conf, p.key);
+    remove_participant(&s, &mut t, &mut s.lock_reclaim(), conf, part, None)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An event about a deletion, with its reclamation reason if it has one.
+fn deleted(kind: &'static str, conf: &str, part: Option<&str>, reason: Option<Reason>) -> Event {
+    let mut ev = Event::session(kind, conf, part, SystemTime::now());
+    ev.detail.reason = reason.map(Reason::as_str);
+    ev
+}
+
+/// Delete conference `key` and its participants on the dataplane and in the table,
+/// with its orphan watch, and publish the events: what `DELETE /v1/conferences/{id}`
+/// does, and what reclamation does (with a `reason`: then it is counted and a
+/// `conference_released` event says why).
+pub(crate) fn remove_conference(
+    s: &ControlState,
+    t: &mut Sessions,
+    r: &mut Reclaim,
+    key: ConfKey,
+    reason: Option<Reason>,
+) -> Result<(), ApiError> {
+    let core = t.conference_by_key(key).ok_or(ApiError::Gone)?.core;
+    s.media.apply(core, MediaOp::DeleteConference(key))?;
+    r.conference_removed(key);
+    let Some(c) = t.remove_conference(key) else {
+        return Ok(());
+    };
+    for p in c.participants() {
+        s.events
+            .publish(deleted("participant_deleted", &c.id, Some(&p.id), reason));
+    }
+    if let Some(reason) = reason {
+        s.reclaim_metrics
+            .conference_released(reason, c.participant_count());
+        s.events
+            .publish(deleted("conference_released", &c.id, None, Some(reason)));
+    }
+    s.events
+        .publish(deleted("conference_deleted", &c.id, None, reason));
+    Ok(())
+}
+
+/// Delete participant `part` of conference `conf` on the dataplane, in the table and
+/// in the orphan watch, and publish the event: what
+/// `DELETE /v1/conferences/{id}/participants/{pid}` does, and what reclamation does
+/// (with a `reason`, counted).
+pub(crate) fn remove_participant(
+    s: &ControlState,
+    t: &mut Sessions,
+    r: &mut Reclaim,
+    conf: ConfKey,
+    part: PartKey,
+    reason: Option<Reason>,
+) -> Result<(), ApiError> {
+    let c = t.conference_by_key(conf).ok_or(ApiError::Gone)?;
+    let (core, conf_id) = (c.core, c.id.clone());
+    s.media
+        .apply(core, MediaOp::RemoveParticipant { conf, part })?;
+    r.participant_removed(conf, part);
+    let Some(p) = t.remove_participant(conf, part) else {
+        return Ok(());
+    };
+    if let Some(reason) = reason {
+        s.reclaim_metrics.participant_deleted(reason);
+    }
+    s.events.publish(deleted(
+        "participant_deleted",
+        &conf_id,
+        Some(&p.id),
+        reason,
+    ));
+    Ok(())
 }
 
 /// `POST /v1/conferences/{id}/prompts`.

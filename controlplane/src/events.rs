@@ -21,15 +21,15 @@ pub struct Event {
     /// What happened: `talk_start`, `digit`, `conference_created`, ...
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// The conference's id.
-    pub conference: String,
+    /// The conference's id (`None` for call-manager events).
+    pub conference: Option<String>,
     /// The participant's id, if the event concerns one.
     pub participant: Option<String>,
     /// When the control plane learnt of it: RFC 3339, UTC, milliseconds.
     pub timestamp: String,
     /// Fields particular to the kind.
     #[serde(flatten)]
-    pub detail: Detail,
+    pub detail: Box<Detail>,
 }
 
 /// Fields some event kinds carry.
@@ -50,6 +50,27 @@ pub struct Detail {
     /// Whether comfort-noise SID came before the silence (`participant_quiet`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid_before: Option<bool>,
+    /// Why (`participant_deleted`, `conference_released`, `prompt_played` by the
+    /// orphan procedure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// How a participant replied (`reply_heard`): `voice` or `digit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'static str>,
+    /// Whether the prompt was missing from the library, so the procedure went on
+    /// without playing it (`prompt_played`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<bool>,
+    /// The call manager concerned (`lease_lapsed`, `lease_renewed`,
+    /// `conference_orphaned`, `conference_adopted`: the new owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_manager: Option<String>,
+    /// The owner before (`conference_adopted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_owner: Option<String>,
+    /// Why the dataplane did not take the step (`prompt_played`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Format `t` as RFC 3339 UTC with milliseconds.
@@ -67,10 +88,24 @@ impl Event {
     ) -> Event {
         Event {
             kind,
-            conference: conference.to_string(),
+            conference: Some(conference.to_string()),
             participant: participant.map(str::to_string),
             timestamp: timestamp(at),
-            detail: Detail::default(),
+            detail: Box::default(),
+        }
+    }
+
+    /// An event about call manager `cm`'s lease.
+    pub fn lease(kind: &'static str, cm: &str, at: SystemTime) -> Event {
+        Event {
+            kind,
+            conference: None,
+            participant: None,
+            timestamp: timestamp(at),
+            detail: Box::new(Detail {
+                call_manager: Some(cm.to_string()),
+                ..Detail::default()
+            }),
         }
     }
 
@@ -84,7 +119,7 @@ impl Event {
         at: SystemTime,
     ) -> Option<Event> {
         let (conference, participant) = sessions.ids(core, ev.conf, ev.part)?;
-        let mut detail = Detail::default();
+        let mut detail = Box::<Detail>::default();
         let kind = match ev.kind {
             MediaEventKind::TalkStart => "talk_start",
             MediaEventKind::TalkStop => "talk_stop",
@@ -110,13 +145,14 @@ impl Event {
             }
             MediaEventKind::Active => "participant_active",
             MediaEventKind::SidSeen => "sid_seen",
+            MediaEventKind::RtcpSeen => "rtcp_seen",
             MediaEventKind::RtcpTimeout => "rtcp_timeout",
             MediaEventKind::Bye => "bye",
             MediaEventKind::TickOverrun => "tick_overrun",
         };
         Some(Event {
             kind,
-            conference: conference.to_string(),
+            conference: Some(conference.to_string()),
             participant: participant.map(str::to_string),
             timestamp: timestamp(at),
             detail,

@@ -1,24 +1,32 @@
 //! tutti-controlplane: the slow path. Serves the HTTP API (`/healthz`, `/v1/status`,
 //! `/metrics`, the conference REST API under `/v1/conferences`, the event stream
 //! `/v1/events` and `/openapi.json`) on a thread outside the dataplane cores, keeps the
-//! session table and drives the dataplane cores through a [`media::MediaPlane`].
+//! session table and drives the dataplane cores through a [`media::MediaPlane`]. Call
+//! managers hold leases (`/v1/call-managers`); the conferences of one whose lease
+//! lapsed are orphaned and reclaimed ([`orphan`]).
 
 pub mod api;
 mod conferences;
 pub mod events;
+pub mod leases;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
+pub mod orphan;
+pub mod reclaim;
 pub mod sessions;
 #[cfg(test)]
 mod test_support;
 
 use events::{Event, EventHub};
 use media::MediaPlane;
+use orphan::OrphanConfig;
+use reclaim::{Reclaim, ReclaimMetrics};
 use serde::Serialize;
 use sessions::Sessions;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
+use tutti_dataplane::clock::Clock;
 use tutti_dataplane::conference::{EngineCounters, MediaEvent};
 use tutti_dataplane::stats::CoreCounters;
 
@@ -70,17 +78,30 @@ pub struct ControlState {
     pub events: EventHub,
     /// API request counters.
     pub api_metrics: Arc<metrics::ApiMetrics>,
+    /// The clock of the dataplane's events (orphan timers and leases run on it).
+    pub clock: Arc<dyn Clock + Send + Sync>,
+    /// Call-manager leases and orphan reclamation. Lock order: `sessions`, then this.
+    pub reclaim: Arc<Mutex<Reclaim>>,
+    /// Reclamation counters.
+    pub reclaim_metrics: Arc<ReclaimMetrics>,
 }
 
 impl ControlState {
     /// The state for `cores` (counters), `ports`, and the conference cores of `media`
-    /// (`media.cores()` is read once, here), with an empty session table.
+    /// (`media.cores()` and its reclamation prompts are read once, here), with an empty
+    /// session table; `clock` is the dataplane's and `orphan` the reclamation timers.
     pub fn new(
         cores: impl Into<Arc<[CoreHandle]>>,
         ports: Arc<dyn PortSource>,
         media: Arc<dyn MediaPlane>,
         version: &'static str,
+        clock: Arc<dyn Clock + Send + Sync>,
+        orphan: OrphanConfig,
     ) -> Self {
+        let prompts = orphan::PromptTable::new(|p| {
+            let id = media.prompt(p.name())?;
+            Some((id, media.prompt_length(id)?))
+        });
         ControlState {
             cores: cores.into(),
             ports,
@@ -89,6 +110,9 @@ impl ControlState {
             media,
             events: EventHub::default(),
             api_metrics: Arc::default(),
+            clock,
+            reclaim: Arc::new(Mutex::new(Reclaim::new(orphan, prompts))),
+            reclaim_metrics: Arc::default(),
         }
     }
 
@@ -99,22 +123,26 @@ impl ControlState {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The lease table and orphan watches, locked (after the session table, if both
+    /// are needed). Like the session table, a poisoned lock is taken over.
+    pub fn lock_reclaim(&self) -> MutexGuard<'_, Reclaim> {
+        self.reclaim.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Handle one event drained from dataplane core `core`'s event ring (index into
-    /// `media.cores()`): map its keys to API ids and send it to `/v1/events`
-    /// subscribers. Events about conferences or participants that no longer exist are
-    /// dropped. The timestamp is the wall-clock time of this call, not `ev.at` (the
-    /// dataplane clock has no wall-clock origin); the event ring is drained every few
-    /// milliseconds, so the two differ by that much.
+    /// `media.cores()`): map its keys to API ids, send it to `/v1/events` subscribers
+    /// and feed it to the conference's orphan watch. Events about conferences or
+    /// participants that no longer exist are dropped. The timestamp is the wall-clock
+    /// time of this call, not `ev.at` (the dataplane clock has no wall-clock origin);
+    /// the event ring is drained every few milliseconds, so the two differ by that much.
     pub fn media_event(&self, core: usize, ev: MediaEvent) {
-        let event = Event::from_media(
-            &self.lock_sessions(),
-            self.media.as_ref(),
-            core,
-            &ev,
-            SystemTime::now(),
-        );
-        if let Some(event) = event {
-            self.events.publish(event);
-        }
+        let mut t = self.lock_sessions();
+        let Some(event) = Event::from_media(&t, self.media.as_ref(), core, &ev, SystemTime::now())
+        else {
+            return;
+        };
+        self.events.publish(event);
+        let mut r = self.lock_reclaim();
+        self.watch_event(&mut t, &mut r, &ev);
     }
 }

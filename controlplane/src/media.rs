@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::rx::PromptId;
 
@@ -30,6 +31,8 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn prompt(&self, name: &str) -> Option<PromptId>;
     /// Every prompt's name.
     fn prompt_names(&self) -> Vec<String>;
+    /// How long prompt `id` plays.
+    fn prompt_length(&self, id: PromptId) -> Option<Duration>;
     /// Apply one operation on dataplane core `core` (index into [`MediaPlane::cores`]).
     /// Non-blocking: the operation is queued on the core's command ring.
     fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError>;
@@ -44,4 +47,15 @@ pub enum MediaError {
     /// The operation was refused (e.g. the core index is out of range).
     #[error("{0}")]
     Rejected(String),
+}
+
+/// How long `samples` prompt samples play (prompts are at the mixer's sample rate).
+pub fn samples_duration(samples: usize) -> Duration {
+    let rate = u64::from(tutti_dataplane::mixer::SAMPLE_RATE);
+    Duration::from_nanos(
+        u64::try_from(samples)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1_000_000_000)
+            / rate,
+    )
 }

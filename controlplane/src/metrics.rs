@@ -430,6 +430,38 @@ impl Collector for Dataplane {
             MetricType::Gauge,
             per_media_core(|l| l.capacity),
         )?;
+
+        let (orphaned, leases) = {
+            let r = self.state.0.lock_reclaim();
+            let leases: Vec<(Labels, ConstGauge)> = r
+                .leases()
+                .iter()
+                .map(|(cm, l)| {
+                    (
+                        vec![("cm", cm.to_string())],
+                        ConstGauge::new(i64::from(!l.lapsed)),
+                    )
+                })
+                .collect();
+            (r.orphaned(), leases)
+        };
+        family(
+            &mut enc,
+            "tutti_orphaned_conferences",
+            "Conferences whose call manager's lease lapsed, being reclaimed",
+            MetricType::Gauge,
+            [(
+                Labels::new(),
+                ConstGauge::new(i64::try_from(orphaned).unwrap_or(i64::MAX)),
+            )],
+        )?;
+        family(
+            &mut enc,
+            "tutti_call_manager_lease_up",
+            "1 while the call manager's lease is live, 0 once it lapsed",
+            MetricType::Gauge,
+            leases,
+        )?;
         Ok(())
     }
 }
@@ -444,6 +476,16 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
         "tutti_api_requests",
         "API requests answered, by method, route template and status",
         state.api_metrics.requests.clone(),
+    );
+    registry.register(
+        "tutti_reclaimed_conferences",
+        "Orphaned conferences released by the reclamation procedure, by reason",
+        state.reclaim_metrics.reclaimed.clone(),
+    );
+    registry.register(
+        "tutti_deleted_participants",
+        "Participants deleted by the orphan reclamation procedure, by reason",
+        state.reclaim_metrics.deleted.clone(),
     );
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;

@@ -4,6 +4,8 @@ use crate::api::MAX_BODY_BYTES;
 use crate::conferences::{
     DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB, MAX_OWNER_LEN, MAX_PARTICIPANTS,
 };
+use crate::leases::{MAX_INTERVAL, MIN_INTERVAL};
+use crate::orphan::Reason;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
 use tutti_dataplane::mixer::MAX_LOUDEST;
@@ -99,6 +101,8 @@ fn schemas() -> Value {
                 "active_speakers": speakers,
                 "participant_count": { "type": "integer" },
                 "created_at": { "type": "string", "format": "date-time" },
+                "orphaned": { "type": "boolean",
+                              "description": "Its owner's lease lapsed: it is being reclaimed" },
                 "participants": { "type": "array", "items": schema("Participant"),
                                   "description": "Only when one conference is asked for" }
             }
@@ -173,22 +177,69 @@ fn schemas() -> Value {
                 "prompt": { "type": "string" }
             }
         },
+        "Heartbeat": {
+            "type": "object", "additionalProperties": false, "required": ["interval_ms"],
+            "properties": {
+                "interval_ms": { "type": "integer",
+                                 "minimum": MIN_INTERVAL.as_millis() as u64,
+                                 "maximum": MAX_INTERVAL.as_millis() as u64,
+                                 "description": "Time to the next heartbeat; the lease lapses after `orphan.lease_misses` intervals without one" }
+            }
+        },
+        "CallManager": {
+            "type": "object",
+            "required": ["id", "interval_ms", "lease_misses", "up", "last_heartbeat_ms_ago",
+                         "expires_in_ms", "conferences", "orphaned_conferences"],
+            "properties": {
+                "id": { "type": "string" },
+                "interval_ms": { "type": "integer" },
+                "lease_misses": { "type": "integer" },
+                "up": { "type": "boolean", "description": "The lease is live" },
+                "last_heartbeat_ms_ago": { "type": "integer" },
+                "expires_in_ms": { "type": "integer", "description": "0 once lapsed" },
+                "conferences": { "type": "integer", "description": "Conferences it owns" },
+                "orphaned_conferences": { "type": "integer" }
+            }
+        },
+        "CallManagerList": {
+            "type": "object", "required": ["call_managers"],
+            "properties": { "call_managers": { "type": "array", "items": schema("CallManager") } }
+        },
+        "Adopt": {
+            "type": "object", "additionalProperties": false, "required": ["owner"],
+            "properties": {
+                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
+                           "description": "The call manager that takes the conference over" }
+            }
+        },
         "Event": {
             "type": "object", "required": ["type", "conference", "participant", "timestamp"],
             "properties": {
                 "type": { "type": "string", "enum": [
                     "talk_start", "talk_stop", "digit", "prompt_done", "participant_quiet",
-                    "participant_active", "sid_seen", "rtcp_timeout", "bye", "tick_overrun",
-                    "conference_created", "conference_deleted", "participant_created",
-                    "participant_deleted"] },
-                "conference": { "type": "string" },
+                    "participant_active", "sid_seen", "rtcp_seen", "rtcp_timeout", "bye",
+                    "tick_overrun", "conference_created", "conference_deleted",
+                    "participant_created", "participant_deleted", "lease_lapsed",
+                    "lease_renewed", "conference_orphaned", "prompt_played", "reply_heard",
+                    "conference_released", "conference_adopted"] },
+                "conference": { "type": "string", "nullable": true,
+                                "description": "null for lease events" },
                 "participant": { "type": "string", "nullable": true },
                 "timestamp": { "type": "string", "format": "date-time" },
                 "digit": { "type": "string" },
                 "source": { "type": "string", "enum": ["rfc4733", "inband"] },
                 "prompt": { "type": "string" },
                 "completed": { "type": "boolean" },
-                "sid_before": { "type": "boolean" }
+                "sid_before": { "type": "boolean" },
+                "reason": { "type": "string", "enum": Reason::ALL.map(Reason::as_str),
+                            "description": "Why the orphan procedure took the step" },
+                "by": { "type": "string", "enum": ["voice", "digit"],
+                        "description": "How a participant replied (reply_heard)" },
+                "missing": { "type": "boolean",
+                             "description": "The prompt is not in the library; the procedure went on without it" },
+                "call_manager": { "type": "string" },
+                "previous_owner": { "type": "string", "nullable": true },
+                "error": { "type": "string" }
             }
         },
         "Status": {
@@ -214,6 +265,17 @@ fn schemas() -> Value {
 fn paths() -> Value {
     let id = path_param("id", "Conference id");
     let pid = path_param("pid", "Participant id");
+    let mut heartbeat = responses(
+        ("201", "Lease created", Some("CallManager")),
+        &[
+            BAD_BODY,
+            TOO_LARGE,
+            NOT_JSON,
+            ("503", "Too many call managers hold leases"),
+        ],
+    );
+    heartbeat["200"] = json!({ "description": "Lease renewed",
+                               "content": json_content(schema("CallManager")) });
     let text = |description: &str, media: &str| {
         json!({ "200": { "description": description,
                          "content": { media: { "schema": { "type": "string" } } } } })
@@ -301,6 +363,33 @@ fn paths() -> Value {
                 "summary": "Remove a participant, freeing its ports",
                 "operationId": "deleteParticipant",
                 "responses": responses(("204", "Removed", None), &[NO_PART, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/adopt": {
+            "parameters": [id.clone()],
+            "post": {
+                "summary": "A (backup) call manager takes the conference over; an orphaned \
+                            conference's reclamation stops",
+                "operationId": "adoptConference",
+                "requestBody": body("Adopt"),
+                "responses": responses(("200", "Adopted", Some("Conference")),
+                    &[BAD_BODY, NO_CONF, TOO_LARGE, NOT_JSON])
+            }
+        },
+        "/v1/call-managers": {
+            "get": {
+                "summary": "Call managers with a lease", "operationId": "listCallManagers",
+                "responses": responses(("200", "Leases", Some("CallManagerList")), &[])
+            }
+        },
+        "/v1/call-managers/{cm}/heartbeat": {
+            "parameters": [path_param("cm", "Call manager id")],
+            "post": {
+                "summary": "Create or renew the call manager's lease; renewing a lapsed \
+                            lease ends its conferences' orphaned state",
+                "operationId": "heartbeat",
+                "requestBody": body("Heartbeat"),
+                "responses": heartbeat
             }
         },
         "/v1/conferences/{id}/prompts": {

@@ -12,7 +12,7 @@ use std::net::SocketAddrV4;
 use std::time::SystemTime;
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, ConferenceSpec, PartKey, ParticipantSettings, ParticipantSpec,
+    ConfKey, ConferenceSpec, Liveness, PartKey, ParticipantSettings, ParticipantSpec,
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 
@@ -207,8 +207,8 @@ pub struct Participant {
 }
 
 impl Participant {
-    /// What the dataplane needs to add it.
-    pub fn spec(&self) -> ParticipantSpec {
+    /// What the dataplane needs to add it, with its stream's liveness timers.
+    pub fn spec(&self, liveness: Liveness) -> ParticipantSpec {
         ParticipantSpec {
             conf: self.conf,
             key: self.key,
@@ -219,6 +219,7 @@ impl Participant {
             rtcp: self.rtcp,
             ssrc: self.ssrc,
             settings: self.settings,
+            liveness,
         }
     }
 }
@@ -381,6 +382,22 @@ impl Sessions {
             .get(id)
             .and_then(|k| self.conferences.get(k))
             .ok_or_else(|| SessionError::NoSuchConference(id.to_string()))
+    }
+
+    /// The conference with key `key`.
+    pub fn conference_by_key(&self, key: ConfKey) -> Option<&Conference> {
+        self.conferences.get(&key)
+    }
+
+    /// Give conference `key` a new owner; `false` if it does not exist.
+    pub fn set_owner(&mut self, key: ConfKey, owner: String) -> bool {
+        match self.conferences.get_mut(&key) {
+            Some(c) => {
+                c.owner = Some(owner);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Participant `part` of conference `conf` (API ids).

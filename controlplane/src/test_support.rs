@@ -6,9 +6,11 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tower::ServiceExt;
+use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
 use tutti_dataplane::stats::{CoreCounters, DropReason};
@@ -63,6 +65,11 @@ impl MediaPlane for TestMedia {
     fn prompt_names(&self) -> Vec<String> {
         self.prompts.names().map(str::to_string).collect()
     }
+    fn prompt_length(&self, id: PromptId) -> Option<Duration> {
+        self.prompts
+            .samples(id)
+            .map(|s| crate::media::samples_duration(s.len()))
+    }
     fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError> {
         if self.busy.load(Ordering::Relaxed) {
             return Err(MediaError::Busy(core));
@@ -85,25 +92,59 @@ pub fn media_core(capacity: u32) -> MediaCore {
     }
 }
 
+/// A clock tests move by hand, shareable across threads.
+#[derive(Debug, Default)]
+pub struct TestClock(AtomicU64);
+
+impl TestClock {
+    /// Move the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.0.load(Ordering::Relaxed))
+    }
+}
+
 pub struct Harness {
     pub state: ControlState,
     pub media: Arc<TestMedia>,
     pub counters: Arc<CoreCounters>,
+    pub clock: Arc<TestClock>,
 }
 
 pub fn harness(cores: Vec<MediaCore>) -> Harness {
+    harness_with(
+        cores,
+        crate::orphan::OrphanConfig::default(),
+        &["welcome", "goodbye"],
+    )
+}
+
+/// A harness with reclamation timers `orphan` and one prompt per name in `prompts`
+/// (prompt `i` lasts `i + 1` × 20 ms).
+pub fn harness_with(
+    cores: Vec<MediaCore>,
+    orphan: crate::orphan::OrphanConfig,
+    prompts: &[&str],
+) -> Harness {
+    let clock = Arc::new(TestClock::default());
     let counters = Arc::new(CoreCounters::default());
     counters.rx_packets.add(5);
     counters.drop_packet(DropReason::NoListener);
-    let mut prompts = PromptLibrary::new();
-    for name in ["welcome", "goodbye"] {
-        prompts
-            .add_samples(name, vec![0i16; 160].into())
+    let mut library = PromptLibrary::new();
+    for (i, name) in prompts.iter().enumerate() {
+        library
+            .add_samples(name, vec![0i16; 160 * (i + 1)].into())
             .expect("prompt");
     }
     let media = Arc::new(TestMedia {
         cores,
-        prompts,
+        prompts: library,
         ops: Mutex::default(),
         busy: AtomicBool::new(false),
     });
@@ -116,11 +157,14 @@ pub fn harness(cores: Vec<MediaCore>) -> Harness {
         Arc::new(Fixed),
         media.clone(),
         "test",
+        clock.clone(),
+        orphan,
     );
     Harness {
         state,
         media,
         counters,
+        clock,
     }
 }
 

@@ -47,6 +47,7 @@ fn main() {
         .allowlist_var("RTE_.*")
         .allowlist_var("rte_.*")
         .allowlist_var("SOCKET_ID_ANY")
+        .allowlist_var("RING_F_.*")
         // Packed-and-aligned types that bindgen cannot lay out: keep them opaque so the
         // layout tests stay on for everything else.
         .opaque_type("rte_arp_hdr")

@@ -32,6 +32,30 @@ pub trait PacketIo {
     fn alloc(&mut self) -> Option<Self::Buf>;
 }
 
+/// The sending end of a ring that hands packets to another core (single producer).
+pub trait RingTx<B>: Send {
+    /// Enqueue `b`, or give it back when the ring is full.
+    fn push(&mut self, b: B) -> Result<(), B>;
+}
+
+/// The receiving end of a ring that hands packets to another core (single consumer).
+pub trait RingRx<B>: Send {
+    /// Dequeue the oldest packet, if any.
+    fn pop(&mut self) -> Option<B>;
+}
+
+impl<B: Send> RingTx<B> for rtrb::Producer<B> {
+    fn push(&mut self, b: B) -> Result<(), B> {
+        rtrb::Producer::push(self, b).map_err(|rtrb::PushError::Full(b)| b)
+    }
+}
+
+impl<B: Send> RingRx<B> for rtrb::Consumer<B> {
+    fn pop(&mut self) -> Option<B> {
+        rtrb::Consumer::pop(self).ok()
+    }
+}
+
 /// A heap-backed packet buffer for the in-memory backend.
 #[derive(Clone, Debug)]
 pub struct MemBuf {

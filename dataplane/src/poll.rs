@@ -4,7 +4,7 @@
 
 use crate::clock::{Clock, Instant};
 use crate::conference::{Engine, MediaCommand, Owner, Transmit};
-use crate::io::{PacketBuf, PacketIo, BURST};
+use crate::io::{PacketBuf, PacketIo, RingRx, RingTx, BURST};
 use crate::neigh::{NeighTable, Resolution};
 use crate::stats::{CoreCounters, DropReason};
 use crate::wire::{arp, eth, icmp, ipv4, udp};
@@ -63,13 +63,16 @@ pub enum Command {
 
 /// The rings that hand packets between cores: a datagram that arrived on this core's
 /// queue for a UDP port another core owns goes to that core (RSS cannot know which
-/// conference a port belongs to).
+/// conference a port belongs to). DPDK rte_rings in production, rtrb rings in tests.
 pub struct Handoff<B> {
     /// To each other core (`None` at our own index).
-    pub to: Vec<Option<rtrb::Producer<B>>>,
+    pub to: Vec<Option<Box<dyn RingTx<B>>>>,
     /// From each other core.
-    pub from: Vec<rtrb::Consumer<B>>,
+    pub from: Vec<Box<dyn RingRx<B>>>,
 }
+
+/// Both ends of one ring, from core `from` to core `to`.
+pub type RingPair<B> = (Box<dyn RingTx<B>>, Box<dyn RingRx<B>>);
 
 impl<B> Handoff<B> {
     /// No other cores.
@@ -80,8 +83,12 @@ impl<B> Handoff<B> {
         }
     }
 
-    /// A full mesh for `cores` cores, `capacity` packets per ring; element `i` is core i's.
-    pub fn mesh(cores: usize, capacity: usize) -> Vec<Handoff<B>> {
+    /// A full mesh for `cores` cores, each ring made by `make(from, to)`; element `i` is
+    /// core i's.
+    pub fn mesh<E>(
+        cores: usize,
+        mut make: impl FnMut(usize, usize) -> Result<RingPair<B>, E>,
+    ) -> Result<Vec<Handoff<B>>, E> {
         let mut all: Vec<Handoff<B>> = (0..cores)
             .map(|_| Handoff {
                 to: (0..cores).map(|_| None).collect(),
@@ -91,13 +98,13 @@ impl<B> Handoff<B> {
         for from in 0..cores {
             for to in 0..cores {
                 if from != to {
-                    let (p, c) = rtrb::RingBuffer::new(capacity);
-                    all[from].to[to] = Some(p);
-                    all[to].from.push(c);
+                    let (tx, rx) = make(from, to)?;
+                    all[from].to[to] = Some(tx);
+                    all[to].from.push(rx);
                 }
             }
         }
-        all
+        Ok(all)
     }
 }
 
@@ -222,7 +229,7 @@ impl<I: PacketIo> PollLoop<I> {
         if let Some(p) = self.ports.first_mut() {
             for ring in &mut self.handoff.from {
                 for _ in 0..BURST {
-                    let Ok(buf) = ring.pop() else { break };
+                    let Some(buf) = ring.pop() else { break };
                     worked = true;
                     c.handoff_in.inc();
                     process(buf, p, &mut self.engine, &mut self.handoff.to, c, now, true);
@@ -279,7 +286,7 @@ fn process<I: PacketIo>(
     mut buf: I::Buf,
     p: &mut Port<I>,
     engine: &mut Engine,
-    handoff: &mut [Option<rtrb::Producer<I::Buf>>],
+    handoff: &mut [Option<Box<dyn RingTx<I::Buf>>>],
     c: &CoreCounters,
     now: Instant,
     handed_over: bool,
@@ -578,7 +585,7 @@ fn trim<B: PacketBuf>(buf: &mut B, len: usize) -> Result<Verdict, DropReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::MemoryIo;
+    use crate::io::{MemBuf, MemoryIo};
     use crate::wire::checksum;
 
     const OUR_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
@@ -801,6 +808,94 @@ mod tests {
             "the pending reply was flushed on stop"
         );
         assert_eq!(c.iterations.get(), 1);
+    }
+
+    #[test]
+    fn datagrams_for_another_cores_port_are_handed_over() {
+        use crate::codec::CodecKind;
+        use crate::conference::{
+            ConfKey, Conference, ConferenceSpec, EngineCounters, MediaCommand, PartKey,
+            Participant, ParticipantSettings, ParticipantSpec,
+        };
+        use crate::mixer::{ActiveSpeakers, Ptime};
+        use crate::rx::rtcp::NtpClock;
+
+        let ranges = vec![20000..=20999, 21000..=21999];
+        let mut mesh = Handoff::mesh(2, |_, _| -> Result<RingPair<MemBuf>, ()> {
+            let (tx, rx) = rtrb::RingBuffer::new(8);
+            Ok((Box::new(tx), Box::new(rx)))
+        })
+        .unwrap()
+        .into_iter();
+        let mut loops = Vec::new();
+        let mut cmds = Vec::new();
+        let mut engines = Vec::new();
+        for core in 0..2 {
+            let (tx, rx) = command_ring(8);
+            let (events, _) = rtrb::RingBuffer::new(64);
+            let (retired, _) = rtrb::RingBuffer::new(8);
+            let ec = Arc::new(EngineCounters::default());
+            let engine = Engine::new(core, ranges.clone(), 4, events, retired, ec.clone());
+            let c = Arc::new(CoreCounters::default());
+            let l = PollLoop::new(
+                vec![(MemoryIo::new(64, 2048), addr(None))],
+                c.clone(),
+                rx,
+                0,
+                engine,
+                mesh.next().unwrap(),
+            );
+            loops.push((l, c));
+            cmds.push(tx);
+            engines.push(ec);
+        }
+        let t = Instant::from_nanos(1_000);
+        let spec = ConferenceSpec {
+            key: ConfKey(1),
+            ptime: Ptime::Ms20,
+            active_speakers: ActiveSpeakers::All,
+            max_participants: 2,
+        };
+        let part = ParticipantSpec {
+            conf: ConfKey(1),
+            key: PartKey(1),
+            local_port: 21000,
+            remote: SocketAddrV4::new(PEER_IP, 4000),
+            codec: CodecKind::Pcmu,
+            telephone_event_pt: None,
+            rtcp: false,
+            ssrc: 7,
+            settings: ParticipantSettings::default(),
+            liveness: Default::default(),
+        };
+        let conf = Conference::new(spec).unwrap();
+        let p = Participant::new(part, t, NtpClock::default()).unwrap();
+        assert!(cmds[1]
+            .push(Command::Media(MediaCommand::AddConference(conf)))
+            .is_ok());
+        assert!(cmds[1]
+            .push(Command::Media(MediaCommand::AddParticipant(p)))
+            .is_ok());
+        step(&mut loops[1].0, t);
+
+        // An RTP datagram for core 1's port arrives on core 0's queue.
+        let mut rtp = vec![0x80u8, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9];
+        rtp.extend_from_slice(&[0xff; 160]);
+        let mut seg = vec![0u8; 8 + rtp.len()];
+        seg[8..].copy_from_slice(&rtp);
+        udp::write_header(&mut seg, PEER_IP, OUR_IP, 4000, 21000);
+        assert!(loops[0]
+            .0
+            .io_mut(0)
+            .unwrap()
+            .inject(&ipv4_frame(ipv4::PROTO_UDP, &seg, OUR_IP)));
+        step(&mut loops[0].0, t);
+        assert_eq!(loops[0].1.handoff_out.get(), 1);
+        assert_eq!(engines[0].rtp_in.get(), 0, "core 0 does not handle it");
+        step(&mut loops[1].0, t);
+        assert_eq!(loops[1].1.handoff_in.get(), 1);
+        assert_eq!(engines[1].rtp_in.get(), 1, "the owner handled it");
+        assert_eq!(loops[1].1.drops_total() + loops[0].1.drops_total(), 0);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, MediaCommand, MediaEvent, PartKey,
-    Participant, ParticipantSettings, ParticipantSpec, Retired,
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand,
+    MediaEvent, PartKey, Participant, ParticipantSettings, ParticipantSpec, Retired,
 };
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
@@ -142,6 +142,7 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
             rtcp: true,
             ssrc: 0xabc0 + i as u32,
             settings: ParticipantSettings::default(),
+            liveness: Liveness::default(),
         };
         send(
             &mut s,

@@ -5,10 +5,12 @@
 mod eal;
 mod mbuf;
 mod port;
+mod ring;
 
 pub use eal::{launch, Eal, LaunchHandle, TscClock};
 pub use mbuf::{Mbuf, Mempool};
 pub use port::{Link, Port, PortQueue, PortSetup};
+pub use ring::{mbuf_ring, MbufRingRx, MbufRingTx};
 
 use std::ffi::CStr;
 
@@ -30,6 +32,8 @@ pub enum Error {
         what: &'static str,
         reason: String,
     },
+    #[error("ring '{name}' could not be created: {reason}")]
+    Ring { name: String, reason: String },
     #[error("lcore {0} is not enabled in the EAL core list (-l/--lcores) or is the main lcore")]
     BadLcore(u32),
     #[error("launching work on lcore {lcore} failed: {reason}")]

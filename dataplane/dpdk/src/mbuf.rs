@@ -88,6 +88,21 @@ pub struct Mbuf(NonNull<dpdk_sys::rte_mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
+    /// Give up ownership without freeing (the pointer now belongs to the caller).
+    pub(crate) fn into_raw(self) -> NonNull<dpdk_sys::rte_mbuf> {
+        let raw = self.0;
+        core::mem::forget(self);
+        raw
+    }
+
+    /// Take ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else owns or frees.
+    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
+        Mbuf(raw)
+    }
+
     fn m(&self) -> &dpdk_sys::rte_mbuf {
         // SAFETY: we own a valid mbuf.
         unsafe { self.0.as_ref() }

@@ -72,6 +72,8 @@ impl Participant {
             ..ReceiveConfig::default()
         };
         config.rtcp.ntp = ntp;
+        config.quiet_after = spec.liveness.quiet_after;
+        config.rtcp.timeout = spec.liveness.rtcp_timeout;
         let mut rx = ReceiveStream::new(config, now)?;
         rx.set_local_ssrc(spec.ssrc);
         let tx = RtpSender::new(RtpSenderConfig {
@@ -480,6 +482,7 @@ impl Engine {
         };
         counters.rtp_in.inc();
         let newest = p.rx.stats().ext_highest_seq().map(|s| s as u16);
+        let first = p.rx.last_rtp().is_none();
         match p.rx.handle_rtp(now, src, input, &mut emit) {
             Ok(()) => {
                 if newest.is_some_and(|n| (n.wrapping_sub(input.seq) as i16) > 0) {
@@ -491,6 +494,11 @@ impl Engine {
             }
             Err(rx::DropReason::Buffer(rx::jitter::Insert::TooLate)) => counters.rtp_late.inc(),
             Err(_) => counters.rtp_dropped.inc(),
+        }
+        if first && p.rx.last_rtp().is_some() {
+            // The stream's first packet: the control plane learns that media flows
+            // (later starts are reported after each quiet spell).
+            emit(Event::MediaResumed { at: now });
         }
         true
     }
@@ -706,6 +714,7 @@ fn push_event(
             sid_before,
         } => (last_packet, MediaEventKind::Quiet { sid_before }),
         Event::MediaResumed { at } => (at, MediaEventKind::Active),
+        Event::RtcpSeen { at } => (at, MediaEventKind::RtcpSeen),
         Event::RtcpTimeout { .. } => (now, MediaEventKind::RtcpTimeout),
         Event::Bye { at, .. } => (at, MediaEventKind::Bye),
         Event::PromptDone {
@@ -719,7 +728,7 @@ fn push_event(
             },
         ),
         // Liveness details the control plane does not need one by one.
-        Event::RtcpSeen { .. } | Event::SsrcChanged { .. } => return,
+        Event::SsrcChanged { .. } => return,
     };
     if events
         .push(MediaEvent {

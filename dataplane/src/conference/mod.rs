@@ -9,6 +9,6 @@ pub use engine::{
 };
 
 pub use ops::{
-    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, MediaOp, PartKey, ParticipantSettings,
-    ParticipantSpec, PromptSpec,
+    ConfKey, ConferenceSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
+    ParticipantSettings, ParticipantSpec, PromptSpec,
 };

@@ -7,6 +7,7 @@ use crate::codec::CodecKind;
 use crate::mixer::{ActiveSpeakers, Ptime};
 use crate::rx::{Digit, DigitSource, PromptId};
 use core::net::SocketAddrV4;
+use core::time::Duration;
 
 /// A conference's key on its core (chosen by the control plane, unique per appliance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +66,29 @@ pub struct ParticipantSpec {
     /// SSRC of the stream we send it.
     pub ssrc: u32,
     pub settings: ParticipantSettings,
+    /// When the participant's stream counts as quiet or its RTCP as stopped.
+    pub liveness: Liveness,
+}
+
+/// The liveness timers of a participant's receive stream: when it reports
+/// [`MediaEventKind::Quiet`] and [`MediaEventKind::RtcpTimeout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// [`MediaEventKind::Quiet`] after this long without RTP.
+    pub quiet_after: Duration,
+    /// [`MediaEventKind::RtcpTimeout`] after this long without RTCP (once RTCP was seen).
+    pub rtcp_timeout: Duration,
+}
+
+impl Default for Liveness {
+    /// The receive path's defaults.
+    fn default() -> Self {
+        let rx = crate::rx::ReceiveConfig::default();
+        Liveness {
+            quiet_after: rx.quiet_after,
+            rtcp_timeout: rx.rtcp.timeout,
+        }
+    }
 }
 
 /// A prompt to play.
@@ -120,10 +144,13 @@ pub enum MediaEventKind {
     /// No media from the participant for the quiet interval; `sid_before` if it had sent
     /// comfort-noise SID before falling quiet.
     Quiet { sid_before: bool },
-    /// Media from the participant again after [`MediaEventKind::Quiet`].
+    /// Media from the participant: its first RTP packet, or RTP again after
+    /// [`MediaEventKind::Quiet`].
     Active,
     /// The participant sent a comfort-noise SID frame (first one of a silence period).
     SidSeen,
+    /// The participant's first RTCP packet, or the first after [`MediaEventKind::RtcpTimeout`].
+    RtcpSeen,
     /// An RTCP-capable participant stopped sending RTCP.
     RtcpTimeout,
     /// The participant sent RTCP BYE.

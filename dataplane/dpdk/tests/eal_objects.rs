@@ -1,0 +1,56 @@
+//! The safe wrapper against the real DPDK (EAL without hugepages, no devices): mbufs free
+//! themselves, rings carry mbufs between ends and free what is left, pools count.
+//! One test function: the EAL can be initialised once per process.
+
+use tutti_dataplane::io::{PacketBuf, RingRx, RingTx};
+use tutti_dpdk::{mbuf_ring, Eal, Mempool};
+
+#[test]
+fn mbufs_rings_and_pools() {
+    let eal = Eal::init(&[
+        "--no-huge".into(),
+        "--no-pci".into(),
+        "-m".into(),
+        "128".into(),
+        "-l".into(),
+        "0".into(),
+        format!("--file-prefix=tuttiwrap{}", std::process::id()),
+        "--log-level=lib.eal:warning".into(),
+    ])
+    .expect("EAL without hugepages");
+    let pool = Mempool::new("wrap_test", 1023, 0, 2048 + 128, -1).expect("pool");
+    assert_eq!(pool.in_use(), 0);
+
+    // An mbuf grows within its room and frees itself on drop.
+    let mut m = pool.alloc().expect("mbuf");
+    assert!(m.capacity() >= 2048);
+    assert!(m.set_len(100));
+    m.data_mut().fill(7);
+    assert_eq!(m.data(), &[7u8; 100][..]);
+    assert!(!m.set_len(m.capacity() + 1));
+    assert_eq!(pool.in_use(), 1);
+    drop(m);
+    assert_eq!(pool.in_use(), 0);
+
+    // A ring of 4 holds 3; the 4th push gives the mbuf back; pop is FIFO.
+    let (mut tx, mut rx) = mbuf_ring("wrap_ring", 4, -1).expect("ring");
+    for i in 0..3u8 {
+        let mut m = pool.alloc().unwrap();
+        assert!(m.set_len(1));
+        m.data_mut()[0] = i;
+        assert!(tx.push(m).is_ok());
+    }
+    let extra = pool.alloc().unwrap();
+    let back = tx.push(extra).expect_err("ring full");
+    drop(back);
+    assert_eq!(pool.in_use(), 3);
+    assert_eq!(rx.pop().map(|m| m.data()[0]), Some(0));
+    assert_eq!(pool.in_use(), 2);
+    // Dropping both ends frees what is still queued.
+    drop(tx);
+    drop(rx);
+    assert_eq!(pool.in_use(), 0);
+    assert!(mbuf_ring("bad name \0", 4, -1).is_err());
+    drop(pool);
+    drop(eal);
+}
