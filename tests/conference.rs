@@ -58,26 +58,8 @@ impl Drop for Peer {
     }
 }
 
-fn start_tap() -> (Tutti, Netns, String) {
-    require_environment();
-    let iface = unique("tc");
-    let prefix = unique("tutticonf");
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={iface}"),
-        "net_tap0",
-        &[],
-        None,
-        api,
-        &prefix,
-    );
-    let t = Tutti::start(&yaml, &prefix, api);
-    let ns = Netns::new();
-    ns.adopt(&iface, "198.18.0.2/24");
-    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
-        must("ip", &["-n", &ns.name, "addr", "add", a, "dev", &iface]);
-    }
-    (t, ns, iface)
+fn start_tap() -> (Tutti, Netns) {
+    start_on_tap("tc", "", &["198.18.0.3/24", "198.18.0.4/24"])
 }
 
 fn db(report: &Value, f: u32) -> f64 {
@@ -88,7 +70,7 @@ fn db(report: &Value, f: u32) -> f64 {
 
 #[test]
 fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
-    let (mut t, ns, _iface) = start_tap();
+    let (mut t, ns) = start_tap();
     let events = sse_collect(t.api, "/v1/events", 12);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -271,7 +253,7 @@ fn ns_spawn(ns: &Netns, secs: u32, cmd: &[&str]) -> Child {
 
 #[test]
 fn ffmpeg_sends_and_receives_through_a_conference() {
-    let (mut t, ns, _iface) = start_tap();
+    let (mut t, ns) = start_tap();
     let (code, _) = t.call("POST", "/v1/conferences", Some(r#"{"id":"ff"}"#));
     assert_eq!(code, 201);
     // A: ffmpeg sending a tone from 198.18.0.2:5000. B: ffmpeg receiving on 198.18.0.3:6000.

@@ -177,22 +177,8 @@ fn ms_of(ev: &Value) -> i64 {
 
 #[test]
 fn orphaned_conferences_are_reclaimed_by_the_rules_and_adoption_stops_it() {
-    require_environment();
-    let iface = unique("to");
-    let prefix = unique("tuttiorph");
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={iface}"),
-        "net_tap0",
-        &[],
-        None,
-        api,
-        &prefix,
-    ) + &format!("prompts: {}\n", repo_path("prompts").display())
-        + ORPHAN;
-    let mut t = Tutti::start(&yaml, &prefix, api);
-    let ns = Netns::new();
-    ns.adopt(&iface, "198.18.0.2/24");
+    let extra = format!("prompts: {}\n{ORPHAN}", repo_path("prompts").display());
+    let (mut t, ns) = start_on_tap("to", &extra, &[]);
     let (_, baseline) = t.call("GET", "/v1/status", None);
     let events = sse_collect(t.api, "/v1/events", PEER_SECONDS as u64 + 8);
     std::thread::sleep(Duration::from_millis(300));
