@@ -273,3 +273,79 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
     assert_eq!(s.core.drops(DropReason::NoListener), 1);
     let _ = s.events.pop();
 }
+
+#[test]
+fn late_ticks_catch_up_and_long_stalls_skip_with_timestamps_advanced() {
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let conf = ConfKey(9);
+    let spec = ConferenceSpec {
+        key: conf,
+        ptime: Ptime::Ms20,
+        active_speakers: ActiveSpeakers::All,
+        max_participants: 2,
+    };
+    send(
+        &mut s,
+        MediaCommand::AddConference(Conference::new(spec).unwrap()),
+    );
+    let p = ParticipantSpec {
+        conf,
+        key: PartKey(1),
+        local_port: 20000,
+        remote: peer(0).1,
+        codec: CodecKind::Pcmu,
+        telephone_event_pt: None,
+        rtcp: false,
+        ssrc: 5,
+        settings: ParticipantSettings::default(),
+        liveness: Liveness::default(),
+    };
+    send(
+        &mut s,
+        MediaCommand::AddParticipant(
+            Participant::new(p, clock.now(), NtpClock::default()).unwrap(),
+        ),
+    );
+    s.lp.run_once(clock.now(), &clock);
+    // The participant must be reachable: one RTP packet from it teaches tutti its MAC.
+    let f = rtp_frame(0, 1, 160, &[0xff; 160], 20000);
+    s.lp.io_mut(0).unwrap().inject(&f);
+    s.lp.run_once(clock.now(), &clock);
+
+    let sent = |s: &mut Setup, advance_ms: u64| -> Vec<(u16, u32)> {
+        clock.advance(Duration::from_millis(advance_ms));
+        s.lp.run_once(clock.now(), &clock);
+        clock.advance(Duration::from_millis(1));
+        s.lp.run_once(clock.now(), &clock); // drain timer flush
+        let io = s.lp.io_mut(0).unwrap();
+        let mut out = Vec::new();
+        while let Some(b) = io.tx.pop_front() {
+            let rtp = RtpPacket::parse(&b.data()[42..]).unwrap();
+            out.push((rtp.sequence_number(), rtp.timestamp()));
+            io.recycle(b);
+        }
+        out
+    };
+    let first = sent(&mut s, 20);
+    assert_eq!(first.len(), 1, "one tick due");
+    // A 70 ms stall: the three missed ticks go out at once, consecutive in both fields.
+    let caught_up = sent(&mut s, 70);
+    assert_eq!(caught_up.len(), 3, "{caught_up:?}");
+    let mut prev = first[0];
+    for p in &caught_up {
+        assert_eq!(p.0, prev.0.wrapping_add(1));
+        assert_eq!(p.1, prev.1.wrapping_add(160));
+        prev = *p;
+    }
+    assert!(s.engine.tick_overruns.get() >= 1);
+    // A 400 ms stall (20 ticks): skipped, one packet, timestamp advanced by the gap.
+    let skipped = sent(&mut s, 400);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, prev.0.wrapping_add(1), "no sequence gap");
+    let step = skipped[0].1.wrapping_sub(prev.1);
+    assert!(
+        (160 * 19..=160 * 21).contains(&step),
+        "timestamp jumped by {step} samples"
+    );
+}

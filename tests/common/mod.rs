@@ -20,6 +20,14 @@ pub fn unique(tag: &str) -> String {
     format!("{tag}{}{n}", std::process::id() % 100_000)
 }
 
+/// Real-time tests in one binary take turns: on a two-CPU machine, several tutti
+/// instances and their traffic generators at once starve each other.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The tests need root (namespaces, hugepages) and the DPDK packages; say so plainly.
 pub fn require_environment() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -31,6 +31,8 @@ use std::sync::Arc;
 const MAX_FRAME: usize = 320;
 /// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
 pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
+/// A conference this many ticks behind skips the missed ticks instead of catching up.
+const MAX_CATCH_UP: u32 = 10;
 /// Largest RTCP compound packet we build.
 const RTCP_MAX: usize = 256;
 
@@ -522,8 +524,9 @@ impl Engine {
                 continue;
             }
             let ptime = c.spec.ptime.duration();
-            let late = now.saturating_since(due) >= ptime;
-            if late {
+            let lag = now.saturating_since(due);
+            let mut due = due;
+            if lag >= ptime {
                 self.counters.tick_overruns.inc();
                 let ev = MediaEvent {
                     conf: c.spec.key,
@@ -533,6 +536,17 @@ impl Engine {
                 };
                 if self.events.push(ev).is_err() {
                     self.counters.events_lost.inc();
+                }
+                // A short stall is caught up tick by tick (every frame still goes out,
+                // late); after a long one the missed ticks are skipped, their time still
+                // counted in every stream's RTP timestamps.
+                if lag >= ptime * MAX_CATCH_UP {
+                    let missed = (lag.as_nanos() / ptime.as_nanos()) as u32;
+                    let samples = missed.saturating_mul(c.spec.ptime.samples() as u32);
+                    for p in c.parts.iter_mut().flatten() {
+                        p.tx.skip(samples);
+                    }
+                    due += ptime * missed;
                 }
             }
             tick_conference(
@@ -547,8 +561,7 @@ impl Engine {
             self.counters
                 .mix_latency
                 .record(clock().saturating_since(due));
-            // Keep the cadence; after an overrun start again from now.
-            c.next_due = if late { now + ptime } else { due + ptime };
+            c.next_due = due + ptime;
             self.due.push(Reverse((c.next_due, idx, gen)));
         }
     }
