@@ -18,7 +18,7 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     pub control: ControlConfig,
     /// Directory of prompt WAV files (8 kHz mono 16-bit PCM or G.711), loaded at start-up
-    /// (default: [`DEFAULT_PROMPTS`] if it exists).
+    /// (default: [`DEFAULT_PROMPTS`] if it exists, else the prompts built into the binary).
     #[serde(default)]
     pub prompts: Option<std::path::PathBuf>,
     /// Call-manager leases and orphaned-conference reclamation timers.

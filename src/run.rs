@@ -22,26 +22,38 @@ const EVENT_RING: usize = 65_536;
 /// How often the control core drains the cores' event and retired rings.
 const PUMP_INTERVAL: Duration = Duration::from_millis(5);
 
-/// The prompt library: the configured directory (which must load), or the installed
-/// default if it exists.
+/// The spoken prompts shipped in the repository (`prompts/`, made by
+/// scripts/make-prompts), built into the binary so a configuration without a prompts
+/// directory still has them.
+const BUILT_IN_PROMPTS: [(&str, &[u8]); 6] = [
+    ("stay", include_bytes!("../prompts/stay.wav")),
+    ("goodbye", include_bytes!("../prompts/goodbye.wav")),
+    ("disconnect", include_bytes!("../prompts/disconnect.wav")),
+    ("enter-code", include_bytes!("../prompts/enter-code.wav")),
+    (
+        "invalid-code",
+        include_bytes!("../prompts/invalid-code.wav"),
+    ),
+    ("joining", include_bytes!("../prompts/joining.wav")),
+];
+
+/// The prompt library: the configured directory (which must load), else the installed
+/// directory if it exists, else the built-in prompts.
 fn load_prompts(cfg: &Config) -> anyhow::Result<PromptLibrary> {
-    match &cfg.prompts {
-        Some(dir) => PromptLibrary::load_dir(dir)
-            .with_context(|| format!("prompts: cannot load {}", dir.display())),
+    let installed = std::path::Path::new(crate::config::DEFAULT_PROMPTS);
+    let dir = match &cfg.prompts {
+        Some(dir) => dir.as_path(),
+        None if installed.is_dir() => installed,
         None => {
-            let dir = std::path::Path::new(crate::config::DEFAULT_PROMPTS);
-            if dir.is_dir() {
-                PromptLibrary::load_dir(dir)
-                    .with_context(|| format!("prompts: cannot load {}", dir.display()))
-            } else {
-                eprintln!(
-                    "tutti: no prompts directory configured and {} does not exist: prompts are unavailable",
-                    dir.display()
-                );
-                Ok(PromptLibrary::new())
+            let mut lib = PromptLibrary::new();
+            for (name, wav) in BUILT_IN_PROMPTS {
+                lib.add_wav(name, wav)
+                    .with_context(|| format!("built-in prompt {name}"))?;
             }
+            return Ok(lib);
         }
-    }
+    };
+    PromptLibrary::load_dir(dir).with_context(|| format!("prompts: cannot load {}", dir.display()))
 }
 
 struct DpdkPorts {

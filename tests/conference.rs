@@ -139,6 +139,20 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
     let (_, c) = t.call("GET", "/v1/conferences/e2e", None);
     assert_eq!(c["participants"].as_array().map(Vec::len), Some(3), "{c}");
 
+    // The prompts built into the binary (this configuration names no prompts directory).
+    let body = format!(
+        r#"{{"prompt":"joining","participant":"{}"}}"#,
+        parts[0]["id"].as_str().unwrap()
+    );
+    let (code, v) = t.call("POST", "/v1/conferences/e2e/prompts", Some(&body));
+    assert_eq!(code, 202, "{v}");
+    let (code, v) = t.call(
+        "POST",
+        "/v1/conferences/e2e/prompts",
+        Some(r#"{"prompt":"nope"}"#),
+    );
+    assert_eq!(code, 404, "{v}");
+
     let secs = 4;
     let peers: Vec<Peer> = (0..3)
         .map(|i| {
@@ -215,6 +229,11 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
         "{text}"
     );
     assert!(has("talk_start", &p(2), &|_| true), "{text}");
+    assert!(
+        has("prompt_done", &p(0), &|e| e["prompt"] == "joining"
+            && e["completed"] == true),
+        "{text}"
+    );
     assert_eq!(
         evs.iter().filter(|e| e["type"] == "digit").count(),
         2,
