@@ -405,7 +405,7 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
             .collect();
         let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
         let expected = (n as u64) * secs * 1000 / PTIME_MS;
-        println!(
+        eprintln!(
             "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected}"
         );
         // The dataplane thread here shares its vCPU with the VM's housekeeping threads

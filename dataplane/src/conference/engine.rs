@@ -31,6 +31,8 @@ use std::sync::Arc;
 const MAX_FRAME: usize = 320;
 /// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
 pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
+/// Conference ticks one [`Engine::poll`] runs at most.
+const TICKS_PER_POLL: usize = 64;
 /// A conference this many ticks behind skips the missed ticks instead of catching up.
 const MAX_CATCH_UP: u32 = 10;
 /// Largest RTCP compound packet we build.
@@ -510,9 +512,15 @@ impl Engine {
         self.due.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    /// Run every conference tick that is due at `now`, sending through `tx`.
+    /// Run the conference ticks due at `now` (at most 64 per call), sending
+    /// through `tx`.
     pub fn poll(&mut self, now: Instant, tx: &mut impl Transmit, clock: &dyn Fn() -> Instant) {
-        while let Some(&Reverse((due, idx, gen))) = self.due.peek() {
+        // Bounded work: the rest of what is due runs on the next loop iteration, after
+        // the next rx burst.
+        for _ in 0..TICKS_PER_POLL {
+            let Some(&Reverse((due, idx, gen))) = self.due.peek() else {
+                break;
+            };
             if due > now {
                 break;
             }
