@@ -3,9 +3,8 @@
 //! would be late.
 //!
 //! `io=memory`: the loop on the in-memory backend. Time is virtual (so the generator's own
-//! cost does not count) but every loop iteration's real cost is measured with the TSC:
-//! a 20 ms window whose work takes longer than 20 ms of real time would have made its
-//! frames late. `busy_ratio` is work time over media time; `p99_mix_latency_us` is how
+//! cost does not count) but the loop's real cost is measured as this thread's CPU time:
+//! a 20 ms window whose work takes longer than 20 ms would have made its frames late. `busy_ratio` is work time over media time; `p99_mix_latency_us` is how
 //! long after its due time a conference's last packet was queued, in real time.
 //!
 //! `io=virtio`: the real `tutti` binary polling one core on `virtio_user`, fed through
@@ -21,6 +20,7 @@
 mod common;
 use common::{bench_eal, metric, VirtioRig};
 
+use cpu_time::ThreadTime;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,12 +191,12 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let mut now = start + Duration::from_millis(PTIME_MS);
     step(&mut lp, now);
 
-    let mut work_cycles_total = 0u64;
+    let mut work_ns_total = 0u128;
     let mut late_frames = 0u64;
     let mut hist_before = engine_counters.mix_latency.counts();
     let mut seq = 0u16;
     for window in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
-        let mut window_cycles = 0u64;
+        let mut window_ns = 0u128;
         for ms in 0..PTIME_MS {
             // The generator: every participant whose conference phase is now sends a frame.
             let io = lp.io_mut(0).expect("port");
@@ -206,9 +206,11 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
                 t[46..50].copy_from_slice(&ts.to_be_bytes());
                 io.inject(t);
             }
-            let c0 = tsc.cycles();
+            // CPU time of this thread: the work itself, not the time the OS gave the
+            // (non-isolated) CPU to someone else.
+            let c0 = ThreadTime::now();
             step(&mut lp, now);
-            window_cycles += tsc.cycles() - c0;
+            window_ns += c0.elapsed().as_nanos();
             let io = lp.io_mut(0).expect("port");
             while let Some(b) = io.tx.pop_front() {
                 io.recycle(b);
@@ -218,8 +220,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         }
         seq = seq.wrapping_add(1);
         if window >= WARMUP_WINDOWS {
-            work_cycles_total += window_cycles;
-            let window_ns = window_cycles as u128 * 1_000_000_000 / u128::from(tsc.hz());
+            work_ns_total += window_ns;
             if window_ns > u128::from(PTIME_MS) * 1_000_000 {
                 late_frames += total as u64;
             }
@@ -235,7 +236,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         .zip(hist_before.iter())
         .map(|(a, b)| a - b)
         .collect();
-    let work_ns = work_cycles_total as f64 * 1e9 / tsc.hz() as f64;
+    let work_ns = work_ns_total as f64;
     Trial {
         late_frames,
         busy_ratio: work_ns / (MEASURED_WINDOWS * PTIME_MS * 1_000_000) as f64,
