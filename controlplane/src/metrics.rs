@@ -12,7 +12,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use tutti_dataplane::conference::EngineCounters;
 use tutti_dataplane::stats::{CoreCounters, DropReason, LatencyHistogram, LATENCY_BOUNDS_US};
 
 /// A histogram read from a [`LatencyHistogram`] (merged over cores), in seconds.
@@ -66,61 +65,96 @@ impl EncodeMetric for SecondsHistogram {
     }
 }
 
-/// The conference engine's counters, one family each (name, help, reader).
-type EngineCounter = (&'static str, &'static str, fn(&EngineCounters) -> u64);
-const ENGINE_COUNTERS: [EngineCounter; 11] = [
-    ("tutti_mix_ticks", "Conference mixing ticks run", |e| {
-        e.ticks.get()
+/// Per-core counters, one family each (name, help, reader): the poll loop's and its
+/// conference engine's.
+type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
+const CORE_COUNTERS: [CoreCounter; 19] = [
+    (
+        "tutti_rx_packets",
+        "Packets received by the dataplane core",
+        |c| c.counters.rx_packets.get(),
+    ),
+    (
+        "tutti_rx_bytes",
+        "Bytes received by the dataplane core",
+        |c| c.counters.rx_bytes.get(),
+    ),
+    (
+        "tutti_tx_packets",
+        "Packets sent by the dataplane core",
+        |c| c.counters.tx_packets.get(),
+    ),
+    ("tutti_tx_bytes", "Bytes sent by the dataplane core", |c| {
+        c.counters.tx_bytes.get()
+    }),
+    (
+        "tutti_arp_replies",
+        "ARP replies sent for our addresses",
+        |c| c.counters.arp_replies_sent.get(),
+    ),
+    (
+        "tutti_arp_requests",
+        "ARP requests sent to resolve next hops",
+        |c| c.counters.arp_requests_sent.get(),
+    ),
+    ("tutti_icmp_echo_replies", "ICMP echo replies sent", |c| {
+        c.counters.icmp_echo_replies.get()
+    }),
+    ("tutti_loop_iterations", "Poll-loop iterations", |c| {
+        c.counters.iterations.get()
+    }),
+    ("tutti_mix_ticks", "Conference mixing ticks run", |c| {
+        c.engine.ticks.get()
     }),
     (
         "tutti_tick_overruns",
         "Mixing ticks that ran a whole ptime late",
-        |e| e.tick_overruns.get(),
+        |c| c.engine.tick_overruns.get(),
     ),
     (
         "tutti_rtp_received_packets",
         "RTP packets received for participants",
-        |e| e.rtp_in.get(),
+        |c| c.engine.rtp_in.get(),
     ),
     (
         "tutti_rtp_sent_packets",
         "RTP packets sent to participants",
-        |e| e.rtp_out.get(),
+        |c| c.engine.rtp_out.get(),
     ),
     (
         "tutti_rtcp_received_packets",
         "RTCP packets received from participants",
-        |e| e.rtcp_in.get(),
+        |c| c.engine.rtcp_in.get(),
     ),
     (
         "tutti_rtcp_sent_packets",
         "RTCP reports sent to participants",
-        |e| e.rtcp_out.get(),
+        |c| c.engine.rtcp_out.get(),
     ),
     (
         "tutti_rtp_late_packets",
         "RTP packets that arrived after their playout time",
-        |e| e.rtp_late.get(),
+        |c| c.engine.rtp_late.get(),
     ),
     (
         "tutti_rtp_duplicate_packets",
         "RTP packets received twice",
-        |e| e.rtp_duplicate.get(),
+        |c| c.engine.rtp_duplicate.get(),
     ),
     (
         "tutti_rtp_reordered_packets",
         "RTP packets older than one already received",
-        |e| e.rtp_reordered.get(),
+        |c| c.engine.rtp_reordered.get(),
     ),
     (
         "tutti_rtp_lost_frames",
         "Frames concealed because their packet was lost",
-        |e| e.frames_lost.get(),
+        |c| c.engine.frames_lost.get(),
     ),
     (
         "tutti_rtp_refused_packets",
         "RTP refused: foreign source, unknown payload type, sequence jump",
-        |e| e.rtp_dropped.get(),
+        |c| c.engine.rtp_dropped.get(),
     ),
 ];
 
@@ -196,16 +230,13 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
-fn per_core<'a>(
+fn per_core<'a, M: EncodeMetric + 'a>(
     cores: &'a [crate::CoreHandle],
-    f: impl Fn(&CoreCounters) -> u64 + 'a,
-) -> impl Iterator<Item = (Labels, ConstCounter<u64>)> + 'a {
-    cores.iter().map(move |c| {
-        (
-            vec![("core", c.lcore.to_string())],
-            ConstCounter::new(f(&c.counters)),
-        )
-    })
+    f: impl Fn(&crate::CoreHandle) -> M + 'a,
+) -> impl Iterator<Item = (Labels, M)> + 'a {
+    cores
+        .iter()
+        .map(move |c| (vec![("core", c.lcore.to_string())], f(c)))
 }
 
 fn per_port<'a, M: EncodeMetric + 'a>(
@@ -220,13 +251,8 @@ fn per_port<'a, M: EncodeMetric + 'a>(
 impl Collector for Dataplane {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let cores = &self.state.0.cores;
-        for (name, help, read) in ENGINE_COUNTERS {
-            let samples = cores.iter().map(|c| {
-                (
-                    vec![("core", c.lcore.to_string())],
-                    ConstCounter::new(read(&c.engine)),
-                )
-            });
+        for (name, help, read) in CORE_COUNTERS {
+            let samples = per_core(cores, move |c| ConstCounter::new(read(c)));
             family(&mut enc, name, help, MetricType::Counter, samples)?;
         }
         let latency = SecondsHistogram::merged(cores.iter().map(|c| &c.engine.mix_latency));
@@ -246,62 +272,6 @@ impl Collector for Dataplane {
             [(Labels::new(), jitter)],
         )?;
         let counter = MetricType::Counter;
-        family(
-            &mut enc,
-            "tutti_rx_packets",
-            "Packets received by the dataplane core",
-            counter,
-            per_core(cores, |c| c.rx_packets.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_rx_bytes",
-            "Bytes received by the dataplane core",
-            counter,
-            per_core(cores, |c| c.rx_bytes.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_tx_packets",
-            "Packets sent by the dataplane core",
-            counter,
-            per_core(cores, |c| c.tx_packets.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_tx_bytes",
-            "Bytes sent by the dataplane core",
-            counter,
-            per_core(cores, |c| c.tx_bytes.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_arp_replies",
-            "ARP replies sent for our addresses",
-            counter,
-            per_core(cores, |c| c.arp_replies_sent.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_arp_requests",
-            "ARP requests sent to resolve next hops",
-            counter,
-            per_core(cores, |c| c.arp_requests_sent.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_icmp_echo_replies",
-            "ICMP echo replies sent",
-            counter,
-            per_core(cores, |c| c.icmp_echo_replies.get()),
-        )?;
-        family(
-            &mut enc,
-            "tutti_loop_iterations",
-            "Poll-loop iterations",
-            counter,
-            per_core(cores, |c| c.iterations.get()),
-        )?;
         let handoff = cores.iter().flat_map(|c| {
             [
                 ("out", c.counters.handoff_out.get()),
@@ -342,12 +312,7 @@ impl Collector for Dataplane {
             counter,
             drops,
         )?;
-        let busy = cores.iter().map(|c| {
-            (
-                vec![("core", c.lcore.to_string())],
-                ConstGauge::new(c.counters.busy_ratio()),
-            )
-        });
+        let busy = per_core(cores, |c| ConstGauge::new(c.counters.busy_ratio()));
         family(
             &mut enc,
             "tutti_core_busy_ratio",
@@ -368,11 +333,8 @@ impl Collector for Dataplane {
                 |c: &CoreCounters| c.total_ns.get(),
             ),
         ] {
-            let samples = cores.iter().map(|c| {
-                (
-                    vec![("core", c.lcore.to_string())],
-                    ConstCounter::new(read(&c.counters) as f64 / 1e9),
-                )
+            let samples = per_core(cores, move |c| {
+                ConstCounter::new(read(&c.counters) as f64 / 1e9)
             });
             family(&mut enc, name, help, MetricType::Counter, samples)?;
         }
