@@ -60,7 +60,7 @@ impl Drop for Peer {
 
 fn start_tap() -> (Tutti, Netns) {
     // (Callers hold `one_at_a_time()`.)
-    start_on_tap("tc", "", &["198.18.0.3/24", "198.18.0.4/24"])
+    start_on_tap("tc", |y| y, &["198.18.0.3/24", "198.18.0.4/24"])
 }
 
 fn db(report: &Value, f: u32) -> f64 {
@@ -400,23 +400,11 @@ fn ffmpeg_sends_and_receives_through_a_conference() {
 #[test]
 fn conferences_on_two_dataplane_cores() {
     let _turn = one_at_a_time();
-    require_environment();
-    let iface = unique("t2");
-    let prefix = unique("tutti2c");
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={iface}"),
-        "net_tap0",
-        &[],
-        None,
-        api,
-        &prefix,
-    )
-    .replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,1@1,2@1\"")
-    .replace("cores: [1]", "cores: [1, 2]");
-    let mut t = Tutti::start(&yaml, &prefix, api);
-    let ns = Netns::new();
-    ns.adopt(&iface, "198.18.0.2/24");
+    let two_cores = |y: String| {
+        y.replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,1@1,2@1\"")
+            .replace("cores: [1]", "cores: [1, 2]")
+    };
+    let (mut t, ns) = start_on_tap("t2", two_cores, &[]);
 
     let mut cores = Vec::new();
     let mut peers = Vec::new();

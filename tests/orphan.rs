@@ -178,7 +178,7 @@ fn ms_of(ev: &Value) -> i64 {
 #[test]
 fn orphaned_conferences_are_reclaimed_by_the_rules_and_adoption_stops_it() {
     let extra = format!("prompts: {}\n{ORPHAN}", repo_path("prompts").display());
-    let (mut t, ns) = start_on_tap("to", &extra, &[]);
+    let (mut t, ns) = start_on_tap("to", |y| y + &extra, &[]);
     let (_, baseline) = t.call("GET", "/v1/status", None);
     let events = sse_collect(t.api, "/v1/events", PEER_SECONDS as u64 + 8);
     std::thread::sleep(Duration::from_millis(300));

@@ -108,6 +108,40 @@ fn setup() -> Setup {
     }
 }
 
+fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {
+    let spec = ConferenceSpec {
+        key,
+        ptime: Ptime::Ms20,
+        active_speakers: ActiveSpeakers::All,
+        max_participants,
+    };
+    send(
+        s,
+        MediaCommand::AddConference(Conference::new(spec).unwrap()),
+    );
+}
+
+/// Participant `i` of `conf` (local port 20000 + 2i, remote `peer(i)`), PCMU, no RTCP.
+fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
+    ParticipantSpec {
+        conf,
+        key: PartKey(100 + i as u32),
+        local_port: 20000 + 2 * i as u16,
+        remote: peer(i).1,
+        codec: CodecKind::Pcmu,
+        telephone_event_pt: None,
+        rtcp: false,
+        ssrc: 0xabc0 + i as u32,
+        settings: ParticipantSettings::default(),
+        liveness: Liveness::default(),
+    }
+}
+
+fn add_participant(s: &mut Setup, now: Instant, spec: ParticipantSpec) {
+    let p = Participant::new(spec, now, NtpClock::default()).unwrap();
+    send(s, MediaCommand::AddParticipant(p));
+}
+
 fn send(s: &mut Setup, cmd: MediaCommand) {
     assert!(s.commands.push(Command::Media(cmd)).is_ok());
 }
@@ -117,39 +151,20 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
     let mut s = setup();
     let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
     let conf = ConfKey(7);
-    let spec = ConferenceSpec {
-        key: conf,
-        ptime: Ptime::Ms20,
-        active_speakers: ActiveSpeakers::All,
-        max_participants: 8,
-    };
-    send(
-        &mut s,
-        MediaCommand::AddConference(Conference::new(spec).unwrap()),
-    );
+    add_conference(&mut s, conf, 8);
     for i in 0..3 {
-        let p = ParticipantSpec {
-            conf,
-            key: PartKey(100 + i as u32),
-            local_port: 20000 + 2 * i as u16,
-            remote: peer(i).1,
-            codec: if i == 1 {
-                CodecKind::Pcma
-            } else {
-                CodecKind::Pcmu
-            },
+        let codec = if i == 1 {
+            CodecKind::Pcma
+        } else {
+            CodecKind::Pcmu
+        };
+        let spec = ParticipantSpec {
+            codec,
             telephone_event_pt: Some(101),
             rtcp: true,
-            ssrc: 0xabc0 + i as u32,
-            settings: ParticipantSettings::default(),
-            liveness: Liveness::default(),
+            ..participant(conf, i)
         };
-        send(
-            &mut s,
-            MediaCommand::AddParticipant(
-                Participant::new(p, clock.now(), NtpClock::default()).unwrap(),
-            ),
-        );
+        add_participant(&mut s, clock.now(), spec);
     }
     s.lp.run_once(clock.now(), &clock);
     assert_eq!(s.engine.conferences.get(), 1);
@@ -279,34 +294,8 @@ fn late_ticks_catch_up_and_long_stalls_skip_with_timestamps_advanced() {
     let mut s = setup();
     let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
     let conf = ConfKey(9);
-    let spec = ConferenceSpec {
-        key: conf,
-        ptime: Ptime::Ms20,
-        active_speakers: ActiveSpeakers::All,
-        max_participants: 2,
-    };
-    send(
-        &mut s,
-        MediaCommand::AddConference(Conference::new(spec).unwrap()),
-    );
-    let p = ParticipantSpec {
-        conf,
-        key: PartKey(1),
-        local_port: 20000,
-        remote: peer(0).1,
-        codec: CodecKind::Pcmu,
-        telephone_event_pt: None,
-        rtcp: false,
-        ssrc: 5,
-        settings: ParticipantSettings::default(),
-        liveness: Liveness::default(),
-    };
-    send(
-        &mut s,
-        MediaCommand::AddParticipant(
-            Participant::new(p, clock.now(), NtpClock::default()).unwrap(),
-        ),
-    );
+    add_conference(&mut s, conf, 2);
+    add_participant(&mut s, clock.now(), participant(conf, 0));
     s.lp.run_once(clock.now(), &clock);
     // The participant must be reachable: one RTP packet from it teaches tutti its MAC.
     let f = rtp_frame(0, 1, 160, &[0xff; 160], 20000);

@@ -119,21 +119,25 @@ impl Drop for Netns {
     }
 }
 
-/// tutti on a net_tap device (plus `extra_yaml` appended to its configuration), the tap
-/// moved into a fresh namespace as 198.18.0.2/24 and `more_addrs`.
-pub fn start_on_tap(tag: &str, extra_yaml: &str, more_addrs: &[&str]) -> (Tutti, Netns) {
+/// tutti on a net_tap device (its configuration passed through `customise` first), the
+/// tap moved into a fresh namespace as 198.18.0.2/24 and `more_addrs`.
+pub fn start_on_tap(
+    tag: &str,
+    customise: impl FnOnce(String) -> String,
+    more_addrs: &[&str],
+) -> (Tutti, Netns) {
     require_environment();
     let iface = unique(tag);
     let prefix = unique("tuttitap");
     let api = free_port();
-    let yaml = config(
+    let yaml = customise(config(
         &format!("net_tap0,iface={iface}"),
         "net_tap0",
         &[],
         None,
         api,
         &prefix,
-    ) + extra_yaml;
+    ));
     let t = Tutti::start(&yaml, &prefix, api);
     let ns = Netns::new();
     ns.adopt(&iface, "198.18.0.2/24");
