@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
 use tutti_controlplane::orphan::OrphanConfig;
 
 /// The whole configuration file.
@@ -24,6 +25,77 @@ pub struct Config {
     /// Call-manager leases and orphaned-conference reclamation timers.
     #[serde(default)]
     pub orphan: OrphanSection,
+    /// The gateway role (absent: a mixer only).
+    #[serde(default)]
+    pub gateway: Option<GatewaySection>,
+}
+
+/// `gateway:`: this appliance relays clients' media to mixers and can hand their
+/// conferences over between mixers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Where the gateway API listens (the mixer API stays on `control.listen`).
+    pub listen: SocketAddr,
+    /// Base URLs of the mixers' APIs, e.g. `http://198.18.0.11:8080`.
+    pub mixers: Vec<String>,
+    /// Consecutive identical frames a handover requires of every client [5].
+    pub validate_frames: Option<u32>,
+    /// How long a handover may take to validate [2s].
+    pub validation_timeout: Option<HumanDuration>,
+    /// The most one mixer's stream may be delayed to line up with the other's [60ms].
+    pub max_align: Option<HumanDuration>,
+    /// Each call to a mixer's API gives up after this long [2s].
+    pub mixer_timeout: Option<HumanDuration>,
+}
+
+impl GatewaySection {
+    /// The gateway's settings, with defaults for what the file leaves out.
+    pub fn settings(&self) -> GatewayConfig {
+        let d = HandoverSettings::default();
+        let or = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
+        GatewayConfig {
+            mixers: self
+                .mixers
+                .iter()
+                .map(|m| m.trim_end_matches('/').to_string())
+                .collect(),
+            handover: HandoverSettings {
+                validate_frames: self.validate_frames.unwrap_or(d.validate_frames),
+                validation_timeout: or(self.validation_timeout, d.validation_timeout),
+                max_align: or(self.max_align, d.max_align),
+                mixer_timeout: or(self.mixer_timeout, d.mixer_timeout),
+            },
+        }
+    }
+
+    fn validate(&self, control: SocketAddr) -> Result<(), String> {
+        if self.listen == control {
+            return Err(format!(
+                "gateway.listen: {} is control.listen too; the gateway API needs its own address",
+                self.listen
+            ));
+        }
+        for (i, m) in self.mixers.iter().enumerate() {
+            let rest = m.strip_prefix("http://").ok_or_else(|| {
+                format!("gateway.mixers[{i}]: '{m}' is not a base URL like http://198.18.0.11:8080")
+            })?;
+            if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
+                return Err(format!(
+                    "gateway.mixers[{i}]: '{m}' must be a base URL without a path"
+                ));
+            }
+        }
+        if let Some(k) = self.validate_frames {
+            if !(1..=500).contains(&k) {
+                return Err(format!("gateway.validate_frames: {k} must be from 1 to 500"));
+            }
+        }
+        if self.max_align.is_some_and(|d| d.0 > Duration::from_millis(500)) {
+            return Err("gateway.max_align: at most 500ms".into());
+        }
+        Ok(())
+    }
 }
 
 /// `orphan:`: every key is optional (defaults in brackets in the README).
@@ -407,6 +479,9 @@ impl Config {
                     "orphan.lease_misses: {n} must be from 1 to {MAX_LEASE_MISSES}"
                 ));
             }
+        }
+        if let Some(g) = &self.gateway {
+            g.validate(self.control.listen)?;
         }
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(

@@ -12,6 +12,7 @@ use tutti_dataplane::conference::{
     Conference, MediaCommand, MediaEvent, MediaOp, Participant, Retired,
 };
 use tutti_dataplane::poll::Command;
+use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelayRetired};
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
 use tutti_dpdk::TscClock;
@@ -41,6 +42,8 @@ pub struct DpdkMedia {
     prompts: PromptLibrary,
     clock: TscClock,
     ntp: NtpClock,
+    /// Whether the cores were built with a gateway relay.
+    relays: bool,
 }
 
 impl DpdkMedia {
@@ -49,8 +52,10 @@ impl DpdkMedia {
         rings: Vec<rtrb::Producer<Command>>,
         prompts: PromptLibrary,
         clock: TscClock,
+        relays: bool,
     ) -> DpdkMedia {
         DpdkMedia {
+            relays,
             ntp: ntp_at_origin(&clock),
             cores,
             rings: rings.into_iter().map(Mutex::new).collect(),
@@ -127,15 +132,31 @@ impl MediaPlane for DpdkMedia {
                     .cloned()
                     .ok_or_else(|| MediaError::Rejected("unknown prompt".into()))?,
             },
+            MediaOp::SetRtpBasis { conf, part, basis } => {
+                MediaCommand::SetRtpBasis { conf, part, basis }
+            }
         };
         self.push(core, Command::Media(cmd))
     }
+
+    fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {
+        if !self.relays {
+            return Err(MediaError::Rejected(
+                "the dataplane cores do not relay (no gateway configured)".into(),
+            ));
+        }
+        self.push(core, Command::Relay(cmd))
+    }
 }
 
-/// The control core's ends of the cores' event and retired rings.
+/// The control core's ends of the cores' event and retired rings (and their relays',
+/// on a gateway).
+#[derive(Default)]
 pub struct MediaPump {
     pub events: Vec<rtrb::Consumer<MediaEvent>>,
     pub retired: Vec<rtrb::Consumer<Retired>>,
+    pub relay_events: Vec<rtrb::Consumer<RelayEvent>>,
+    pub relay_retired: Vec<rtrb::Consumer<RelayRetired>>,
 }
 
 impl MediaPump {
@@ -146,7 +167,17 @@ impl MediaPump {
                 state.media_event(core, ev);
             }
         }
+        for ring in &mut self.relay_events {
+            while let Ok(ev) = ring.pop() {
+                state.relay_event(ev);
+            }
+        }
         for ring in &mut self.retired {
+            while let Ok(r) = ring.pop() {
+                drop(r);
+            }
+        }
+        for ring in &mut self.relay_retired {
             while let Ok(r) = ring.pop() {
                 drop(r);
             }

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tutti_controlplane::media::MediaCore;
+use tutti_controlplane::gateway::Gateway;
 use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
+use tutti_dataplane::relay::{Relay, RelayCounters};
 use tutti_dataplane::rx::PromptLibrary;
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dpdk::{launch, mbuf_ring, Eal, Mbuf, Mempool, Port, PortSetup, TscClock};
@@ -142,10 +144,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let mut cores = Vec::new();
     let mut media_cores = Vec::new();
     let mut rings = Vec::new();
-    let mut pump = MediaPump {
-        events: Vec::new(),
-        retired: Vec::new(),
-    };
+    let mut pump = MediaPump::default();
     let mut handles = Vec::new();
     let per_core = cfg.dataplane.participants_per_core as usize;
     let confs_per_core = cfg.dataplane.conferences_per_core as usize;
@@ -185,6 +184,20 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             engine,
             handoff,
         );
+        let relay_counters = Arc::new(RelayCounters::default());
+        if cfg.gateway.is_some() {
+            let (rev_tx, rev_rx) = rtrb::RingBuffer::new(EVENT_RING);
+            let (rret_tx, rret_rx) = rtrb::RingBuffer::new(2 * per_core + 1024);
+            lp = lp.with_relay(Relay::new(
+                ranges[qi].clone(),
+                per_core,
+                rev_tx,
+                rret_tx,
+                relay_counters.clone(),
+            ));
+            pump.relay_events.push(rev_rx);
+            pump.relay_retired.push(rret_rx);
+        }
         let stop_flag = stop.clone();
         let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;
         handles.push(h);
@@ -201,15 +214,29 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             lcore,
             counters,
             engine: engine_counters,
+            relay: relay_counters,
         });
     }
-    let media = Arc::new(DpdkMedia::new(media_cores, rings, prompts, clock));
+    let media = Arc::new(DpdkMedia::new(
+        media_cores,
+        rings,
+        prompts,
+        clock,
+        cfg.gateway.is_some(),
+    ));
     eprintln!(
         "tutti: {} dataplane core(s) polling {:?}; control API on http://{}",
         cores.len(),
         cfg.dataplane.cores,
         cfg.control.listen
     );
+    if let Some(g) = &cfg.gateway {
+        eprintln!(
+            "tutti: gateway API on http://{}; mixers {}",
+            g.listen,
+            g.mixers.join(", ")
+        );
+    }
 
     let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock);
 
@@ -247,7 +274,7 @@ fn serve_control(
             eprintln!("tutti: could not pin the control thread to CPU {cpu}; continuing unpinned");
         }
     }
-    let state = ControlState::new(
+    let mut state = ControlState::new(
         cores,
         Arc::new(DpdkPorts {
             ports: ports.to_vec(),
@@ -257,15 +284,29 @@ fn serve_control(
         Arc::new(clock),
         cfg.orphan.timers(),
     );
+    if let Some(g) = &cfg.gateway {
+        let gw = Gateway::new(g.settings())
+            .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
+        state = state.with_gateway(gw);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the control runtime")?;
     let listen = cfg.control.listen;
+    let gateway_listen = cfg.gateway.as_ref().map(|g| g.listen);
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("control.listen: cannot listen on {listen}"))?;
+        let gateway_listener = match gateway_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("gateway.listen: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let pump_state = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PUMP_INTERVAL);
@@ -275,9 +316,35 @@ fn serve_control(
                 pump_state.poll_orphans();
             }
         });
-        api::serve(listener, state, shutdown_signal())
-            .await
-            .context("control API")
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let gateway_api = gateway_listener.map(|l| {
+            let router = api::gateway_router(state.clone());
+            tokio::spawn(api::serve(
+                l,
+                router,
+                state.events.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let served = api::serve(
+            listener,
+            api::router(state.clone()),
+            state.events.clone(),
+            stopped(stop_rx),
+        )
+        .await
+        .context("control API");
+        if let Some(g) = gateway_api {
+            g.await.context("gateway API task")?.context("gateway API")?;
+        }
+        served
     })
 }
 

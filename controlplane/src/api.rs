@@ -63,6 +63,18 @@ pub enum ApiError {
     /// The conference went away while the request was being handled (404).
     #[error("the conference no longer exists")]
     Gone,
+    /// The request conflicts with the state of what it names (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No capacity to take the request now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A mixer behind the gateway failed (502).
+    #[error("{0}")]
+    BadGateway(String),
+    /// A mixer behind the gateway refused the request: its status and message.
+    #[error("{message}")]
+    Relayed { status: StatusCode, message: String },
 }
 
 impl ApiError {
@@ -71,7 +83,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::Gone => StatusCode::NOT_FOUND,
-            ApiError::Rejected { status, .. } => *status,
+            ApiError::Rejected { status, .. } | ApiError::Relayed { status, .. } => *status,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Session(e) => match e {
                 SessionError::InvalidConferenceId(_) => StatusCode::BAD_REQUEST,
                 SessionError::NoSuchConference(_) | SessionError::NoSuchParticipant { .. } => {
@@ -149,16 +164,23 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     }
 }
 
-/// Every route the API serves: its path template and handlers. The router and the
-/// OpenAPI document's test both read this list.
-fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
-    use conferences as c;
+/// The routes both the mixer API and the gateway API serve.
+fn shared_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
     vec![
         ("/healthz", get(healthz)),
         ("/v1/status", get(status)),
         ("/metrics", get(metrics_text)),
         ("/openapi.json", get(openapi_json)),
         ("/v1/events", get(events)),
+    ]
+}
+
+/// Every route the API serves: its path template and handlers. The router and the
+/// OpenAPI document's test both read this list.
+fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
+    use conferences as c;
+    let mut all = shared_routes();
+    all.extend([
         ("/v1/conferences", get(c::list).post(c::create)),
         ("/v1/conferences/{id}", get(c::get).delete(c::delete)),
         (
@@ -171,11 +193,13 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
                 .patch(c::patch_participant)
                 .delete(c::delete_participant),
         ),
+        ("/v1/conferences/{id}/participants/{pid}/rtp", axum::routing::put(c::set_rtp_basis)),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
         ("/v1/conferences/{id}/adopt", post(reclaim::adopt)),
         ("/v1/call-managers", get(reclaim::list_call_managers)),
         ("/v1/call-managers/{cm}/heartbeat", post(reclaim::heartbeat)),
-    ]
+    ]);
+    all
 }
 
 /// The path templates of every route, in the router's syntax (which is OpenAPI's).
@@ -197,9 +221,21 @@ async fn count_requests(State(s): State<ControlState>, req: Request, next: Next)
     response
 }
 
-/// The router with every endpoint.
+/// The router with every endpoint of the mixer API.
 pub fn router(state: ControlState) -> Router {
-    routes()
+    build(routes(), state)
+}
+
+/// The router of the gateway API: the shared endpoints and the gateway's conference
+/// calls.
+pub fn gateway_router(state: ControlState) -> Router {
+    let mut all = shared_routes();
+    all.extend(crate::gateway::routes());
+    build(all, state)
+}
+
+fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: ControlState) -> Router {
+    routes
         .into_iter()
         .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -326,15 +362,16 @@ async fn metrics_text(State(s): State<ControlState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// Serve the API on `listener` until `shutdown` completes; then event streams end and
+/// Serve `router` on `listener` until `shutdown` completes; then event streams end and
 /// requests in progress finish.
+/// (`events` is the hub whose streams end).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: ControlState,
+    router: Router,
+    events: crate::events::EventHub,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let events = state.events.clone();
-    axum::serve(listener, router(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             events.close();
@@ -675,9 +712,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, h.state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve(
+            listener,
+            router(h.state.clone()),
+            h.state.events.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client
             .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -20,7 +20,10 @@ use serde_json::Value;
 use std::net::SocketAddrV4;
 use std::time::SystemTime;
 use tutti_dataplane::codec::CodecKind;
-use tutti_dataplane::conference::{ConfKey, MediaOp, PartKey, ParticipantSettings, PromptSpec};
+use tutti_dataplane::conference::{
+    ConfKey, MediaOp, PartKey, ParticipantSettings, PromptSpec, RtpBasis, Timing,
+    MAX_INPUT_DELAY_FRAMES,
+};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime, MAX_LOUDEST};
 
 /// `max_participants` when the request has none.
@@ -33,6 +36,8 @@ pub const MAX_OWNER_LEN: usize = 128;
 pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
 /// Allowed participant gain in dB.
 pub const GAIN_DB: std::ops::RangeInclusive<f32> = -60.0..=20.0;
+/// `input_delay_ms` when the request has none: this, rounded up to whole frames.
+pub const DEFAULT_INPUT_DELAY_MS: u32 = 40;
 
 /// The codecs participants may use through the API.
 const API_CODECS: [CodecKind; 2] = [CodecKind::Pcmu, CodecKind::Pcma];
@@ -58,6 +63,18 @@ pub(crate) struct CreateConference {
     ptime_ms: Option<u32>,
     max_participants: Option<u32>,
     active_speakers: Option<Value>,
+    /// `"arrival"` (the default) or `"input"`.
+    timing: Option<String>,
+    /// Only with `"timing": "input"`.
+    input_delay_ms: Option<u32>,
+}
+
+/// The `timing` of a conference as the API names it.
+fn timing_name(timing: Timing) -> &'static str {
+    match timing {
+        Timing::Arrival => "arrival",
+        Timing::Input { .. } => "input",
+    }
 }
 
 impl CreateConference {
@@ -92,6 +109,48 @@ impl CreateConference {
                     ))
                 })?,
         };
+        let input = match self.timing.as_deref() {
+            None => false,
+            Some(t) if t.eq_ignore_ascii_case("arrival") => false,
+            Some(t) if t.eq_ignore_ascii_case("input") => true,
+            Some(t) => {
+                return Err(bad(format!(
+                    "timing must be \"arrival\" or \"input\", not {t:?}"
+                )))
+            }
+        };
+        let timing = if input {
+            let frame_ms = ptime.millis();
+            let max_ms = u32::from(MAX_INPUT_DELAY_FRAMES) * frame_ms;
+            let delay_ms = self
+                .input_delay_ms
+                .unwrap_or(DEFAULT_INPUT_DELAY_MS.div_ceil(frame_ms) * frame_ms);
+            if delay_ms == 0 || delay_ms > max_ms || !delay_ms.is_multiple_of(frame_ms) {
+                return Err(bad(format!(
+                    "input_delay_ms must be a multiple of ptime_ms ({frame_ms}) from {frame_ms} \
+                     to {max_ms}, not {delay_ms}"
+                )));
+            }
+            // Loudest-N selection depends on each mixer's history; input timing is for
+            // mixers that must agree.
+            match (&self.active_speakers, active_speakers) {
+                (None, _) | (_, ActiveSpeakers::All) => {}
+                (Some(v), ActiveSpeakers::Loudest(_)) => {
+                    return Err(bad(format!(
+                        "active_speakers must be \"all\" with \"timing\": \"input\", not {v}"
+                    )))
+                }
+            }
+            Timing::Input {
+                delay_frames: (delay_ms / frame_ms) as u8,
+            }
+        } else if self.input_delay_ms.is_some() {
+            return Err(bad(
+                "input_delay_ms is only allowed with \"timing\": \"input\"".to_string(),
+            ));
+        } else {
+            Timing::Arrival
+        };
         if let Some(owner) = &self.owner {
             check_owner("owner", owner)?;
         }
@@ -99,8 +158,13 @@ impl CreateConference {
             id: self.id,
             owner: self.owner,
             ptime,
-            active_speakers,
+            active_speakers: if input {
+                ActiveSpeakers::All
+            } else {
+                active_speakers
+            },
             max_participants,
+            timing,
         })
     }
 }
@@ -223,6 +287,18 @@ impl PatchParticipant {
     }
 }
 
+/// `PUT /v1/conferences/{id}/participants/{pid}/rtp` body: from now on the participant's
+/// stream has SSRC `ssrc`, and the packet of the frame at timeline timestamp
+/// `frame_timestamp` carries `sequence` and `timestamp` (input timing only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutRtpBasis {
+    ssrc: u32,
+    frame_timestamp: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
 /// `POST /v1/conferences/{id}/prompts` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +317,11 @@ pub(crate) struct ConferenceView {
     ptime_ms: u32,
     max_participants: u16,
     active_speakers: Value,
+    /// `"arrival"` or `"input"`.
+    timing: &'static str,
+    /// With input timing: frames are mixed this long after the first packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_delay_ms: Option<u32>,
     participant_count: usize,
     created_at: String,
     /// Its call manager's lease lapsed: the orphan procedure runs.
@@ -261,6 +342,13 @@ impl ConferenceView {
             active_speakers: match c.active_speakers {
                 ActiveSpeakers::Loudest(n) => n.into(),
                 ActiveSpeakers::All => "all".into(),
+            },
+            timing: timing_name(c.timing),
+            input_delay_ms: match c.timing {
+                Timing::Arrival => None,
+                Timing::Input { delay_frames } => {
+                    Some(u32::from(delay_frames) * c.ptime.millis())
+                }
             },
             participant_count: c.participant_count(),
             created_at: timestamp(c.created_at),
@@ -455,6 +543,41 @@ pub(crate) async fn patch_participant(
             })?;
     // While orphaned, a participant put on remote hold is deleted first.
     s.lock_reclaim().hold_changed(conf, part, hold);
+    Ok(Json(ParticipantView::new(&id, p)))
+}
+
+/// `PUT /v1/conferences/{id}/participants/{pid}/rtp`: the participant's stream goes on
+/// with another SSRC, sequence number and timestamp (for a mixer that takes a conference
+/// over from another); 409 unless the conference has input timing.
+pub(crate) async fn set_rtp_basis(
+    State(s): State<ControlState>,
+    PathParams((id, pid)): PathParams<(String, String)>,
+    JsonBody(req): JsonBody<PutRtpBasis>,
+) -> Result<Json<ParticipantView>, ApiError> {
+    let basis = RtpBasis {
+        ssrc: req.ssrc,
+        frame_timestamp: req.frame_timestamp,
+        sequence: req.sequence,
+        timestamp: req.timestamp,
+    };
+    let mut t = s.lock_sessions();
+    let c = t.conference(&id)?;
+    let (core, timing) = (c.core, c.timing);
+    let p = t.participant(&id, &pid)?;
+    let (conf, part) = (p.conf, p.key);
+    if timing == Timing::Arrival {
+        return Err(ApiError::Conflict(format!(
+            "conference {id:?} has arrival timing: RTP bases need \"timing\": \"input\""
+        )));
+    }
+    s.media
+        .apply(core, MediaOp::SetRtpBasis { conf, part, basis })?;
+    let p = t
+        .set_participant_ssrc(conf, part, basis.ssrc)
+        .ok_or(SessionError::NoSuchParticipant {
+            conf: id.clone(),
+            part: pid,
+        })?;
     Ok(Json(ParticipantView::new(&id, p)))
 }
 

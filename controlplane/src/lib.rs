@@ -8,6 +8,7 @@
 pub mod api;
 mod conferences;
 pub mod events;
+pub mod gateway;
 pub mod leases;
 pub mod media;
 pub mod metrics;
@@ -39,6 +40,8 @@ pub struct CoreHandle {
     pub counters: Arc<CoreCounters>,
     /// Its conference engine's counters (written by that core only).
     pub engine: Arc<EngineCounters>,
+    /// Its gateway relay's counters (zero unless the appliance is a gateway).
+    pub relay: Arc<tutti_dataplane::relay::RelayCounters>,
 }
 
 /// A port's state, read on demand (link state can change at any time).
@@ -84,6 +87,8 @@ pub struct ControlState {
     pub reclaim: Arc<Mutex<Reclaim>>,
     /// Reclamation counters.
     pub reclaim_metrics: Arc<ReclaimMetrics>,
+    /// The gateway role, when configured.
+    pub gateway: Option<Arc<gateway::Gateway>>,
 }
 
 impl ControlState {
@@ -113,6 +118,20 @@ impl ControlState {
             clock,
             reclaim: Arc::new(Mutex::new(Reclaim::new(orphan, prompts))),
             reclaim_metrics: Arc::default(),
+            gateway: None,
+        }
+    }
+
+    /// The same state with the gateway role.
+    pub fn with_gateway(mut self, gateway: gateway::Gateway) -> Self {
+        self.gateway = Some(Arc::new(gateway));
+        self
+    }
+
+    /// Handle one event from a dataplane core's relay (gateway role).
+    pub fn relay_event(&self, ev: tutti_dataplane::relay::RelayEvent) {
+        if let Some(g) = &self.gateway {
+            g.relay_event(ev);
         }
     }
 

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 use tutti_dataplane::conference::MediaOp;
+use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::PromptId;
 
 /// One dataplane core that hosts conferences.
@@ -36,6 +37,13 @@ pub trait MediaPlane: Send + Sync + 'static {
     /// Apply one operation on dataplane core `core` (index into [`MediaPlane::cores`]).
     /// Non-blocking: the operation is queued on the core's command ring.
     fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError>;
+    /// Send a relay command (gateway role) to core `core`. Non-blocking.
+    fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {
+        drop(cmd);
+        Err(MediaError::Rejected(format!(
+            "dataplane core {core} does not relay (no gateway configured)"
+        )))
+    }
 }
 
 /// Why the dataplane did not take an operation.

@@ -68,7 +68,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 19] = [
+const CORE_COUNTERS: [CoreCounter; 25] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -155,6 +155,36 @@ const CORE_COUNTERS: [CoreCounter; 19] = [
         "tutti_rtp_refused_packets",
         "RTP refused: foreign source, unknown payload type, sequence jump",
         |c| c.engine.rtp_dropped.get(),
+    ),
+    (
+        "tutti_relay_client_packets",
+        "Packets from relayed clients (gateway role)",
+        |c| c.relay.from_clients.get(),
+    ),
+    (
+        "tutti_relay_mixer_packets",
+        "Packets from mixers for relayed clients (gateway role)",
+        |c| c.relay.from_mixers.get(),
+    ),
+    (
+        "tutti_relay_duplicated_packets",
+        "Clients' packets also sent to the mixer a handover moves them to",
+        |c| c.relay.duplicated.get(),
+    ),
+    (
+        "tutti_relay_held_packets",
+        "Mixer packets held back to line two mixers' streams up",
+        |c| c.relay.held.get(),
+    ),
+    (
+        "tutti_relay_superseded_packets",
+        "Mixer packets not forwarded because the other mixer's copy of the frame was",
+        |c| c.relay.superseded.get(),
+    ),
+    (
+        "tutti_relay_dropped_packets",
+        "Relayed packets dropped: foreign source, malformed, or next hop unresolved",
+        |c| c.relay.foreign.get() + c.relay.malformed.get() + c.relay.unroutable.get(),
     ),
 ];
 
@@ -449,6 +479,23 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
         "Participants deleted by the orphan reclamation procedure, by reason",
         state.reclaim_metrics.deleted.clone(),
     );
+    if let Some(g) = &state.gateway {
+        registry.register(
+            "tutti_handovers",
+            "Conference handovers between mixers, by result",
+            g.metrics.handovers.clone(),
+        );
+        registry.register(
+            "tutti_handover_duration_seconds",
+            "Time from a handover request to its end",
+            g.metrics.duration.clone(),
+        );
+        registry.register(
+            "tutti_handover_extra_delay_seconds",
+            "Delay added to a client's stream at its cut-over",
+            g.metrics.extra_delay.clone(),
+        );
+    }
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

@@ -2,12 +2,14 @@
 
 use crate::api::MAX_BODY_BYTES;
 use crate::conferences::{
-    DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB, MAX_OWNER_LEN, MAX_PARTICIPANTS,
+    DEFAULT_INPUT_DELAY_MS, DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB,
+    MAX_OWNER_LEN, MAX_PARTICIPANTS,
 };
 use crate::leases::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::orphan::Reason;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
+use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;
 use tutti_dataplane::mixer::MAX_LOUDEST;
 
 fn schema(name: &str) -> Value {
@@ -68,6 +70,16 @@ fn schemas() -> Value {
         "description": "Mix the loudest N talkers, or everyone who sends audio"
     });
     let gain = json!({ "type": "number", "minimum": GAIN_DB.start(), "maximum": GAIN_DB.end() });
+    let timing = json!({
+        "type": "string", "enum": ["arrival", "input"], "default": "arrival",
+        "description": "arrival: adaptive jitter buffers, each stream its own RTP timestamps. \
+                        input: every participant's RTP timestamps are on one conference \
+                        timeline; each tick mixes the frame at a cursor that starts \
+                        input_delay_ms before the first packet, and outbound RTP timestamps \
+                        are that timeline's, so two mixers fed the same packets send the \
+                        same bytes (mixer handover). Needs active_speakers \"all\" (the \
+                        default with input)"
+    });
     json!({
         "Error": {
             "type": "object", "required": ["error"],
@@ -85,7 +97,14 @@ fn schemas() -> Value {
                 "max_participants": { "type": "integer", "minimum": 1,
                                       "maximum": MAX_PARTICIPANTS,
                                       "default": DEFAULT_MAX_PARTICIPANTS },
-                "active_speakers": speakers.clone()
+                "active_speakers": speakers.clone(),
+                "timing": timing.clone(),
+                "input_delay_ms": { "type": "integer", "minimum": 10,
+                                    "maximum": 40 * MAX_INPUT_DELAY_FRAMES as u32,
+                                    "description": format!(
+                                        "Only with timing input: a multiple of ptime_ms, 1 to \
+                                         {MAX_INPUT_DELAY_FRAMES} frames; default \
+                                         {DEFAULT_INPUT_DELAY_MS} ms rounded up to whole frames") }
             }
         },
         "Conference": {
@@ -99,6 +118,8 @@ fn schemas() -> Value {
                 "ptime_ms": { "type": "integer" },
                 "max_participants": { "type": "integer" },
                 "active_speakers": speakers,
+                "timing": timing,
+                "input_delay_ms": { "type": "integer", "description": "With timing input only" },
                 "participant_count": { "type": "integer" },
                 "created_at": { "type": "string", "format": "date-time" },
                 "orphaned": { "type": "boolean",
@@ -159,6 +180,21 @@ fn schemas() -> Value {
                 "deaf": { "type": "boolean" },
                 "gain_db": gain,
                 "hold": { "type": "boolean", "description": "Recorded in the session table" }
+            }
+        },
+        "RtpBasis": {
+            "type": "object", "additionalProperties": false,
+            "required": ["ssrc", "frame_timestamp", "sequence", "timestamp"],
+            "description": "From now on the participant's stream has SSRC ssrc, and the packet \
+                            of the frame at conference-timeline timestamp frame_timestamp \
+                            carries sequence number sequence and RTP timestamp timestamp: later \
+                            packets one sequence number more each, every RTP timestamp its \
+                            frame's plus timestamp - frame_timestamp",
+            "properties": {
+                "ssrc": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
+                "frame_timestamp": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
+                "sequence": { "type": "integer", "minimum": 0, "maximum": u16::MAX },
+                "timestamp": { "type": "integer", "minimum": 0, "maximum": u32::MAX }
             }
         },
         "PromptRequest": {
@@ -348,7 +384,7 @@ fn paths() -> Value {
             }
         },
         "/v1/conferences/{id}/participants/{pid}": {
-            "parameters": [id.clone(), pid],
+            "parameters": [id.clone(), pid.clone()],
             "get": {
                 "summary": "A participant", "operationId": "getParticipant",
                 "responses": responses(("200", "Participant", Some("Participant")), &[NO_PART])
@@ -363,6 +399,18 @@ fn paths() -> Value {
                 "summary": "Remove a participant, freeing its ports",
                 "operationId": "deleteParticipant",
                 "responses": responses(("204", "Removed", None), &[NO_PART, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/participants/{pid}/rtp": {
+            "parameters": [id.clone(), pid],
+            "put": {
+                "summary": "Continue another mixer's stream to the participant: its SSRC, \
+                            sequence numbers and timestamps (input timing only)",
+                "operationId": "setParticipantRtp",
+                "requestBody": body("RtpBasis"),
+                "responses": responses(("200", "Set", Some("Participant")),
+                    &[BAD_BODY, NO_PART, ("409", "The conference does not have input timing"),
+                      TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
             }
         },
         "/v1/conferences/{id}/adopt": {

@@ -12,7 +12,7 @@ use std::net::SocketAddrV4;
 use std::time::SystemTime;
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, ConferenceSpec, Liveness, PartKey, ParticipantSettings, ParticipantSpec,
+    ConfKey, ConferenceSpec, Liveness, PartKey, ParticipantSettings, ParticipantSpec, Timing,
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 
@@ -82,6 +82,8 @@ pub struct NewConference {
     pub active_speakers: ActiveSpeakers,
     /// Most participants it admits.
     pub max_participants: u16,
+    /// Playout and outbound RTP timing.
+    pub timing: Timing,
 }
 
 /// A participant to add (validated input).
@@ -144,6 +146,8 @@ pub struct Conference {
     pub active_speakers: ActiveSpeakers,
     /// Most participants it admits.
     pub max_participants: u16,
+    /// Playout and outbound RTP timing.
+    pub timing: Timing,
     /// When it was created.
     pub created_at: SystemTime,
     participants: BTreeMap<PartKey, Participant>,
@@ -157,6 +161,7 @@ impl Conference {
             ptime: self.ptime,
             active_speakers: self.active_speakers,
             max_participants: self.max_participants,
+            timing: self.timing,
         }
     }
 
@@ -481,6 +486,7 @@ impl Sessions {
             ptime: new.ptime,
             active_speakers: new.active_speakers,
             max_participants: new.max_participants,
+            timing: new.timing,
             created_at: now,
             participants: BTreeMap::new(),
         };
@@ -591,6 +597,42 @@ impl Sessions {
         p.hold = hold;
         Some(p)
     }
+
+    /// Record the SSRC the dataplane now sends a participant its stream with.
+    pub fn set_participant_ssrc(
+        &mut self,
+        conf: ConfKey,
+        part: PartKey,
+        ssrc: u32,
+    ) -> Option<&Participant> {
+        let p = self
+            .conferences
+            .get_mut(&conf)?
+            .participants
+            .get_mut(&part)?;
+        p.ssrc = ssrc;
+        Some(p)
+    }
+
+    /// Reserve `n` RTP/RTCP port pairs on one core (the one with the most free pairs),
+    /// for a gateway's relayed client; `None` when no core has that many.
+    pub fn reserve_port_pairs(&mut self, n: usize) -> Option<(usize, Vec<u16>)> {
+        let (core, slots) = self
+            .cores
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, c)| c.free_ports.len() >= n)
+            .max_by_key(|(i, c)| (c.free_ports.len(), std::cmp::Reverse(*i)))?;
+        let ports: Vec<u16> = (0..n).filter_map(|_| slots.free_ports.pop_first()).collect();
+        Some((core, ports))
+    }
+
+    /// Give back port pairs taken by [`Sessions::reserve_port_pairs`].
+    pub fn release_port_pairs(&mut self, core: usize, ports: &[u16]) {
+        if let Some(slots) = self.cores.get_mut(core) {
+            slots.free_ports.extend(ports.iter().copied());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -614,6 +656,7 @@ mod tests {
             ptime: Ptime::Ms20,
             active_speakers: ActiveSpeakers::default(),
             max_participants: max,
+            timing: Timing::Arrival,
         }
     }
 
@@ -821,6 +864,23 @@ mod tests {
             ParticipantPatch::default().applied_to(after),
             (settings, true)
         );
+    }
+
+    #[test]
+    fn timing_reaches_the_spec_and_ssrcs_can_be_replaced() {
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let timing = Timing::Input { delay_frames: 3 };
+        let new = NewConference {
+            active_speakers: ActiveSpeakers::All,
+            timing,
+            ..conf(Some("a"), 10)
+        };
+        assert_eq!(s.create_conference(new, T0).unwrap().spec().timing, timing);
+        let p = s.add_participant("a", part(1), T0).unwrap().clone();
+        let after = s.set_participant_ssrc(p.conf, p.key, 0xdead_beef).unwrap();
+        assert_eq!((after.ssrc, &after.id), (0xdead_beef, &p.id));
+        assert_eq!(s.participant("a", &p.id).unwrap().ssrc, 0xdead_beef);
+        assert!(s.set_participant_ssrc(p.conf, PartKey(999), 1).is_none());
     }
 
     #[test]

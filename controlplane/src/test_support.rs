@@ -153,6 +153,7 @@ pub fn harness_with(
             lcore: 1,
             counters: counters.clone(),
             engine: Arc::default(),
+            relay: Arc::default(),
         }],
         Arc::new(Fixed),
         media.clone(),

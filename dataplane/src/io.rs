@@ -30,6 +30,12 @@ pub trait PacketIo {
     fn tx_burst(&mut self, pkts: &mut Vec<Self::Buf>) -> usize;
     /// A fresh empty buffer from the pool, or `None` when the pool is exhausted.
     fn alloc(&mut self) -> Option<Self::Buf>;
+    /// A copy of `buf` to send elsewhere. Its first `split` bytes are its own (what
+    /// `data_mut` of the copy covers at least); the rest is `buf`'s data, shared where
+    /// the backend can (DPDK: a header mbuf chained to a reference-counted clone, no
+    /// payload copy), so neither packet's bytes after `split` may be written afterwards.
+    /// `None` when the pool is exhausted.
+    fn duplicate(&mut self, buf: &Self::Buf, split: usize) -> Option<Self::Buf>;
 }
 
 /// The sending end of a ring that hands packets to another core (single producer).
@@ -177,6 +183,20 @@ impl PacketIo for MemoryIo {
 
     fn alloc(&mut self) -> Option<MemBuf> {
         self.pool.pop()
+    }
+
+    fn duplicate(&mut self, buf: &MemBuf, _split: usize) -> Option<MemBuf> {
+        let mut b = self.pool.pop()?;
+        let data = buf.data();
+        match b.bytes.get_mut(..data.len()) {
+            Some(dst) => dst.copy_from_slice(data),
+            None => {
+                self.pool.push(b);
+                return None;
+            }
+        }
+        b.len = data.len();
+        Some(b)
     }
 }
 

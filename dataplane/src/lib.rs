@@ -12,6 +12,7 @@ pub mod io;
 pub mod mixer;
 pub mod neigh;
 pub mod poll;
+pub mod relay;
 pub mod rtp_send;
 pub mod rx;
 pub mod stats;

@@ -6,6 +6,7 @@ use crate::clock::{Clock, Instant};
 use crate::conference::{Engine, MediaCommand, Owner, Transmit};
 use crate::io::{PacketBuf, PacketIo, RingRx, RingTx, BURST};
 use crate::neigh::{NeighTable, Resolution};
+use crate::relay::{Datagram, Relay, RelayCommand, RelayPort};
 use crate::stats::{CoreCounters, DropReason};
 use crate::wire::{arp, eth, icmp, ipv4, udp};
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -59,6 +60,8 @@ pub enum Command {
     SetIdleSleep(u32),
     /// A conference operation, its state already built on the control core.
     Media(MediaCommand),
+    /// A gateway relay operation, its state already built on the control core.
+    Relay(RelayCommand),
 }
 
 /// The rings that hand packets between cores: a datagram that arrived on this core's
@@ -133,6 +136,7 @@ pub struct PollLoop<I: PacketIo> {
     stopping: bool,
     last_end: Option<Instant>,
     engine: Engine,
+    relay: Option<Relay<I::Buf>>,
     handoff: Handoff<I::Buf>,
 }
 
@@ -167,8 +171,16 @@ impl<I: PacketIo> PollLoop<I> {
             stopping: false,
             last_end: None,
             engine,
+            relay: None,
             handoff,
         }
+    }
+
+    /// Relay gateway clients too (their ports come from the same range as the
+    /// conferences'; relayed packets go out on the first port).
+    pub fn with_relay(mut self, relay: Relay<I::Buf>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// The queue pair of port `i` (tests and benchmarks inspect the memory backend).
@@ -215,15 +227,11 @@ impl<I: PacketIo> PollLoop<I> {
             for buf in self.rx.drain(..) {
                 c.rx_packets.inc();
                 c.rx_bytes.add(buf.data().len() as u64);
-                process(
-                    buf,
-                    p,
-                    &mut self.engine,
-                    &mut self.handoff.to,
-                    c,
-                    now,
-                    false,
-                );
+                let hosts = Hosts {
+                    engine: &mut self.engine,
+                    relay: self.relay.as_mut(),
+                };
+                process(buf, p, hosts, &mut self.handoff.to, c, now, false);
             }
         }
         if let Some(p) = self.ports.first_mut() {
@@ -232,7 +240,24 @@ impl<I: PacketIo> PollLoop<I> {
                     let Some(buf) = ring.pop() else { break };
                     worked = true;
                     c.handoff_in.inc();
-                    process(buf, p, &mut self.engine, &mut self.handoff.to, c, now, true);
+                    let hosts = Hosts {
+                        engine: &mut self.engine,
+                        relay: self.relay.as_mut(),
+                    };
+                    process(buf, p, hosts, &mut self.handoff.to, c, now, true);
+                }
+            }
+            if let Some(relay) = self.relay.as_mut() {
+                if relay.poll_timeout().is_some_and(|t| t <= now) {
+                    relay.poll(
+                        now,
+                        &mut PortTx {
+                            port: p,
+                            counters: c,
+                            now,
+                        },
+                    );
+                    worked = true;
                 }
             }
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
@@ -275,17 +300,29 @@ impl<I: PacketIo> PollLoop<I> {
                     self.idle_sleep = Duration::from_micros(u64::from(us));
                 }
                 Command::Media(m) => self.engine.apply(m, now),
+                // Relay commands are only sent to cores built with a relay.
+                Command::Relay(r) => {
+                    if let Some(relay) = self.relay.as_mut() {
+                        relay.apply(r, now);
+                    }
+                }
             }
         }
         any
     }
 }
 
+/// What a core hosts: conferences, and gateway clients when it relays.
+struct Hosts<'a, B> {
+    engine: &'a mut Engine,
+    relay: Option<&'a mut Relay<B>>,
+}
+
 /// Handle one received (or handed-over) frame.
 fn process<I: PacketIo>(
     mut buf: I::Buf,
     p: &mut Port<I>,
-    engine: &mut Engine,
+    hosts: Hosts<'_, I::Buf>,
     handoff: &mut [Option<Box<dyn RingTx<I::Buf>>>],
     c: &CoreCounters,
     now: Instant,
@@ -299,8 +336,20 @@ fn process<I: PacketIo>(
             dst_port,
             start,
             end,
-        }) => match engine.owner(dst_port) {
+        }) => match hosts.engine.owner(dst_port) {
+            Owner::Local if hosts.relay.as_ref().is_some_and(|r| r.owns(dst_port)) => {
+                if let Some(relay) = hosts.relay {
+                    let d = Datagram {
+                        src,
+                        dst_port,
+                        udp_at: start - udp::HEADER_LEN,
+                        end,
+                    };
+                    relay.handle(now, buf, d, &mut PortTx { port: p, counters: c, now });
+                }
+            }
             Owner::Local => {
+                let engine = hosts.engine;
                 let payload = buf.data().get(start..end).unwrap_or(&[]);
                 if !engine.handle_udp(now, src, dst_port, payload) {
                     c.drop_packet(DropReason::NoListener);
@@ -334,6 +383,32 @@ struct PortTx<'a, I: PacketIo> {
 const UDP_HEADERS: usize = eth::HEADER_LEN + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN;
 /// Largest frame we build (Ethernet MTU 1500).
 const MAX_FRAME: usize = eth::HEADER_LEN + 1500;
+
+impl<I: PacketIo> RelayPort<I::Buf> for PortTx<'_, I> {
+    fn ip(&self) -> Ipv4Addr {
+        self.port.addr.ip
+    }
+
+    fn macs(&mut self, dst: Ipv4Addr) -> Option<(eth::MacAddr, eth::MacAddr)> {
+        let mac = route(self.port, dst, self.counters, self.now);
+        if mac.is_none() {
+            self.counters.drop_packet(DropReason::ArpUnresolved);
+        }
+        Some((self.port.addr.mac, mac?))
+    }
+
+    fn duplicate(&mut self, b: &I::Buf, split: usize) -> Option<I::Buf> {
+        let dup = self.port.io.duplicate(b, split);
+        if dup.is_none() {
+            self.counters.drop_packet(DropReason::PoolExhausted);
+        }
+        dup
+    }
+
+    fn send(&mut self, b: I::Buf) {
+        queue_tx(self.port, b, self.counters, self.now);
+    }
+}
 
 impl<I: PacketIo> Transmit for PortTx<'_, I> {
     fn send(
@@ -855,6 +930,7 @@ mod tests {
             ptime: Ptime::Ms20,
             active_speakers: ActiveSpeakers::All,
             max_participants: 2,
+            timing: Default::default(),
         };
         let part = ParticipantSpec {
             conf: ConfKey(1),

@@ -3,6 +3,11 @@
 //! buffer (no allocation), keeps timestamps continuous across silence and talk (a tick
 //! with nothing sent still advances the timestamp, not the sequence number), and sets the
 //! marker bit on the first packet of a talkspurt (RFC 3551 §4.1).
+//!
+//! A stream of a conference with input timing numbers its packets from the frames they
+//! carry instead ([`RtpSender::write_frame`]): the RTP timestamp is the frame's timeline
+//! timestamp plus an offset, and [`RtpSender::rebase`] takes the SSRC, sequence number and
+//! timestamp another mixer uses for the same frames, so the stream can continue that one.
 
 use crate::wire::rtcp::SenderInfo;
 use crate::wire::rtp::{RtpError, RtpHeader, FIXED_HEADER_LEN};
@@ -20,6 +25,21 @@ pub struct RtpSenderConfig {
     pub initial_timestamp: u32,
 }
 
+/// Where an input-timed stream goes on from: its SSRC, and the sequence number and RTP
+/// timestamp of the packet for the frame at timeline timestamp `frame_timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RtpBasis {
+    /// The stream's SSRC from now on.
+    pub ssrc: u32,
+    /// A frame's timestamp on the conference timeline.
+    pub frame_timestamp: u32,
+    /// The sequence number of that frame's packet (one more per frame after it).
+    pub sequence: u16,
+    /// The RTP timestamp of that frame's packet (every frame's is its timeline timestamp
+    /// plus `timestamp - frame_timestamp`).
+    pub timestamp: u32,
+}
+
 /// Sequence, timestamp and marker state of one outbound RTP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpSender {
@@ -27,6 +47,11 @@ pub struct RtpSender {
     payload_type: u8,
     sequence: u16,
     timestamp: u32,
+    /// Input timing: RTP timestamp minus timeline timestamp.
+    timestamp_offset: u32,
+    /// Input timing: the (frame timestamp, sequence number) of a [`RtpBasis`] that the next
+    /// packet written numbers itself from.
+    sequence_basis: Option<(u32, u16)>,
     /// The previous tick sent a voiced packet (so the next voiced one continues a spurt).
     in_talkspurt: bool,
     packets_sent: u32,
@@ -41,6 +66,8 @@ impl RtpSender {
             payload_type: config.payload_type & 0x7F,
             sequence: config.initial_sequence,
             timestamp: config.initial_timestamp,
+            timestamp_offset: 0,
+            sequence_basis: None,
             in_talkspurt: false,
             packets_sent: 0,
             octets_sent: 0,
@@ -127,6 +154,53 @@ impl RtpSender {
         Ok(len)
     }
 
+    /// Input timing: writes the packet of the frame at timeline timestamp
+    /// `frame_timestamp`, like [`RtpSender::write_packet`], with RTP timestamp
+    /// `frame_timestamp` plus the offset (0 until a [`RtpSender::rebase`]). The sequence
+    /// number is one more than the previous packet's, except for the first packet after a
+    /// rebase: that one carries the basis's sequence number plus the frames from the
+    /// basis's frame to this one (whole frames of `samples`, rounded towards the basis).
+    pub fn write_frame(
+        &mut self,
+        out: &mut [u8],
+        payload: &[u8],
+        frame_timestamp: u32,
+        samples: u32,
+        voiced: bool,
+    ) -> Result<usize, RtpError> {
+        let before = (self.sequence, self.timestamp);
+        self.timestamp = frame_timestamp.wrapping_add(self.timestamp_offset);
+        if let Some((basis_frame, basis_sequence)) = self.sequence_basis {
+            let step = i64::from(samples.max(1));
+            let frames = i64::from(frame_timestamp.wrapping_sub(basis_frame) as i32) / step;
+            // Sequence numbers wrap: the low 16 bits of the frame count are what count.
+            self.sequence = basis_sequence.wrapping_add(frames as u16);
+        }
+        match self.write_packet(out, payload, samples, voiced) {
+            Ok(n) => {
+                self.sequence_basis = None;
+                Ok(n)
+            }
+            Err(e) => {
+                (self.sequence, self.timestamp) = before;
+                Err(e)
+            }
+        }
+    }
+
+    /// Input timing: continue as `basis` says from the next packet [`RtpSender::write_frame`]
+    /// writes. A new SSRC is a new stream: its RTCP packet and octet counts start at 0.
+    pub fn rebase(&mut self, basis: RtpBasis) {
+        if basis.ssrc != self.ssrc {
+            self.ssrc = basis.ssrc;
+            self.packets_sent = 0;
+            self.octets_sent = 0;
+        }
+        self.timestamp_offset = basis.timestamp.wrapping_sub(basis.frame_timestamp);
+        self.sequence_basis = Some((basis.frame_timestamp, basis.sequence));
+        self.in_talkspurt = false;
+    }
+
     /// A tick in which nothing is sent (discontinuous transmission): the timestamp still
     /// advances by `samples`, the sequence number does not, and the next voiced packet
     /// starts a new talkspurt.
@@ -207,6 +281,62 @@ mod tests {
             ),
             (42, 6, 960, 7, 9)
         );
+    }
+
+    #[test]
+    fn frames_carry_timeline_timestamps_and_rebase_continues_another_stream() {
+        let mut s = RtpSender::new(RtpSenderConfig {
+            ssrc: 7,
+            payload_type: 0,
+            initial_sequence: 100,
+            initial_timestamp: 12345,
+        });
+        let mut buf = [0u8; 200];
+        let mut sent = |s: &mut RtpSender, frame: u32| {
+            let n = s.write_frame(&mut buf, &[0xFF; 160], frame, 160, false).unwrap();
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            (p.ssrc(), p.sequence_number(), p.timestamp())
+        };
+        // Timestamps are the frames'; sequence numbers count packets (a frame not sent
+        // leaves no gap in them).
+        assert_eq!(sent(&mut s, u32::MAX - 159), (7, 100, u32::MAX - 159));
+        assert_eq!(sent(&mut s, 160), (7, 101, 160));
+        assert_eq!(s.next_timestamp(), 320);
+        assert_eq!(s.packets_sent(), 2);
+        // A basis for a frame in the past: the next frame numbers itself from it.
+        s.rebase(RtpBasis {
+            ssrc: 0xBEEF,
+            frame_timestamp: 160,
+            sequence: 65535,
+            timestamp: 1_000_000,
+        });
+        assert_eq!(s.ssrc(), 0xBEEF);
+        assert_eq!(s.packets_sent(), 0, "a new SSRC is a new stream");
+        assert_eq!(sent(&mut s, 800), (0xBEEF, 3, 1_000_640));
+        assert_eq!(sent(&mut s, 960), (0xBEEF, 4, 1_000_800));
+        // A basis for a frame still to come, across the timestamp wrap; same SSRC.
+        s.rebase(RtpBasis {
+            ssrc: 0xBEEF,
+            frame_timestamp: 320,
+            sequence: 10,
+            timestamp: 5,
+        });
+        assert_eq!(s.packets_sent(), 2);
+        assert_eq!(sent(&mut s, u32::MAX - 159 - 160), (0xBEEF, 6, 5u32.wrapping_sub(640)));
+        // A failed write changes nothing and keeps the basis for the next one.
+        s.rebase(RtpBasis {
+            ssrc: 1,
+            frame_timestamp: 0,
+            sequence: 0,
+            timestamp: 0,
+        });
+        let before = s;
+        assert_eq!(
+            s.write_frame(&mut [0u8; 20], &[0u8; 160], 1600, 160, true),
+            Err(RtpError::BufferTooSmall)
+        );
+        assert_eq!(s, before);
+        assert_eq!(sent(&mut s, 1600), (1, 10, 1600));
     }
 
     #[test]

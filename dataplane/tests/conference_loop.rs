@@ -14,7 +14,7 @@ use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand,
-    MediaEvent, PartKey, Participant, ParticipantSettings, ParticipantSpec, Retired,
+    MediaEvent, PartKey, Participant, ParticipantSettings, ParticipantSpec, Retired, Timing,
 };
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
@@ -114,6 +114,7 @@ fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {
         ptime: Ptime::Ms20,
         active_speakers: ActiveSpeakers::All,
         max_participants,
+        timing: Timing::Arrival,
     };
     send(
         s,

@@ -108,9 +108,50 @@ impl Mbuf {
         unsafe { self.0.as_ref() }
     }
 
-    /// Segments in the chain (1 for everything tutti sends).
+    /// Segments in the chain (1 except for [`Mbuf::chained_copy`]'s).
     pub fn segments(&self) -> u16 {
         self.m().nb_segs
+    }
+
+    /// A copy for sending elsewhere: a fresh mbuf from `pool` holding this packet's first
+    /// `split` bytes, chained to an indirect clone of the rest (reference counted, no
+    /// payload copy). Neither packet's bytes after `split` may be written afterwards.
+    pub fn chained_copy(&self, pool: &Mempool, split: usize) -> Option<Mbuf> {
+        let len = self.data().len();
+        let split16 = u16::try_from(split).ok().filter(|_| split < len)?;
+        let mut head = pool.alloc()?;
+        if !head.set_len(split) {
+            return None;
+        }
+        head.data_mut().copy_from_slice(&self.data()[..split]);
+        // SAFETY: `self` is a valid mbuf; clone returns a new indirect mbuf (or null)
+        // sharing its data and raising its reference count, owned by us from here.
+        let tail = NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_clone(self.0.as_ptr(), pool.as_ptr()) })
+            .map(Mbuf)?;
+        // SAFETY: `tail` is ours and at least `split + 1` bytes long.
+        if unsafe { dpdk_sys::rte_pktmbuf_adj(tail.0.as_ptr(), split16) }.is_null() {
+            return None;
+        }
+        let tail = tail.into_raw();
+        // SAFETY: both are ours; on success the chain owns `tail`, on failure we free it.
+        let rc = unsafe { dpdk_sys::rte_pktmbuf_chain(head.0.as_ptr(), tail.as_ptr()) };
+        if rc != 0 {
+            // SAFETY: the chain did not take it.
+            drop(unsafe { Mbuf::from_raw(tail) });
+            return None;
+        }
+        Some(head)
+    }
+
+    /// A flat copy of the packet in a fresh mbuf from `pool`.
+    pub fn flat_copy(&self, pool: &Mempool) -> Option<Mbuf> {
+        let mut b = pool.alloc()?;
+        let data = self.data();
+        if !b.set_len(data.len()) {
+            return None;
+        }
+        b.data_mut().copy_from_slice(data);
+        Some(b)
     }
 }
 

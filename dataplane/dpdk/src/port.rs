@@ -35,6 +35,7 @@ pub struct Port {
     queues: u16,
     pools: Vec<Arc<Mempool>>,
     rss: bool,
+    multi_seg: bool,
     driver: String,
 }
 
@@ -120,6 +121,13 @@ impl Port {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
+        // Chained mbufs (a private header segment in front of a shared payload) are sent
+        // when the PMD can; otherwise duplicates are flat copies.
+        let multi_seg = info.tx_offload_capa & u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
+            != 0;
+        if multi_seg {
+            conf.txmode.offloads |= u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
+        }
         // SAFETY: valid port id and configuration.
         let rc = unsafe { dpdk_sys::rte_eth_dev_configure(id, queues, queues, &conf) };
         if rc != 0 {
@@ -172,6 +180,7 @@ impl Port {
             queues,
             pools: setup.pools,
             rss,
+            multi_seg,
             driver,
         })
     }
@@ -262,6 +271,7 @@ impl Port {
             port: self.id,
             queue: q,
             pool: self.pools[usize::from(q)].clone(),
+            multi_seg: self.multi_seg,
         })
     }
 
@@ -287,6 +297,7 @@ pub struct PortQueue {
     port: u16,
     queue: u16,
     pool: Arc<Mempool>,
+    multi_seg: bool,
 }
 
 impl PacketIo for PortQueue {
@@ -336,5 +347,13 @@ impl PacketIo for PortQueue {
     #[inline]
     fn alloc(&mut self) -> Option<Mbuf> {
         self.pool.alloc()
+    }
+
+    fn duplicate(&mut self, buf: &Mbuf, split: usize) -> Option<Mbuf> {
+        if self.multi_seg {
+            buf.chained_copy(&self.pool, split)
+        } else {
+            buf.flat_copy(&self.pool)
+        }
     }
 }

@@ -5,17 +5,56 @@
 //! State is built on the control core ([`Conference::new`], [`Participant::new`]) and
 //! linked in by [`Engine::apply`]; what is unlinked goes back up the `retired` ring to be
 //! freed there, so the core allocates and frees nothing after start-up.
+//!
+//! # Input timing
+//!
+//! A conference with [`Timing::Input`] mixes, on every tick, the frame at its cursor on
+//! the conference timeline (see [`Timing::Input`] for the rules). Two engines given the
+//! same packets (same bytes, same timestamps) then send the same payload bytes with the
+//! same RTP timestamps for the same cursor value, however their ticks are phased and
+//! whenever each started, once the newer one (B) has converged. Everything that feeds a
+//! payload, and why it converges:
+//!
+//! - **What is received:** playout is keyed to timestamps, so both play the same packets
+//!   for every frame whose packets reached both before either mixed it (network jitter
+//!   plus tick phase within the input delay). A packet late at one mixer only makes that
+//!   frame differ (and concealment after it, as below).
+//! - **Concealment** repeats a pitch period searched in the last 280 samples of received
+//!   audio (the window plus the longest lag of [`crate::rx::plc`]): the same on both once
+//!   B has played 280 samples of the participant's audio, i.e. 2 frames at 20 ms ptime
+//!   (`ceil(280 / frame)`, at most 4 at any ptime).
+//! - **Comfort noise** is a function of the inbound SSRC, the timestamps and the latest
+//!   SID ([`crate::rx::cn::ComfortNoise::generate_keyed`]), not of a running generator
+//!   seeded per mixer: the same from the first SID both received. A participant that
+//!   went silent with a SID before B started has none at B, which plays silence for it
+//!   until its next SID or audio packet.
+//! - **Mixing** is [`ActiveSpeakers::All`]: each tick's sum of the frames that tick, with
+//!   gain, mute and deaf as set (the control plane sets the same on both). Loudest-N
+//!   selection is refused: its smoothed levels and keep/enter hysteresis carry history
+//!   without a bound (a talker between the keep and enter levels stays one on A and never
+//!   becomes one on B), and its ties go to the lower mixer slot, which depends on the
+//!   order participants were added. The mixer's smoothed level still decides whether
+//!   a packet is voiced, i.e. the marker bit, which may differ (the gateway compares
+//!   sequence number, timestamp and payload only).
+//! - **RTP**: timestamps are the cursor plus the participant's offset; the SSRC, offset
+//!   and sequence number follow [`MediaOp::SetRtpBasis`](super::MediaOp::SetRtpBasis).
+//! - **Prompts** play on the mixer that was asked only; frames carrying one differ.
+//!
+//! The bound: from the first frame B mixes with audio from every participant, frames
+//! are identical once B has played 280 samples of each participant's audio without
+//! concealing in between: at 20 ms ptime from the third such frame on, in every case
+//! within 10 frames unless packets are lost or late in those first frames.
 
 use super::ops::{
     ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
-    ParticipantSpec,
+    ParticipantSpec, Timing, MAX_INPUT_DELAY_FRAMES, TIMELINE_JUMP_FRAMES,
 };
 use crate::clock::Instant;
-use crate::mixer::{self, Gain, Input, Mixer, MixerConfig, Slot};
-use crate::rtp_send::{RtpSender, RtpSenderConfig};
+use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Slot};
+use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
-    self, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
-    ReceiveStream, RtpIn,
+    self, jitter::Playout, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId,
+    PromptPlayer, ReceiveConfig, ReceiveStream, RtpIn,
 };
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
 use crate::wire::rtp::RtpPacket;
@@ -45,6 +84,10 @@ pub enum BuildError {
     Mixer(#[from] mixer::MixerError),
     #[error("receive path: {0}")]
     Receive(#[from] rx::jitter::JitterConfigError),
+    #[error("input timing needs active speakers \"all\"")]
+    InputTimingSpeakers,
+    #[error("input delay of {0} frames is not from 1 to {MAX_INPUT_DELAY_FRAMES}")]
+    InputDelay(u8),
 }
 
 /// One participant's state on its conference's core.
@@ -109,6 +152,8 @@ pub struct Conference {
     parts: Vec<Option<Box<Participant>>>,
     generation: u32,
     ticks: u32,
+    /// Input timing: the timeline timestamp of the next frame to mix, once anchored.
+    cursor: Option<u32>,
     next_due: Instant,
     prompt: PromptPlayer,
     overlay: Box<[i16]>,
@@ -118,6 +163,14 @@ pub struct Conference {
 impl Conference {
     /// Build a conference (on the control core: this allocates).
     pub fn new(spec: ConferenceSpec) -> Result<Box<Conference>, BuildError> {
+        if let Timing::Input { delay_frames } = spec.timing {
+            if spec.active_speakers != ActiveSpeakers::All {
+                return Err(BuildError::InputTimingSpeakers);
+            }
+            if !(1..=MAX_INPUT_DELAY_FRAMES).contains(&delay_frames) {
+                return Err(BuildError::InputDelay(delay_frames));
+            }
+        }
         let capacity = usize::from(spec.max_participants.max(1));
         let mixer = Mixer::new(MixerConfig {
             ptime: spec.ptime,
@@ -131,6 +184,7 @@ impl Conference {
             parts: (0..capacity).map(|_| None).collect(),
             generation: 0,
             ticks: 0,
+            cursor: None,
             next_due: Instant::ZERO,
             prompt: PromptPlayer::new(),
             overlay: vec![0; MAX_FRAME].into_boxed_slice(),
@@ -141,6 +195,33 @@ impl Conference {
     /// The conference's key.
     pub fn key(&self) -> ConfKey {
         self.spec.key
+    }
+
+    /// Input timing: the timeline timestamp of the next frame to mix (`None` before the
+    /// first packet, and with arrival timing).
+    pub fn cursor(&self) -> Option<u32> {
+        self.cursor
+    }
+
+    fn frame_samples(&self) -> u32 {
+        self.spec.ptime.samples() as u32
+    }
+
+    /// Input timing: the delay between a packet and its frame's mix, in samples.
+    fn input_delay(&self) -> Option<u32> {
+        match self.spec.timing {
+            Timing::Arrival => None,
+            Timing::Input { delay_frames } => Some(u32::from(delay_frames) * self.frame_samples()),
+        }
+    }
+
+    /// Input timing: forget the cursor and everything buffered, for the next packet to
+    /// anchor the timeline afresh.
+    fn restart_timeline(&mut self) {
+        self.cursor = None;
+        for p in self.parts.iter_mut().flatten() {
+            p.rx.restart_timeline();
+        }
     }
 }
 
@@ -169,6 +250,12 @@ pub enum MediaCommand {
         part: Option<PartKey>,
         prompt: PromptId,
         samples: Arc<[i16]>,
+    },
+    /// Input timing only (refused otherwise): see [`RtpSender::rebase`].
+    SetRtpBasis {
+        conf: ConfKey,
+        part: PartKey,
+        basis: RtpBasis,
     },
 }
 
@@ -200,6 +287,9 @@ pub struct EngineCounters {
     pub rtp_late: crate::stats::Counter,
     /// RTP received twice.
     pub rtp_duplicate: crate::stats::Counter,
+    /// Input timing: packets far from the cursor that re-anchored their conference's
+    /// timeline.
+    pub timeline_jumps: crate::stats::Counter,
     /// RTP older than the newest packet already received from the stream.
     pub rtp_reordered: crate::stats::Counter,
     /// Frames concealed because their packet was lost.
@@ -350,6 +440,9 @@ impl Engine {
                     return;
                 };
                 p.slot = slot;
+                if c.spec.timing != Timing::Arrival {
+                    p.rx.set_playout(Playout::Timeline);
+                }
                 let spec = p.spec;
                 match c.parts.get_mut(slot.0 as usize) {
                     Some(s) => *s = Some(p),
@@ -417,6 +510,20 @@ impl Engine {
                     }
                 }
             }
+            MediaCommand::SetRtpBasis { conf, part, basis } => {
+                let Some((c, slot)) = self.find(conf, part) else {
+                    return;
+                };
+                let input = c.spec.timing != Timing::Arrival;
+                match c.parts.get_mut(slot.0 as usize).and_then(Option::as_mut) {
+                    Some(p) if input => {
+                        p.tx.rebase(basis);
+                        p.spec.ssrc = basis.ssrc;
+                        p.rx.set_local_ssrc(basis.ssrc);
+                    }
+                    _ => self.counters.commands_rejected.inc(),
+                }
+            }
         }
     }
 
@@ -457,6 +564,10 @@ impl Engine {
         let Some(c) = self.confs.get_mut(ci as usize).and_then(Option::as_mut) else {
             return false;
         };
+        // Input timing: (delay, cursor, how far from it a packet moves the timeline).
+        let timeline = c
+            .input_delay()
+            .map(|delay| (delay, c.cursor, TIMELINE_JUMP_FRAMES * c.frame_samples()));
         let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
             return false;
         };
@@ -485,12 +596,29 @@ impl Engine {
             audio_level,
         };
         counters.rtp_in.inc();
+        if let Some((_, Some(cursor), jump)) = timeline {
+            let distance = (input.timestamp.wrapping_sub(cursor) as i32).unsigned_abs();
+            if distance > jump && p.rx.accepts_source(now, src, input.ssrc) {
+                // The timeline moved: the packet lands in fresh buffers and anchors the
+                // cursor anew below.
+                counters.timeline_jumps.inc();
+                c.restart_timeline();
+            }
+        }
+        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return true;
+        };
         let newest = p.rx.stats().ext_highest_seq().map(|s| s as u16);
         let first = p.rx.last_rtp().is_none();
         match p.rx.handle_rtp(now, src, input, &mut emit) {
             Ok(()) => {
                 if newest.is_some_and(|n| (n.wrapping_sub(input.seq) as i16) > 0) {
                     counters.rtp_reordered.inc();
+                }
+                if let (Some((delay, ..)), None) = (timeline, c.cursor) {
+                    // The conference's first packet (or the first after a jump): the
+                    // cursor starts the input delay before it.
+                    c.cursor = Some(input.timestamp.wrapping_sub(delay));
                 }
             }
             Err(rx::DropReason::Buffer(rx::jitter::Insert::Duplicate)) => {
@@ -554,6 +682,10 @@ impl Engine {
                     for p in c.parts.iter_mut().flatten() {
                         p.tx.skip(samples);
                     }
+                    // Input timing: the skipped ticks' frames are skipped too.
+                    if let Some(cursor) = c.cursor.as_mut() {
+                        *cursor = cursor.wrapping_add(samples);
+                    }
                     due += ptime * missed;
                 }
             }
@@ -575,6 +707,17 @@ impl Engine {
     }
 }
 
+/// Which frame a tick plays out.
+#[derive(Clone, Copy)]
+enum TickFrame {
+    /// Arrival timing: each participant's next one by arrival time.
+    Arrival,
+    /// Input timing: the one at this timeline timestamp.
+    At(u32),
+    /// Input timing before the first packet: none (nothing is received or sent).
+    Unanchored,
+}
+
 fn tick_conference(
     c: &mut Conference,
     now: Instant,
@@ -585,6 +728,11 @@ fn tick_conference(
 ) {
     let conf = c.spec.key;
     let frame = c.spec.ptime.samples();
+    let tick_frame = match (c.spec.timing, c.cursor) {
+        (Timing::Arrival, _) => TickFrame::Arrival,
+        (Timing::Input { .. }, Some(cursor)) => TickFrame::At(cursor),
+        (Timing::Input { .. }, None) => TickFrame::Unanchored,
+    };
     c.ticks = c.ticks.wrapping_add(1);
     let sample_jitter = c.ticks.is_multiple_of(1000 / c.spec.ptime.millis());
     // Receive: one frame per participant into the mixer.
@@ -596,18 +744,21 @@ fn tick_conference(
                 push_event(events, counters, conf, Some(part), now, e)
             });
         }
-        let pcm = &mut p.pcm[..frame];
-        let info = p.rx.poll_frame(now, pcm, &mut |e| {
-            push_event(events, counters, conf, Some(part), now, e)
-        });
-        if info.concealed_samples > 0 {
-            counters.frames_lost.inc();
-        }
         if sample_jitter {
             let units = p.rx.stats().jitter();
             counters
                 .jitter
                 .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
+        }
+        let pcm = &mut p.pcm[..frame];
+        let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
+        let info = match tick_frame {
+            TickFrame::Arrival => p.rx.poll_frame(now, pcm, &mut emit),
+            TickFrame::At(ts) => p.rx.poll_frame_at(now, ts, pcm, &mut emit),
+            TickFrame::Unanchored => continue,
+        };
+        if info.concealed_samples > 0 {
+            counters.frames_lost.inc();
         }
         if info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0 {
             let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
@@ -649,11 +800,16 @@ fn tick_conference(
             voiced = true;
         }
         let tx_state = &mut p.tx;
-        let sent = tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
-            tx_state
-                .write_packet(buf, payload, frame as u32, voiced)
+        let sent = !matches!(tick_frame, TickFrame::Unanchored)
+            && tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
+                match tick_frame {
+                    TickFrame::At(ts) => {
+                        tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
+                    }
+                    _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
+                }
                 .unwrap_or(0)
-        });
+            });
         if sent {
             counters.rtp_out.inc();
             p.rx.on_rtp_sent();
@@ -663,6 +819,9 @@ fn tick_conference(
         if p.spec.rtcp {
             send_rtcp(p, now, tx, counters, rtcp_buf);
         }
+    }
+    if let TickFrame::At(ts) = tick_frame {
+        c.cursor = Some(ts.wrapping_add(frame as u32));
     }
 }
 

@@ -10,5 +10,7 @@ pub use engine::{
 
 pub use ops::{
     ConfKey, ConferenceSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
-    ParticipantSettings, ParticipantSpec, PromptSpec,
+    ParticipantSettings, ParticipantSpec, PromptSpec, Timing, MAX_INPUT_DELAY_FRAMES,
+    TIMELINE_JUMP_FRAMES,
 };
+pub use crate::rtp_send::RtpBasis;

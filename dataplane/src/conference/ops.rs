@@ -5,6 +5,7 @@
 use crate::clock::Instant;
 use crate::codec::CodecKind;
 use crate::mixer::{ActiveSpeakers, Ptime};
+use crate::rtp_send::RtpBasis;
 use crate::rx::{Digit, DigitSource, PromptId};
 use core::net::SocketAddrV4;
 use core::time::Duration;
@@ -22,9 +23,54 @@ pub struct PartKey(pub u32);
 pub struct ConferenceSpec {
     pub key: ConfKey,
     pub ptime: Ptime,
+    /// Must be [`ActiveSpeakers::All`] with [`Timing::Input`].
     pub active_speakers: ActiveSpeakers,
     /// Participants to preallocate mixer room for.
     pub max_participants: u16,
+    /// How playout and outbound RTP timestamps are timed.
+    pub timing: Timing,
+}
+
+/// Most frames of [`Timing::Input`] delay.
+pub const MAX_INPUT_DELAY_FRAMES: u8 = 10;
+/// [`Timing::Input`]: an inbound packet whose timestamp is more than this many frames
+/// from the cursor moves the conference timeline (the cursor is anchored afresh).
+pub const TIMELINE_JUMP_FRAMES: u32 = 50;
+
+/// How a conference decides which audio each tick mixes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Timing {
+    /// Each participant's adaptive jitter buffer plays out by arrival time, and each
+    /// outbound stream has its own RTP timestamps.
+    #[default]
+    Arrival,
+    /// Playout keyed to one conference timeline, so that two mixers fed the same packets
+    /// mix the same frames into the same bytes, whenever their ticks run and whenever
+    /// they started (what seamless mixer handover needs).
+    ///
+    /// - Every participant's inbound RTP timestamps are on one timeline (a media gateway
+    ///   maps each client's timestamps onto it), with frames on a common grid of ptime
+    ///   samples.
+    /// - The conference keeps a cursor on that timeline, unset until the first RTP packet
+    ///   of any participant arrives; it is then that packet's timestamp minus
+    ///   `delay_frames` frames. Every tick mixes the frame at the cursor (each
+    ///   participant's samples `[cursor, cursor + frame)`, with concealment, comfort noise
+    ///   or silence where none were received, as in arrival timing) and advances it by one
+    ///   frame. There is no adaptive skipping or stalling: a packet whose frame was mixed
+    ///   already is late. A tick skipped after a long stall skips its frame too.
+    /// - A packet from a participant's source whose timestamp is more than
+    ///   [`TIMELINE_JUMP_FRAMES`] frames from the cursor, either way, re-anchors the
+    ///   cursor as at the start (every participant's buffer starts afresh).
+    /// - Each outbound packet's RTP timestamp is the cursor plus the participant's offset
+    ///   (0 until [`MediaOp::SetRtpBasis`]); its sequence number is one more than the
+    ///   previous packet's. Before the cursor is set nothing is sent.
+    /// - Talker selection must be [`ActiveSpeakers::All`] (loudest-N selection has
+    ///   hysteresis that depends on each mixer's history).
+    Input {
+        /// Frames (1..=[`MAX_INPUT_DELAY_FRAMES`]) between the first packet and the first
+        /// frame mixed: the room for network jitter.
+        delay_frames: u8,
+    },
 }
 
 /// What can change on a live participant.
@@ -117,6 +163,13 @@ pub enum MediaOp {
         part: PartKey,
     },
     PlayPrompt(PromptSpec),
+    /// Input timing only: from now on send participant `part` its stream as `basis`
+    /// says (SSRC, and the sequence number and RTP timestamp of a frame's packet).
+    SetRtpBasis {
+        conf: ConfKey,
+        part: PartKey,
+        basis: RtpBasis,
+    },
 }
 
 /// Something a core saw, for the control plane.

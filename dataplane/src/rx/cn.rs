@@ -147,17 +147,64 @@ impl ComfortNoise {
             out.fill(0);
             return;
         }
+        let k = &self.k[..self.order];
         for s in out.iter_mut() {
             self.gain += (self.target_gain - self.gain) * 0.01;
-            let mut f = (self.rng.next_f32() * 2.0 - 1.0) * self.gain;
-            for i in (0..self.order).rev() {
-                f -= self.k[i] * self.b[i];
-                self.b[i + 1] = self.b[i] + self.k[i] * f;
-            }
-            self.b[0] = f;
+            let f = lattice(k, &mut self.b, (self.rng.next_f32() * 2.0 - 1.0) * self.gain);
             *s = f.clamp(-32768.0, 32767.0) as i16;
         }
     }
+
+    /// Fill `out` with the noise of samples `timestamp..timestamp + out.len()` of the
+    /// inbound stream `ssrc` (silence before the first SID), as a function of those
+    /// values and the latest SID alone, so that every mixer that received the same SID
+    /// produces the same samples whatever it played before:
+    ///
+    /// - each sample's excitation is drawn from a generator seeded with
+    ///   `(ssrc, its timestamp)`, not from the stream's running generator;
+    /// - the synthesis filter starts from rest [`KEYED_WARM_UP`] samples earlier and runs
+    ///   over those samples' excitation, so consecutive calls join up (to within the
+    ///   filter's response that long ago) without carrying state;
+    /// - the level is the SID's at once (no glide from the previous level).
+    pub fn generate_keyed(&self, out: &mut [i16], ssrc: u32, timestamp: u32) {
+        if !self.active {
+            out.fill(0);
+            return;
+        }
+        let k = &self.k[..self.order];
+        let excitation = |ts: u32| {
+            let mut rng = Prng::new(u64::from(ssrc) << 32 | u64::from(ts));
+            (rng.next_f32() * 2.0 - 1.0) * self.target_gain
+        };
+        let mut b = [0.0; MAX_CN_ORDER + 1];
+        if !k.is_empty() {
+            let start = timestamp.wrapping_sub(KEYED_WARM_UP);
+            for i in 0..KEYED_WARM_UP {
+                lattice(k, &mut b, excitation(start.wrapping_add(i)));
+            }
+        }
+        for (i, s) in (0u32..).zip(out.iter_mut()) {
+            let f = lattice(k, &mut b, excitation(timestamp.wrapping_add(i)));
+            *s = f.clamp(-32768.0, 32767.0) as i16;
+        }
+    }
+}
+
+/// Samples the synthesis filter runs before the first sample [`ComfortNoise::generate_keyed`]
+/// returns (30 ms at 8 kHz: with the reflection coefficients clamped to ±0.98, what came
+/// before has faded far below the noise by then).
+pub const KEYED_WARM_UP: u32 = 240;
+
+/// One step of the all-pole lattice synthesis filter with reflection coefficients `k`
+/// and backward state `b`: excitation in, output sample out.
+fn lattice(k: &[f32], b: &mut [f32; MAX_CN_ORDER + 1], excitation: f32) -> f32 {
+    let mut f = excitation;
+    for i in (0..k.len()).rev() {
+        f -= k[i] * b[i];
+        b[i + 1] = b[i] + k[i] * f;
+    }
+    b[0] = f;
+    f
 }
 
 #[cfg(test)]
@@ -215,6 +262,42 @@ mod tests {
         c.generate(&mut z);
         assert_eq!(x, y);
         assert_ne!(x, z);
+    }
+
+    #[test]
+    fn keyed_noise_depends_on_stream_timestamps_and_sid_only() {
+        let sid = Sid::parse(&[40, 90, 160, 127]).unwrap();
+        // Two generators with different seeds and different pasts.
+        let mut a = ComfortNoise::new(1);
+        let mut b = ComfortNoise::new(2);
+        a.update(&Sid::parse(&[20]).unwrap());
+        let mut scratch = [0i16; 500];
+        a.generate(&mut scratch);
+        a.update(&sid);
+        b.update(&sid);
+        let (mut x, mut y) = ([0i16; 160], [0i16; 160]);
+        a.generate_keyed(&mut x, 0x1234, u32::MAX - 100);
+        b.generate_keyed(&mut y, 0x1234, u32::MAX - 100);
+        assert_eq!(x, y);
+        assert!(x.iter().any(|&v| v != 0));
+        // Split into two calls: the same samples (the excitation is keyed per sample;
+        // the filter state is rebuilt from the warm-up, so only tiny differences).
+        let (mut p, mut q) = ([0i16; 60], [0i16; 100]);
+        b.generate_keyed(&mut p, 0x1234, u32::MAX - 100);
+        b.generate_keyed(&mut q, 0x1234, (u32::MAX - 100).wrapping_add(60));
+        assert_eq!(p[..], x[..60]);
+        let joined: i32 = q.iter().zip(&x[60..]).map(|(&u, &v)| (i32::from(u) - i32::from(v)).abs()).max().unwrap();
+        assert!(joined <= 2, "segments join up: {joined}");
+        // Another stream or other timestamps give other noise, at the SID's level.
+        b.generate_keyed(&mut y, 0x1235, u32::MAX - 100);
+        assert_ne!(x, y);
+        let mut long = vec![0i16; 8000];
+        b.generate_keyed(&mut long, 7, 0);
+        let got_db = 20.0 * (rms(&long) / 32767.0).log10();
+        assert!((got_db + 40.0).abs() < 1.5, "{got_db:.1} dBov");
+        let silent = ComfortNoise::new(3);
+        silent.generate_keyed(&mut y, 1, 2);
+        assert!(y.iter().all(|&v| v == 0));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Adaptive jitter buffer with loss concealment and comfort noise.
+//! Jitter buffer with loss concealment and comfort noise, adaptive ([`Playout::Adaptive`],
+//! the default) or keyed to timestamps ([`Playout::Timeline`]).
 //!
 //! Packets are stored by extended sequence number in fixed slots allocated at creation.
 //! Playout is a cursor (`play_ts`, in unwrapped RTP timestamp units) that advances by
@@ -16,6 +17,14 @@
 //! unconditionally once the delay exceeds `max_delay`; too far ahead (a jitter spike
 //! raised `target`) it stalls. Packets arriving after their samples were played are
 //! dropped as late; duplicates are dropped by a 128-packet sequence window.
+//!
+//! With [`Playout::Timeline`] none of the arrival statistics are kept: the caller names
+//! the RTP timestamp of every frame it wants ([`JitterBuffer::poll_at`]), the buffer plays
+//! exactly those samples (concealment, comfort noise or silence where nothing was
+//! received, as in adaptive playout), and a packet whose samples precede the end of the
+//! last frame asked for is late. Comfort noise is then keyed to the timestamps
+//! ([`ComfortNoise::generate_keyed`]), so what comes out is a function of the packets
+//! and the timestamps asked for, not of when anything happened.
 
 use core::time::Duration;
 
@@ -74,6 +83,16 @@ pub enum JitterConfigError {
     /// Capacity, payload size and clock rate must be non-zero (capacity at most 4096).
     #[error("jitter buffer capacity, payload size and clock rate must be non-zero and sane")]
     Size,
+}
+
+/// How the buffer decides what to play.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Playout {
+    /// By arrival time, adapting the delay to the jitter ([`JitterBuffer::poll`]).
+    #[default]
+    Adaptive,
+    /// The samples at the RTP timestamps the caller names ([`JitterBuffer::poll_at`]).
+    Timeline,
 }
 
 /// What a stored packet carries.
@@ -224,6 +243,7 @@ pub struct JitterBuffer {
     target: i64,
     packet_samples: i64,
     play_ts: Option<i64>,
+    playout: Playout,
     mode: Mode,
     concealer: Concealer,
     noise: ComfortNoise,
@@ -284,6 +304,7 @@ impl JitterBuffer {
             target: Self::duration_samples(config.clock_rate, config.min_delay),
             packet_samples: 0,
             play_ts: None,
+            playout: Playout::Adaptive,
             mode: Mode::Idle,
             concealer: Concealer::new(usize::try_from(fade).unwrap_or(usize::MAX)),
             noise: ComfortNoise::new(seed),
@@ -323,15 +344,33 @@ impl JitterBuffer {
         self.mode == Mode::Noise
     }
 
+    /// How the buffer plays out.
+    pub fn playout(&self) -> Playout {
+        self.playout
+    }
+
+    /// Switch playout mode (before packets arrive; whatever is stored is dropped).
+    pub fn set_playout(&mut self, playout: Playout) {
+        self.playout = playout;
+        self.restart_timeline();
+    }
+
     /// Forget everything except the counters: a new source.
     pub fn reset(&mut self) {
-        self.slots.fill(EMPTY_SLOT);
+        self.restart_timeline();
         self.seen_top = None;
         self.seen = 0;
-        self.ts_ref = None;
-        self.resync_timing();
         self.mode = Mode::Idle;
         self.concealer.reset();
+    }
+
+    /// Drop the stored packets and every notion of where playout is, keeping what was
+    /// played (concealment and comfort-noise state): the timestamps the stream is played
+    /// at moved, e.g. a [`Playout::Timeline`] caller re-anchored its timeline.
+    pub fn restart_timeline(&mut self) {
+        self.slots.fill(EMPTY_SLOT);
+        self.ts_ref = None;
+        self.resync_timing();
     }
 
     fn resync_timing(&mut self) {
@@ -441,29 +480,9 @@ impl JitterBuffer {
             return Insert::Duplicate;
         }
         let mut ts = self.unwrap_ts(pkt.timestamp);
-        let transit = self.now_samples(now) - ts;
-        let limit = Self::duration_samples(self.config.clock_rate, self.config.max_delay)
-            + i64::from(self.config.clock_rate);
-        if let Some(base) = self.base {
-            if (transit - base).abs() > limit {
-                // The sender's timestamps jumped: start the timing afresh.
-                self.counters.resyncs += 1;
-                self.slots.fill(EMPTY_SLOT);
-                self.resync_timing();
-                self.ts_ref = Some((pkt.timestamp, i64::from(pkt.timestamp)));
-                ts = i64::from(pkt.timestamp);
-            }
+        if self.playout == Playout::Adaptive {
+            ts = self.track_arrival(now, pkt.timestamp, ts, samples);
         }
-        self.rotate_windows(now);
-        let transit = self.now_samples(now) - ts;
-        let w = &mut self.windows[0];
-        w.min = w.min.min(transit);
-        w.max = w.max.max(transit);
-        w.count += 1;
-        if samples > 0 {
-            self.packet_samples = samples;
-        }
-        self.update_target();
 
         if let Some(play) = self.play_ts {
             match pkt.kind {
@@ -504,6 +523,38 @@ impl JitterBuffer {
         }
         self.counters.stored += 1;
         Insert::Stored
+    }
+
+    /// Adaptive playout: record the transit of a packet with timestamp `raw` (unwrapped
+    /// `ts`, `samples` long) that arrived at `now`, and update the target delay. Returns
+    /// its unwrapped timestamp, which changes when the sender's timestamps jumped and the
+    /// timing started afresh.
+    fn track_arrival(&mut self, now: Instant, raw: u32, ts: i64, samples: i64) -> i64 {
+        let mut ts = ts;
+        let transit = self.now_samples(now) - ts;
+        let limit = Self::duration_samples(self.config.clock_rate, self.config.max_delay)
+            + i64::from(self.config.clock_rate);
+        if let Some(base) = self.base {
+            if (transit - base).abs() > limit {
+                // The sender's timestamps jumped: start the timing afresh.
+                self.counters.resyncs += 1;
+                self.slots.fill(EMPTY_SLOT);
+                self.resync_timing();
+                self.ts_ref = Some((raw, i64::from(raw)));
+                ts = i64::from(raw);
+            }
+        }
+        self.rotate_windows(now);
+        let transit = self.now_samples(now) - ts;
+        let w = &mut self.windows[0];
+        w.min = w.min.min(transit);
+        w.max = w.max.max(transit);
+        w.count += 1;
+        if samples > 0 {
+            self.packet_samples = samples;
+        }
+        self.update_target();
+        ts
     }
 
     fn earliest(&self, audio_only: bool) -> Option<i64> {
@@ -612,15 +663,30 @@ impl JitterBuffer {
             self.play_ts = Some(play);
             self.counters.stalls += 1;
             info.stalled = true;
-            self.fill_gap(out, &mut info);
+            self.fill_gap(out, &mut info, None);
             return info;
         }
-        self.fill(play, out, &mut info);
+        self.fill(play, out, &mut info, None);
         self.play_ts = Some(play + n);
         info
     }
 
-    fn fill_gap(&mut self, out: &mut [i16], info: &mut FrameInfo) {
+    /// Timeline playout: produce the `out.len()` samples from RTP timestamp `timestamp`
+    /// on. `ssrc` is the stream's, to key its comfort noise to. Every packet whose
+    /// samples end before the end of this frame is late from now on.
+    pub fn poll_at(&mut self, timestamp: u32, ssrc: u32, out: &mut [i16]) -> FrameInfo {
+        let mut info = FrameInfo::default();
+        // Unwrapping the frame's timestamp also anchors the unwrapping of the packets
+        // still to come when none came yet.
+        let play = self.unwrap_ts(timestamp);
+        self.fill(play, out, &mut info, Some(ssrc));
+        self.play_ts = Some(play + out.len() as i64);
+        info
+    }
+
+    /// Fill a gap in the received audio: concealment, comfort noise or silence. `keyed`
+    /// is (stream SSRC, unwrapped timestamp of `out[0]`) in timeline playout.
+    fn fill_gap(&mut self, out: &mut [i16], info: &mut FrameInfo, keyed: Option<(u32, i64)>) {
         let k = out.len();
         match self.mode {
             Mode::Speech if !self.concealer.faded() => {
@@ -629,7 +695,11 @@ impl JitterBuffer {
                 self.counters.concealed_samples += k as u64;
             }
             Mode::Noise => {
-                self.noise.generate(out);
+                match keyed {
+                    // The unwrapped timestamp modulo 2^32 is the wire timestamp.
+                    Some((ssrc, t)) => self.noise.generate_keyed(out, ssrc, t as u32),
+                    None => self.noise.generate(out),
+                }
                 info.comfort_noise_samples += k;
                 self.counters.comfort_noise_samples += k as u64;
             }
@@ -640,7 +710,9 @@ impl JitterBuffer {
         }
     }
 
-    fn fill(&mut self, play: i64, out: &mut [i16], info: &mut FrameInfo) {
+    /// Play the samples from unwrapped timestamp `play` into `out`; `ssrc` keys comfort
+    /// noise to the timestamps (timeline playout).
+    fn fill(&mut self, play: i64, out: &mut [i16], info: &mut FrameInfo, ssrc: Option<u32>) {
         let n = out.len();
         let mut pos = 0usize;
         while pos < n {
@@ -684,7 +756,7 @@ impl JitterBuffer {
                     let k = next.map_or(n - pos, |nt| {
                         usize::try_from(nt - t).unwrap_or(0).clamp(1, n - pos)
                     });
-                    self.fill_gap(&mut out[pos..pos + k], info);
+                    self.fill_gap(&mut out[pos..pos + k], info, ssrc.map(|s| (s, t)));
                     pos += k;
                 }
             }

@@ -2,9 +2,10 @@
 //! participant and the PCM frame the mixer uses each tick.
 //!
 //! - [`stream::ReceiveStream`] ties it together per participant: source latching,
-//!   [`stats`] (RFC 3550), the adaptive [`jitter`] buffer with [`plc`] concealment and
-//!   [`cn`] comfort noise (RFC 3389), [`dtmf`] (RFC 4733) and [`inband`] DTMF, [`vad`]
-//!   voice activity, and [`rtcp`] state and scheduling.
+//!   [`stats`] (RFC 3550), the [`jitter`] buffer (adaptive, or keyed to a conference
+//!   timeline) with [`plc`] concealment and [`cn`] comfort noise (RFC 3389), [`dtmf`]
+//!   (RFC 4733) and [`inband`] DTMF, [`vad`] voice activity, and [`rtcp`] state and
+//!   scheduling.
 //! - [`prompt`] loads WAV prompts ([`wav`]) at start-up and plays them into a
 //!   participant's or a conference's audio.
 //! - Everything reports to the control plane through [`event::Event`] values handed to a

@@ -14,7 +14,7 @@ use super::event::Event;
 use super::inband::InbandDetector;
 use super::jitter::{
     FrameInfo, Insert, JitterBuffer, JitterConfig, JitterConfigError, JitterCounters, MediaKind,
-    MediaPacket,
+    MediaPacket, Playout,
 };
 use super::rtcp::{ReportDue, RtcpConfig, RtcpState};
 use super::stats::{RtpStats, SeqVerdict};
@@ -233,6 +233,36 @@ impl ReceiveStream {
         }
     }
 
+    /// What latching would make of RTP from `src` with `ssrc` at `now`.
+    fn latch_verdict(
+        &self,
+        now: Instant,
+        src: SocketAddrV4,
+        ssrc: u32,
+    ) -> Result<Latch, DropReason> {
+        let Some((addr, old)) = self.latched else {
+            return Ok(Latch::First);
+        };
+        if addr != src {
+            return Err(DropReason::ForeignAddress);
+        }
+        if old == ssrc {
+            return Ok(Latch::Same);
+        }
+        let gap = !matches!(self.last_rtp, Some(t) if now.saturating_since(t) < self.config.ssrc_change_gap);
+        if !(self.bye || gap) {
+            return Err(DropReason::ForeignSsrc);
+        }
+        Ok(Latch::Switch(old))
+    }
+
+    /// Whether RTP from `src` with `ssrc` arriving at `now` is from this stream's source
+    /// (the latched one, the first one, or an acceptable SSRC change), i.e. would not be
+    /// dropped as foreign.
+    pub fn accepts_source(&self, now: Instant, src: SocketAddrV4, ssrc: u32) -> bool {
+        self.latch_verdict(now, src, ssrc).is_ok()
+    }
+
     fn latch(
         &mut self,
         now: Instant,
@@ -240,22 +270,21 @@ impl ReceiveStream {
         ssrc: u32,
         emit: &mut impl FnMut(Event),
     ) -> Result<(), DropReason> {
-        let Some((addr, old)) = self.latched else {
-            self.latched = Some((src, ssrc));
-            return Ok(());
+        let old = match self.latch_verdict(now, src, ssrc) {
+            Ok(Latch::First) => {
+                self.latched = Some((src, ssrc));
+                return Ok(());
+            }
+            Ok(Latch::Same) => return Ok(()),
+            Ok(Latch::Switch(old)) => old,
+            Err(e) => {
+                match e {
+                    DropReason::ForeignAddress => self.counters.foreign_address += 1,
+                    _ => self.counters.foreign_ssrc += 1,
+                }
+                return Err(e);
+            }
         };
-        if addr != src {
-            self.counters.foreign_address += 1;
-            return Err(DropReason::ForeignAddress);
-        }
-        if old == ssrc {
-            return Ok(());
-        }
-        let gap = !matches!(self.last_rtp, Some(t) if now.saturating_since(t) < self.config.ssrc_change_gap);
-        if !(self.bye || gap) {
-            self.counters.foreign_ssrc += 1;
-            return Err(DropReason::ForeignSsrc);
-        }
         self.latched = Some((src, ssrc));
         self.bye = false;
         self.stats = RtpStats::new();
@@ -356,6 +385,17 @@ impl ReceiveStream {
             as u32
     }
 
+    /// How the stream is played out (see [`Playout`]).
+    pub fn set_playout(&mut self, playout: Playout) {
+        self.jitter.set_playout(playout);
+    }
+
+    /// Drop what is buffered and where playout stands, keeping concealment and comfort
+    /// noise (see [`JitterBuffer::restart_timeline`]).
+    pub fn restart_timeline(&mut self) {
+        self.jitter.restart_timeline();
+    }
+
     /// Produce this tick's PCM for the mixer (`out.len()` samples: jitter buffer,
     /// concealment, comfort noise), and run voice activity and in-band DTMF on it.
     pub fn poll_frame(
@@ -365,6 +405,34 @@ impl ReceiveStream {
         emit: &mut impl FnMut(Event),
     ) -> FrameInfo {
         let info = self.jitter.poll(now, out);
+        self.analyse_frame(now, out, info, emit);
+        info
+    }
+
+    /// [`Playout::Timeline`]: produce the PCM of the samples from RTP timestamp
+    /// `timestamp` on (`out.len()` of them), comfort noise keyed to the latched SSRC and
+    /// the timestamps, and run voice activity and in-band DTMF on it.
+    pub fn poll_frame_at(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        out: &mut [i16],
+        emit: &mut impl FnMut(Event),
+    ) -> FrameInfo {
+        let ssrc = self.latched.map_or(0, |(_, ssrc)| ssrc);
+        let info = self.jitter.poll_at(timestamp, ssrc, out);
+        self.analyse_frame(now, out, info, emit);
+        info
+    }
+
+    /// Voice activity and in-band DTMF on a frame just played out.
+    fn analyse_frame(
+        &mut self,
+        now: Instant,
+        out: &[i16],
+        info: FrameInfo,
+        emit: &mut impl FnMut(Event),
+    ) {
         let input = if info.audio_samples > 0 {
             VadInput::Audio {
                 pcm: out,
@@ -392,7 +460,6 @@ impl ReceiveStream {
                 det.interrupt(&mut filtered);
             }
         }
-        info
     }
 
     /// The earliest time [`ReceiveStream::handle_timeout`] has work to do.
@@ -605,6 +672,17 @@ impl ReceiveStream {
     pub fn target_delay(&self) -> Duration {
         self.jitter.target_delay()
     }
+}
+
+/// What latching a packet's source does.
+#[derive(Clone, Copy, Debug)]
+enum Latch {
+    /// Nothing was latched: latch it.
+    First,
+    /// The latched source.
+    Same,
+    /// A new SSRC from the latched address, acceptable now (after a gap or a BYE).
+    Switch(u32),
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -7,9 +7,11 @@
 
 use thiserror::Error;
 
-use super::checksum::{update_udp16, update_udp32};
+use super::checksum::{update16, update32, update_udp16, update_udp32};
+use super::eth::{EthHeader, MacAddr, ETHERTYPE_IPV4, HEADER_LEN as ETH_HEADER_LEN};
 use super::ipv4::{Ipv4Header, PROTO_UDP};
 use super::udp::HEADER_LEN as UDP_HEADER_LEN;
+use core::net::SocketAddrV4;
 
 /// Why a packet could not be rewritten (nothing was changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -141,6 +143,63 @@ pub fn rewrite_ipv4_udp_rtp(ip: &mut [u8], rw: &RtpRewrite) -> Result<(), Rewrit
         .get_mut(h.header_len..h.total_len)
         .ok_or(RewriteError::Truncated)?;
     rewrite_udp_rtp(udp, rw)
+}
+
+/// Readdress the Ethernet/IPv4/UDP frame `frame` in place: new MACs, IPv4 source and
+/// destination (TTL reset to 64), UDP ports, with the IPv4 header checksum and the UDP
+/// checksum (pseudo-header and ports) updated incrementally (RFC 1624) — the payload is
+/// not read, so it may live in another buffer segment. `frame` must hold at least the
+/// Ethernet, IPv4 and UDP headers.
+pub fn readdress(
+    frame: &mut [u8],
+    macs: (MacAddr, MacAddr),
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+) -> Result<(), RewriteError> {
+    let ip_at = ETH_HEADER_LEN;
+    let ihl = usize::from(frame.get(ip_at).ok_or(RewriteError::Truncated)? & 0x0f) * 4;
+    let udp_at = ip_at + ihl;
+    if ihl < 20 || frame.len() < udp_at + UDP_HEADER_LEN {
+        return Err(RewriteError::Truncated);
+    }
+    if frame[ip_at + 9] != PROTO_UDP {
+        return Err(RewriteError::NotUdp);
+    }
+    let (old_src, old_dst) = (get32(frame, ip_at + 12), get32(frame, ip_at + 16));
+    let (old_sp, old_dp) = (get16(frame, udp_at), get16(frame, udp_at + 2));
+    let (Some(old_src), Some(old_dst), Some(old_sp), Some(old_dp)) =
+        (old_src, old_dst, old_sp, old_dp)
+    else {
+        return Err(RewriteError::Truncated);
+    };
+    let (new_src, new_dst) = (u32::from(*src.ip()), u32::from(*dst.ip()));
+    // IPv4 header: TTL (shares a word with the protocol) and the two addresses.
+    let old_ttl_proto = get16(frame, ip_at + 8).unwrap_or(0);
+    let new_ttl_proto = (64u16 << 8) | (old_ttl_proto & 0xff);
+    let mut ipc = get16(frame, ip_at + 10).unwrap_or(0);
+    ipc = update16(ipc, old_ttl_proto, new_ttl_proto);
+    ipc = update32(ipc, old_src, new_src);
+    ipc = update32(ipc, old_dst, new_dst);
+    put(frame, ip_at + 8, &new_ttl_proto.to_be_bytes());
+    put(frame, ip_at + 10, &ipc.to_be_bytes());
+    put(frame, ip_at + 12, &new_src.to_be_bytes());
+    put(frame, ip_at + 16, &new_dst.to_be_bytes());
+    // UDP: the pseudo-header addresses and the ports.
+    let mut uc = get16(frame, udp_at + 6).unwrap_or(0);
+    uc = update_udp32(uc, old_src, new_src);
+    uc = update_udp32(uc, old_dst, new_dst);
+    uc = update_udp16(uc, old_sp, src.port());
+    uc = update_udp16(uc, old_dp, dst.port());
+    put(frame, udp_at, &src.port().to_be_bytes());
+    put(frame, udp_at + 2, &dst.port().to_be_bytes());
+    put(frame, udp_at + 6, &uc.to_be_bytes());
+    EthHeader {
+        dst: macs.1,
+        src: macs.0,
+        ethertype: ETHERTYPE_IPV4,
+    }
+    .write(frame);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -290,5 +349,40 @@ mod tests {
         seg2[6..8].copy_from_slice(&[0, 0]);
         assert_eq!(stored, checksum::udp4(src, dst, &seg2));
         assert!(checksum::verifies(&ip[..20]));
+    }
+    #[test]
+    fn readdress_keeps_both_checksums_valid() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1));
+        let seg = udp_rtp(src, dst, &RtpHeader::default());
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+        ip[8] = 61;
+        ip[9] = PROTO_UDP;
+        ip[12..16].copy_from_slice(&src.octets());
+        ip[16..20].copy_from_slice(&dst.octets());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&seg);
+        let mut frame = vec![0u8; 14];
+        frame.extend_from_slice(&ip);
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 9]));
+        let new_src = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 30000);
+        let new_dst = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 11), 20002);
+        readdress(&mut frame, (a, b), new_src, new_dst).unwrap();
+        let e = EthHeader::parse(&frame).unwrap();
+        assert_eq!((e.src, e.dst, e.ethertype), (a, b, ETHERTYPE_IPV4));
+        let h = Ipv4Header::parse(&frame[14..]).expect("IPv4 checksum still valid");
+        assert_eq!((h.src, h.dst, h.ttl), (*new_src.ip(), *new_dst.ip(), 64));
+        let mut seg2 = frame[34..].to_vec();
+        assert_eq!(get16(&seg2, 0), Some(30000));
+        assert_eq!(get16(&seg2, 2), Some(20002));
+        let stored = u16::from_be_bytes([seg2[6], seg2[7]]);
+        seg2[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(stored, checksum::udp4(h.src, h.dst, &seg2));
+        assert_eq!(
+            readdress(&mut frame[..40], (a, b), new_src, new_dst),
+            Err(RewriteError::Truncated)
+        );
     }
 }

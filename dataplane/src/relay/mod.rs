@@ -1,0 +1,716 @@
+//! The gateway relay of one dataplane core: clients' RTP terminates here and is relayed
+//! to the mixer hosting their conference, the mixer's stream for each client comes back
+//! here and is relayed to the client — addresses, ports and RTP header fields rewritten
+//! in place, nothing copied. During a handover each client's inbound packets also go to
+//! the new mixer (a header copy chained to the shared payload), and the two mixers'
+//! streams for the client meet in its [`Splice`], which validates the new one and cuts
+//! over between two packets.
+//!
+//! Inbound RTP timestamps are mapped onto the conference's [`Timeline`] (one offset per
+//! client stream, chosen at its first packet), so that every mixer sees the same frames
+//! under the same timestamps and mixes them identically.
+//!
+//! State is built on the control core and linked in by [`RelayCommand`]s; what is
+//! unlinked goes back up the `retired` ring, so the core allocates and frees nothing.
+
+pub mod splice;
+
+use crate::clock::Instant;
+use crate::conference::{ConfKey, PartKey};
+use crate::io::PacketBuf;
+use crate::mixer::Ptime;
+use crate::stats::Counter;
+use crate::wire::eth::MacAddr;
+use crate::wire::rewrite::{readdress, rewrite_udp_rtp, RtpRewrite};
+use crate::wire::rtcp::{self as rtcp_wire, PacketClass};
+use crate::wire::rtp::RtpPacket;
+use crate::wire::udp;
+use core::cmp::{Ordering, Reverse};
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::ops::RangeInclusive;
+use core::time::Duration;
+use splice::{Decision, Leg, RtpHead, Splice, SpliceEvent};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+/// An inbound timestamp further than this from the timeline (in samples, 1 s at 8 kHz)
+/// re-anchors the client's mapping (the client restarted its clock or stream).
+const REANCHOR_SAMPLES: i64 = 8000;
+/// How much a client's added delay shrinks per forwarded packet after a handover.
+pub const RAMP_STEP: Duration = Duration::from_millis(2);
+/// Held packets released per [`Relay::poll`] call at most.
+const RELEASES_PER_POLL: usize = 64;
+
+/// The timeline a gateway maps every client's RTP timestamps of one conference onto:
+/// frame boundaries at `base + k * ptime samples`, frame `k` starting `k * ptime` after
+/// `origin` on the dataplane clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    pub base: u32,
+    pub origin: Instant,
+    pub ptime: Ptime,
+}
+
+impl Timeline {
+    /// The timeline timestamp of the frame boundary at or before `now`.
+    pub fn frame_at(&self, now: Instant) -> u32 {
+        let ptime = self.ptime.duration().as_nanos().max(1);
+        let frames = now.saturating_since(self.origin).as_nanos() / ptime;
+        self.base
+            .wrapping_add((frames as u32).wrapping_mul(self.ptime.samples() as u32))
+    }
+}
+
+/// One client relayed by the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelaySpec {
+    pub conf: ConfKey,
+    pub part: PartKey,
+    /// The client's RTP address (RTCP on the next port, or multiplexed on this one).
+    pub client: SocketAddrV4,
+    /// Our RTP port towards the client (RTCP on the next one).
+    pub client_port: u16,
+    /// Our RTP port towards the mixers (RTCP on the next one).
+    pub mixer_port: u16,
+    /// The mixer participant's RTP address on the hosting mixer.
+    pub mixer: SocketAddrV4,
+    pub timeline: Timeline,
+}
+
+/// A client's relay state on its core.
+pub struct RelaySession {
+    spec: RelaySpec,
+    /// Inbound mapping: the client's SSRC and the delta that puts its timestamps on the
+    /// timeline.
+    inbound: Option<(u32, u32)>,
+    /// The mixer the client's stream comes from.
+    active: SocketAddrV4,
+    /// The mixer a handover moves the client to.
+    candidate: Option<SocketAddrV4>,
+    /// How the active mixer's stream is rewritten for the client.
+    rewrite: RtpRewrite,
+    /// Delay added to the active mixer's packets (ramps down to zero after a handover).
+    delay: Duration,
+    splice: Option<Box<Splice>>,
+    /// The newest RTP header sent to the client, and the leg timestamp it came with.
+    last: Option<(RtpHead, u32)>,
+}
+
+impl RelaySession {
+    /// Build a session (on the control core: this allocates).
+    pub fn new(spec: RelaySpec) -> Box<RelaySession> {
+        Box::new(RelaySession {
+            spec,
+            inbound: None,
+            active: spec.mixer,
+            candidate: None,
+            rewrite: RtpRewrite::default(),
+            delay: Duration::ZERO,
+            splice: None,
+            last: None,
+        })
+    }
+
+    /// The session's participant key.
+    pub fn part(&self) -> PartKey {
+        self.spec.part
+    }
+}
+
+/// A relay operation with its state already built.
+pub enum RelayCommand {
+    Add(Box<RelaySession>),
+    Remove(PartKey),
+    /// Start moving the client to the mixer participant at `candidate`: duplicate its
+    /// inbound packets there and splice that mixer's stream in. With `instruct`, the
+    /// candidate was told to send the client-visible SSRC, sequence numbers and
+    /// timestamps itself.
+    StartHandover {
+        part: PartKey,
+        candidate: SocketAddrV4,
+        splice: Box<Splice>,
+        instruct: bool,
+    },
+    /// Every client of the conference is validated: the splice may cut over.
+    Commit(PartKey),
+    /// Every client has cut over: the candidate becomes the active mixer, the old one
+    /// gets no more packets.
+    Finish(PartKey),
+    /// Give up: the client stays on the active mixer, the candidate gets nothing more.
+    Abort(PartKey),
+}
+
+/// What the core hands back to the control core to free.
+pub enum RelayRetired {
+    Session(Box<RelaySession>),
+    Splice(Box<Splice>),
+}
+
+/// Something the relay saw, for the control plane's handover orchestration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RelayEvent {
+    pub conf: ConfKey,
+    pub part: PartKey,
+    pub at: Instant,
+    pub kind: RelayEventKind,
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RelayEventKind {
+    /// A handover started: the newest header the client got (`head`, client-visible) and
+    /// the mixer leg's timestamp of that frame (absent if nothing was sent yet).
+    Started { last: Option<(RtpHead, u32)> },
+    /// A step of the client's splice.
+    Splice(SpliceEvent),
+}
+
+/// Relay counters (single writer: this core).
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    pub sessions: Counter,
+    pub from_clients: Counter,
+    pub to_mixers: Counter,
+    /// Inbound packets also sent to a handover's new mixer.
+    pub duplicated: Counter,
+    pub from_mixers: Counter,
+    pub to_clients: Counter,
+    /// Packets held back to align two mixers' streams.
+    pub held: Counter,
+    /// From an address that is not the session's client or mixer.
+    pub foreign: Counter,
+    /// A mixer's packet not forwarded: the other mixer's copy of the frame was (or
+    /// will be) sent, or the splice refused it.
+    pub superseded: Counter,
+    /// Next hop not resolved yet, or no buffer for a duplicate.
+    pub unroutable: Counter,
+    pub malformed: Counter,
+    /// Clients' timestamp mappings re-anchored after a jump.
+    pub reanchored: Counter,
+    pub events_lost: Counter,
+    pub commands_rejected: Counter,
+}
+
+/// The poll loop's side of the relay: the port the relayed packets go out on.
+pub trait RelayPort<B: PacketBuf> {
+    /// Our address on the port.
+    fn ip(&self) -> Ipv4Addr;
+    /// Our MAC and the next hop's towards `dst`, or `None` while it is being resolved.
+    fn macs(&mut self, dst: Ipv4Addr) -> Option<(MacAddr, MacAddr)>;
+    /// See [`crate::io::PacketIo::duplicate`].
+    fn duplicate(&mut self, b: &B, split: usize) -> Option<B>;
+    /// Queue `b` for transmission.
+    fn send(&mut self, b: B);
+}
+
+struct Held<B> {
+    at: Instant,
+    n: u64,
+    buf: B,
+}
+
+impl<B> PartialEq for Held<B> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.n) == (other.at, other.n)
+    }
+}
+impl<B> Eq for Held<B> {}
+impl<B> PartialOrd for Held<B> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<B> Ord for Held<B> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.n).cmp(&(other.at, other.n))
+    }
+}
+
+/// Where a received datagram sits in the frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram {
+    pub src: SocketAddrV4,
+    pub dst_port: u16,
+    /// Offset of the UDP header in the frame.
+    pub udp_at: usize,
+    /// End of the UDP datagram in the frame (Ethernet padding follows).
+    pub end: usize,
+}
+
+/// The relayed clients of one core.
+pub struct Relay<B> {
+    range: RangeInclusive<u16>,
+    /// Local port (offset in our range) -> session index.
+    ports: Box<[Option<u32>]>,
+    sessions: Vec<Option<Box<RelaySession>>>,
+    free: Vec<u32>,
+    by_key: HashMap<PartKey, u32>,
+    held: BinaryHeap<Reverse<Held<B>>>,
+    held_n: u64,
+    events: rtrb::Producer<RelayEvent>,
+    retired: rtrb::Producer<RelayRetired>,
+    counters: Arc<RelayCounters>,
+}
+
+impl<B: PacketBuf> Relay<B> {
+    /// A relay for the ports `range` of this core, for at most `max_sessions` clients.
+    pub fn new(
+        range: RangeInclusive<u16>,
+        max_sessions: usize,
+        events: rtrb::Producer<RelayEvent>,
+        retired: rtrb::Producer<RelayRetired>,
+        counters: Arc<RelayCounters>,
+    ) -> Relay<B> {
+        let span = range.clone().count();
+        Relay {
+            range,
+            ports: vec![None; span].into_boxed_slice(),
+            sessions: (0..max_sessions).map(|_| None).collect(),
+            free: (0..max_sessions as u32).rev().collect(),
+            by_key: HashMap::with_capacity(max_sessions),
+            held: BinaryHeap::with_capacity(max_sessions * 4 + 1),
+            held_n: 0,
+            events,
+            retired,
+            counters,
+        }
+    }
+
+    fn port_index(&self, port: u16) -> Option<usize> {
+        self.range
+            .contains(&port)
+            .then(|| usize::from(port - self.range.start()))
+    }
+
+    /// Whether a relayed client uses local port `port`.
+    pub fn owns(&self, port: u16) -> bool {
+        self.port_index(port)
+            .and_then(|i| self.ports.get(i))
+            .is_some_and(Option::is_some)
+    }
+
+    fn map(&mut self, s: &RelaySpec, v: Option<u32>) {
+        for p in [s.client_port, s.mixer_port] {
+            for q in [p, p.wrapping_add(1)] {
+                if let Some(i) = self.port_index(q) {
+                    self.ports[i] = v;
+                }
+            }
+        }
+    }
+
+    fn retire(&mut self, r: RelayRetired) {
+        // Sized for everything the core can hold; if full anyway, freeing here is the
+        // lesser evil.
+        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
+            drop(r);
+        }
+    }
+
+    fn push_event(&mut self, spec: &RelaySpec, at: Instant, kind: RelayEventKind) {
+        let ev = RelayEvent {
+            conf: spec.conf,
+            part: spec.part,
+            at,
+            kind,
+        };
+        if self.events.push(ev).is_err() {
+            self.counters.events_lost.inc();
+        }
+    }
+
+    fn session_mut(&mut self, part: PartKey) -> Option<&mut Box<RelaySession>> {
+        let i = *self.by_key.get(&part)?;
+        self.sessions.get_mut(i as usize)?.as_mut()
+    }
+
+    /// Apply one command from the control core.
+    pub fn apply(&mut self, cmd: RelayCommand, now: Instant) {
+        match cmd {
+            RelayCommand::Add(s) => {
+                let ports_ok = [s.spec.client_port, s.spec.mixer_port].iter().all(|&p| {
+                    self.port_index(p).is_some() && self.port_index(p.wrapping_add(1)).is_some()
+                });
+                let free = (ports_ok && !self.by_key.contains_key(&s.spec.part))
+                    .then(|| self.free.pop())
+                    .flatten();
+                let Some(i) = free else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(RelayRetired::Session(s));
+                    return;
+                };
+                let spec = s.spec;
+                self.sessions[i as usize] = Some(s);
+                self.by_key.insert(spec.part, i);
+                self.map(&spec, Some(i));
+                self.counters.sessions.inc();
+            }
+            RelayCommand::Remove(part) => {
+                let Some(i) = self.by_key.remove(&part) else {
+                    return;
+                };
+                if let Some(mut s) = self.sessions[i as usize].take() {
+                    self.map(&s.spec, None);
+                    if let Some(sp) = s.splice.take() {
+                        self.retire(RelayRetired::Splice(sp));
+                    }
+                    self.counters.sessions.sub(1);
+                    self.retire(RelayRetired::Session(s));
+                }
+                self.free.push(i);
+            }
+            RelayCommand::StartHandover {
+                part,
+                candidate,
+                mut splice,
+                instruct,
+            } => {
+                let Some(s) = self.session_mut(part) else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(RelayRetired::Splice(splice));
+                    return;
+                };
+                if s.splice.is_some() {
+                    self.counters.commands_rejected.inc();
+                    self.retire(RelayRetired::Splice(splice));
+                    return;
+                }
+                // Rewrite mode: both mixers send the timeline's timestamps, so the
+                // candidate's frames map to the client as the active one's do. Instruct
+                // mode: the candidate sends client-visible timestamps itself.
+                let candidate_ts_delta = if instruct { 0 } else { s.rewrite.ts_delta };
+                splice.start(s.rewrite, s.delay, candidate_ts_delta);
+                s.splice = Some(splice);
+                s.candidate = Some(candidate);
+                let (spec, last) = (s.spec, s.last);
+                self.push_event(&spec, now, RelayEventKind::Started { last });
+            }
+            RelayCommand::Commit(part) => {
+                if let Some(sp) = self.session_mut(part).and_then(|s| s.splice.as_mut()) {
+                    sp.commit();
+                }
+            }
+            RelayCommand::Finish(part) => {
+                let Some(s) = self.session_mut(part) else {
+                    return;
+                };
+                let Some(sp) = s.splice.take_if(|sp| sp.forward_after_cut().is_some()) else {
+                    return;
+                };
+                if let (Some((rw, delay)), Some(c)) = (sp.forward_after_cut(), s.candidate) {
+                    s.rewrite = rw;
+                    s.delay = delay;
+                    s.active = c;
+                }
+                s.candidate = None;
+                self.retire(RelayRetired::Splice(sp));
+            }
+            RelayCommand::Abort(part) => {
+                let Some(s) = self.session_mut(part) else {
+                    return;
+                };
+                s.candidate = None;
+                if let Some(mut sp) = s.splice.take() {
+                    // A client already cut over stays with the candidate's stream: the
+                    // candidate becomes its mixer.
+                    if let Some((rw, delay)) = sp.forward_after_cut() {
+                        s.rewrite = rw;
+                        s.delay = delay;
+                    } else {
+                        sp.abort();
+                    }
+                    self.retire(RelayRetired::Splice(sp));
+                }
+            }
+        }
+    }
+
+    /// When [`Relay::poll`] next has a held packet to release.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.held.peek().map(|Reverse(h)| h.at)
+    }
+
+    /// Send the held packets due at `now` (a bounded number per call).
+    pub fn poll(&mut self, now: Instant, out: &mut impl RelayPort<B>) {
+        for _ in 0..RELEASES_PER_POLL {
+            match self.held.peek() {
+                Some(Reverse(h)) if h.at <= now => {}
+                _ => break,
+            }
+            if let Some(Reverse(h)) = self.held.pop() {
+                self.counters.to_clients.inc();
+                out.send(h.buf);
+            }
+        }
+    }
+
+    /// A datagram for one of our ports (see [`Relay::owns`]), in frame `buf`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        mut buf: B,
+        d: Datagram,
+        out: &mut impl RelayPort<B>,
+    ) {
+        let Some(i) = self.port_index(d.dst_port).and_then(|i| self.ports[i]) else {
+            return;
+        };
+        let start = d.udp_at + udp::HEADER_LEN;
+        if start > d.end || !buf.set_len(d.end) {
+            self.counters.malformed.inc();
+            return;
+        }
+        let Some(Some(s)) = self.sessions.get_mut(i as usize) else {
+            return;
+        };
+        let spec = s.spec;
+        if d.dst_port == spec.client_port || d.dst_port == spec.client_port.wrapping_add(1) {
+            self.counters.from_clients.inc();
+            let offset = d.dst_port - spec.client_port;
+            if d.src.ip() != spec.client.ip() {
+                self.counters.foreign.inc();
+                return;
+            }
+            let payload = buf.data().get(start..d.end).unwrap_or(&[]);
+            let rtp = offset == 0 && rtcp_wire::classify(payload) != PacketClass::Rtcp;
+            if rtp {
+                let Ok(p) = RtpPacket::parse(payload) else {
+                    self.counters.malformed.inc();
+                    return;
+                };
+                let (ssrc, ts) = (p.ssrc(), p.timestamp());
+                let grid = spec.timeline.frame_at(now);
+                let delta = match s.inbound {
+                    Some((known, delta))
+                        if known == ssrc
+                            && i64::from(ts.wrapping_add(delta).wrapping_sub(grid) as i32)
+                                .abs()
+                                <= REANCHOR_SAMPLES =>
+                    {
+                        delta
+                    }
+                    previous => {
+                        if previous.is_some() {
+                            self.counters.reanchored.inc();
+                        }
+                        let delta = grid.wrapping_sub(ts);
+                        s.inbound = Some((ssrc, delta));
+                        delta
+                    }
+                };
+                let rw = RtpRewrite {
+                    ts_delta: delta,
+                    ..RtpRewrite::default()
+                };
+                if rewrite_udp_rtp(&mut buf.data_mut()[d.udp_at..], &rw).is_err() {
+                    self.counters.malformed.inc();
+                    return;
+                }
+            }
+            let from = SocketAddrV4::new(out.ip(), spec.mixer_port + offset);
+            if let Some(c) = s.candidate {
+                let to = SocketAddrV4::new(*c.ip(), c.port() + offset);
+                match out.duplicate(&buf, start) {
+                    Some(dup) => {
+                        if forward(dup, from, to, out) {
+                            self.counters.duplicated.inc();
+                        } else {
+                            self.counters.unroutable.inc();
+                        }
+                    }
+                    None => self.counters.unroutable.inc(),
+                }
+            }
+            let to = SocketAddrV4::new(*s.active.ip(), s.active.port() + offset);
+            if forward(buf, from, to, out) {
+                self.counters.to_mixers.inc();
+            } else {
+                self.counters.unroutable.inc();
+            }
+            return;
+        }
+
+        // From a mixer.
+        self.counters.from_mixers.inc();
+        let offset = d.dst_port.wrapping_sub(spec.mixer_port);
+        let from_leg = |m: SocketAddrV4| {
+            d.src.ip() == m.ip() && (d.src.port() == m.port() + offset || d.src.port() == m.port())
+        };
+        let leg = if from_leg(s.active) {
+            Leg::Active
+        } else if s.candidate.is_some_and(from_leg) {
+            Leg::Candidate
+        } else {
+            self.counters.foreign.inc();
+            return;
+        };
+        let payload = buf.data().get(start..d.end).unwrap_or(&[]);
+        let from = SocketAddrV4::new(out.ip(), spec.client_port + offset);
+        let to = SocketAddrV4::new(*spec.client.ip(), spec.client.port() + offset);
+        if offset == 1 || rtcp_wire::classify(payload) == PacketClass::Rtcp {
+            // RTCP goes through from the mixer whose stream the client gets, with the
+            // sender's SSRC and RTP timestamp mapped as its RTP is.
+            let feeding = match &s.splice {
+                Some(sp) if sp.forward_after_cut().is_some() => Leg::Candidate,
+                _ => Leg::Active,
+            };
+            let rw = match (&s.splice, feeding) {
+                (Some(sp), Leg::Candidate) => sp.forward_after_cut().map(|(rw, _)| rw),
+                _ => Some(s.rewrite),
+            };
+            let Some(rw) = rw.filter(|_| feeding == leg) else {
+                self.counters.superseded.inc();
+                return;
+            };
+            rewrite_rtcp_sender(&mut buf.data_mut()[d.udp_at..], &rw);
+            if forward(buf, from, to, out) {
+                self.counters.to_clients.inc();
+            } else {
+                self.counters.unroutable.inc();
+            }
+            return;
+        }
+        let Ok(p) = RtpPacket::parse(payload) else {
+            self.counters.malformed.inc();
+            return;
+        };
+        let head = RtpHead {
+            ssrc: p.ssrc(),
+            seq: p.sequence_number(),
+            ts: p.timestamp(),
+            marker: p.marker(),
+        };
+        let (rw, release) = match s.splice.as_mut() {
+            Some(sp) => {
+                let decision = sp.on_packet(now, leg, head, p.payload());
+                while let Some(e) = sp.poll_event() {
+                    let ev = RelayEvent {
+                        conf: spec.conf,
+                        part: spec.part,
+                        at: now,
+                        kind: RelayEventKind::Splice(e),
+                    };
+                    if self.events.push(ev).is_err() {
+                        self.counters.events_lost.inc();
+                    }
+                }
+                match decision {
+                    Decision::Forward {
+                        rewrite,
+                        release_at,
+                    } => (rewrite, release_at),
+                    Decision::Drop(_) => {
+                        self.counters.superseded.inc();
+                        return;
+                    }
+                }
+            }
+            None if leg == Leg::Active => {
+                let release = now + s.delay;
+                s.delay = s.delay.saturating_sub(RAMP_STEP);
+                (s.rewrite, release)
+            }
+            None => {
+                self.counters.superseded.inc();
+                return;
+            }
+        };
+        if rewrite_udp_rtp(&mut buf.data_mut()[d.udp_at..], &rw).is_err() {
+            self.counters.malformed.inc();
+            return;
+        }
+        s.last = Some((
+            RtpHead {
+                ssrc: rw.ssrc.unwrap_or(head.ssrc),
+                seq: head.seq.wrapping_add(rw.seq_delta),
+                ts: head.ts.wrapping_add(rw.ts_delta),
+                marker: head.marker,
+            },
+            head.ts,
+        ));
+        if !readdress_for(&mut buf, from, to, out) {
+            self.counters.unroutable.inc();
+            return;
+        }
+        if release <= now {
+            self.counters.to_clients.inc();
+            out.send(buf);
+        } else if self.held.len() < self.held.capacity() {
+            self.counters.held.inc();
+            self.held_n += 1;
+            self.held.push(Reverse(Held {
+                at: release,
+                n: self.held_n,
+                buf,
+            }));
+        } else {
+            // No room to hold it: late is better than lost.
+            self.counters.to_clients.inc();
+            out.send(buf);
+        }
+    }
+}
+
+/// Readdress `b` from `from` to `to` (MACs by the port's next hop); false if the next
+/// hop is not resolved yet.
+fn readdress_for<B: PacketBuf>(
+    b: &mut B,
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    out: &mut impl RelayPort<B>,
+) -> bool {
+    let Some(macs) = out.macs(*to.ip()) else {
+        return false;
+    };
+    readdress(b.data_mut(), macs, from, to).is_ok()
+}
+
+/// [`readdress_for`] and send.
+fn forward<B: PacketBuf>(
+    mut b: B,
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    out: &mut impl RelayPort<B>,
+) -> bool {
+    let ok = readdress_for(&mut b, from, to, out);
+    if ok {
+        out.send(b);
+    }
+    ok
+}
+
+/// Map the sender SSRC (and, in a sender report, the RTP timestamp) of the first packet
+/// of the RTCP compound in UDP segment `udp` with `rw`, updating the UDP checksum.
+fn rewrite_rtcp_sender(udp: &mut [u8], rw: &RtpRewrite) {
+    use crate::wire::checksum::update_udp32;
+    let get32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let Some(csum) = udp.get(6..8).map(|c| u16::from_be_bytes([c[0], c[1]])) else {
+        return;
+    };
+    let rtcp = udp::HEADER_LEN;
+    let pt = udp.get(rtcp + 1).copied();
+    let mut csum = csum;
+    let mut set = |udp: &mut [u8], at: usize, new: u32| {
+        if let Some(old) = get32(udp, at) {
+            if let Some(dst) = udp.get_mut(at..at + 4) {
+                dst.copy_from_slice(&new.to_be_bytes());
+                csum = update_udp32(csum, old, new);
+            }
+        }
+    };
+    if matches!(pt, Some(200) | Some(201)) {
+        if let (Some(new), Some(_)) = (rw.ssrc, get32(udp, rtcp + 4)) {
+            set(udp, rtcp + 4, new);
+        }
+        if pt == Some(200) && rw.ts_delta != 0 {
+            if let Some(ts) = get32(udp, rtcp + 16) {
+                set(udp, rtcp + 16, ts.wrapping_add(rw.ts_delta));
+            }
+        }
+    }
+    if let Some(c) = udp.get_mut(6..8) {
+        c.copy_from_slice(&csum.to_be_bytes());
+    }
+}
