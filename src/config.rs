@@ -88,10 +88,15 @@ impl GatewaySection {
         }
         if let Some(k) = self.validate_frames {
             if !(1..=500).contains(&k) {
-                return Err(format!("gateway.validate_frames: {k} must be from 1 to 500"));
+                return Err(format!(
+                    "gateway.validate_frames: {k} must be from 1 to 500"
+                ));
             }
         }
-        if self.max_align.is_some_and(|d| d.0 > Duration::from_millis(500)) {
+        if self
+            .max_align
+            .is_some_and(|d| d.0 > Duration::from_millis(500))
+        {
             return Err("gateway.max_align: at most 500ms".into());
         }
         Ok(())

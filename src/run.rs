@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::gateway::Gateway;
+use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
@@ -342,7 +342,9 @@ fn serve_control(
         .await
         .context("control API");
         if let Some(g) = gateway_api {
-            g.await.context("gateway API task")?.context("gateway API")?;
+            g.await
+                .context("gateway API task")?
+                .context("gateway API")?;
         }
         served
     })

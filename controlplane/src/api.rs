@@ -193,7 +193,10 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
                 .patch(c::patch_participant)
                 .delete(c::delete_participant),
         ),
-        ("/v1/conferences/{id}/participants/{pid}/rtp", axum::routing::put(c::set_rtp_basis)),
+        (
+            "/v1/conferences/{id}/participants/{pid}/rtp",
+            axum::routing::put(c::set_rtp_basis),
+        ),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
         ("/v1/conferences/{id}/adopt", post(reclaim::adopt)),
         ("/v1/call-managers", get(reclaim::list_call_managers)),

@@ -346,9 +346,7 @@ impl ConferenceView {
             timing: timing_name(c.timing),
             input_delay_ms: match c.timing {
                 Timing::Arrival => None,
-                Timing::Input { delay_frames } => {
-                    Some(u32::from(delay_frames) * c.ptime.millis())
-                }
+                Timing::Input { delay_frames } => Some(u32::from(delay_frames) * c.ptime.millis()),
             },
             participant_count: c.participant_count(),
             created_at: timestamp(c.created_at),
@@ -572,12 +570,12 @@ pub(crate) async fn set_rtp_basis(
     }
     s.media
         .apply(core, MediaOp::SetRtpBasis { conf, part, basis })?;
-    let p = t
-        .set_participant_ssrc(conf, part, basis.ssrc)
-        .ok_or(SessionError::NoSuchParticipant {
-            conf: id.clone(),
-            part: pid,
-        })?;
+    let p =
+        t.set_participant_ssrc(conf, part, basis.ssrc)
+            .ok_or(SessionError::NoSuchParticipant {
+                conf: id.clone(),
+                part: pid,
+            })?;
     Ok(Json(ParticipantView::new(&id, p)))
 }
 

@@ -623,7 +623,9 @@ impl Sessions {
             .enumerate()
             .filter(|(_, c)| c.free_ports.len() >= n)
             .max_by_key(|(i, c)| (c.free_ports.len(), std::cmp::Reverse(*i)))?;
-        let ports: Vec<u16> = (0..n).filter_map(|_| slots.free_ports.pop_first()).collect();
+        let ports: Vec<u16> = (0..n)
+            .filter_map(|_| slots.free_ports.pop_first())
+            .collect();
         Some((core, ports))
     }
 

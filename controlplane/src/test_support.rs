@@ -12,6 +12,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::conference::MediaOp;
+use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
 use tutti_dataplane::stats::{CoreCounters, DropReason};
 
@@ -43,6 +44,9 @@ pub struct TestMedia {
     pub ops: Mutex<Vec<(usize, MediaOp)>>,
     /// Answer every `apply` with [`MediaError::Busy`].
     pub busy: AtomicBool,
+    /// Relay commands given (gateway role), described: `add p1`, `start p1 <addr>
+    /// rewrite`, `commit p1`, `finish p1`, `abort p1`, `remove p1`.
+    pub relays: Mutex<Vec<String>>,
 }
 
 impl TestMedia {
@@ -78,6 +82,30 @@ impl MediaPlane for TestMedia {
             return Err(MediaError::Rejected(format!("no core {core}")));
         }
         self.ops.lock().unwrap().push((core, op));
+        Ok(())
+    }
+    fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {
+        if core >= self.cores.len() {
+            return Err(MediaError::Rejected(format!("no core {core}")));
+        }
+        let said = match cmd {
+            RelayCommand::Add(s) => format!("add p{}", s.part().0),
+            RelayCommand::Remove(p) => format!("remove p{}", p.0),
+            RelayCommand::StartHandover {
+                part,
+                candidate,
+                instruct,
+                ..
+            } => format!(
+                "start p{} {candidate} {}",
+                part.0,
+                if instruct { "instruct" } else { "rewrite" }
+            ),
+            RelayCommand::Commit(p) => format!("commit p{}", p.0),
+            RelayCommand::Finish(p) => format!("finish p{}", p.0),
+            RelayCommand::Abort(p) => format!("abort p{}", p.0),
+        };
+        self.relays.lock().unwrap().push(said);
         Ok(())
     }
 }
@@ -147,6 +175,7 @@ pub fn harness_with(
         prompts: library,
         ops: Mutex::default(),
         busy: AtomicBool::new(false),
+        relays: Mutex::default(),
     });
     let state = ControlState::new(
         vec![CoreHandle {
@@ -176,6 +205,16 @@ pub async fn send(
     uri: &str,
     body: Option<&str>,
 ) -> (StatusCode, String) {
+    send_via(api::router(st.clone()), method, uri, body).await
+}
+
+/// [`send`] to `router`.
+pub async fn send_via(
+    router: axum::Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, String) {
     let mut req = Request::builder().method(method).uri(uri);
     if body.is_some() {
         req = req.header(header::CONTENT_TYPE, "application/json");
@@ -183,7 +222,7 @@ pub async fn send(
     let req = req
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .unwrap();
-    let r = api::router(st.clone()).oneshot(req).await.unwrap();
+    let r = router.oneshot(req).await.unwrap();
     let code = r.status();
     let body = r.into_body().collect().await.unwrap().to_bytes();
     (code, String::from_utf8(body.to_vec()).unwrap())

@@ -345,7 +345,16 @@ fn process<I: PacketIo>(
                         udp_at: start - udp::HEADER_LEN,
                         end,
                     };
-                    relay.handle(now, buf, d, &mut PortTx { port: p, counters: c, now });
+                    relay.handle(
+                        now,
+                        buf,
+                        d,
+                        &mut PortTx {
+                            port: p,
+                            counters: c,
+                            now,
+                        },
+                    );
                 }
             }
             Owner::Local => {

@@ -293,7 +293,9 @@ mod tests {
         });
         let mut buf = [0u8; 200];
         let mut sent = |s: &mut RtpSender, frame: u32| {
-            let n = s.write_frame(&mut buf, &[0xFF; 160], frame, 160, false).unwrap();
+            let n = s
+                .write_frame(&mut buf, &[0xFF; 160], frame, 160, false)
+                .unwrap();
             let p = RtpPacket::parse(&buf[..n]).unwrap();
             (p.ssrc(), p.sequence_number(), p.timestamp())
         };
@@ -322,7 +324,10 @@ mod tests {
             timestamp: 5,
         });
         assert_eq!(s.packets_sent(), 2);
-        assert_eq!(sent(&mut s, u32::MAX - 159 - 160), (0xBEEF, 6, 5u32.wrapping_sub(640)));
+        assert_eq!(
+            sent(&mut s, u32::MAX - 159 - 160),
+            (0xBEEF, 6, 5u32.wrapping_sub(640))
+        );
         // A failed write changes nothing and keeps the basis for the next one.
         s.rebase(RtpBasis {
             ssrc: 1,

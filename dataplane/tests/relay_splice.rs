@@ -831,6 +831,38 @@ fn one_bad_frame_or_a_sequence_jump_restarts_validation() {
 }
 
 #[test]
+fn mismatch_while_aligning_validates_again() {
+    // B 15 ms later, validated at 14; A's delay has ramped to 8 ms when B's 18 does not
+    // match: validating again (A's delay held), validated at 23, then the ramp goes on.
+    let mut sc = Scenario::new(15);
+    sc.bad_b = vec![18];
+    let r = run(&sc);
+    check_client(&sc, &r, &[]);
+    assert_eq!(
+        r.validated(),
+        vec![(sc.key(14), 15 * MS_NS), (sc.key(23), 15 * MS_NS)]
+    );
+    let delays: Vec<u64> = r
+        .a_delays
+        .iter()
+        .filter(|(n, _)| (15..=28).contains(n))
+        .map(|(_, d)| d.as_millis() as u64)
+        .collect();
+    assert_eq!(delays, vec![2, 4, 6, 8, 8, 8, 8, 8, 8, 10, 12, 14, 15, 15]);
+    assert_eq!(r.cut().map(|c| c.0), Some(sc.key(28)));
+}
+
+#[test]
+fn duplicated_candidate_packet_does_not_restart_validation() {
+    let mut sc = Scenario::new(15);
+    sc.dup_b = vec![(12, MS_NS)];
+    let r = run(&sc);
+    check_client(&sc, &r, &[]);
+    assert_eq!(r.validated(), vec![(sc.key(14), 15 * MS_NS)]);
+    assert_eq!(r.cut().map(|c| c.0), Some(sc.key(23)));
+}
+
+#[test]
 fn candidate_out_of_alignment_range_fails() {
     for (d, reason) in [
         (

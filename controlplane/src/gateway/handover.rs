@@ -29,8 +29,8 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tutti_dataplane::relay::splice::{FailReason, Splice, SpliceConfig, SpliceEvent};
-use tutti_dataplane::wire::rewrite::RtpRewrite;
 use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelayEventKind};
+use tutti_dataplane::wire::rewrite::RtpRewrite;
 
 /// How long after the commit every client must have cut over.
 const CUT_OVER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -192,7 +192,13 @@ pub(crate) async fn start(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
-fn publish(s: &ControlState, id: &str, part: Option<&str>, kind: &'static str, reason: Option<String>) {
+fn publish(
+    s: &ControlState,
+    id: &str,
+    part: Option<&str>,
+    kind: &'static str,
+    reason: Option<String>,
+) {
     let mut ev = Event::session(kind, id, part, SystemTime::now());
     ev.detail = Box::new(Detail {
         error: reason,
@@ -292,7 +298,13 @@ impl Run<'_> {
                         p.state = "aborted";
                     }
                 });
-                publish(self.s, self.id, None, "handover_aborted", Some(abort.reason));
+                publish(
+                    self.s,
+                    self.id,
+                    None,
+                    "handover_aborted",
+                    Some(abort.reason),
+                );
             }
         }
         let mut t = g.lock();
@@ -520,7 +532,13 @@ impl Run<'_> {
             SpliceEvent::Validated { .. } => {
                 m.validated = true;
                 self.part_state(&pid, |p| p.state = "validated");
-                publish(self.s, self.id, Some(&pid), "handover_participant_validated", None);
+                publish(
+                    self.s,
+                    self.id,
+                    Some(&pid),
+                    "handover_participant_validated",
+                    None,
+                );
             }
             SpliceEvent::CutOver {
                 seq,
@@ -531,7 +549,10 @@ impl Run<'_> {
                 m.cut = true;
                 let extra_delay = active_delay.max(candidate_delay);
                 let ms = extra_delay.as_secs_f64() * 1e3;
-                self.gateway().metrics.extra_delay.observe(extra_delay.as_secs_f64());
+                self.gateway()
+                    .metrics
+                    .extra_delay
+                    .observe(extra_delay.as_secs_f64());
                 self.update(|h| {
                     h.extra_delay_ms = Some(h.extra_delay_ms.unwrap_or(0.0).max(ms));
                     if let Some(p) = h.participants.get_mut(&pid) {
@@ -540,7 +561,13 @@ impl Run<'_> {
                         p.extra_delay_ms = Some(ms);
                     }
                 });
-                publish(self.s, self.id, Some(&pid), "handover_participant_cut_over", None);
+                publish(
+                    self.s,
+                    self.id,
+                    Some(&pid),
+                    "handover_participant_cut_over",
+                    None,
+                );
             }
             SpliceEvent::Failed { reason } => {
                 let (FailReason::OutOfRange { need_ns } | FailReason::CandidateLeads { need_ns }) =
@@ -581,5 +608,8 @@ async fn recv(
     rx: &mut mpsc::UnboundedReceiver<RelayEvent>,
     deadline: tokio::time::Instant,
 ) -> Option<RelayEvent> {
-    tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+    tokio::time::timeout_at(deadline, rx.recv())
+        .await
+        .ok()
+        .flatten()
 }

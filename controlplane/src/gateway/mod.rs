@@ -12,6 +12,8 @@
 
 mod handover;
 pub mod mixer;
+#[cfg(test)]
+mod tests;
 
 use crate::api::{ApiError, JsonBody, PathParams};
 use crate::events::{timestamp, Event};
@@ -237,7 +239,12 @@ impl Gateway {
     async fn pick_mixer(&self, except: Option<&str>) -> Result<String, ApiError> {
         let mut best: Option<(u64, &String)> = None;
         let mut errors = Vec::new();
-        for m in self.config.mixers.iter().filter(|m| Some(m.as_str()) != except) {
+        for m in self
+            .config
+            .mixers
+            .iter()
+            .filter(|m| Some(m.as_str()) != except)
+        {
             match self.client.free_capacity(m).await {
                 Ok(free) if best.is_none_or(|(b, _)| free > b) => best = Some((free, m)),
                 Ok(_) => {}
@@ -263,12 +270,12 @@ impl From<MixerError> for ApiError {
     /// (4xx); everything else is a bad gateway.
     fn from(e: MixerError) -> Self {
         match &e {
-            MixerError::Refused { status, message, .. } if (400..500).contains(status) => {
-                ApiError::Relayed {
-                    status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-                    message: message.clone(),
-                }
-            }
+            MixerError::Refused {
+                status, message, ..
+            } if (400..500).contains(status) => ApiError::Relayed {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                message: message.clone(),
+            },
             _ => ApiError::BadGateway(e.to_string()),
         }
     }
@@ -303,7 +310,9 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
 fn object(body: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
     match body {
         Value::Object(o) => Ok(o),
-        _ => Err(ApiError::BadRequest(format!("{what} must be a JSON object"))),
+        _ => Err(ApiError::BadRequest(format!(
+            "{what} must be a JSON object"
+        ))),
     }
 }
 
@@ -375,7 +384,9 @@ async fn create(
             }
         };
         if t.confs.contains_key(&id) {
-            return Err(ApiError::Conflict(format!("conference {id:?} already exists")));
+            return Err(ApiError::Conflict(format!(
+                "conference {id:?} already exists"
+            )));
         }
         let key = loop {
             t.last_conf = t.last_conf.wrapping_add(1);
@@ -494,7 +505,12 @@ async fn list_participants(
 ) -> Result<Json<Value>, ApiError> {
     let g = gateway(&s)?;
     let t = g.lock();
-    let parts: Vec<Value> = t.conf(&id)?.parts.values().map(|p| p.view.clone()).collect();
+    let parts: Vec<Value> = t
+        .conf(&id)?
+        .parts
+        .values()
+        .map(|p| p.view.clone())
+        .collect();
     Ok(Json(json!({ "participants": parts })))
 }
 
@@ -632,12 +648,15 @@ async fn add_participant(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-fn find_part<'a>(t: &'a GwTable, id: &str, pid: &str) -> Result<(&'a GwConf, &'a GwPart), ApiError> {
+fn find_part<'a>(
+    t: &'a GwTable,
+    id: &str,
+    pid: &str,
+) -> Result<(&'a GwConf, &'a GwPart), ApiError> {
     let c = t.conf(id)?;
-    let p = c
-        .parts
-        .get(pid)
-        .ok_or_else(|| ApiError::NotFound(format!("no participant {pid:?} in conference {id:?}")))?;
+    let p = c.parts.get(pid).ok_or_else(|| {
+        ApiError::NotFound(format!("no participant {pid:?} in conference {id:?}"))
+    })?;
     Ok((c, p))
 }
 
@@ -670,11 +689,7 @@ async fn patch_participant(
         .call(Method::PATCH, &mixer, &path, Some(&body))
         .await?;
     let mut t = g.lock();
-    let p = t
-        .conf_mut(&id)?
-        .parts
-        .get_mut(&pid)
-        .ok_or(ApiError::Gone)?;
+    let p = t.conf_mut(&id)?.parts.get_mut(&pid).ok_or(ApiError::Gone)?;
     for field in ["muted", "deaf", "gain_db", "hold"] {
         if let (Some(v), Some(o)) = (answer.get(field), p.view.as_object_mut()) {
             o.insert(field.into(), v.clone());

@@ -53,8 +53,8 @@ use crate::clock::Instant;
 use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
-    self, jitter::Playout, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId,
-    PromptPlayer, ReceiveConfig, ReceiveStream, RtpIn,
+    self, jitter::Playout, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId, PromptPlayer,
+    ReceiveConfig, ReceiveStream, RtpIn,
 };
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
 use crate::wire::rtp::RtpPacket;
@@ -195,12 +195,6 @@ impl Conference {
     /// The conference's key.
     pub fn key(&self) -> ConfKey {
         self.spec.key
-    }
-
-    /// Input timing: the timeline timestamp of the next frame to mix (`None` before the
-    /// first packet, and with arrival timing).
-    pub fn cursor(&self) -> Option<u32> {
-        self.cursor
     }
 
     fn frame_samples(&self) -> u32 {
@@ -598,7 +592,12 @@ impl Engine {
         counters.rtp_in.inc();
         if let Some((_, Some(cursor), jump)) = timeline {
             let distance = (input.timestamp.wrapping_sub(cursor) as i32).unsigned_abs();
-            if distance > jump && p.rx.accepts_source(now, src, input.ssrc) {
+            // Only the latched source's own newest packets move it: a packet sent before
+            // a jump and arriving after it does not move it back.
+            if distance > jump
+                && p.rx.latched() == Some((src, input.ssrc))
+                && p.rx.timestamp_jumped(input.seq, input.timestamp, jump)
+            {
                 // The timeline moved: the packet lands in fresh buffers and anchors the
                 // cursor anew below.
                 counters.timeline_jumps.inc();

@@ -8,9 +8,9 @@ pub use engine::{
     Conference, Engine, EngineCounters, MediaCommand, Owner, Participant, Retired, Transmit,
 };
 
+pub use crate::rtp_send::RtpBasis;
 pub use ops::{
     ConfKey, ConferenceSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
     ParticipantSettings, ParticipantSpec, PromptSpec, Timing, MAX_INPUT_DELAY_FRAMES,
     TIMELINE_JUMP_FRAMES,
 };
-pub use crate::rtp_send::RtpBasis;

@@ -445,13 +445,7 @@ impl<B: PacketBuf> Relay<B> {
     }
 
     /// A datagram for one of our ports (see [`Relay::owns`]), in frame `buf`.
-    pub fn handle(
-        &mut self,
-        now: Instant,
-        mut buf: B,
-        d: Datagram,
-        out: &mut impl RelayPort<B>,
-    ) {
+    pub fn handle(&mut self, now: Instant, mut buf: B, d: Datagram, out: &mut impl RelayPort<B>) {
         let Some(i) = self.port_index(d.dst_port).and_then(|i| self.ports[i]) else {
             return;
         };
@@ -632,6 +626,8 @@ impl<B: PacketBuf> Relay<B> {
             self.counters.unroutable.inc();
             return;
         }
+        // Held packets due by now go first, so nothing overtakes them.
+        self.poll(now, out);
         if release <= now {
             self.counters.to_clients.inc();
             out.send(buf);

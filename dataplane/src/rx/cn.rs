@@ -150,7 +150,11 @@ impl ComfortNoise {
         let k = &self.k[..self.order];
         for s in out.iter_mut() {
             self.gain += (self.target_gain - self.gain) * 0.01;
-            let f = lattice(k, &mut self.b, (self.rng.next_f32() * 2.0 - 1.0) * self.gain);
+            let f = lattice(
+                k,
+                &mut self.b,
+                (self.rng.next_f32() * 2.0 - 1.0) * self.gain,
+            );
             *s = f.clamp(-32768.0, 32767.0) as i16;
         }
     }
@@ -286,7 +290,12 @@ mod tests {
         b.generate_keyed(&mut p, 0x1234, u32::MAX - 100);
         b.generate_keyed(&mut q, 0x1234, (u32::MAX - 100).wrapping_add(60));
         assert_eq!(p[..], x[..60]);
-        let joined: i32 = q.iter().zip(&x[60..]).map(|(&u, &v)| (i32::from(u) - i32::from(v)).abs()).max().unwrap();
+        let joined: i32 = q
+            .iter()
+            .zip(&x[60..])
+            .map(|(&u, &v)| (i32::from(u) - i32::from(v)).abs())
+            .max()
+            .unwrap();
         assert!(joined <= 2, "segments join up: {joined}");
         // Another stream or other timestamps give other noise, at the SID's level.
         b.generate_keyed(&mut y, 0x1235, u32::MAX - 100);

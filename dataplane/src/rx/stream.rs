@@ -175,6 +175,8 @@ pub struct SidStatus {
 pub struct ReceiveStream {
     config: ReceiveConfig,
     latched: Option<(SocketAddrV4, u32)>,
+    /// Sequence number and timestamp of the latched source's newest packet.
+    newest: Option<(u16, u32)>,
     bye: bool,
     last_rtp: Option<Instant>,
     quiet: bool,
@@ -194,6 +196,7 @@ impl ReceiveStream {
     pub fn new(config: ReceiveConfig, now: Instant) -> Result<Self, JitterConfigError> {
         Ok(ReceiveStream {
             latched: None,
+            newest: None,
             bye: false,
             last_rtp: None,
             quiet: false,
@@ -233,34 +236,14 @@ impl ReceiveStream {
         }
     }
 
-    /// What latching would make of RTP from `src` with `ssrc` at `now`.
-    fn latch_verdict(
-        &self,
-        now: Instant,
-        src: SocketAddrV4,
-        ssrc: u32,
-    ) -> Result<Latch, DropReason> {
-        let Some((addr, old)) = self.latched else {
-            return Ok(Latch::First);
-        };
-        if addr != src {
-            return Err(DropReason::ForeignAddress);
-        }
-        if old == ssrc {
-            return Ok(Latch::Same);
-        }
-        let gap = !matches!(self.last_rtp, Some(t) if now.saturating_since(t) < self.config.ssrc_change_gap);
-        if !(self.bye || gap) {
-            return Err(DropReason::ForeignSsrc);
-        }
-        Ok(Latch::Switch(old))
-    }
-
-    /// Whether RTP from `src` with `ssrc` arriving at `now` is from this stream's source
-    /// (the latched one, the first one, or an acceptable SSRC change), i.e. would not be
-    /// dropped as foreign.
-    pub fn accepts_source(&self, now: Instant, src: SocketAddrV4, ssrc: u32) -> bool {
-        self.latch_verdict(now, src, ssrc).is_ok()
+    /// Whether an RTP packet with `seq` and `timestamp` is newer than every packet of the
+    /// latched source so far and its timestamp is more than `limit` from the newest one's:
+    /// the source's timestamps jumped (not: a packet from before a jump arrived late).
+    pub fn timestamp_jumped(&self, seq: u16, timestamp: u32, limit: u32) -> bool {
+        self.newest.is_some_and(|(newest_seq, newest_ts)| {
+            (seq.wrapping_sub(newest_seq) as i16) > 0
+                && (timestamp.wrapping_sub(newest_ts) as i32).unsigned_abs() > limit
+        })
     }
 
     fn latch(
@@ -270,22 +253,24 @@ impl ReceiveStream {
         ssrc: u32,
         emit: &mut impl FnMut(Event),
     ) -> Result<(), DropReason> {
-        let old = match self.latch_verdict(now, src, ssrc) {
-            Ok(Latch::First) => {
-                self.latched = Some((src, ssrc));
-                return Ok(());
-            }
-            Ok(Latch::Same) => return Ok(()),
-            Ok(Latch::Switch(old)) => old,
-            Err(e) => {
-                match e {
-                    DropReason::ForeignAddress => self.counters.foreign_address += 1,
-                    _ => self.counters.foreign_ssrc += 1,
-                }
-                return Err(e);
-            }
+        let Some((addr, old)) = self.latched else {
+            self.latched = Some((src, ssrc));
+            return Ok(());
         };
+        if addr != src {
+            self.counters.foreign_address += 1;
+            return Err(DropReason::ForeignAddress);
+        }
+        if old == ssrc {
+            return Ok(());
+        }
+        let gap = !matches!(self.last_rtp, Some(t) if now.saturating_since(t) < self.config.ssrc_change_gap);
+        if !(self.bye || gap) {
+            self.counters.foreign_ssrc += 1;
+            return Err(DropReason::ForeignSsrc);
+        }
         self.latched = Some((src, ssrc));
+        self.newest = None;
         self.bye = false;
         self.stats = RtpStats::new();
         self.jitter.reset();
@@ -308,10 +293,19 @@ impl ReceiveStream {
     ) -> Result<(), DropReason> {
         self.latch(now, src, pkt.ssrc, emit)?;
         let ext_seq = match self.stats.update_seq(pkt.seq) {
-            SeqVerdict::Valid(e) => e,
+            SeqVerdict::Valid(e) => {
+                if self
+                    .newest
+                    .is_none_or(|(seq, _)| (pkt.seq.wrapping_sub(seq) as i16) > 0)
+                {
+                    self.newest = Some((pkt.seq, pkt.timestamp));
+                }
+                e
+            }
             SeqVerdict::Restarted(e) => {
                 self.jitter.reset();
                 self.dtmf.reset();
+                self.newest = Some((pkt.seq, pkt.timestamp));
                 e
             }
             SeqVerdict::Jump => {
@@ -672,17 +666,6 @@ impl ReceiveStream {
     pub fn target_delay(&self) -> Duration {
         self.jitter.target_delay()
     }
-}
-
-/// What latching a packet's source does.
-#[derive(Clone, Copy, Debug)]
-enum Latch {
-    /// Nothing was latched: latch it.
-    First,
-    /// The latched source.
-    Same,
-    /// A new SSRC from the latched address, acceptable now (after a gap or a BYE).
-    Switch(u32),
 }
 
 #[derive(Clone, Copy, Debug)]

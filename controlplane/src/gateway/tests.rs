@@ -1,0 +1,481 @@
+//! The gateway API against two real mixer APIs (this crate's router, served over TCP on
+//! loopback, each over a recording dataplane), with the relays' events fed by hand.
+
+use super::{Gateway, GatewayConfig, HandoverSettings};
+use crate::api;
+use crate::test_support::{harness, json, media_core, send_via, Harness};
+use axum::http::{Method, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+use tutti_dataplane::clock::Instant;
+use tutti_dataplane::conference::{ConfKey, PartKey};
+use tutti_dataplane::relay::splice::{RtpHead, SpliceEvent};
+use tutti_dataplane::relay::{RelayEvent, RelayEventKind};
+use tutti_dataplane::wire::rewrite::RtpRewrite;
+
+/// A mixer: the mixer API over a recording dataplane with room for `capacity`, on TCP.
+async fn mixer(capacity: u32) -> (Harness, String) {
+    let h = harness(vec![media_core(capacity)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = api::router(h.state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (h, url)
+}
+
+fn gateway(mixers: &[&str], validation_timeout: Duration) -> Harness {
+    let mut h = harness(vec![media_core(100)]);
+    let g = Gateway::new(GatewayConfig {
+        mixers: mixers.iter().map(|m| m.to_string()).collect(),
+        handover: HandoverSettings {
+            validation_timeout,
+            mixer_timeout: Duration::from_secs(2),
+            ..HandoverSettings::default()
+        },
+    })
+    .unwrap();
+    h.state = h.state.with_gateway(g);
+    h
+}
+
+async fn gw(h: &Harness, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    let (code, text) = send_via(api::gateway_router(h.state.clone()), method, uri, body).await;
+    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (code, v)
+}
+
+fn relays(h: &Harness) -> Vec<String> {
+    h.media.relays.lock().unwrap().clone()
+}
+
+/// Wait (bounded) until `f` holds.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn handover_state(h: &Harness, id: &str) -> Value {
+    gw(h, Method::GET, &format!("/v1/conferences/{id}"), None)
+        .await
+        .1["handover"]
+        .clone()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
+    let (a, url_a) = mixer(10).await;
+    let (b, url_b) = mixer(20).await;
+    let g = gateway(&[&url_a, &url_b], Duration::from_secs(2));
+
+    let (code, c) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
+    assert_eq!(code, StatusCode::CREATED, "{c}");
+    assert_eq!(
+        c["mixer"],
+        url_b.as_str(),
+        "the mixer with more free capacity"
+    );
+    assert!(c["handover"].is_null());
+    let (_, on_b) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(on_b["timing"], "input", "{on_b}");
+
+    let (code, p) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/participants",
+        Some(r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{p}");
+    assert_eq!(p["remote"], "198.18.0.2:4000");
+    let local: std::net::SocketAddrV4 = p["local"].as_str().unwrap().parse().unwrap();
+    assert_eq!(local.ip().to_string(), "198.18.0.1");
+    let (_, parts) = json(
+        &b.state,
+        Method::GET,
+        "/v1/conferences/c1/participants",
+        None,
+    )
+    .await;
+    let remote_on_b: std::net::SocketAddrV4 = parts["participants"][0]["remote"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        remote_on_b.ip().to_string(),
+        "198.18.0.1",
+        "the mixer sends to us"
+    );
+    assert_ne!(
+        remote_on_b.port(),
+        local.port(),
+        "our port towards the mixers"
+    );
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert_eq!(relays(&g), vec![format!("add {pid}")]);
+
+    // Errors, each with a JSON message.
+    for (body, status) in [
+        (r#"{"mixer":"ftp://x"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"timing":"arrival"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"ptime_ms":25}"#, StatusCode::BAD_REQUEST),
+        (r#"{"id":"c1"}"#, StatusCode::CONFLICT),
+        (r#"{"id":"bad id!"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"max_participants":0}"#, StatusCode::BAD_REQUEST),
+        (r#"{"mixer":"http://127.0.0.1:1"}"#, StatusCode::BAD_GATEWAY),
+        ("[1]", StatusCode::BAD_REQUEST),
+    ] {
+        let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(body)).await;
+        assert_eq!(code, status, "{body}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}: {v}"
+        );
+    }
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/participants",
+        Some(r#"{"remote":"198.18.0.3:4000","codec":"opus"}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the mixer's refusal: {v}");
+    assert!(v["error"].as_str().unwrap().contains("opus"), "{v}");
+    let (code, _) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/zz/participants",
+        Some(r#"{"remote":"198.18.0.3:4000","codec":"pcmu"}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    let (_, list) = gw(&g, Method::GET, "/v1/conferences", None).await;
+    assert_eq!(list["conferences"].as_array().unwrap().len(), 1);
+    let (code, _) = gw(
+        &g,
+        Method::DELETE,
+        &format!("/v1/conferences/c1/participants/{pid}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(relays(&g).last().unwrap(), &format!("remove {pid}"));
+    let (_, parts) = json(
+        &b.state,
+        Method::GET,
+        "/v1/conferences/c1/participants",
+        None,
+    )
+    .await;
+    assert_eq!(parts["participants"].as_array().unwrap().len(), 0);
+    let (code, _) = gw(&g, Method::DELETE, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (code, _) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "deleted on the mixer");
+    drop(a);
+}
+
+/// The gateway's keys of conference `id` and its participants.
+fn keys(g: &Harness, id: &str) -> (ConfKey, Vec<PartKey>) {
+    let gw = g.state.gateway.as_ref().unwrap();
+    let t = gw.lock();
+    let c = t.confs.get(id).unwrap();
+    (c.key, c.parts.values().map(|p| p.key).collect())
+}
+
+fn feed(g: &Harness, conf: ConfKey, part: PartKey, kind: RelayEventKind) {
+    g.state.relay_event(RelayEvent {
+        conf,
+        part,
+        at: Instant::ZERO,
+        kind,
+    });
+}
+
+async fn conference_on(g: &Harness, mixer: &str, parts: usize) {
+    let body = format!(r#"{{"id":"c1","mixer":"{mixer}"}}"#);
+    assert_eq!(
+        gw(g, Method::POST, "/v1/conferences", Some(&body)).await.0,
+        StatusCode::CREATED
+    );
+    for i in 0..parts {
+        let body = format!(
+            r#"{{"remote":"198.18.0.2:{}","codec":"pcma"}}"#,
+            4000 + 2 * i
+        );
+        let (code, v) = gw(
+            g,
+            Method::POST,
+            "/v1/conferences/c1/participants",
+            Some(&body),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+    }
+}
+
+fn started(seq: u16) -> RelayEventKind {
+    let head = RtpHead {
+        ssrc: 0xAA,
+        seq,
+        ts: 160_000,
+        marker: false,
+    };
+    RelayEventKind::Started {
+        last: Some((head, 160_000)),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_mixer() {
+    let (a, url_a) = mixer(10).await;
+    let (b, url_b) = mixer(10).await;
+    let g = gateway(&[&url_a, &url_b], Duration::from_secs(2));
+    conference_on(&g, &url_a, 2).await;
+    let (conf, parts) = keys(&g, "c1");
+
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/handover",
+        Some(&format!(r#"{{"to":"{url_b}","mode":"instruct"}}"#)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["handover"]["state"], "creating");
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences/c1/handover", Some("{}")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "one at a time: {v}");
+    let (code, _) = gw(&g, Method::DELETE, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::CONFLICT, "not while moving");
+
+    until("duplication to start", || {
+        relays(&g).iter().filter(|r| r.starts_with("start")).count() == 2
+    })
+    .await;
+    let (_, on_b) = json(
+        &b.state,
+        Method::GET,
+        "/v1/conferences/c1/participants",
+        None,
+    )
+    .await;
+    assert_eq!(
+        on_b["participants"].as_array().unwrap().len(),
+        2,
+        "created on B"
+    );
+    for (i, p) in parts.iter().enumerate() {
+        feed(&g, conf, *p, started(100 + i as u16));
+    }
+    // Instruct mode: B is told the SSRC/sequence/timestamp the clients get.
+    until("B instructed", || {
+        b.media
+            .ops()
+            .iter()
+            .filter(|(_, op)| format!("{op:?}").contains("SetRtpBasis"))
+            .count()
+            == 2
+    })
+    .await;
+    let ops = format!("{:?}", b.media.ops());
+    assert!(
+        ops.contains("ssrc: 170") && ops.contains("sequence: 101"),
+        "{ops}"
+    );
+    until("validating", || {
+        futures_util::FutureExt::now_or_never(handover_state(&g, "c1"))
+            .is_some_and(|h| h["state"] == "validating")
+    })
+    .await;
+    for p in &parts {
+        let e = SpliceEvent::Validated {
+            key: 160_000,
+            rewrite: RtpRewrite::default(),
+            need_ns: 4_000_000,
+        };
+        feed(&g, conf, *p, RelayEventKind::Splice(e));
+    }
+    until("commit", || {
+        relays(&g)
+            .iter()
+            .filter(|r| r.starts_with("commit"))
+            .count()
+            == 2
+    })
+    .await;
+    for p in &parts {
+        let e = SpliceEvent::CutOver {
+            key: 160_160,
+            seq: 102,
+            active_delay: Duration::from_millis(4),
+            candidate_delay: Duration::ZERO,
+            at: Instant::ZERO,
+        };
+        feed(&g, conf, *p, RelayEventKind::Splice(e));
+    }
+    until("completed", || {
+        futures_util::FutureExt::now_or_never(handover_state(&g, "c1"))
+            .is_some_and(|h| h["state"] == "completed")
+    })
+    .await;
+    let (_, c) = gw(&g, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(c["mixer"], url_b.as_str());
+    let h = &c["handover"];
+    assert_eq!(h["mode"], "instruct");
+    assert_eq!(h["extra_delay_ms"], 4.0);
+    assert!(h["cutover_ms"].as_f64().unwrap() > 0.0);
+    assert!(h["reason"].is_null(), "{h}");
+    assert_eq!(
+        relays(&g)
+            .iter()
+            .filter(|r| r.starts_with("finish"))
+            .count(),
+        2
+    );
+    let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "deleted on A");
+    let (_, metrics) = gw(&g, Method::GET, "/metrics", None).await;
+    let _ = metrics;
+    let (_, text) = send_via(
+        api::gateway_router(g.state.clone()),
+        Method::GET,
+        "/metrics",
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("tutti_handovers_total{result=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("tutti_handovers_total{result=\"aborted\"} 0"));
+    assert!(text.contains("tutti_handover_duration_seconds_count 1"));
+    // Participant calls now go to B.
+    let pid = format!("p{}", parts[0].0);
+    let (code, v) = gw(
+        &g,
+        Method::PATCH,
+        &format!("/v1/conferences/c1/participants/{pid}"),
+        Some(r#"{"muted":true}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["muted"], true);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_handovers_leave_the_conference_where_it_was() {
+    let (a, url_a) = mixer(10).await;
+    let (b, url_b) = mixer(10).await;
+    let g = gateway(&[&url_a, &url_b], Duration::from_millis(300));
+    conference_on(&g, &url_a, 1).await;
+    let (conf, parts) = keys(&g, "c1");
+    let aborted = |reason: &str| {
+        let reason = reason.to_string();
+        let g = &g;
+        async move {
+            until("aborted", || {
+                futures_util::FutureExt::now_or_never(handover_state(g, "c1"))
+                    .is_some_and(|h| h["state"] == "aborted")
+            })
+            .await;
+            let h = handover_state(g, "c1").await;
+            assert!(h["reason"].as_str().unwrap().contains(&reason), "{h}");
+        }
+    };
+
+    // B unreachable.
+    let (code, _) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/handover",
+        Some(r#"{"to":"http://127.0.0.1:1"}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    aborted("unreachable").await;
+    assert!(!relays(&g).iter().any(|r| r.starts_with("start")));
+
+    // Validation never completes: aborted at the timeout, B's copy deleted.
+    let (code, _) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/handover",
+        Some(&format!(r#"{{"to":"{url_b}"}}"#)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    until("duplication", || {
+        relays(&g).iter().any(|r| r.starts_with("start"))
+    })
+    .await;
+    feed(&g, conf, parts[0], started(5));
+    aborted("validation timed out").await;
+    assert!(relays(&g).iter().any(|r| r.starts_with("abort")));
+    let (code, _) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "B's copy deleted");
+    let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::OK, "still on A");
+
+    // A splice that cannot line the streams up.
+    let (code, _) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/handover",
+        Some(&format!(r#"{{"to":"{url_b}"}}"#)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    until("duplication", || {
+        relays(&g).iter().filter(|r| r.starts_with("start")).count() == 2
+    })
+    .await;
+    feed(&g, conf, parts[0], started(5));
+    let e = SpliceEvent::Failed {
+        reason: tutti_dataplane::relay::splice::FailReason::OutOfRange {
+            need_ns: 80_000_000,
+        },
+    };
+    feed(&g, conf, parts[0], RelayEventKind::Splice(e));
+    aborted("80.0 ms after").await;
+
+    // Bad requests.
+    for (body, status) in [
+        (
+            r#"{"mode":"teleport"}"#.to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (format!(r#"{{"to":"{url_a}"}}"#), StatusCode::BAD_REQUEST),
+        (r#"{"to":"mixer-b"}"#.to_string(), StatusCode::BAD_REQUEST),
+        (r#"{"when":"now"}"#.to_string(), StatusCode::BAD_REQUEST),
+    ] {
+        let (code, v) = gw(&g, Method::POST, "/v1/conferences/c1/handover", Some(&body)).await;
+        assert_eq!(code, status, "{body}: {v}");
+    }
+    let (code, _) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/nope/handover",
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (_, c) = gw(&g, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(c["mixer"], url_a.as_str());
+    let (_, text) = send_via(
+        api::gateway_router(g.state.clone()),
+        Method::GET,
+        "/metrics",
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("tutti_handovers_total{result=\"aborted\"} 3"),
+        "{text}"
+    );
+}
