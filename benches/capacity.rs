@@ -159,6 +159,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             ptime: Ptime::Ms20,
             active_speakers: ActiveSpeakers::Loudest(3),
             max_participants: conf_size as u16,
+            timing: Default::default(),
         };
         let _ = commands.push(Command::Media(MediaCommand::AddConference(
             Conference::new(spec).expect("conference"),

@@ -119,7 +119,7 @@ impl CreateConference {
                 )))
             }
         };
-        let timing = if input {
+        let (timing, active_speakers) = if input {
             let frame_ms = ptime.millis();
             let max_ms = u32::from(MAX_INPUT_DELAY_FRAMES) * frame_ms;
             let delay_ms = self
@@ -132,24 +132,21 @@ impl CreateConference {
                 )));
             }
             // Loudest-N selection depends on each mixer's history; input timing is for
-            // mixers that must agree.
-            match (&self.active_speakers, active_speakers) {
-                (None, _) | (_, ActiveSpeakers::All) => {}
-                (Some(v), ActiveSpeakers::Loudest(_)) => {
-                    return Err(bad(format!(
-                        "active_speakers must be \"all\" with \"timing\": \"input\", not {v}"
-                    )))
-                }
+            // mixers that must agree, so it mixes everyone.
+            if let (Some(v), ActiveSpeakers::Loudest(_)) = (&self.active_speakers, active_speakers)
+            {
+                return Err(bad(format!(
+                    "active_speakers must be \"all\" with \"timing\": \"input\", not {v}"
+                )));
             }
-            Timing::Input {
-                delay_frames: (delay_ms / frame_ms) as u8,
-            }
+            let delay_frames = (delay_ms / frame_ms) as u8;
+            (Timing::Input { delay_frames }, ActiveSpeakers::All)
         } else if self.input_delay_ms.is_some() {
             return Err(bad(
                 "input_delay_ms is only allowed with \"timing\": \"input\"".to_string(),
             ));
         } else {
-            Timing::Arrival
+            (Timing::Arrival, active_speakers)
         };
         if let Some(owner) = &self.owner {
             check_owner("owner", owner)?;
@@ -158,11 +155,7 @@ impl CreateConference {
             id: self.id,
             owner: self.owner,
             ptime,
-            active_speakers: if input {
-                ActiveSpeakers::All
-            } else {
-                active_speakers
-            },
+            active_speakers,
             max_participants,
             timing,
         })
@@ -565,7 +558,8 @@ pub(crate) async fn set_rtp_basis(
     let (conf, part) = (p.conf, p.key);
     if timing == Timing::Arrival {
         return Err(ApiError::Conflict(format!(
-            "conference {id:?} has arrival timing: RTP bases need \"timing\": \"input\""
+            "conference {id:?} mixes by arrival time: an RTP basis needs a conference \
+             created with \"timing\": \"input\""
         )));
     }
     s.media
@@ -711,7 +705,7 @@ mod tests {
     use axum::http::{Method, StatusCode};
     use serde_json::{json, Value};
     use tutti_dataplane::codec::CodecKind;
-    use tutti_dataplane::conference::{MediaOp, ParticipantSettings};
+    use tutti_dataplane::conference::{MediaOp, ParticipantSettings, RtpBasis, Timing};
     use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 
     async fn post(h: &Harness, uri: &str, body: &str) -> (StatusCode, Value) {
@@ -736,6 +730,97 @@ mod tests {
     }
 
     const ALICE: &str = r#"{"remote": "198.18.0.2:4000", "codec": "pcmu"}"#;
+    const BASIS: &str =
+        r#"{"ssrc": 4000000000, "frame_timestamp": 4294967200, "sequence": 65535, "timestamp": 7}"#;
+
+    /// The timing of the conference the last `CreateConference` created.
+    fn created_timing(h: &Harness) -> (Timing, ActiveSpeakers) {
+        match h.media.ops().last() {
+            Some((_, MediaOp::CreateConference(spec))) => (spec.timing, spec.active_speakers),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn conferences_with_input_timing() {
+        let h = harness(vec![media_core(10)]);
+        let (code, c) = post(&h, "/v1/conferences", r#"{"id": "a"}"#).await;
+        assert_eq!(code, StatusCode::CREATED);
+        assert_eq!(c["timing"], "arrival");
+        assert!(c.get("input_delay_ms").is_none(), "{c}");
+        assert_eq!(created_timing(&h).0, Timing::Arrival);
+        // Input timing: 40 ms of delay and every talker mixed by default.
+        let (code, c) = post(&h, "/v1/conferences", r#"{"id": "i", "timing": "input"}"#).await;
+        assert_eq!(code, StatusCode::CREATED, "{c}");
+        assert_eq!(
+            (&c["timing"], &c["input_delay_ms"], &c["active_speakers"]),
+            (&json!("input"), &json!(40), &json!("all"))
+        );
+        let input = |delay_frames| Timing::Input { delay_frames };
+        assert_eq!(created_timing(&h), (input(2), ActiveSpeakers::All));
+        assert_eq!(get(&h, "/v1/conferences/i").await.1["input_delay_ms"], 40);
+        // The default rounds up to whole frames; the delay is any 1 to 10 frames.
+        for (body, delay_ms, frames) in [
+            (r#"{"timing": "input", "ptime_ms": 30}"#, 60, 2),
+            (r#"{"timing": "INPUT", "ptime_ms": 10}"#, 40, 4),
+            (
+                r#"{"timing": "input", "ptime_ms": 40, "input_delay_ms": 40}"#,
+                40,
+                1,
+            ),
+            (
+                r#"{"timing": "input", "input_delay_ms": 200, "active_speakers": "all"}"#,
+                200,
+                10,
+            ),
+            (r#"{"timing": "input", "input_delay_ms": 20}"#, 20, 1),
+        ] {
+            let (code, c) = post(&h, "/v1/conferences", body).await;
+            assert_eq!(code, StatusCode::CREATED, "{body}: {c}");
+            assert_eq!(c["input_delay_ms"], delay_ms, "{body}");
+            assert_eq!(created_timing(&h).0, input(frames), "{body}");
+        }
+        let (code, c) = post(&h, "/v1/conferences", r#"{"timing": "arrival"}"#).await;
+        assert_eq!(
+            (code, &c["timing"]),
+            (StatusCode::CREATED, &json!("arrival"))
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn rtp_bases_go_to_the_dataplane_and_the_session_table() {
+        let h = harness(vec![media_core(10)]);
+        post(&h, "/v1/conferences", r#"{"id": "i", "timing": "input"}"#).await;
+        let (_, a) = post(&h, "/v1/conferences/i/participants", ALICE).await;
+        let uri = format!(
+            "/v1/conferences/i/participants/{}",
+            a["id"].as_str().unwrap()
+        );
+        let rtp = format!("{uri}/rtp");
+        let (code, p) = json(&h.state, Method::PUT, &rtp, Some(BASIS)).await;
+        assert_eq!(code, StatusCode::OK, "{p}");
+        assert_eq!((&p["id"], &p["ssrc"]), (&a["id"], &json!(4_000_000_000u32)));
+        assert_eq!(get(&h, &uri).await.1["ssrc"], 4_000_000_000u32);
+        match h.media.ops().last() {
+            Some((0, MediaOp::SetRtpBasis { basis, .. })) => assert_eq!(
+                *basis,
+                RtpBasis {
+                    ssrc: 4_000_000_000,
+                    frame_timestamp: 4_294_967_200,
+                    sequence: 65535,
+                    timestamp: 7
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A busy dataplane: 503, and the table keeps the SSRC the dataplane has.
+        h.media.set_busy(true);
+        let other = BASIS.replace("4000000000", "5");
+        let (code, _) = json(&h.state, Method::PUT, &rtp, Some(&other)).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        h.media.set_busy(false);
+        assert_eq!(get(&h, &uri).await.1["ssrc"], 4_000_000_000u32);
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn conference_lifecycle() {
@@ -1057,6 +1142,8 @@ mod tests {
         );
         let conf = "/v1/conferences";
         let parts = "/v1/conferences/c/participants";
+        let rtp = format!("{part}/rtp");
+        let input = |extra: &str| format!(r#"{{"timing": "input"{extra}}}"#);
         let p = |remote: &str| json!({"remote": remote, "codec": "pcmu"}).to_string();
         let big = format!(r#"{{"id": "x", "owner": "{}"}}"#, "a".repeat(70 * 1024));
         let cases: Vec<(Method, &str, String, StatusCode)> = vec![
@@ -1152,6 +1239,103 @@ mod tests {
                 conf,
                 r#"{"owner": ""}"#.into(),
                 StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                r#"{"timing": "fast"}"#.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                r#"{"timing": 1}"#.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                r#"{"input_delay_ms": 40}"#.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                r#"{"timing": "arrival", "input_delay_ms": 40}"#.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "input_delay_ms": 50"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "input_delay_ms": 0"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "input_delay_ms": 220"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "input_delay_ms": -40"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "ptime_ms": 30, "input_delay_ms": 40"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                conf,
+                input(r#", "active_speakers": 3"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (Method::PUT, &rtp, BASIS.into(), StatusCode::CONFLICT),
+            (
+                Method::PUT,
+                &rtp,
+                r#"{"ssrc": 1}"#.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::PUT,
+                &rtp,
+                BASIS.replace("65535", "65536"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::PUT,
+                &rtp,
+                BASIS.replace("4000000000", "-1"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::PUT,
+                &rtp,
+                BASIS.replace('}', r#", "marker": true}"#),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::PUT,
+                "/v1/conferences/c/participants/p77/rtp",
+                BASIS.into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Method::PUT,
+                "/v1/conferences/nope/participants/p1/rtp",
+                BASIS.into(),
+                StatusCode::NOT_FOUND,
             ),
             (Method::POST, conf, big, StatusCode::PAYLOAD_TOO_LARGE),
             (

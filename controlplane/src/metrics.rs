@@ -68,7 +68,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 25] = [
+const CORE_COUNTERS: [CoreCounter; 26] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -155,6 +155,11 @@ const CORE_COUNTERS: [CoreCounter; 25] = [
         "tutti_rtp_refused_packets",
         "RTP refused: foreign source, unknown payload type, sequence jump",
         |c| c.engine.rtp_dropped.get(),
+    ),
+    (
+        "tutti_timeline_jumps",
+        "Input-timed conferences re-anchored after a participant's timestamps jumped",
+        |c| c.engine.timeline_jumps.get(),
     ),
     (
         "tutti_relay_client_packets",

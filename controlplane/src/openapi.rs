@@ -10,7 +10,7 @@ use crate::orphan::Reason;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
 use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;
-use tutti_dataplane::mixer::MAX_LOUDEST;
+use tutti_dataplane::mixer::{Ptime, MAX_LOUDEST};
 
 fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -99,8 +99,9 @@ fn schemas() -> Value {
                                       "default": DEFAULT_MAX_PARTICIPANTS },
                 "active_speakers": speakers.clone(),
                 "timing": timing.clone(),
-                "input_delay_ms": { "type": "integer", "minimum": 10,
-                                    "maximum": 40 * MAX_INPUT_DELAY_FRAMES as u32,
+                "input_delay_ms": { "type": "integer", "minimum": Ptime::Ms10.millis(),
+                                    "maximum": Ptime::Ms40.millis()
+                                        * u32::from(MAX_INPUT_DELAY_FRAMES),
                                     "description": format!(
                                         "Only with timing input: a multiple of ptime_ms, 1 to \
                                          {MAX_INPUT_DELAY_FRAMES} frames; default \
@@ -110,7 +111,7 @@ fn schemas() -> Value {
         "Conference": {
             "type": "object",
             "required": ["id", "core", "ptime_ms", "max_participants", "active_speakers",
-                         "participant_count", "created_at"],
+                         "timing", "participant_count", "created_at"],
             "properties": {
                 "id": { "type": "string" },
                 "core": { "type": "integer", "description": "lcore id of its dataplane core" },

@@ -40,10 +40,12 @@
 //!   and sequence number follow [`MediaOp::SetRtpBasis`](super::MediaOp::SetRtpBasis).
 //! - **Prompts** play on the mixer that was asked only; frames carrying one differ.
 //!
-//! The bound: from the first frame B mixes with audio from every participant, frames
-//! are identical once B has played 280 samples of each participant's audio without
-//! concealing in between: at 20 ms ptime from the third such frame on, in every case
-//! within 10 frames unless packets are lost or late in those first frames.
+//! The bound: concealment is the only state that differs once B mixes a participant's
+//! audio, and only until B has played 280 samples of it. So from the first frame B
+//! mixes with audio from every participant, every frame is identical, except that a
+//! frame concealed within B's first 280 samples of a participant's audio (2 frames at
+//! 20 ms ptime, at most 4 at any ptime) may differ: within 10 frames unless more than 6
+//! of those first frames are lost or late.
 
 use super::ops::{
     ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,

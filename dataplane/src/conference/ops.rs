@@ -34,7 +34,7 @@ pub struct ConferenceSpec {
 /// Most frames of [`Timing::Input`] delay.
 pub const MAX_INPUT_DELAY_FRAMES: u8 = 10;
 /// [`Timing::Input`]: an inbound packet whose timestamp is more than this many frames
-/// from the cursor moves the conference timeline (the cursor is anchored afresh).
+/// from the cursor (and from its own stream's newest) moves the conference timeline.
 pub const TIMELINE_JUMP_FRAMES: u32 = 50;
 
 /// How a conference decides which audio each tick mixes.
@@ -58,12 +58,16 @@ pub enum Timing {
     ///   or silence where none were received, as in arrival timing) and advances it by one
     ///   frame. There is no adaptive skipping or stalling: a packet whose frame was mixed
     ///   already is late. A tick skipped after a long stall skips its frame too.
-    /// - A packet from a participant's source whose timestamp is more than
-    ///   [`TIMELINE_JUMP_FRAMES`] frames from the cursor, either way, re-anchors the
-    ///   cursor as at the start (every participant's buffer starts afresh).
+    /// - A packet whose timestamp is more than [`TIMELINE_JUMP_FRAMES`] frames from the
+    ///   cursor, either way, re-anchors the cursor as at the start (every participant's
+    ///   buffer starts afresh; counted), if it is its stream's newest packet and its own
+    ///   stream's timestamps jumped as far: packets sent before a jump that arrive after
+    ///   it, and a participant whose stream is off the timeline, do not move it (their
+    ///   packets are late, or never played).
     /// - Each outbound packet's RTP timestamp is the cursor plus the participant's offset
     ///   (0 until [`MediaOp::SetRtpBasis`]); its sequence number is one more than the
-    ///   previous packet's. Before the cursor is set nothing is sent.
+    ///   previous packet's. Before the cursor is set nothing is sent (prompts still run
+    ///   their course).
     /// - Talker selection must be [`ActiveSpeakers::All`] (loudest-N selection has
     ///   hysteresis that depends on each mixer's history).
     Input {

@@ -344,11 +344,6 @@ impl JitterBuffer {
         self.mode == Mode::Noise
     }
 
-    /// How the buffer plays out.
-    pub fn playout(&self) -> Playout {
-        self.playout
-    }
-
     /// Switch playout mode (before packets arrive; whatever is stored is dropped).
     pub fn set_playout(&mut self, playout: Playout) {
         self.playout = playout;
@@ -538,8 +533,7 @@ impl JitterBuffer {
             if (transit - base).abs() > limit {
                 // The sender's timestamps jumped: start the timing afresh.
                 self.counters.resyncs += 1;
-                self.slots.fill(EMPTY_SLOT);
-                self.resync_timing();
+                self.restart_timeline();
                 self.ts_ref = Some((raw, i64::from(raw)));
                 ts = i64::from(raw);
             }
@@ -805,5 +799,69 @@ impl JitterBuffer {
                 slot.used = false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio(ext_seq: u64, timestamp: u32, payload: &[u8]) -> MediaPacket<'_> {
+        MediaPacket {
+            ext_seq,
+            timestamp,
+            kind: MediaKind::Audio(CodecKind::Pcmu),
+            payload,
+            audio_level: None,
+        }
+    }
+
+    #[test]
+    fn timeline_playout_plays_the_named_samples_whenever_packets_came() {
+        let mut jb = JitterBuffer::new(JitterConfig::default(), 1).unwrap();
+        jb.set_playout(Playout::Timeline);
+        let t0 = u32::MAX - 100; // the timestamps wrap
+        let frames: Vec<Vec<u8>> = (0..6u8).map(|k| vec![0x10 + k; 160]).collect();
+        let pcm = |k: usize| g711::ulaw_decode(frames[k][0]);
+        let ts = |k: u32| t0.wrapping_add(160 * k);
+        let mut out = [0i16; 160];
+        // Arrival times mean nothing; order neither.
+        let late = Instant::from_nanos(9_000_000_000);
+        assert_eq!(
+            jb.insert(late, audio(11, ts(1), &frames[1])),
+            Insert::Stored
+        );
+        assert_eq!(
+            jb.insert(Instant::ZERO, audio(10, ts(0), &frames[0])),
+            Insert::Stored
+        );
+        let info = jb.poll_at(ts(0).wrapping_sub(160), 7, &mut out);
+        assert_eq!((info.audio_samples, info.silence_samples), (0, 160));
+        for k in 0..2 {
+            let info = jb.poll_at(ts(k as u32), 7, &mut out);
+            assert_eq!(info.audio_samples, 160);
+            assert!(out.iter().all(|&v| v == pcm(k)), "frame {k}");
+        }
+        // A packet for a frame already played is late; a gap is concealed.
+        assert_eq!(
+            jb.insert(late, audio(12, ts(1), &frames[2])),
+            Insert::TooLate
+        );
+        assert_eq!(jb.poll_at(ts(2), 7, &mut out).concealed_samples, 160);
+        assert_eq!(
+            jb.insert(late, audio(14, ts(4), &frames[4])),
+            Insert::Stored
+        );
+        assert_eq!(jb.poll_at(ts(3), 7, &mut out).concealed_samples, 160);
+        assert_eq!(jb.poll_at(ts(4), 7, &mut out).audio_samples, 160);
+        // Restarting the timeline drops what is stored, not the concealment.
+        assert_eq!(
+            jb.insert(late, audio(15, ts(5), &frames[5])),
+            Insert::Stored
+        );
+        jb.restart_timeline();
+        let info = jb.poll_at(ts(5), 7, &mut out);
+        assert_eq!((info.audio_samples, info.concealed_samples), (0, 160));
+        assert_eq!(jb.counters().late, 1);
     }
 }
