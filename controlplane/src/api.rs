@@ -170,7 +170,6 @@ fn shared_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
         ("/healthz", get(healthz)),
         ("/v1/status", get(status)),
         ("/metrics", get(metrics_text)),
-        ("/openapi.json", get(openapi_json)),
         ("/v1/events", get(events)),
     ]
 }
@@ -181,6 +180,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
     use conferences as c;
     let mut all = shared_routes();
     all.extend([
+        ("/openapi.json", get(openapi_json)),
         ("/v1/conferences", get(c::list).post(c::create)),
         ("/v1/conferences/{id}", get(c::get).delete(c::delete)),
         (
@@ -232,9 +232,19 @@ pub fn router(state: ControlState) -> Router {
 /// The router of the gateway API: the shared endpoints and the gateway's conference
 /// calls.
 pub fn gateway_router(state: ControlState) -> Router {
+    build(gateway_routes(), state)
+}
+
+fn gateway_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
     let mut all = shared_routes();
+    all.push(("/openapi.json", get(gateway_openapi_json)));
     all.extend(crate::gateway::routes());
-    build(all, state)
+    all
+}
+
+/// The path templates of every route of the gateway API.
+pub fn gateway_route_paths() -> Vec<&'static str> {
+    gateway_routes().into_iter().map(|(path, _)| path).collect()
 }
 
 fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: ControlState) -> Router {
@@ -320,6 +330,10 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
 
 async fn openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
     Json(openapi::document(s.version))
+}
+
+async fn gateway_openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
+    Json(openapi::gateway_document(s.version))
 }
 
 /// `GET /v1/events`: every event from now on, as Server-Sent Events named by their
@@ -464,13 +478,35 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn openapi_documents_exactly_the_routes_served() {
         let h = harness(vec![media_core(10)]);
-        let (code, doc) = json(&h.state, Method::GET, "/openapi.json", None).await;
+        documents_exactly(router, &h.state, route_paths(), "tutti control API").await;
+        let gateway = crate::gateway::Gateway::new(crate::gateway::GatewayConfig {
+            mixers: Vec::new(),
+            handover: Default::default(),
+        })
+        .unwrap();
+        let g = h.state.clone().with_gateway(gateway);
+        documents_exactly(gateway_router, &g, gateway_route_paths(), "tutti gateway API").await;
+    }
+
+    /// `/openapi.json` of `make(state)` documents exactly `served_paths`, every method
+    /// served is documented and the other way round, and references resolve.
+    async fn documents_exactly(
+        make: fn(ControlState) -> Router,
+        state: &ControlState,
+        served_paths: Vec<&str>,
+        title: &str,
+    ) {
+        let (code, text) =
+            crate::test_support::send_via(make(state.clone()), Method::GET, "/openapi.json", None)
+                .await;
         assert_eq!(code, StatusCode::OK);
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.0."));
         assert_eq!(doc["info"]["version"], "test");
+        assert_eq!(doc["info"]["title"], title);
         let paths = doc["paths"].as_object().unwrap();
         let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
-        let served_paths: BTreeSet<&str> = route_paths().into_iter().collect();
+        let served_paths: BTreeSet<&str> = served_paths.into_iter().collect();
         assert_eq!(documented, served_paths);
         // Every documented method is served and every served method documented. The
         // event stream never ends, so it is only checked for being documented.
@@ -483,7 +519,8 @@ mod tests {
                     continue;
                 }
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let (code, text) = send(&h.state, m, &uri, Some("{}")).await;
+                let (code, text) =
+                    crate::test_support::send_via(make(state.clone()), m, &uri, Some("{}")).await;
                 assert_eq!(
                     served(code, &text),
                     documented,

@@ -472,3 +472,124 @@ pub fn document(version: &str) -> Value {
         "components": { "schemas": schemas() }
     })
 }
+
+/// The paths the gateway API serves as a mixer's do (its conference calls are a mixer's,
+/// answered through the hosting mixer).
+const GATEWAY_SHARED: [&str; 9] = [
+    "/healthz",
+    "/v1/status",
+    "/metrics",
+    "/v1/events",
+    "/v1/conferences",
+    "/v1/conferences/{id}",
+    "/v1/conferences/{id}/participants",
+    "/v1/conferences/{id}/participants/{pid}",
+    "/v1/conferences/{id}/prompts",
+];
+
+/// The OpenAPI 3.0 document of the gateway API (`gateway.listen`).
+pub fn gateway_document(version: &str) -> Value {
+    let mut doc = document(version);
+    doc["info"]["title"] = "tutti gateway API".into();
+    doc["info"]["description"] = format!(
+        "Conferences relayed through the tutti media gateway to its mixers, and their \
+         seamless handover between mixers. The conference and participant calls are a \
+         mixer's; participants' local addresses are the gateway's. Every error is a JSON \
+         body {{\"error\": message}} (502 when a mixer fails; a mixer's 4xx refusal keeps \
+         its status); request bodies are at most {MAX_BODY_BYTES} bytes."
+    )
+    .into();
+    let id = path_param("id", "Conference id");
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.retain(|p, _| GATEWAY_SHARED.contains(&p.as_str()) || p == "/openapi.json");
+        paths.insert(
+            "/v1/conferences/{id}/handover".into(),
+            json!({
+                "parameters": [id],
+                "post": {
+                    "summary": "Move the conference's mixing to another mixer while every \
+                                client keeps one unbroken RTP stream",
+                    "operationId": "handoverConference",
+                    "requestBody": body("HandoverRequest"),
+                    "responses": responses(("202", "Started", Some("Conference")),
+                        &[BAD_BODY, ("404", "No such conference"),
+                          ("409", "A handover of the conference is running"),
+                          ("502", "No mixer answered"), ("503", "No other mixer has room"),
+                          TOO_LARGE, NOT_JSON])
+                }
+            }),
+        );
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    if let Some(props) = schemas["ConferenceCreate"]["properties"].as_object_mut() {
+        props.remove("timing");
+        props.remove("input_delay_ms");
+        props.insert(
+            "mixer".into(),
+            json!({ "type": "string", "format": "uri",
+                    "description": "Base URL of the mixer to host it (default: the \
+                                    configured mixer with the most free capacity)" }),
+        );
+    }
+    if let Some(props) = schemas["Conference"]["properties"].as_object_mut() {
+        props.insert("mixer".into(), json!({ "type": "string", "format": "uri" }));
+        props.insert(
+            "handover".into(),
+            json!({ "allOf": [schema("Handover")], "nullable": true }),
+        );
+    }
+    if let Some(all) = schemas.as_object_mut() {
+        all.insert(
+            "HandoverRequest".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "to": { "type": "string", "format": "uri",
+                            "description": "Base URL of the mixer to move to (default: the \
+                                            other configured mixer with the most free capacity)" },
+                    "mode": { "type": "string", "enum": ["rewrite", "instruct"],
+                              "default": "rewrite",
+                              "description": "rewrite: the gateway rewrites the new mixer's \
+                                              SSRC, sequence numbers and timestamps in place; \
+                                              instruct: the new mixer is told to send the \
+                                              client's own, the gateway only checks" }
+                }
+            }),
+        );
+        all.insert(
+            "Handover".into(),
+            json!({
+                "type": "object",
+                "required": ["state", "from", "to", "mode", "started_at", "participants"],
+                "properties": {
+                    "state": { "type": "string", "enum": ["creating", "duplicating",
+                               "validating", "cutting_over", "completed", "aborted"] },
+                    "from": { "type": "string" },
+                    "to": { "type": "string" },
+                    "mode": { "type": "string", "enum": ["rewrite", "instruct"] },
+                    "reason": { "type": "string", "nullable": true,
+                                "description": "Why it was aborted, or what failed after \
+                                                the cut-over" },
+                    "started_at": { "type": "string", "format": "date-time" },
+                    "cutover_ms": { "type": "number", "nullable": true,
+                                    "description": "Request to the last client's cut-over" },
+                    "duration_ms": { "type": "number", "nullable": true },
+                    "extra_delay_ms": { "type": "number", "nullable": true,
+                                        "description": "Largest delay added to a client's \
+                                                        stream at its switch" },
+                    "participants": { "type": "object", "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "state": { "type": "string", "enum": ["waiting", "duplicating",
+                                       "paired", "validated", "cut_over", "aborted"] },
+                            "mismatches": { "type": "integer" },
+                            "cut_seq": { "type": "integer", "nullable": true },
+                            "extra_delay_ms": { "type": "number", "nullable": true }
+                        }
+                    } }
+                }
+            }),
+        );
+    }
+    doc
+}

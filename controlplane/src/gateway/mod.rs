@@ -254,9 +254,10 @@ impl Gateway {
         match best {
             Some((free, m)) if free > 0 => Ok(m.clone()),
             Some(_) => Err(ApiError::Unavailable("every mixer is full".into())),
-            None if errors.is_empty() => Err(ApiError::Unavailable(
-                "no other mixer is configured (gateway.mixers)".into(),
-            )),
+            None if errors.is_empty() => Err(ApiError::Unavailable(format!(
+                "no {}mixer is configured (gateway.mixers)",
+                if except.is_some() { "other " } else { "" }
+            ))),
             None => Err(ApiError::BadGateway(format!(
                 "no mixer answered: {}",
                 errors.join("; ")
