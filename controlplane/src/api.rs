@@ -485,7 +485,13 @@ mod tests {
         })
         .unwrap();
         let g = h.state.clone().with_gateway(gateway);
-        documents_exactly(gateway_router, &g, gateway_route_paths(), "tutti gateway API").await;
+        documents_exactly(
+            gateway_router,
+            &g,
+            gateway_route_paths(),
+            "tutti gateway API",
+        )
+        .await;
     }
 
     /// `/openapi.json` of `make(state)` documents exactly `served_paths`, every method

@@ -428,3 +428,339 @@ pub fn sse_events(text: &str) -> Vec<serde_json::Value> {
         .filter_map(|d| serde_json::from_str(d.trim()).ok())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Several tutti processes on one test network: each on its own net_tap device, every tap
+// moved into ONE namespace this test creates and joined there by a Linux bridge, which
+// also carries the clients' addresses. Used by the mixer-handover tests (a gateway and
+// two mixers); nothing above depends on it.
+
+/// The bridge's own address in a bridged test network (the clients' next hop, unused).
+pub const BRIDGE_ADDR: &str = "198.18.0.254/24";
+
+/// One tutti process of a bridged test network, as known before it starts.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Position in the `start_bridged` list.
+    pub index: usize,
+    /// The tap's name (kernel side: a bridge port in the namespace).
+    pub iface: String,
+    /// Its dataplane address (no prefix length), e.g. "198.18.0.11".
+    pub ip: String,
+    /// Its `control.listen` port on 127.0.0.1.
+    pub api: u16,
+    /// Its DPDK `--file-prefix`.
+    pub prefix: String,
+}
+
+impl Node {
+    /// Its control API as a URL, as a gateway's `mixers:` list names it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api)
+    }
+}
+
+/// The configuration of bridged node `node`: `config()` on a net_tap with the node's
+/// address, `idle_sleep_us: 200` so that several processes share two CPUs, and lcores
+/// spread so the dataplane cores alternate between CPU 1 and CPU 0 (the EAL main lcore,
+/// which runs the control plane, on the other CPU).
+pub fn bridged_config(node: &Node) -> String {
+    let (main_cpu, dp_cpu) = if node.index.is_multiple_of(2) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    config(
+        &format!("net_tap0,iface={}", node.iface),
+        "net_tap0",
+        &[],
+        None,
+        node.api,
+        &node.prefix,
+    )
+    .replace(
+        "\"-l\", \"0-1\"",
+        &format!("\"--lcores\", \"0@{main_cpu},1@{dp_cpu}\""),
+    )
+    .replace("ipv4: 198.18.0.1/24", &format!("ipv4: {}/24", node.ip))
+    .replace("idle_sleep_us: 50", "idle_sleep_us: 200")
+}
+
+/// Several tutti on one bridge in one namespace of the test's own. Drop order: the
+/// processes (SIGTERM, then SIGKILL, by PID; their stderr printed first if the test is
+/// failing), then the namespace (which takes the bridge with it), then hugepage files
+/// a killed process left under its own prefix.
+pub struct Bridged {
+    /// The running processes, in `nodes` order.
+    pub procs: Vec<Tutti>,
+    pub nodes: Vec<Node>,
+    pub ns: Netns,
+    /// The bridge's name inside `ns`.
+    pub bridge: String,
+}
+
+/// Start one tutti per address in `ips` (in that order, each waiting for `/healthz`),
+/// their taps bridged in a fresh namespace whose bridge has `BRIDGE_ADDR` and
+/// `host_addrs` (CIDRs: the clients' addresses). `customise(node, all_nodes, yaml)`
+/// returns the configuration to use (start from the given `bridged_config` yaml; every
+/// node's API port is chosen before any starts, so a gateway can name its mixers).
+pub fn start_bridged(
+    tag: &str,
+    ips: &[&str],
+    host_addrs: &[&str],
+    mut customise: impl FnMut(&Node, &[Node], String) -> String,
+) -> Bridged {
+    require_environment();
+    let nodes: Vec<Node> = ips
+        .iter()
+        .enumerate()
+        .map(|(index, ip)| Node {
+            index,
+            iface: unique(&format!("{tag}{index}")),
+            ip: ip.to_string(),
+            api: free_port(),
+            prefix: unique("tuttibr"),
+        })
+        .collect();
+    for n in &nodes {
+        assert!(n.iface.len() <= 15, "interface name {} too long", n.iface);
+    }
+    let ns = Netns::new();
+    let bridge = unique("tbr");
+    // No IPv6 chatter (router solicitations, DAD) on the test network.
+    let _ = ns.exec(
+        "sysctl",
+        &[
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ],
+    );
+    must(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+    );
+    // A fixed MAC address: otherwise the bridge takes its ports' lowest and changes it
+    // when a port comes or goes (a tutti killed), and whoever has the clients' addresses
+    // in its ARP cache sends to a MAC address nobody has any more.
+    let pid = std::process::id();
+    let bridge_mac = format!("02:7f:00:00:{:02x}:{:02x}", (pid >> 8) & 0xff, pid & 0xff);
+    must(
+        "ip",
+        &[
+            "-n",
+            &ns.name,
+            "link",
+            "set",
+            &bridge,
+            "address",
+            &bridge_mac,
+        ],
+    );
+    must(
+        "ip",
+        &["-n", &ns.name, "addr", "add", BRIDGE_ADDR, "dev", &bridge],
+    );
+    for a in host_addrs {
+        must("ip", &["-n", &ns.name, "addr", "add", a, "dev", &bridge]);
+    }
+    must("ip", &["-n", &ns.name, "link", "set", &bridge, "up"]);
+    let mut b = Bridged {
+        procs: Vec::new(),
+        nodes: nodes.clone(),
+        ns,
+        bridge,
+    };
+    for n in &nodes {
+        let yaml = customise(n, &nodes, bridged_config(n));
+        b.procs.push(Tutti::start(&yaml, &n.prefix, n.api));
+        b.ns.bridge_port(&n.iface, &b.bridge, n.index);
+    }
+    b
+}
+
+impl Netns {
+    /// Move tap `iface` (from the root namespace) here and make it a port of `bridge`.
+    /// The kernel side of a net_tap device starts with the DPDK port's own MAC address;
+    /// a bridge would take frames for that address as its own, so the kernel side gets
+    /// another (locally administered) one first.
+    pub fn bridge_port(&self, iface: &str, bridge: &str, index: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !run("ip", &["link", "show", iface]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "interface {iface} never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        must("ip", &["link", "set", iface, "netns", &self.name]);
+        must("ip", &["-n", &self.name, "link", "set", iface, "down"]);
+        let pid = std::process::id();
+        let mac = format!(
+            "02:7e:{:02x}:{:02x}:{:02x}:{:02x}",
+            (pid >> 16) & 0xff,
+            (pid >> 8) & 0xff,
+            pid & 0xff,
+            (SEQ.fetch_add(1, Ordering::Relaxed) as usize * 16 + index) & 0xff
+        );
+        must(
+            "ip",
+            &["-n", &self.name, "link", "set", iface, "address", &mac],
+        );
+        must(
+            "ip",
+            &["-n", &self.name, "link", "set", iface, "master", bridge],
+        );
+        must("ip", &["-n", &self.name, "link", "set", iface, "up"]);
+    }
+}
+
+impl Bridged {
+    /// Node `i`'s control API address.
+    pub fn api(&self, i: usize) -> SocketAddr {
+        self.procs[i].api
+    }
+
+    /// Node `i`'s control API as a URL.
+    pub fn url(&self, i: usize) -> String {
+        self.nodes[i].url()
+    }
+
+    /// Every process's stderr (the last `max` bytes of each), labelled.
+    pub fn logs(&self, max: usize) -> String {
+        let mut out = String::new();
+        for (n, t) in self.nodes.iter().zip(&self.procs) {
+            let e = t.stderr();
+            let mut cut = e.len().saturating_sub(max);
+            while !e.is_char_boundary(cut) {
+                cut += 1;
+            }
+            out.push_str(&format!(
+                "----- tutti #{} ({}, API {}) stderr -----\n{}\n",
+                n.index,
+                n.ip,
+                t.api,
+                &e[cut..]
+            ));
+        }
+        out
+    }
+
+    /// SIGKILL node `i` by PID (no clean shutdown), wait for it, and remove the
+    /// hugepage files and DPDK runtime directory it leaves under its own prefix.
+    pub fn kill_hard(&mut self, i: usize) {
+        let t = &mut self.procs[i];
+        let _ = t.child.kill();
+        let _ = t.child.wait();
+        remove_dpdk_leftovers(&self.nodes[i].prefix);
+    }
+
+    /// Whether node `i` is still running.
+    pub fn alive(&mut self, i: usize) -> bool {
+        self.procs[i].child.try_wait().ok().flatten().is_none()
+    }
+
+    /// Give every thread of every running process scheduling priority `nice` (e.g. -10:
+    /// real-time media on a CPU shared with builds). Threads started later inherit it
+    /// from the thread that starts them.
+    pub fn renice(&self, nice: i32) {
+        for t in &self.procs {
+            renice_threads(t.child.id(), nice);
+        }
+    }
+
+    /// Ping `ip` from the namespace (bounded: 3 echoes, 1 s each).
+    pub fn ping(&self, ip: &str) -> bool {
+        self.ns
+            .exec("ping", &["-c", "3", "-i", "0.2", "-W", "1", "-q", ip])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Bridged {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs(20_000));
+        }
+        // Processes first (Tutti's own drop: SIGTERM, wait, SIGKILL, by PID)...
+        self.procs.clear();
+        // ...then the namespace (a field; dropped after this) and what a killed process
+        // left behind under its own prefix.
+        for n in &self.nodes {
+            remove_dpdk_leftovers(&n.prefix);
+        }
+    }
+}
+
+/// Remove the hugepage files and DPDK runtime directory of file prefix `prefix` (only
+/// ever called with this test's own prefixes, after their process ended).
+pub fn remove_dpdk_leftovers(prefix: &str) {
+    if let Ok(d) = std::fs::read_dir("/dev/hugepages") {
+        for e in d.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{prefix}map_"))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+}
+
+/// Set the nice value of every thread of process `pid` (by thread id: Linux applies
+/// `setpriority` per thread).
+pub fn renice_threads(pid: u32, nice: i32) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    let tids: Vec<String> = tasks
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let n = nice.to_string();
+    let mut args = vec!["-n", n.as_str(), "-p"];
+    args.extend(tids.iter().map(String::as_str));
+    let _ = run("renice", &args);
+}
+
+/// A JSON request to any API address (e.g. a gateway's `gateway.listen`): the status and
+/// the body parsed as JSON (Null if empty); panics if the connection fails.
+pub fn call_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (code, body) = http(addr, method, path, json)
+        .unwrap_or_else(|| panic!("{method} http://{addr}{path}: no answer"));
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The value of one Prometheus sample at `addr`'s `/metrics`, `None` if it is absent.
+pub fn metric_at(addr: SocketAddr, sample: &str) -> Option<f64> {
+    let (code, text) = http_get(addr, "/metrics")?;
+    if code != 200 {
+        return None;
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}

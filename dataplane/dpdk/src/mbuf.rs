@@ -126,8 +126,9 @@ impl Mbuf {
         head.data_mut().copy_from_slice(&self.data()[..split]);
         // SAFETY: `self` is a valid mbuf; clone returns a new indirect mbuf (or null)
         // sharing its data and raising its reference count, owned by us from here.
-        let tail = NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_clone(self.0.as_ptr(), pool.as_ptr()) })
-            .map(Mbuf)?;
+        let tail =
+            NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_clone(self.0.as_ptr(), pool.as_ptr()) })
+                .map(Mbuf)?;
         // SAFETY: `tail` is ours and at least `split + 1` bytes long.
         if unsafe { dpdk_sys::rte_pktmbuf_adj(tail.0.as_ptr(), split16) }.is_null() {
             return None;

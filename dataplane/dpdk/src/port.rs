@@ -123,8 +123,8 @@ impl Port {
         }
         // Chained mbufs (a private header segment in front of a shared payload) are sent
         // when the PMD can; otherwise duplicates are flat copies.
-        let multi_seg = info.tx_offload_capa & u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS)
-            != 0;
+        let multi_seg =
+            info.tx_offload_capa & u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
         if multi_seg {
             conf.txmode.offloads |= u64::from(dpdk_sys::RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
         }

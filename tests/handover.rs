@@ -1,0 +1,654 @@
+//! Seamless mixer handover end to end: three real `tutti` processes — mixer A, mixer B
+//! and a gateway in front of them — each on its own net_tap device, the three taps joined
+//! by a Linux bridge inside a namespace this test creates (198.18.0.0/24 there: gateway
+//! 198.18.0.1, mixer A 198.18.0.11, mixer B 198.18.0.12, bridge 198.18.0.254, clients
+//! 198.18.0.2-4 on the bridge). Clients are `scripts/rtp-peer` endpoints sending
+//! continuous tones through the gateway; every one must hear one SSRC from one source
+//! address with contiguous sequence numbers, timestamps stepping by exactly 160 and
+//! phase-continuous tones (the continuity report of rtp-peer) while the conference is
+//! handed between the mixers, and through the abort paths.
+//!
+//! The processes run with `idle_sleep_us` so that all three share two CPUs; the tests
+//! take turns (`one_at_a_time`), each is bounded well under a minute, and everything is
+//! cleaned up by PID and by deleting the namespace. On failure the three processes'
+//! stderr is printed.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Mixer A, mixer B, the gateway (indices into `Bridged`).
+const A: usize = 0;
+const B: usize = 1;
+const GW: usize = 2;
+const IPS: [&str; 3] = ["198.18.0.11", "198.18.0.12", "198.18.0.1"];
+const CLIENT_ADDRS: [&str; 3] = ["198.18.0.2/24", "198.18.0.3/24", "198.18.0.4/24"];
+/// Odd multiples of 25 Hz: a dropped or repeated 20 ms frame turns each by 180°.
+const TONES: [u32; 3] = [475, 825, 1175];
+const CODECS: [&str; 3] = ["pcmu", "pcma", "pcmu"];
+/// Discontinuities in the clients' first seconds are the mixers' jitter buffers settling
+/// while the peers start up (Python start-up on two shared CPUs is late by tens of ms);
+/// they are reported but not judged. Every handover starts after this.
+const WARMUP_S: f64 = 1.5;
+/// Scheduling priority of the clients and the tutti processes (they are real-time).
+const NICE: &str = "-10";
+/// How long a handover may take to reach a final state.
+const HANDOVER_LIMIT: Duration = Duration::from_secs(8);
+
+/// An rtp-peer inside the namespace (bounded by `timeout`), ended by PID on drop.
+struct Peer {
+    child: Child,
+    report: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Peer {
+    /// Client `i` (198.18.0.{2+i}:4000) sending tone `TONES[i]` in `CODECS[i]` to `remote`
+    /// for `secs`, expecting to hear the tones of the clients in `hears`.
+    fn start(
+        ns: &Netns,
+        i: usize,
+        remote: &str,
+        secs: u32,
+        hears: &[usize],
+        extra: &[&str],
+    ) -> Peer {
+        let report = std::env::temp_dir().join(format!("{}.json", unique("tutti-ho-peer-")));
+        let log = report.with_extension("log");
+        let peer = repo_path("scripts/rtp-peer");
+        let mut args: Vec<String> = vec![
+            "netns".into(),
+            "exec".into(),
+            ns.name.clone(),
+            "nice".into(),
+            "-n".into(),
+            NICE.into(),
+            "timeout".into(),
+            (secs + 30).to_string(),
+            "python3".into(),
+            peer.display().to_string(),
+            "--bind".into(),
+            format!("198.18.0.{}:4000", i + 2),
+            "--remote".into(),
+            remote.into(),
+            "--seconds".into(),
+            secs.to_string(),
+            "--codec".into(),
+            CODECS[i].into(),
+            "--tone".into(),
+            TONES[i].to_string(),
+            "--report".into(),
+            report.display().to_string(),
+            "--warmup".into(),
+            WARMUP_S.to_string(),
+            "--packets".into(),
+            report.with_extension("csv").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        for j in hears {
+            args.extend(["--expect".into(), TONES[*j].to_string()]);
+        }
+        let child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .expect("starting rtp-peer");
+        Peer { child, report, log }
+    }
+
+    /// Wait for the peer (bounded by its `timeout`) and return its report, with each
+    /// received sequence number's arrival time (seconds) added as `arrivals`.
+    fn finish(mut self) -> Value {
+        let st = self.child.wait().expect("rtp-peer wait");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(st.success(), "rtp-peer failed ({st}): {log}");
+        let text = std::fs::read_to_string(&self.report).expect("rtp-peer report");
+        let mut report: Value = serde_json::from_str(&text).expect("report JSON");
+        let csv = std::fs::read_to_string(self.report.with_extension("csv")).unwrap_or_default();
+        // arrival_s,source,ssrc,seq,ts,pt,payload_bytes
+        let arrivals: serde_json::Map<String, Value> = csv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some((
+                    f.get(3)?.to_string(),
+                    json!(f.first()?.parse::<f64>().ok()?),
+                ))
+            })
+            .collect();
+        report["arrivals"] = Value::Object(arrivals);
+        report
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // `ip netns exec` execs `timeout`, which passes SIGTERM on to python.
+            signal(self.child.id(), "-TERM");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.report);
+        let _ = std::fs::remove_file(self.report.with_extension("csv"));
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Every client hears every other client of its conference.
+fn others(i: usize, n: usize) -> Vec<usize> {
+    (0..n).filter(|j| *j != i).collect()
+}
+
+/// What every client of a handover test must have received: one SSRC (the one the API
+/// gave), from one source address (`local`), no gap, duplicate or reorder, timestamps
+/// stepping by exactly 160, about 50 packets a second, and the other clients' tones
+/// without a discontinuity from before `steady.0` until after `steady.1` (seconds since
+/// the peers started).
+fn assert_continuous(i: usize, r: &Value, part: &Value, secs: u32, steady: (f64, f64)) {
+    let c = &r["continuity"];
+    let local = part["local"].as_str().expect("participant local address");
+    assert_eq!(
+        c["sources"],
+        json!([local]),
+        "client {i}: one source address, the one the API gave: {c}"
+    );
+    assert_eq!(
+        c["ssrcs"].as_array().map(Vec::len),
+        Some(1),
+        "client {i}: one SSRC: {c}"
+    );
+    if let Some(ssrc) = part["ssrc"].as_u64() {
+        assert_eq!(
+            c["ssrcs"],
+            json!([ssrc]),
+            "client {i}: the SSRC the API gave: {c}"
+        );
+    }
+    for k in ["missing", "duplicates", "reorders", "ts_bad_steps"] {
+        assert_eq!(c[k], 0, "client {i}: {k}: {c}");
+    }
+    assert_eq!(r["ts_steps"], json!([160]), "client {i}: {r}");
+    let received = c["packets"].as_u64().unwrap_or(0);
+    let want = u64::from(secs - 1) * 50;
+    assert!(
+        received >= want,
+        "client {i}: {received} packets, want at least {want}: {c}"
+    );
+    let tone = &c["tone"];
+    assert_eq!(
+        tone["discontinuities"], 0,
+        "client {i}: tone discontinuities (a click, a dropped or repeated frame): {tone}"
+    );
+    assert_eq!(tone["ok"], true, "client {i}: {tone}");
+    let from = tone["steady_from_s"].as_f64().unwrap_or(f64::MAX);
+    let to = tone["steady_to_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        from <= steady.0 && to >= steady.1,
+        "client {i}: the tones were steady only from {from} s to {to} s, want {} s to {} s: {tone}",
+        steady.0,
+        steady.1
+    );
+    assert_eq!(c["clean"], true, "client {i}: {c}");
+}
+
+/// A line for the report: what a client saw at the switches.
+fn summary(i: usize, r: &Value) -> String {
+    let c = &r["continuity"];
+    let t = &c["tone"];
+    format!(
+        "client {i}: {} packets, max inter-arrival gap {} ms (largest at {}), p99 {} ms; tone phase jump max {} deg, level jump max {} dB, residual max {} dB; own sends up to {} ms late (at {})",
+        c["packets"],
+        c["max_gap_ms"],
+        c["largest_gaps"],
+        c["p99_gap_ms"],
+        t["max_phase_jump_deg"],
+        t["max_level_jump_db"],
+        t["max_residual_db"],
+        r["send_late_max_ms"],
+        r["send_latest"]
+    )
+}
+
+/// For the report: each client's inter-arrival time at each of its cut-overs (from the
+/// packet before the first one from the new mixer to that one; 20 ms plus any delay the
+/// switch added), from the handovers' `cut_seq`s.
+fn switch_gaps(parts: &[Value], reports: &[Value], handovers: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, (p, r)) in parts.iter().zip(reports).enumerate() {
+        let pid = p["id"].as_str().unwrap_or("");
+        out.push_str(&format!("client {i} ({pid}) at its switches:"));
+        for h in handovers {
+            let Some(cut) = h["handover"]["participants"][pid]["cut_seq"].as_u64() else {
+                out.push_str(" (no cut_seq)");
+                continue;
+            };
+            let at = |seq: u64| r["arrivals"][(seq & 0xffff).to_string()].as_f64();
+            match (at(cut.wrapping_sub(1)), at(cut)) {
+                (Some(a), Some(b)) => out.push_str(&format!(
+                    " seq {cut} at {b:.3} s, {:.1} ms after the one before;",
+                    (b - a) * 1e3
+                )),
+                _ => out.push_str(&format!(" seq {cut}: not received;")),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The media counters of every live process, for the report: traffic, and every
+/// non-zero count of a drop, late or lost packet, concealment or late tick (these
+/// explain a discontinuity that is not the handover's).
+fn media_counters(b: &mut Bridged) -> String {
+    const SHOWN: [&str; 12] = [
+        "tutti_rx_packets_total",
+        "tutti_tx_packets_total",
+        "tutti_dropped_packets_total",
+        "tutti_rtp_received_packets_total",
+        "tutti_rtp_sent_packets_total",
+        "tutti_rtp_late_packets_total",
+        "tutti_rtp_lost_frames_total",
+        "tutti_rtp_refused_packets_total",
+        "tutti_tick_overruns_total",
+        "tutti_relay_",
+        "tutti_handovers_total",
+        "tutti_mbufs_in_use",
+    ];
+    let mut out = String::new();
+    for i in 0..b.procs.len() {
+        if !b.alive(i) {
+            out.push_str(&format!("tutti #{i}: not running\n"));
+            continue;
+        }
+        let text = http_get(b.api(i), "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && SHOWN.iter().any(|p| l.starts_with(p)))
+            .filter(|l| l.rsplit(' ').next().is_some_and(|v| v != "0"))
+            .collect();
+        out.push_str(&format!("tutti #{i}: {}\n", samples.join(", ")));
+    }
+    out
+}
+
+/// The gateway test network: mixers A and B, then the gateway naming both.
+struct Net {
+    b: Bridged,
+    /// The gateway's `gateway.listen` API.
+    gw: SocketAddr,
+}
+
+impl Net {
+    fn start(tag: &str) -> Net {
+        let gw_port = free_port();
+        let b = start_bridged(tag, &IPS, &CLIENT_ADDRS, |node, all, yaml| {
+            if node.index != GW {
+                return yaml;
+            }
+            format!(
+                "{yaml}gateway:\n  listen: 127.0.0.1:{gw_port}\n  mixers: [\"{}\", \"{}\"]\n",
+                all[A].url(),
+                all[B].url()
+            )
+        });
+        b.renice(NICE.parse().unwrap());
+        let gw = SocketAddr::from(([127, 0, 0, 1], gw_port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while http_get(gw, "/healthz").is_none_or(|(c, _)| c != 200) {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway API on {gw} never answered /healthz"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Net { b, gw }
+    }
+
+    fn call(&self, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
+        call_at(self.gw, method, path, json)
+    }
+
+    /// A conference `id` on mixer `on` through the gateway, with clients 0..n (mixed
+    /// codecs); returns the gateway's participant answers.
+    fn conference(&self, id: &str, on: usize, n: usize) -> Vec<Value> {
+        let body = json!({"id": id, "mixer": self.b.url(on)}).to_string();
+        let (code, conf) = self.call("POST", "/v1/conferences", Some(&body));
+        assert_eq!(code, 201, "{conf}");
+        assert_eq!(conf["mixer"], json!(self.b.url(on)), "{conf}");
+        assert_eq!(conf["handover"], Value::Null, "{conf}");
+        (0..n)
+            .map(|i| {
+                let body = format!(
+                    r#"{{"remote":"198.18.0.{}:4000","codec":"{}"}}"#,
+                    i + 2,
+                    CODECS[i]
+                );
+                let (code, p) = self.call(
+                    "POST",
+                    &format!("/v1/conferences/{id}/participants"),
+                    Some(&body),
+                );
+                assert_eq!(code, 201, "{p}");
+                assert!(
+                    p["local"].as_str().unwrap_or("").starts_with("198.18.0.1:"),
+                    "clients talk to the gateway: {p}"
+                );
+                p
+            })
+            .collect()
+    }
+
+    /// Ask for a handover of `id` to `to` and wait (bounded) for a final state; returns
+    /// the conference as the gateway shows it then, and the states seen on the way.
+    fn handover(&self, id: &str, to: &str, mode: &str) -> (Value, Vec<String>) {
+        let body = json!({"to": to, "mode": mode}).to_string();
+        let (code, v) = self.call(
+            "POST",
+            &format!("/v1/conferences/{id}/handover"),
+            Some(&body),
+        );
+        assert_eq!(code, 202, "handover request: {v}");
+        let deadline = Instant::now() + HANDOVER_LIMIT;
+        let mut states: Vec<String> = Vec::new();
+        loop {
+            let (code, conf) = self.call("GET", &format!("/v1/conferences/{id}"), None);
+            assert_eq!(code, 200, "{conf}");
+            let state = conf["handover"]["state"].as_str().unwrap_or("").to_string();
+            if states.last() != Some(&state) {
+                states.push(state.clone());
+            }
+            if state == "completed" || state == "aborted" {
+                return (conf, states);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "handover of {id} to {to} not done in {HANDOVER_LIMIT:?}; states {states:?}: {conf}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A handover that must complete; prints its timings.
+    fn handover_ok(&self, id: &str, to: usize, mode: &str, t0: Instant) -> Value {
+        let (code, before) = self.call("GET", &format!("/v1/conferences/{id}"), None);
+        assert_eq!(code, 200, "{before}");
+        let asked = t0.elapsed().as_secs_f64();
+        let (conf, states) = self.handover(id, &self.b.url(to), mode);
+        let h = &conf["handover"];
+        assert_eq!(h["from"], before["mixer"], "{conf}");
+        assert_eq!(
+            h["state"], "completed",
+            "handover to mixer #{to} ({mode}) failed: {conf}"
+        );
+        assert_eq!(conf["mixer"], json!(self.b.url(to)), "{conf}");
+        assert_eq!(h["to"], json!(self.b.url(to)), "{conf}");
+        assert_eq!(h["mode"], mode, "{conf}");
+        eprintln!(
+            "handover {id} -> mixer #{to} ({mode}): asked at {asked:.2} s, completed at {:.2} s; states {states:?}; cutover_ms {}, extra_delay_ms {}",
+            t0.elapsed().as_secs_f64(),
+            h["cutover_ms"],
+            h["extra_delay_ms"]
+        );
+        eprintln!("  clients: {}", h["participants"]);
+        assert!(h["cutover_ms"].is_number(), "{conf}");
+        assert!(h["extra_delay_ms"].is_number(), "{conf}");
+        conf
+    }
+
+    /// A sample of the gateway's metrics (absent: 0).
+    fn metric(&self, sample: &str) -> f64 {
+        metric_at(self.gw, sample).unwrap_or(0.0)
+    }
+
+    /// The gateway's handover metrics are `completed` and `aborted` handovers, and the
+    /// duration histogram counted every one of them.
+    fn assert_handover_metrics(&self, completed: f64, aborted: f64) {
+        let text = http_get(self.gw, "/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        let ours: Vec<&str> = text.lines().filter(|l| l.contains("handover")).collect();
+        let got = (
+            self.metric("tutti_handovers_total{result=\"completed\"}"),
+            self.metric("tutti_handovers_total{result=\"aborted\"}"),
+            metric_sum(&text, "tutti_handover_duration_seconds_count"),
+        );
+        assert_eq!(
+            got,
+            (completed, aborted, completed + aborted),
+            "(completed, aborted, histogram count) in:\n{}",
+            ours.join("\n")
+        );
+    }
+
+    /// Mixer `i`'s conferences (its own API).
+    fn conferences_on(&self, i: usize) -> Vec<Value> {
+        let (code, v) = self.b.procs[i].call("GET", "/v1/conferences", None);
+        assert_eq!(code, 200, "{v}");
+        v["conferences"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Wait (bounded) until mixer `i` has `n` conferences.
+    fn wait_conferences_on(&self, i: usize, n: usize, why: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let c = self.conferences_on(i);
+            if c.len() == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mixer #{i} should have {n} conference(s) ({why}), has {c:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Delete the conference at the gateway; both mixers end up with none.
+    fn delete(&self, id: &str) {
+        let (code, v) = self.call("DELETE", &format!("/v1/conferences/{id}"), None);
+        assert_eq!(code, 204, "{v}");
+        for m in [A, B] {
+            self.wait_conferences_on(m, 0, "after the gateway deleted the conference");
+        }
+    }
+}
+
+/// The sum of every sample of metric `name` in Prometheus text, whatever its labels.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = if let Some(r) = rest.strip_prefix('{') {
+                r.split_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// Start clients 0..n of conference `parts` for `secs` seconds.
+fn start_clients(net: &Net, parts: &[Value], secs: u32) -> (Vec<Peer>, Instant) {
+    let peers = (0..parts.len())
+        .map(|i| {
+            Peer::start(
+                &net.b.ns,
+                i,
+                parts[i]["local"].as_str().unwrap(),
+                secs,
+                &others(i, parts.len()),
+                &[],
+            )
+        })
+        .collect();
+    (peers, Instant::now())
+}
+
+/// (a) A → B → A → B in rewrite mode during continuous tones from three clients.
+#[test]
+fn handover_back_and_forth_is_seamless() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("ha");
+    let parts = net.conference("c1", A, 3);
+    let secs = 14;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let mut hs = vec![net.handover_ok("c1", B, "rewrite", t0)];
+    net.wait_conferences_on(A, 0, "A was left");
+    std::thread::sleep(Duration::from_millis(1500));
+    hs.push(net.handover_ok("c1", A, "rewrite", t0));
+    net.wait_conferences_on(B, 0, "B was left");
+    std::thread::sleep(Duration::from_millis(1500));
+    hs.push(net.handover_ok("c1", B, "rewrite", t0));
+    let last = t0.elapsed().as_secs_f64();
+    assert!(
+        last + 2.0 <= f64::from(secs),
+        "the handovers took until {last:.1} s of the clients' {secs} s"
+    );
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+    }
+    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
+    }
+    assert!(
+        net.conferences_on(A).is_empty(),
+        "mixer A, left, still has a conference"
+    );
+    assert_eq!(net.conferences_on(B).len(), 1);
+    net.assert_handover_metrics(3.0, 0.0);
+    net.b.procs[GW].assert_metrics_valid();
+    net.delete("c1");
+}
+
+/// (b) One handover in instruct mode: the same continuity.
+#[test]
+fn handover_in_instruct_mode_is_seamless() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hi");
+    let parts = net.conference("c2", A, 3);
+    let secs = 9;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let hs = vec![net.handover_ok("c2", B, "instruct", t0)];
+    let last = t0.elapsed().as_secs_f64();
+    net.wait_conferences_on(A, 0, "A was left");
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+    }
+    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
+    }
+    assert_eq!(net.conferences_on(B).len(), 1);
+    net.assert_handover_metrics(1.0, 0.0);
+    net.delete("c2");
+}
+
+/// (c) A handover to a mixer nobody answers for aborts with a reason and leaves every
+/// call as it was; a handover after it still works.
+#[test]
+fn aborted_handover_leaves_the_calls_intact() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hx");
+    let parts = net.conference("c3", A, 3);
+    let secs = 11;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let (conf, states) = net.handover("c3", &nowhere, "rewrite");
+    eprintln!(
+        "handover to {nowhere}: states {states:?}, ended at {:.2} s: {}",
+        t0.elapsed().as_secs_f64(),
+        conf["handover"]
+    );
+    assert_eq!(conf["handover"]["state"], "aborted", "{conf}");
+    assert!(
+        conf["handover"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "an aborted handover says why: {conf}"
+    );
+    assert_eq!(
+        conf["mixer"],
+        json!(net.b.url(A)),
+        "the conference stays on A: {conf}"
+    );
+    net.assert_handover_metrics(0.0, 1.0);
+    assert_eq!(net.conferences_on(A).len(), 1);
+    assert!(net.conferences_on(B).is_empty());
+    // Still movable after the abort.
+    std::thread::sleep(Duration::from_millis(1500));
+    let hs = vec![net.handover_ok("c3", B, "rewrite", t0)];
+    let last = t0.elapsed().as_secs_f64();
+    net.wait_conferences_on(A, 0, "A was left");
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+    }
+    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
+    }
+    net.assert_handover_metrics(1.0, 1.0);
+    net.delete("c3");
+}
+
+/// (d) Mixer A dies (SIGKILL) right after the conference moved to B: the calls go on
+/// from B, untouched.
+#[test]
+fn calls_survive_the_old_mixer_dying_after_handover() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hk");
+    let parts = net.conference("c4", A, 3);
+    let secs = 9;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let hs = vec![net.handover_ok("c4", B, "rewrite", t0)];
+    eprint!("before the kill: {}", media_counters(&mut net.b));
+    net.b.kill_hard(A);
+    let killed = t0.elapsed().as_secs_f64();
+    eprintln!("mixer A killed at {killed:.2} s");
+    assert!(!net.b.alive(A));
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+    }
+    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, killed + 2.0));
+    }
+    let (code, conf) = net.call("GET", "/v1/conferences/c4", None);
+    assert_eq!(code, 200, "{conf}");
+    assert_eq!(conf["mixer"], json!(net.b.url(B)), "{conf}");
+    assert_eq!(net.conferences_on(B).len(), 1);
+    net.assert_handover_metrics(1.0, 0.0);
+    let (code, v) = net.call("DELETE", "/v1/conferences/c4", None);
+    assert_eq!(code, 204, "{v}");
+    net.wait_conferences_on(B, 0, "after the gateway deleted the conference");
+}
