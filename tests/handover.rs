@@ -652,3 +652,71 @@ fn calls_survive_the_old_mixer_dying_after_handover() {
     assert_eq!(code, 204, "{v}");
     net.wait_conferences_on(B, 0, "after the gateway deleted the conference");
 }
+
+/// Mixer A dies just as the conference is being handed over to B, before anything could
+/// be validated: each client is failed over to B once its stream from A has been silent
+/// for 100 ms (the frames A never sent are lost, as on any dead stream), keeping its
+/// SSRC, source address and sequence numbering; the handover completes and says so.
+#[test]
+fn clients_fail_over_when_the_old_mixer_dies_during_a_handover() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hf");
+    let parts = net.conference("c5", A, 3);
+    let secs = 8;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let body = json!({"to": net.b.url(B)}).to_string();
+    let (code, v) = net.call("POST", "/v1/conferences/c5/handover", Some(&body));
+    assert_eq!(code, 202, "{v}");
+    net.b.kill_hard(A);
+    let killed = t0.elapsed().as_secs_f64();
+    let deadline = Instant::now() + HANDOVER_LIMIT;
+    let conf = loop {
+        let (code, conf) = net.call("GET", "/v1/conferences/c5", None);
+        assert_eq!(code, 200, "{conf}");
+        if matches!(
+            conf["handover"]["state"].as_str(),
+            Some("completed" | "aborted")
+        ) {
+            break conf;
+        }
+        assert!(Instant::now() < deadline, "handover not done: {conf}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let h = &conf["handover"];
+    eprintln!(
+        "mixer A killed at {killed:.2} s; handover {} after {} ms: {}",
+        h["state"], h["duration_ms"], h["reason"]
+    );
+    assert_eq!(h["state"], "completed", "{conf}");
+    assert!(
+        h["reason"].as_str().unwrap_or("").contains("failed over"),
+        "{conf}"
+    );
+    assert_eq!(conf["mixer"], json!(net.b.url(B)), "{conf}");
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+        let c = &r["continuity"];
+        let local = parts[i]["local"].as_str().unwrap();
+        assert_eq!(c["sources"], json!([local]), "client {i}: {c}");
+        assert_eq!(c["ssrcs"], json!([parts[i]["ssrc"]]), "client {i}: {c}");
+        for k in ["duplicates", "reorders", "ts_bad_steps"] {
+            assert_eq!(c[k], 0, "client {i}: {k}: {c}");
+        }
+        let missing = c["missing"].as_u64().unwrap_or(u64::MAX);
+        assert!(
+            missing <= 15,
+            "client {i}: {missing} packets lost at the failover: {c}"
+        );
+        let gap = c["max_gap_ms"].as_f64().unwrap_or(f64::MAX);
+        assert!(gap < 400.0, "client {i}: a {gap} ms hole: {c}");
+        let received = c["packets"].as_u64().unwrap_or(0);
+        assert!(
+            received + missing >= u64::from(secs - 1) * 50,
+            "client {i}: the stream went on to the end: {c}"
+        );
+    }
+    net.assert_handover_metrics(1.0, 0.0);
+}

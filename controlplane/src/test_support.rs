@@ -45,7 +45,7 @@ pub struct TestMedia {
     /// Answer every `apply` with [`MediaError::Busy`].
     pub busy: AtomicBool,
     /// Relay commands given (gateway role), described: `add p1`, `start p1 <addr>
-    /// rewrite`, `commit p1`, `finish p1`, `abort p1`, `remove p1`.
+    /// rewrite`, `commit p1`, `end p1`, `remove p1`.
     pub relays: Mutex<Vec<String>>,
 }
 
@@ -102,8 +102,7 @@ impl MediaPlane for TestMedia {
                 if instruct { "instruct" } else { "rewrite" }
             ),
             RelayCommand::Commit(p) => format!("commit p{}", p.0),
-            RelayCommand::Finish(p) => format!("finish p{}", p.0),
-            RelayCommand::Abort(p) => format!("abort p{}", p.0),
+            RelayCommand::End(p) => format!("end p{}", p.0),
         };
         self.relays.lock().unwrap().push(said);
         Ok(())

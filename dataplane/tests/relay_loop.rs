@@ -426,7 +426,7 @@ fn handover_duplicates_inbound_and_splices_the_new_mixer_in_seamlessly() {
             handover_at = Some(k);
         }
         if cut.is_some() && !finished && k > 60 {
-            r.command(RelayCommand::Finish(PartKey(7)));
+            r.command(RelayCommand::End(PartKey(7)));
             finished = true;
         }
     }

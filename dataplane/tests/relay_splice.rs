@@ -1176,6 +1176,7 @@ fn arb_cfg() -> impl Strategy<Value = SpliceConfig> {
                     max_payload,
                     expect_identity: id,
                     await_commit: commit,
+                    active_silence: ms(100),
                 }
             },
         )
@@ -1326,4 +1327,53 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn active_mixer_dying_before_validation_fails_the_client_over_to_the_candidate() {
+    // A's last frame is 12, while B (15 ms later) has only paired frames 10..=12: no
+    // validation. Once A has been silent for 100 ms, B's next packet (frame 17) cuts
+    // over right after A's frame 12; frames 13..=16 never existed for the client.
+    let mut sc = Scenario::new(15);
+    sc.lose_a = (13..sc.frames).collect();
+    let r = run(&sc);
+    check_client(&sc, &r, &[13, 14, 15, 16]);
+    assert!(r.validated().is_empty(), "never validated");
+    let lost = r
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SpliceEvent::ActiveLost { silent_for } => Some(*silent_for),
+            _ => None,
+        })
+        .expect("A reported lost");
+    assert_eq!(lost, ms(115));
+    let (key, seq, _, b_delay, _) = r.cut().expect("cut over");
+    assert_eq!((key, seq, b_delay), (sc.key(13), sc.client_seq(13), ms(0)));
+    let (a, b) = leg_of_frames(&r);
+    assert_eq!(a, (0..13).collect::<Vec<_>>());
+    assert_eq!(b, (17..sc.frames).collect::<Vec<_>>());
+    assert_eq!(r.splice.forward_after_cut(), Some((sc.b_rewrite(), ms(0))));
+
+    // Before any pair (A's last frame 8, B from 10): the rewrite continues A's last
+    // sequence number and timestamp at B's frame instead.
+    let mut sc = Scenario::new(15);
+    sc.lose_a = (9..sc.frames).collect();
+    let r = run(&sc);
+    let (key, seq, ..) = r.cut().expect("cut over");
+    assert_eq!((key, seq), (sc.key(9), sc.client_seq(9)));
+    let first_b = r.outs.iter().find(|o| o.leg == Leg::Candidate).unwrap();
+    assert_eq!(first_b.n, 13, "ta(13) + 15 ms - ta(8) >= 100 ms");
+    assert_eq!(
+        (first_b.ssrc, first_b.seq, first_b.ts),
+        (sc.client.ssrc, sc.client_seq(13), sc.key(13)),
+        "B continues A's stream for the client"
+    );
+    check_client(&sc, &r, &[9, 10, 11, 12]);
+
+    // Disabled: no failover.
+    let mut sc = Scenario::new(15);
+    sc.cfg.active_silence = Duration::ZERO;
+    sc.lose_a = (13..sc.frames).collect();
+    assert!(run(&sc).cut().is_none());
 }

@@ -12,7 +12,10 @@
 //!    packets; then the relays stop feeding A and the conference is deleted on A.
 //! g. Anything failing before the cut-over (B unreachable, validation not done within
 //!    the timeout, a splice failing) aborts: clients stay on A, B's copy is deleted, and
-//!    the reason is reported.
+//!    the reason is reported. If A itself stops sending during the handover, each
+//!    client whose stream from A has been silent for 100 ms while B's keeps coming is
+//!    failed over to B at once (noted in the result); once the clients are on B, A
+//!    failing (its conference cannot be deleted) is noted too.
 
 use super::{gateway, Gateway, GwPart};
 use crate::api::{ApiError, JsonBody, PathParams};
@@ -216,6 +219,8 @@ struct Moving {
     last: Option<(u32, u16, u32, u32)>,
     validated: bool,
     cut: bool,
+    /// Cut over because A stopped sending, not after validation.
+    failed_over: bool,
 }
 
 /// Why a handover stopped before completing.
@@ -355,6 +360,7 @@ impl Run<'_> {
                 last: None,
                 validated: false,
                 cut: false,
+                failed_over: false,
             });
         }
 
@@ -430,11 +436,12 @@ impl Run<'_> {
         // d./e. Alignment and validation, on the dataplane.
         self.step("validating");
         let deadline = tokio::time::Instant::now() + settings.validation_timeout;
-        while moving.iter().any(|m| !m.validated) {
+        // A client failed over to B (A stopped sending) needs no validation.
+        while moving.iter().any(|m| !m.validated && !m.cut) {
             let ev = recv(rx, deadline).await.ok_or_else(|| {
                 let late: Vec<&str> = moving
                     .iter()
-                    .filter(|m| !m.validated)
+                    .filter(|m| !m.validated && !m.cut)
                     .map(|m| m.part.id.as_str())
                     .collect();
                 Abort::from(format!(
@@ -481,13 +488,24 @@ impl Run<'_> {
                 self.from
             ));
         }
+        let failed_over: Vec<&str> = moving
+            .iter()
+            .filter(|m| m.failed_over)
+            .map(|m| m.part.id.as_str())
+            .collect();
+        if !failed_over.is_empty() {
+            notes.push(format!(
+                "{} stopped sending during the handover: {} failed over without validation",
+                self.from,
+                failed_over.join(", ")
+            ));
+        }
         for m in moving.iter() {
-            let cmd = if m.cut {
-                RelayCommand::Finish(m.part.key)
-            } else {
-                RelayCommand::Abort(m.part.key)
-            };
-            if let Err(e) = self.s.media.relay(m.part.core, cmd) {
+            if let Err(e) = self
+                .s
+                .media
+                .relay(m.part.core, RelayCommand::End(m.part.key))
+            {
                 notes.push(format!("participant {}: {e}", m.part.id));
             }
         }
@@ -569,6 +587,20 @@ impl Run<'_> {
                     None,
                 );
             }
+            SpliceEvent::ActiveLost { silent_for } => {
+                m.failed_over = true;
+                publish(
+                    self.s,
+                    self.id,
+                    Some(&pid),
+                    "handover_participant_failed_over",
+                    Some(format!(
+                        "nothing from {} for {} ms",
+                        self.from,
+                        silent_for.as_millis()
+                    )),
+                );
+            }
             SpliceEvent::Failed { reason } => {
                 let (FailReason::OutOfRange { need_ns } | FailReason::CandidateLeads { need_ns }) =
                     reason;
@@ -592,7 +624,7 @@ impl Run<'_> {
             let _ = self
                 .s
                 .media
-                .relay(m.part.core, RelayCommand::Abort(m.part.key));
+                .relay(m.part.core, RelayCommand::End(m.part.key));
         }
         let conf = format!("/v1/conferences/{}", self.id);
         let _ = self

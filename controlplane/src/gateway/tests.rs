@@ -332,10 +332,7 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
     assert!(h["cutover_ms"].as_f64().unwrap() > 0.0);
     assert!(h["reason"].is_null(), "{h}");
     assert_eq!(
-        relays(&g)
-            .iter()
-            .filter(|r| r.starts_with("finish"))
-            .count(),
+        relays(&g).iter().filter(|r| r.starts_with("end")).count(),
         2
     );
     let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
@@ -416,7 +413,7 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
     .await;
     feed(&g, conf, parts[0], started(5));
     aborted("validation timed out").await;
-    assert!(relays(&g).iter().any(|r| r.starts_with("abort")));
+    assert!(relays(&g).iter().any(|r| r.starts_with("end")));
     let (code, _) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "B's copy deleted");
     let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;

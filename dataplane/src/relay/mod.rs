@@ -94,6 +94,8 @@ pub struct RelaySession {
     splice: Option<Box<Splice>>,
     /// The newest RTP header sent to the client, and the leg timestamp it came with.
     last: Option<(RtpHead, u32)>,
+    /// When that packet arrived from its mixer.
+    last_at: Instant,
 }
 
 impl RelaySession {
@@ -108,6 +110,7 @@ impl RelaySession {
             delay: Duration::ZERO,
             splice: None,
             last: None,
+            last_at: Instant::ZERO,
         })
     }
 
@@ -133,11 +136,10 @@ pub enum RelayCommand {
     },
     /// Every client of the conference is validated: the splice may cut over.
     Commit(PartKey),
-    /// Every client has cut over: the candidate becomes the active mixer, the old one
-    /// gets no more packets.
-    Finish(PartKey),
-    /// Give up: the client stays on the active mixer, the candidate gets nothing more.
-    Abort(PartKey),
+    /// End the client's handover: if it cut over, the new mixer becomes its mixer and the
+    /// old one gets no more packets; if not, it stays on the old one and the new one gets
+    /// nothing more.
+    End(PartKey),
 }
 
 /// What the core hands back to the control core to free.
@@ -380,6 +382,9 @@ impl<B: PacketBuf> Relay<B> {
                 // mode: the candidate sends client-visible timestamps itself.
                 let candidate_ts_delta = if instruct { 0 } else { s.rewrite.ts_delta };
                 splice.start(s.rewrite, s.delay, candidate_ts_delta);
+                if let Some((head, _)) = s.last {
+                    splice.seed_active(s.last_at, head.ts, head.seq, head.ssrc);
+                }
                 s.splice = Some(splice);
                 s.candidate = Some(candidate);
                 let (spec, last) = (s.spec, s.last);
@@ -390,37 +395,25 @@ impl<B: PacketBuf> Relay<B> {
                     sp.commit();
                 }
             }
-            RelayCommand::Finish(part) => {
+            RelayCommand::End(part) => {
                 let Some(s) = self.session_mut(part) else {
                     return;
                 };
-                let Some(sp) = s.splice.take_if(|sp| sp.forward_after_cut().is_some()) else {
+                let candidate = s.candidate.take();
+                let Some(mut sp) = s.splice.take() else {
                     return;
                 };
-                if let (Some((rw, delay)), Some(c)) = (sp.forward_after_cut(), s.candidate) {
-                    s.rewrite = rw;
-                    s.delay = delay;
-                    s.active = c;
-                }
-                s.candidate = None;
-                self.retire(RelayRetired::Splice(sp));
-            }
-            RelayCommand::Abort(part) => {
-                let Some(s) = self.session_mut(part) else {
-                    return;
-                };
-                s.candidate = None;
-                if let Some(mut sp) = s.splice.take() {
-                    // A client already cut over stays with the candidate's stream: the
-                    // candidate becomes its mixer.
-                    if let Some((rw, delay)) = sp.forward_after_cut() {
+                match (sp.forward_after_cut(), candidate) {
+                    // Cut over: the new mixer is the client's mixer now.
+                    (Some((rw, delay)), Some(c)) => {
                         s.rewrite = rw;
                         s.delay = delay;
-                    } else {
-                        sp.abort();
+                        s.active = c;
                     }
-                    self.retire(RelayRetired::Splice(sp));
+                    // Not cut over: the client stays where it was.
+                    _ => sp.abort(),
                 }
+                self.retire(RelayRetired::Splice(sp));
             }
         }
     }
@@ -622,6 +615,7 @@ impl<B: PacketBuf> Relay<B> {
             },
             head.ts,
         ));
+        s.last_at = now;
         if !readdress_for(&mut buf, from, to, out) {
             self.counters.unroutable.inc();
             return;

@@ -69,6 +69,9 @@ pub struct SpliceConfig {
     /// Cut over only once [`Splice::commit`] was called (the control plane commits when
     /// every client of the conference is validated); otherwise as soon as aligned.
     pub await_commit: bool,
+    /// A is taken for dead when B's packets keep coming and A has sent nothing for this
+    /// long: the client is failed over to B at once, validated or not (zero: never).
+    pub active_silence: Duration,
 }
 
 impl Default for SpliceConfig {
@@ -83,6 +86,7 @@ impl Default for SpliceConfig {
             max_payload: 320,
             expect_identity: false,
             await_commit: false,
+            active_silence: Duration::from_millis(100),
         }
     }
 }
@@ -181,6 +185,9 @@ pub enum SpliceEvent {
     },
     /// The splice failed; the caller should abort the handover.
     Failed { reason: FailReason },
+    /// A sent nothing for `silent_for` while B's packets kept coming: the client is failed
+    /// over to B without waiting for validation (a [`SpliceEvent::CutOver`] follows).
+    ActiveLost { silent_for: Duration },
     /// The cut is decided: frames from `key` on come from B, the first of them with
     /// client-visible sequence number `seq`. `active_delay` is A's added delay at the
     /// switch, `candidate_delay` B's (which then ramps down to zero).
@@ -320,6 +327,8 @@ pub struct Splice {
     max_d: i64,
     /// A's highest forwarded key and its client-visible sequence number.
     a_high: Option<(u32, u16)>,
+    /// When A's newest packet arrived, and the client-visible SSRC it had.
+    a_last: Option<(Instant, u32)>,
     last_release: Option<Instant>,
     hist_a: History,
     hist_b: History,
@@ -391,6 +400,7 @@ impl Splice {
             last_matched: None,
             max_d: 0,
             a_high: None,
+            a_last: None,
             last_release: None,
             events: [None; EVENT_QUEUE],
             ev_head: 0,
@@ -417,6 +427,7 @@ impl Splice {
         self.last_matched = None;
         self.max_d = 0;
         self.a_high = None;
+        self.a_last = None;
         self.last_release = None;
         self.hist_a.clear();
         self.hist_b.clear();
@@ -424,6 +435,14 @@ impl Splice {
         self.ev_head = 0;
         self.ev_len = 0;
         self.ev_dropped = 0;
+    }
+
+    /// What the client last got from A before the splice was linked in: the frame `key`
+    /// with client-visible sequence number `seq` and SSRC `ssrc`, arrived at `at`. If A
+    /// sends nothing more, the client can still be failed over to B right after it.
+    pub fn seed_active(&mut self, at: Instant, key: u32, seq: u16, ssrc: u32) {
+        self.a_high = Some((key, seq));
+        self.a_last = Some((at, ssrc));
     }
 
     /// Permits the cut (with [`SpliceConfig::await_commit`]; without, cutting needs no
@@ -551,6 +570,7 @@ impl Splice {
             }
             Phase::Validating | Phase::Aligning { .. } => {}
         }
+        self.a_last = Some((now, self.active.ssrc.unwrap_or(head.ssrc)));
         let seq = head.seq.wrapping_add(self.active.seq_delta);
         let entry = Entry {
             used: true,
@@ -604,6 +624,9 @@ impl Splice {
                 self.on_pair(key, ai, bi);
             }
         }
+        if let Some(d) = self.fail_over(now, key, head) {
+            return d;
+        }
         if let Phase::Aligning { need_ns } = self.phase {
             let permitted = self.committed || !self.cfg.await_commit;
             if permitted && need_ns <= nanos(self.a_delay) {
@@ -613,6 +636,39 @@ impl Splice {
             }
         }
         Decision::Drop(DropWhy::NotCut)
+    }
+
+    /// A went silent while B's packet `key` is here: cut over to B right after A's last
+    /// frame (frames A never sent are lost to the client, as on any dead stream). B's
+    /// rewrite is the one validation found, or else the one that continues A's last
+    /// packet's sequence numbers at B's frame.
+    fn fail_over(&mut self, now: Instant, key: u32, head: RtpHead) -> Option<Decision> {
+        let (last, a_ssrc) = self.a_last?;
+        let silent_for = now.saturating_since(last);
+        if self.cfg.active_silence.is_zero() || silent_for < self.cfg.active_silence {
+            return None;
+        }
+        let (high, high_seq) = self.a_high?;
+        let cut = high.wrapping_add(self.cfg.frame_samples);
+        if key_before(key, cut) {
+            return None;
+        }
+        let rw = match self.rewrite {
+            Some(rw) => rw,
+            None => {
+                let frames = key.wrapping_sub(high) / self.cfg.frame_samples.max(1);
+                let seq = high_seq.wrapping_add(frames as u16);
+                RtpRewrite {
+                    payload_type: self.active.payload_type,
+                    marker: self.active.marker,
+                    ..RtpRewrite::continuing(head.seq, head.ts, a_ssrc, seq, key)
+                }
+            }
+        };
+        self.rewrite = Some(rw);
+        self.push(SpliceEvent::ActiveLost { silent_for });
+        self.cut(now, cut, high_seq.wrapping_add(1), Duration::ZERO);
+        Some(self.forward(now, Duration::ZERO, rw))
     }
 
     /// Aligned and B's packet `key` is here: cut if this is a point where A's frames end
