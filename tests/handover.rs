@@ -201,6 +201,18 @@ fn assert_continuous(i: usize, r: &Value, part: &Value, secs: u32, steady: (f64,
     assert_eq!(c["clean"], true, "client {i}: {c}");
 }
 
+/// Wait for the clients and print, for the report, the processes' counters, what each
+/// client saw and its gaps at the handovers' switches; the clients' reports.
+fn finish_clients(net: &mut Net, peers: Vec<Peer>, parts: &[Value], hs: &[Value]) -> Vec<Value> {
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    eprint!("{}", media_counters(&mut net.b));
+    for (i, r) in reports.iter().enumerate() {
+        eprintln!("{}", summary(i, r));
+    }
+    eprint!("{}", switch_gaps(parts, &reports, hs));
+    reports
+}
+
 /// A line for the report: what a client saw at the switches.
 fn summary(i: usize, r: &Value) -> String {
     let c = &r["continuity"];
@@ -520,12 +532,7 @@ fn handover_back_and_forth_is_seamless() {
         last + 2.0 <= f64::from(secs),
         "the handovers took until {last:.1} s of the clients' {secs} s"
     );
-    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
-    eprint!("{}", media_counters(&mut net.b));
-    for (i, r) in reports.iter().enumerate() {
-        eprintln!("{}", summary(i, r));
-    }
-    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    let reports = finish_clients(&mut net, peers, &parts, &hs);
     for (i, r) in reports.iter().enumerate() {
         assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
     }
@@ -552,12 +559,7 @@ fn handover_in_instruct_mode_is_seamless() {
     let hs = vec![net.handover_ok("c2", B, "instruct", t0)];
     let last = t0.elapsed().as_secs_f64();
     net.wait_conferences_on(A, 0, "A was left");
-    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
-    eprint!("{}", media_counters(&mut net.b));
-    for (i, r) in reports.iter().enumerate() {
-        eprintln!("{}", summary(i, r));
-    }
-    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    let reports = finish_clients(&mut net, peers, &parts, &hs);
     for (i, r) in reports.iter().enumerate() {
         assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
     }
@@ -604,12 +606,7 @@ fn aborted_handover_leaves_the_calls_intact() {
     let hs = vec![net.handover_ok("c3", B, "rewrite", t0)];
     let last = t0.elapsed().as_secs_f64();
     net.wait_conferences_on(A, 0, "A was left");
-    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
-    eprint!("{}", media_counters(&mut net.b));
-    for (i, r) in reports.iter().enumerate() {
-        eprintln!("{}", summary(i, r));
-    }
-    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    let reports = finish_clients(&mut net, peers, &parts, &hs);
     for (i, r) in reports.iter().enumerate() {
         assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
     }
@@ -634,12 +631,7 @@ fn calls_survive_the_old_mixer_dying_after_handover() {
     let killed = t0.elapsed().as_secs_f64();
     eprintln!("mixer A killed at {killed:.2} s");
     assert!(!net.b.alive(A));
-    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
-    eprint!("{}", media_counters(&mut net.b));
-    for (i, r) in reports.iter().enumerate() {
-        eprintln!("{}", summary(i, r));
-    }
-    eprint!("{}", switch_gaps(&parts, &reports, &hs));
+    let reports = finish_clients(&mut net, peers, &parts, &hs);
     for (i, r) in reports.iter().enumerate() {
         assert_continuous(i, r, &parts[i], secs, (first - 1.0, killed + 2.0));
     }

@@ -580,6 +580,10 @@ impl Sessions {
         Some(p)
     }
 
+    fn participant_mut(&mut self, conf: ConfKey, part: PartKey) -> Option<&mut Participant> {
+        self.conferences.get_mut(&conf)?.participants.get_mut(&part)
+    }
+
     /// Record a participant's new settings and hold flag.
     pub fn set_participant(
         &mut self,
@@ -588,11 +592,7 @@ impl Sessions {
         settings: ParticipantSettings,
         hold: bool,
     ) -> Option<&Participant> {
-        let p = self
-            .conferences
-            .get_mut(&conf)?
-            .participants
-            .get_mut(&part)?;
+        let p = self.participant_mut(conf, part)?;
         p.settings = settings;
         p.hold = hold;
         Some(p)
@@ -605,11 +605,7 @@ impl Sessions {
         part: PartKey,
         ssrc: u32,
     ) -> Option<&Participant> {
-        let p = self
-            .conferences
-            .get_mut(&conf)?
-            .participants
-            .get_mut(&part)?;
+        let p = self.participant_mut(conf, part)?;
         p.ssrc = ssrc;
         Some(p)
     }

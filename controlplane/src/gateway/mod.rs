@@ -661,6 +661,16 @@ fn find_part<'a>(
     Ok((c, p))
 }
 
+/// The mixer hosting participant `pid` of conference `id` and the participant's path
+/// there; refused while the conference is being handed over.
+fn on_mixer(g: &Gateway, id: &str, pid: &str) -> Result<(String, String), ApiError> {
+    let t = g.lock();
+    let (c, p) = find_part(&t, id, pid)?;
+    c.busy()?;
+    let path = format!("/v1/conferences/{id}/participants/{}", p.mixer_id);
+    Ok((c.mixer.clone(), path))
+}
+
 /// `GET /v1/conferences/{id}/participants/{pid}`.
 async fn get_participant(
     State(s): State<ControlState>,
@@ -678,13 +688,7 @@ async fn patch_participant(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let g = gateway(&s)?;
-    let (mixer, mixer_id) = {
-        let t = g.lock();
-        let (c, p) = find_part(&t, &id, &pid)?;
-        c.busy()?;
-        (c.mixer.clone(), p.mixer_id.clone())
-    };
-    let path = format!("/v1/conferences/{id}/participants/{mixer_id}");
+    let (mixer, path) = on_mixer(g, &id, &pid)?;
     let answer = g
         .client
         .call(Method::PATCH, &mixer, &path, Some(&body))
@@ -711,13 +715,7 @@ async fn delete_participant(
     PathParams((id, pid)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let g = gateway(&s)?;
-    let (mixer, mixer_id) = {
-        let t = g.lock();
-        let (c, p) = find_part(&t, &id, &pid)?;
-        c.busy()?;
-        (c.mixer.clone(), p.mixer_id.clone())
-    };
-    let path = format!("/v1/conferences/{id}/participants/{mixer_id}");
+    let (mixer, path) = on_mixer(g, &id, &pid)?;
     match g.client.call(Method::DELETE, &mixer, &path, None).await {
         Ok(_) | Err(MixerError::Refused { status: 404, .. }) => {}
         Err(e) => return Err(e.into()),

@@ -48,6 +48,19 @@ fn relays(h: &Harness) -> Vec<String> {
     h.media.relays.lock().unwrap().clone()
 }
 
+/// Ask for a handover of `c1` to `to` and wait until the relays were told to start
+/// duplicating `starts` times in all.
+async fn hand_over(g: &Harness, to: &str, starts: usize) {
+    let body = format!(r#"{{"to":"{to}"}}"#);
+    let uri = "/v1/conferences/c1/handover";
+    let (code, v) = gw(g, Method::POST, uri, Some(&body)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    until("duplication", || {
+        relays(g).iter().filter(|r| r.starts_with("start")).count() == starts
+    })
+    .await;
+}
+
 /// Wait (bounded) until `f` holds.
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..400 {
@@ -399,18 +412,7 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
     assert!(!relays(&g).iter().any(|r| r.starts_with("start")));
 
     // Validation never completes: aborted at the timeout, B's copy deleted.
-    let (code, _) = gw(
-        &g,
-        Method::POST,
-        "/v1/conferences/c1/handover",
-        Some(&format!(r#"{{"to":"{url_b}"}}"#)),
-    )
-    .await;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    until("duplication", || {
-        relays(&g).iter().any(|r| r.starts_with("start"))
-    })
-    .await;
+    hand_over(&g, &url_b, 1).await;
     feed(&g, conf, parts[0], started(5));
     aborted("validation timed out").await;
     assert!(relays(&g).iter().any(|r| r.starts_with("end")));
@@ -420,18 +422,7 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
     assert_eq!(code, StatusCode::OK, "still on A");
 
     // A splice that cannot line the streams up.
-    let (code, _) = gw(
-        &g,
-        Method::POST,
-        "/v1/conferences/c1/handover",
-        Some(&format!(r#"{{"to":"{url_b}"}}"#)),
-    )
-    .await;
-    assert_eq!(code, StatusCode::ACCEPTED);
-    until("duplication", || {
-        relays(&g).iter().filter(|r| r.starts_with("start")).count() == 2
-    })
-    .await;
+    hand_over(&g, &url_b, 2).await;
     feed(&g, conf, parts[0], started(5));
     let e = SpliceEvent::Failed {
         reason: tutti_dataplane::relay::splice::FailReason::OutOfRange {

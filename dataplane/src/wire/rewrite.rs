@@ -222,6 +222,21 @@ mod tests {
         seg
     }
 
+    /// An IPv4 packet (20-byte header, checksum set) carrying UDP segment `seg`.
+    fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, seg: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+        ip[8] = ttl;
+        ip[9] = PROTO_UDP;
+        ip[12..16].copy_from_slice(&src.octets());
+        ip[16..20].copy_from_slice(&dst.octets());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(seg);
+        ip
+    }
+
     #[test]
     fn incremental_checksum_matches_recompute() {
         let (src, dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
@@ -325,16 +340,7 @@ mod tests {
                 ..RtpHeader::default()
             },
         );
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = PROTO_UDP;
-        ip[12..16].copy_from_slice(&src.octets());
-        ip[16..20].copy_from_slice(&dst.octets());
-        let c = checksum::checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip.extend_from_slice(&seg);
+        let mut ip = ipv4_packet(src, dst, 64, &seg);
         rewrite_ipv4_udp_rtp(
             &mut ip,
             &RtpRewrite {
@@ -350,22 +356,13 @@ mod tests {
         assert_eq!(stored, checksum::udp4(src, dst, &seg2));
         assert!(checksum::verifies(&ip[..20]));
     }
+
     #[test]
     fn readdress_keeps_both_checksums_valid() {
         let (src, dst) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1));
         let seg = udp_rtp(src, dst, &RtpHeader::default());
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
-        ip[8] = 61;
-        ip[9] = PROTO_UDP;
-        ip[12..16].copy_from_slice(&src.octets());
-        ip[16..20].copy_from_slice(&dst.octets());
-        let c = checksum::checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip.extend_from_slice(&seg);
         let mut frame = vec![0u8; 14];
-        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&ipv4_packet(src, dst, 61, &seg));
         let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 9]));
         let new_src = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 30000);
         let new_dst = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 11), 20002);
