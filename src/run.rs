@@ -116,12 +116,17 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         let port = Port::start(&pc.device, PortSetup { pools })?;
         eprintln!(
-            "tutti: port {} ({}, {}) mac {} ipv4 {}",
+            "tutti: port {} ({}, {}) mac {} ipv4 {}; duplicates sent as {}",
             pc.device,
             port.driver(),
             port.id(),
             port.mac(),
-            pc.ipv4
+            pc.ipv4,
+            if port.multi_seg() {
+                "a header mbuf chained to a shared payload"
+            } else {
+                "copies (the PMD sends no chained mbufs)"
+            }
         );
         ports.push((Arc::new(port), pc.clone()));
     }

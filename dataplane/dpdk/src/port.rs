@@ -210,6 +210,12 @@ impl Port {
         self.rss
     }
 
+    /// Whether the port sends chained mbufs (duplicates share their payload) rather
+    /// than flat copies.
+    pub fn multi_seg(&self) -> bool {
+        self.multi_seg
+    }
+
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
         let mut a = dpdk_sys::rte_ether_addr::default();
