@@ -627,6 +627,53 @@ control:
     }
 
     #[test]
+    fn the_gateway_section_has_defaults_and_explained_errors() {
+        assert!(Config::parse(GOOD, "t.yaml").unwrap().gateway.is_none());
+        let with = |body: &str| format!("{GOOD}gateway:\n{body}");
+        let c = Config::parse(
+            &with("  listen: 127.0.0.1:8090\n  mixers: [\"http://198.18.0.11:8080/\"]\n  max_align: 40ms\n"),
+            "t.yaml",
+        )
+        .unwrap();
+        let g = c.gateway.expect("gateway").settings();
+        assert_eq!(g.mixers, ["http://198.18.0.11:8080"]);
+        assert_eq!(g.handover.max_align, Duration::from_millis(40));
+        assert_eq!(g.handover.validate_frames, 5);
+        assert_eq!(g.handover.validation_timeout, Duration::from_secs(2));
+        for (body, want) in [
+            (
+                "  listen: 127.0.0.1:8080\n  mixers: []\n",
+                "needs its own address",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: [\"198.18.0.11:8080\"]\n",
+                "gateway.mixers[0]: '198.18.0.11:8080' is not a base URL",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: [\"http://m/v1\"]\n",
+                "without a path",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  validate_frames: 0\n",
+                "gateway.validate_frames: 0 must be from 1 to 500",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  max_align: 2s\n",
+                "gateway.max_align: at most 500ms",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixer: []\n",
+                "unknown field `mixer`",
+            ),
+        ] {
+            let e = Config::parse(&with(body), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let cases = [
             (
