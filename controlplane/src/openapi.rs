@@ -475,7 +475,7 @@ pub fn document(version: &str) -> Value {
 
 /// The paths the gateway API serves as a mixer's do (its conference calls are a mixer's,
 /// answered through the hosting mixer).
-const GATEWAY_SHARED: [&str; 9] = [
+const GATEWAY_SHARED: [&str; 11] = [
     "/healthz",
     "/v1/status",
     "/metrics",
@@ -485,6 +485,8 @@ const GATEWAY_SHARED: [&str; 9] = [
     "/v1/conferences/{id}/participants",
     "/v1/conferences/{id}/participants/{pid}",
     "/v1/conferences/{id}/prompts",
+    "/v1/conferences/{id}/adopt",
+    "/v1/call-managers/{cm}/heartbeat",
 ];
 
 /// The OpenAPI 3.0 document of the gateway API (`gateway.listen`).

@@ -304,7 +304,9 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
                 .delete(delete_participant),
         ),
         ("/v1/conferences/{id}/prompts", post(play_prompt)),
+        ("/v1/conferences/{id}/adopt", post(adopt)),
         ("/v1/conferences/{id}/handover", post(handover::start)),
+        ("/v1/call-managers/{cm}/heartbeat", post(heartbeat)),
     ]
 }
 
@@ -760,4 +762,68 @@ async fn play_prompt(
         .call(Method::POST, &mixer, &path, Some(&Value::Object(body)))
         .await?;
     Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// `POST /v1/conferences/{id}/adopt`: on the hosting mixer (whose orphan procedure it
+/// stops); a later handover creates the conference with the new owner.
+async fn adopt(
+    State(s): State<ControlState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let g = gateway(&s)?;
+    let mixer = {
+        let t = g.lock();
+        let c = t.conf(&id)?;
+        c.busy()?;
+        c.mixer.clone()
+    };
+    let path = format!("/v1/conferences/{id}/adopt");
+    let answer = g
+        .client
+        .call(Method::POST, &mixer, &path, Some(&body))
+        .await?;
+    let mut t = g.lock();
+    let c = t.conf_mut(&id)?;
+    if let (Some(owner), Some(o)) = (answer.get("owner"), c.create.as_object_mut()) {
+        o.insert("owner".into(), owner.clone());
+    }
+    Ok(Json(c.view(true)))
+}
+
+/// `POST /v1/call-managers/{cm}/heartbeat`: to every mixer (a call manager's conferences
+/// may be on any of them, and move). The first mixer's answer; a refusal of the request
+/// itself (4xx) as the mixer gave it; 502 when no mixer answered.
+async fn heartbeat(
+    State(s): State<ControlState>,
+    PathParams(cm): PathParams<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let g = gateway(&s)?;
+    let path = format!("/v1/call-managers/{cm}/heartbeat");
+    let mut answer = None;
+    let mut failed = Vec::new();
+    for m in &g.config.mixers {
+        match g.client.call(Method::POST, m, &path, Some(&body)).await {
+            Ok(v) => {
+                answer.get_or_insert(v);
+            }
+            Err(
+                e @ MixerError::Refused {
+                    status: 400..=499, ..
+                },
+            ) => return Err(e.into()),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    match answer {
+        Some(v) => Ok(Json(v)),
+        None if failed.is_empty() => Err(ApiError::Unavailable(
+            "no mixer is configured (gateway.mixers)".into(),
+        )),
+        None => Err(ApiError::BadGateway(format!(
+            "no mixer took the heartbeat: {}",
+            failed.join("; ")
+        ))),
+    }
 }

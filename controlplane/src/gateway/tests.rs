@@ -168,6 +168,38 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
     .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
+    // Call-manager heartbeats go to every mixer; adoption to the hosting one.
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/call-managers/cm1/heartbeat",
+        Some(r#"{"interval_ms":1000}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    for m in [&a, &b] {
+        let (_, cms) = json(&m.state, Method::GET, "/v1/call-managers", None).await;
+        assert!(cms.to_string().contains("cm1"), "{cms}");
+    }
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/call-managers/cm1/heartbeat",
+        Some(r#"{"interval_ms":1}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "the mixers' refusal: {v}");
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/adopt",
+        Some(r#"{"owner":"cm2"}"#),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (_, on_b) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(on_b["owner"], "cm2");
+
     let (_, list) = gw(&g, Method::GET, "/v1/conferences", None).await;
     assert_eq!(list["conferences"].as_array().unwrap().len(), 1);
     let (code, _) = gw(
