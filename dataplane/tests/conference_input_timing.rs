@@ -62,15 +62,6 @@ fn local_port(i: usize) -> u16 {
     20000 + 2 * i as u16
 }
 
-fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&ts.to_be_bytes());
-    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
 /// Participant `i`'s audio in frame `k`: its tone, continuous over the frames.
 fn audio(i: usize, k: i64) -> Vec<u8> {
     let pcm = tone(

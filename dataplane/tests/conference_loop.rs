@@ -39,30 +39,8 @@ fn peer(i: usize) -> (eth::MacAddr, SocketAddrV4) {
 }
 
 fn rtp_frame(i: usize, seq: u16, ts: u32, payload: &[u8], dst_port: u16) -> Vec<u8> {
-    let (mac, src) = peer(i);
-    let mut rtp = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    rtp[2..4].copy_from_slice(&seq.to_be_bytes());
-    rtp[4..8].copy_from_slice(&ts.to_be_bytes());
-    rtp[8..12].copy_from_slice(&(0x1000 + i as u32).to_be_bytes());
-    rtp.extend_from_slice(payload);
-    let mut f = vec![0u8; 42 + rtp.len()];
-    f[42..].copy_from_slice(&rtp);
-    udp::write_header(&mut f[34..], *src.ip(), OUR_IP, src.port(), dst_port);
-    ipv4::write_header(
-        &mut f[14..],
-        *src.ip(),
-        OUR_IP,
-        ipv4::PROTO_UDP,
-        8 + rtp.len(),
-        seq,
-    );
-    eth::EthHeader {
-        dst: OUR_MAC,
-        src: mac,
-        ethertype: eth::ETHERTYPE_IPV4,
-    }
-    .write(&mut f);
-    f
+    let packet = rtp(0, seq, ts, 0x1000 + i as u32, payload);
+    udp_frame(peer(i), (OUR_MAC, OUR_IP, dst_port), &packet)
 }
 
 /// (sequence number, timestamp, SSRC, payload) of one RTP packet a participant received.

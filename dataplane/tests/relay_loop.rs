@@ -5,6 +5,9 @@
 //! mixers, the new mixer's stream is spliced in between two packets and the client sees
 //! one unbroken stream; after the handover only the new mixer is used.
 
+mod common;
+use common::{rtp, udp_frame};
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,35 +44,14 @@ const CLIENT_PORT: u16 = 20002;
 const MIXER_PORT: u16 = 20004;
 const FRAME: Duration = Duration::from_millis(20);
 
-fn udp_frame(from: (eth::MacAddr, SocketAddrV4), dst_port: u16, payload: &[u8]) -> Vec<u8> {
-    let (mac, src) = from;
-    let mut f = vec![0u8; 42 + payload.len()];
-    f[42..].copy_from_slice(payload);
-    udp::write_header(&mut f[34..], *src.ip(), OUR_IP, src.port(), dst_port);
-    ipv4::write_header(
-        &mut f[14..],
-        *src.ip(),
-        OUR_IP,
-        ipv4::PROTO_UDP,
-        8 + payload.len(),
-        1,
-    );
-    eth::EthHeader {
-        dst: OUR_MAC,
-        src: mac,
-        ethertype: eth::ETHERTYPE_IPV4,
-    }
-    .write(&mut f);
-    f
+/// A frame from `from` to our port `dst_port`.
+fn to_us(from: (eth::MacAddr, SocketAddrV4), dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    udp_frame(from, (OUR_MAC, OUR_IP, dst_port), payload)
 }
 
-fn rtp(ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&ts.to_be_bytes());
-    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
+/// A PCMU RTP packet.
+fn pcmu(ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    rtp(0, seq, ts, ssrc, payload)
 }
 
 /// An ARP reply from `who` to us, so the loop knows its MAC.
@@ -258,11 +240,7 @@ fn relays_both_ways_with_timeline_timestamps_and_valid_checksums() {
     r.clock.advance(Duration::from_millis(45));
     let grid = tl.frame_at(r.clock.now());
     assert_eq!(grid, tl.base.wrapping_add(2 * 160));
-    r.inject(&udp_frame(
-        CLIENT,
-        CLIENT_PORT,
-        &rtp(0xC1, 9, 5555, &[1; 160]),
-    ));
+    r.inject(&to_us(CLIENT, CLIENT_PORT, &pcmu(0xC1, 9, 5555, &[1; 160])));
     r.step();
     let sent = r.sent();
     assert_eq!(sent.len(), 1);
@@ -278,10 +256,10 @@ fn relays_both_ways_with_timeline_timestamps_and_valid_checksums() {
     );
     // The next packet keeps the client's spacing on the timeline.
     r.clock.advance(FRAME);
-    r.inject(&udp_frame(
+    r.inject(&to_us(
         CLIENT,
         CLIENT_PORT,
-        &rtp(0xC1, 10, 5555 + 160, &[2; 160]),
+        &pcmu(0xC1, 10, 5555 + 160, &[2; 160]),
     ));
     r.step();
     let p2 = r.sent().remove(0);
@@ -291,10 +269,10 @@ fn relays_both_ways_with_timeline_timestamps_and_valid_checksums() {
     );
 
     // The mixer's stream goes to the client untouched but for the addresses.
-    r.inject(&udp_frame(
+    r.inject(&to_us(
         MIXER_A,
         MIXER_PORT,
-        &rtp(0xAA, 500, grid, &[3; 160]),
+        &pcmu(0xAA, 500, grid, &[3; 160]),
     ));
     r.step();
     assert_eq!(client_rtp(&r.sent()), vec![(0xAA, 500, grid, vec![3; 160])]);
@@ -304,30 +282,22 @@ fn relays_both_ways_with_timeline_timestamps_and_valid_checksums() {
         eth::MacAddr([2, 0, 0, 0, 0, 99]),
         SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 99), 4000),
     );
-    r.inject(&udp_frame(
-        stranger,
-        CLIENT_PORT,
-        &rtp(0xC1, 11, 0, &[0; 160]),
-    ));
-    r.inject(&udp_frame(
-        stranger,
-        MIXER_PORT,
-        &rtp(0xAA, 501, 0, &[0; 160]),
-    ));
+    r.inject(&to_us(stranger, CLIENT_PORT, &pcmu(0xC1, 11, 0, &[0; 160])));
+    r.inject(&to_us(stranger, MIXER_PORT, &pcmu(0xAA, 501, 0, &[0; 160])));
     r.step();
     assert!(r.sent().is_empty());
     assert_eq!(r.relay.foreign.get(), 2);
     // A malformed RTP packet from the client is counted, nothing is sent.
-    r.inject(&udp_frame(CLIENT, CLIENT_PORT, &[0x80, 0, 1]));
+    r.inject(&to_us(CLIENT, CLIENT_PORT, &[0x80, 0, 1]));
     r.step();
     assert!(r.sent().is_empty());
     assert_eq!(r.relay.malformed.get(), 1);
 
     r.command(RelayCommand::Remove(PartKey(7)));
-    r.inject(&udp_frame(
+    r.inject(&to_us(
         CLIENT,
         CLIENT_PORT,
-        &rtp(0xC1, 12, 5555 + 480, &[2; 160]),
+        &pcmu(0xC1, 12, 5555 + 480, &[2; 160]),
     ));
     r.step();
     assert!(r.sent().is_empty(), "nothing relayed after removal");
@@ -354,10 +324,10 @@ fn handover_duplicates_inbound_and_splices_the_new_mixer_in_seamlessly() {
     for k in 0u32..120 {
         let ts = tl.base.wrapping_add(160 * k);
         // The client's packet.
-        r.inject(&udp_frame(
+        r.inject(&to_us(
             CLIENT,
             CLIENT_PORT,
-            &rtp(0xC1, k as u16, 900 + 160 * k, &[k as u8; 160]),
+            &pcmu(0xC1, k as u16, 900 + 160 * k, &[k as u8; 160]),
         ));
         r.step();
         let sent = r.sent();
@@ -376,20 +346,20 @@ fn handover_duplicates_inbound_and_splices_the_new_mixer_in_seamlessly() {
         }
         // Mixer A's output for this frame now, B's 7 ms later (while A is live).
         if !finished {
-            r.inject(&udp_frame(
+            r.inject(&to_us(
                 MIXER_A,
                 MIXER_PORT,
-                &rtp(0xAA, a_seq0.wrapping_add(k as u16), ts, &mixed(k)),
+                &pcmu(0xAA, a_seq0.wrapping_add(k as u16), ts, &mixed(k)),
             ));
             r.step();
             got.extend(client_rtp(&r.sent()));
         }
         r.clock.advance(Duration::from_millis(7));
         if handover_at.is_some() {
-            r.inject(&udp_frame(
+            r.inject(&to_us(
                 MIXER_B,
                 MIXER_PORT,
-                &rtp(0xBB, b_seq0.wrapping_add(k as u16), ts, &mixed(k)),
+                &pcmu(0xBB, b_seq0.wrapping_add(k as u16), ts, &mixed(k)),
             ));
         }
         r.step();

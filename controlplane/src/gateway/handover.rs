@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tutti_dataplane::relay::splice::{FailReason, Splice, SpliceConfig, SpliceEvent};
+use tutti_dataplane::relay::splice::{FailReason, RtpHead, Splice, SpliceConfig, SpliceEvent};
 use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelayEventKind};
 use tutti_dataplane::wire::rewrite::RtpRewrite;
 
@@ -215,8 +215,9 @@ struct Moving {
     part: GwPart,
     b_id: String,
     b_local: SocketAddrV4,
-    started: bool,
-    last: Option<(u32, u16, u32, u32)>,
+    /// The last header the client got from A (client-visible) and A's leg timestamp
+    /// of that frame; known once the relay started duplicating.
+    last: Option<(RtpHead, u32)>,
     validated: bool,
     cut: bool,
     /// Cut over because A stopped sending, not after validation.
@@ -356,7 +357,6 @@ impl Run<'_> {
                 part,
                 b_id,
                 b_local,
-                started: false,
                 last: None,
                 validated: false,
                 cut: false,
@@ -393,7 +393,6 @@ impl Run<'_> {
                     instruct: self.mode == Mode::Instruct,
                 },
             )?;
-            m.started = true;
             self.part_state(&m.part.id, |p| p.state = "duplicating");
         }
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
@@ -404,27 +403,26 @@ impl Run<'_> {
             if let (Some(m), RelayEventKind::Started { last }) =
                 (moving.iter_mut().find(|m| m.part.key == ev.part), ev.kind)
             {
-                let (head, leg_ts) = last.ok_or_else(|| {
+                m.last = Some(last.ok_or_else(|| {
                     Abort::from(format!(
                         "participant {} has had no media from {} yet",
                         m.part.id, self.from
                     ))
-                })?;
-                m.last = Some((head.ssrc, head.seq, head.ts, leg_ts));
+                })?);
             }
         }
 
         // c. Instruct mode: B sends what the clients already get.
         if self.mode == Mode::Instruct {
             for m in moving.iter() {
-                let Some((ssrc, seq, ts, leg_ts)) = m.last else {
+                let Some((head, leg_ts)) = m.last else {
                     continue;
                 };
                 let body = json!({
-                    "ssrc": ssrc,
+                    "ssrc": head.ssrc,
                     "frame_timestamp": leg_ts,
-                    "sequence": seq,
-                    "timestamp": ts,
+                    "sequence": head.seq,
+                    "timestamp": head.ts,
                 });
                 let path = format!("{path}/{}/rtp", m.b_id);
                 g.client
@@ -620,7 +618,8 @@ impl Run<'_> {
 
     /// g. Clients stay on A; B's copy of the conference goes.
     async fn abort(&self, moving: &[Moving]) {
-        for m in moving.iter().filter(|m| m.started) {
+        // Ending a client whose relay never started is a no-op.
+        for m in moving {
             let _ = self
                 .s
                 .media

@@ -21,7 +21,7 @@ use crate::io::PacketBuf;
 use crate::mixer::Ptime;
 use crate::stats::Counter;
 use crate::wire::eth::MacAddr;
-use crate::wire::rewrite::{readdress, rewrite_udp_rtp, RtpRewrite};
+use crate::wire::rewrite::{readdress, rewrite_udp_rtcp_sender, rewrite_udp_rtp, RtpRewrite};
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass};
 use crate::wire::rtp::RtpPacket;
 use crate::wire::udp;
@@ -77,6 +77,13 @@ pub struct RelaySpec {
     pub timeline: Timeline,
 }
 
+/// A client's handover: the mixer participant it moves to and the splice joining that
+/// mixer's stream to the active one's.
+struct Handover {
+    candidate: SocketAddrV4,
+    splice: Box<Splice>,
+}
+
 /// A client's relay state on its core.
 pub struct RelaySession {
     spec: RelaySpec,
@@ -85,13 +92,12 @@ pub struct RelaySession {
     inbound: Option<(u32, u32)>,
     /// The mixer the client's stream comes from.
     active: SocketAddrV4,
-    /// The mixer a handover moves the client to.
-    candidate: Option<SocketAddrV4>,
     /// How the active mixer's stream is rewritten for the client.
     rewrite: RtpRewrite,
     /// Delay added to the active mixer's packets (ramps down to zero after a handover).
     delay: Duration,
-    splice: Option<Box<Splice>>,
+    /// The handover under way, if any.
+    handover: Option<Handover>,
     /// The newest RTP header sent to the client, and the leg timestamp it came with.
     last: Option<(RtpHead, u32)>,
     /// When that packet arrived from its mixer.
@@ -105,10 +111,9 @@ impl RelaySession {
             spec,
             inbound: None,
             active: spec.mixer,
-            candidate: None,
             rewrite: RtpRewrite::default(),
             delay: Duration::ZERO,
-            splice: None,
+            handover: None,
             last: None,
             last_at: Instant::ZERO,
         })
@@ -353,8 +358,8 @@ impl<B: PacketBuf> Relay<B> {
                 };
                 if let Some(mut s) = self.sessions[i as usize].take() {
                     self.map(&s.spec, None);
-                    if let Some(sp) = s.splice.take() {
-                        self.retire(RelayRetired::Splice(sp));
+                    if let Some(h) = s.handover.take() {
+                        self.retire(RelayRetired::Splice(h.splice));
                     }
                     self.counters.sessions.sub(1);
                     self.retire(RelayRetired::Session(s));
@@ -372,7 +377,7 @@ impl<B: PacketBuf> Relay<B> {
                     self.retire(RelayRetired::Splice(splice));
                     return;
                 };
-                if s.splice.is_some() {
+                if s.handover.is_some() {
                     self.counters.commands_rejected.inc();
                     self.retire(RelayRetired::Splice(splice));
                     return;
@@ -385,35 +390,37 @@ impl<B: PacketBuf> Relay<B> {
                 if let Some((head, _)) = s.last {
                     splice.seed_active(s.last_at, head.ts, head.seq, head.ssrc);
                 }
-                s.splice = Some(splice);
-                s.candidate = Some(candidate);
+                s.handover = Some(Handover { candidate, splice });
                 let (spec, last) = (s.spec, s.last);
                 self.push_event(&spec, now, RelayEventKind::Started { last });
             }
             RelayCommand::Commit(part) => {
-                if let Some(sp) = self.session_mut(part).and_then(|s| s.splice.as_mut()) {
-                    sp.commit();
+                if let Some(h) = self.session_mut(part).and_then(|s| s.handover.as_mut()) {
+                    h.splice.commit();
                 }
             }
             RelayCommand::End(part) => {
                 let Some(s) = self.session_mut(part) else {
                     return;
                 };
-                let candidate = s.candidate.take();
-                let Some(mut sp) = s.splice.take() else {
+                let Some(Handover {
+                    candidate,
+                    mut splice,
+                }) = s.handover.take()
+                else {
                     return;
                 };
-                match (sp.forward_after_cut(), candidate) {
+                match splice.forward_after_cut() {
                     // Cut over: the new mixer is the client's mixer now.
-                    (Some((rw, delay)), Some(c)) => {
+                    Some((rw, delay)) => {
                         s.rewrite = rw;
                         s.delay = delay;
-                        s.active = c;
+                        s.active = candidate;
                     }
                     // Not cut over: the client stays where it was.
-                    _ => sp.abort(),
+                    None => splice.abort(),
                 }
-                self.retire(RelayRetired::Splice(sp));
+                self.retire(RelayRetired::Splice(splice));
             }
         }
     }
@@ -495,7 +502,7 @@ impl<B: PacketBuf> Relay<B> {
                 }
             }
             let from = SocketAddrV4::new(out.ip(), spec.mixer_port + offset);
-            if let Some(c) = s.candidate {
+            if let Some(c) = s.handover.as_ref().map(|h| h.candidate) {
                 let to = SocketAddrV4::new(*c.ip(), c.port() + offset);
                 match out.duplicate(&buf, start) {
                     Some(dup) => {
@@ -525,7 +532,7 @@ impl<B: PacketBuf> Relay<B> {
         };
         let leg = if from_leg(s.active) {
             Leg::Active
-        } else if s.candidate.is_some_and(from_leg) {
+        } else if s.handover.as_ref().is_some_and(|h| from_leg(h.candidate)) {
             Leg::Candidate
         } else {
             self.counters.foreign.inc();
@@ -537,19 +544,19 @@ impl<B: PacketBuf> Relay<B> {
         if offset == 1 || rtcp_wire::classify(payload) == PacketClass::Rtcp {
             // RTCP goes through from the mixer whose stream the client gets, with the
             // sender's SSRC and RTP timestamp mapped as its RTP is.
-            let feeding = match &s.splice {
-                Some(sp) if sp.forward_after_cut().is_some() => Leg::Candidate,
-                _ => Leg::Active,
+            let cut = s
+                .handover
+                .as_ref()
+                .and_then(|h| h.splice.forward_after_cut());
+            let (feeding, rw) = match cut {
+                Some((rw, _)) => (Leg::Candidate, rw),
+                None => (Leg::Active, s.rewrite),
             };
-            let rw = match (&s.splice, feeding) {
-                (Some(sp), Leg::Candidate) => sp.forward_after_cut().map(|(rw, _)| rw),
-                _ => Some(s.rewrite),
-            };
-            let Some(rw) = rw.filter(|_| feeding == leg) else {
+            if feeding != leg {
                 self.counters.superseded.inc();
                 return;
-            };
-            rewrite_rtcp_sender(&mut buf.data_mut()[d.udp_at..], &rw);
+            }
+            rewrite_udp_rtcp_sender(&mut buf.data_mut()[d.udp_at..], &rw);
             if forward(buf, from, to, out) {
                 self.counters.to_clients.inc();
             } else {
@@ -567,7 +574,7 @@ impl<B: PacketBuf> Relay<B> {
             ts: p.timestamp(),
             marker: p.marker(),
         };
-        let (rw, release) = match s.splice.as_mut() {
+        let (rw, release) = match s.handover.as_mut().map(|h| &mut h.splice) {
             Some(sp) => {
                 let decision = sp.on_packet(now, leg, head, p.payload());
                 while let Some(e) = sp.poll_event() {
@@ -667,40 +674,4 @@ fn forward<B: PacketBuf>(
         out.send(b);
     }
     ok
-}
-
-/// Map the sender SSRC (and, in a sender report, the RTP timestamp) of the first packet
-/// of the RTCP compound in UDP segment `udp` with `rw`, updating the UDP checksum.
-fn rewrite_rtcp_sender(udp: &mut [u8], rw: &RtpRewrite) {
-    use crate::wire::checksum::update_udp32;
-    let get32 = |b: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-    };
-    let Some(csum) = udp.get(6..8).map(|c| u16::from_be_bytes([c[0], c[1]])) else {
-        return;
-    };
-    let rtcp = udp::HEADER_LEN;
-    let pt = udp.get(rtcp + 1).copied();
-    let mut csum = csum;
-    let mut set = |udp: &mut [u8], at: usize, new: u32| {
-        if let Some(old) = get32(udp, at) {
-            if let Some(dst) = udp.get_mut(at..at + 4) {
-                dst.copy_from_slice(&new.to_be_bytes());
-                csum = update_udp32(csum, old, new);
-            }
-        }
-    };
-    if matches!(pt, Some(200) | Some(201)) {
-        if let (Some(new), Some(_)) = (rw.ssrc, get32(udp, rtcp + 4)) {
-            set(udp, rtcp + 4, new);
-        }
-        if pt == Some(200) && rw.ts_delta != 0 {
-            if let Some(ts) = get32(udp, rtcp + 16) {
-                set(udp, rtcp + 16, ts.wrapping_add(rw.ts_delta));
-            }
-        }
-    }
-    if let Some(c) = udp.get_mut(6..8) {
-        c.copy_from_slice(&csum.to_be_bytes());
-    }
 }

@@ -145,6 +145,35 @@ pub fn rewrite_ipv4_udp_rtp(ip: &mut [u8], rw: &RtpRewrite) -> Result<(), Rewrit
     rewrite_udp_rtp(udp, rw)
 }
 
+/// Map the sender SSRC (replaced by `rw.ssrc`) and, in a sender report, the RTP
+/// timestamp (shifted by `rw.ts_delta`) of the first packet of the RTCP compound carried
+/// by UDP segment `udp`, updating the UDP checksum: the reports that go with a rewritten
+/// RTP stream. Anything but an SR or RR first is left alone.
+pub fn rewrite_udp_rtcp_sender(udp: &mut [u8], rw: &RtpRewrite) {
+    let rtcp = UDP_HEADER_LEN;
+    let pt = udp.get(rtcp + 1).copied();
+    if !matches!(pt, Some(200 | 201)) {
+        return;
+    }
+    let Some(mut csum) = get16(udp, 6) else {
+        return;
+    };
+    let mut map = |udp: &mut [u8], at: usize, f: &dyn Fn(u32) -> u32| {
+        if let Some(old) = get32(udp, at) {
+            let new = f(old);
+            put(udp, at, &new.to_be_bytes());
+            csum = update_udp32(csum, old, new);
+        }
+    };
+    if let Some(ssrc) = rw.ssrc {
+        map(udp, rtcp + 4, &|_| ssrc);
+    }
+    if pt == Some(200) {
+        map(udp, rtcp + 16, &|ts| ts.wrapping_add(rw.ts_delta));
+    }
+    put(udp, 6, &csum.to_be_bytes());
+}
+
 /// Readdress the Ethernet/IPv4/UDP frame `frame` in place: new MACs, IPv4 source and
 /// destination (TTL reset to 64), UDP ports, with the IPv4 header checksum and the UDP
 /// checksum (pseudo-header and ports) updated incrementally (RFC 1624) — the payload is
@@ -355,6 +384,41 @@ mod tests {
         seg2[6..8].copy_from_slice(&[0, 0]);
         assert_eq!(stored, checksum::udp4(src, dst, &seg2));
         assert!(checksum::verifies(&ip[..20]));
+    }
+
+    #[test]
+    fn rtcp_sender_reports_follow_the_rtp_rewrite() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 11), Ipv4Addr::new(198, 18, 0, 1));
+        // UDP header + SR (header, SSRC, NTP, RTP timestamp, counts).
+        let mut seg = vec![0u8; 8 + 28];
+        seg[4..6].copy_from_slice(&36u16.to_be_bytes());
+        seg[8..12].copy_from_slice(&[0x80, 200, 0, 6]);
+        seg[12..16].copy_from_slice(&0xBBBBu32.to_be_bytes());
+        seg[24..28].copy_from_slice(&1000u32.to_be_bytes());
+        let c = checksum::udp4(src, dst, &seg);
+        seg[6..8].copy_from_slice(&c.to_be_bytes());
+        let rw = RtpRewrite {
+            ssrc: Some(0xAAAA),
+            ts_delta: 500,
+            ..RtpRewrite::default()
+        };
+        rewrite_udp_rtcp_sender(&mut seg, &rw);
+        assert_eq!(
+            (get32(&seg, 12), get32(&seg, 24)),
+            (Some(0xAAAA), Some(1500))
+        );
+        let stored = get16(&seg, 6).unwrap();
+        seg[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(stored, checksum::udp4(src, dst, &seg));
+        // An RR gets the SSRC only; anything else is left alone.
+        let mut rr = [0u8; 8 + 8];
+        rr[8..12].copy_from_slice(&[0x80, 201, 0, 1]);
+        rewrite_udp_rtcp_sender(&mut rr, &rw);
+        assert_eq!(get32(&rr, 12), Some(0xAAAA));
+        let mut bye = [0u8; 8 + 8];
+        bye[8..12].copy_from_slice(&[0x81, 203, 0, 1]);
+        rewrite_udp_rtcp_sender(&mut bye, &rw);
+        assert_eq!(get32(&bye, 12), Some(0));
     }
 
     #[test]

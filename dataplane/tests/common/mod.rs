@@ -1,7 +1,47 @@
-//! Signal helpers shared by the dataplane's integration tests.
+//! Signal and packet helpers shared by the dataplane's integration tests.
 #![allow(dead_code)] // each test binary uses a subset
 
+use std::net::{Ipv4Addr, SocketAddrV4};
 use tutti_dataplane::codec::CodecKind;
+use tutti_dataplane::wire::{eth, ipv4, udp};
+
+/// An RTP packet (no CSRCs or extensions).
+pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An Ethernet frame from `from` (MAC, address) to `to` (MAC, address) carrying UDP
+/// `payload`, checksums set.
+pub fn udp_frame(
+    from: (eth::MacAddr, SocketAddrV4),
+    to: (eth::MacAddr, Ipv4Addr, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let ((mac, src), (dst_mac, dst_ip, dst_port)) = (from, to);
+    let mut f = vec![0u8; 42 + payload.len()];
+    f[42..].copy_from_slice(payload);
+    udp::write_header(&mut f[34..], *src.ip(), dst_ip, src.port(), dst_port);
+    ipv4::write_header(
+        &mut f[14..],
+        *src.ip(),
+        dst_ip,
+        ipv4::PROTO_UDP,
+        8 + payload.len(),
+        1,
+    );
+    eth::EthHeader {
+        dst: dst_mac,
+        src: mac,
+        ethertype: eth::ETHERTYPE_IPV4,
+    }
+    .write(&mut f);
+    f
+}
 
 /// Sample rate of every signal here.
 pub const RATE: f64 = 8000.0;
