@@ -7,9 +7,10 @@ use anyhow::{bail, Context};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tutti_controlplane::clock::{entropy_seed, SystemClock};
 use tutti_controlplane::gateway::Gateway;
 use tutti_controlplane::media::MediaCore;
-use tutti_controlplane::{api, ControlState, CoreHandle, PortSource, PortStatus};
+use tutti_controlplane::{http as api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
 use tutti_dataplane::relay::{Relay, RelayCounters};
@@ -286,8 +287,9 @@ fn serve_control(
         }),
         media,
         env!("CARGO_PKG_VERSION"),
-        Arc::new(clock),
+        Arc::new(SystemClock(clock)),
         cfg.orphan.timers(),
+        entropy_seed(),
     );
     if let Some(g) = &cfg.gateway {
         let gw = Gateway::new(g.settings())
@@ -318,7 +320,7 @@ fn serve_control(
             loop {
                 tick.tick().await;
                 pump.drain(&pump_state);
-                pump_state.poll_orphans();
+                pump_state.poll();
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

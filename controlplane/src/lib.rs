@@ -1,33 +1,36 @@
-//! tutti-controlplane: the slow path. Serves the HTTP API (`/healthz`, `/v1/status`,
-//! `/metrics`, the conference REST API under `/v1/conferences`, the event stream
-//! `/v1/events` and `/openapi.json`) on a thread outside the dataplane cores, keeps the
-//! session table and drives the dataplane cores through a [`media::MediaPlane`]. Call
-//! managers hold leases (`/v1/call-managers`); the conferences of one whose lease
-//! lapsed are orphaned and reclaimed ([`orphan`]).
+//! tutti-controlplane: the control plane's drivers, around the sans-IO control core
+//! ([`tutti_control_core`], where every decision is made). This crate does the I/O:
+//!
+//! - [`http`]: the REST API (`/healthz`, `/v1/status`, `/metrics`, `/v1/conferences`,
+//!   `/v1/call-managers`, `/v1/events`, `/openapi.json`, and the gateway API), each
+//!   handler thin: parse and validate ([`http::dto`]) → call the core → map the answer
+//!   or its [`ControlError`](tutti_control_core::ControlError) once ([`http::error`]);
+//! - [`gateway`]: the peer client that carries the core's requests to mixers (reqwest)
+//!   and feeds their answers back;
+//! - [`events`]: the broadcaster of the core's events to `/v1/events` subscribers;
+//! - [`metrics`]: Prometheus text rendered at scrape time;
+//! - [`ControlState::poll`] / [`ControlState::media_event`]: the pump the binary runs,
+//!   which feeds the core the dataplane's events and its timers on the injected clock.
 
-pub mod api;
-mod conferences;
+#![forbid(unsafe_code)]
+
+pub mod clock;
 pub mod events;
 pub mod gateway;
-pub mod leases;
-pub mod media;
+pub mod http;
 pub mod metrics;
-pub mod openapi;
-pub mod orphan;
-pub mod reclaim;
-pub mod sessions;
 #[cfg(test)]
 mod test_support;
 
-use events::{Event, EventHub};
+pub use tutti_control_core::{leases, media, orphan, reclaim, sessions};
+
+use events::EventHub;
 use media::MediaPlane;
 use orphan::OrphanConfig;
-use reclaim::{Reclaim, ReclaimMetrics};
 use serde::Serialize;
-use sessions::Sessions;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
-use tutti_dataplane::clock::Clock;
+use tutti_control_core::{Control, ControlClock};
 use tutti_dataplane::conference::{EngineCounters, MediaEvent};
 use tutti_dataplane::stats::CoreCounters;
 
@@ -67,7 +70,7 @@ pub trait PortSource: Send + Sync + 'static {
     fn ports(&self) -> Vec<PortStatus>;
 }
 
-/// What the HTTP handlers share.
+/// What the drivers share.
 #[derive(Clone)]
 pub struct ControlState {
     pub cores: Arc<[CoreHandle]>,
@@ -75,49 +78,69 @@ pub struct ControlState {
     pub version: &'static str,
     /// The conference-hosting dataplane cores.
     pub media: Arc<dyn MediaPlane>,
-    /// The session table (over `media.cores()`).
-    pub sessions: Arc<Mutex<Sessions>>,
+    /// The control core.
+    pub core: Arc<Mutex<Control>>,
     /// Events for `/v1/events` subscribers.
     pub events: EventHub,
     /// API request counters.
     pub api_metrics: Arc<metrics::ApiMetrics>,
-    /// The clock of the dataplane's events (orphan timers and leases run on it).
-    pub clock: Arc<dyn Clock + Send + Sync>,
-    /// Call-manager leases and orphan reclamation. Lock order: `sessions`, then this.
-    pub reclaim: Arc<Mutex<Reclaim>>,
-    /// Reclamation counters.
-    pub reclaim_metrics: Arc<ReclaimMetrics>,
+    /// The control plane's one clock (the core runs on it too).
+    pub clock: Arc<dyn ControlClock>,
     /// The gateway role, when configured.
     pub gateway: Option<Arc<gateway::Gateway>>,
 }
 
+/// The control core, locked; the events it queued are published when the lock is let
+/// go (so subscribers see them in order, and only changes that happened).
+pub struct ControlGuard<'a> {
+    guard: MutexGuard<'a, Control>,
+    events: &'a EventHub,
+}
+
+impl Deref for ControlGuard<'_> {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.guard
+    }
+}
+
+impl DerefMut for ControlGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Control {
+        &mut self.guard
+    }
+}
+
+impl Drop for ControlGuard<'_> {
+    fn drop(&mut self) {
+        while let Some(ev) = self.guard.poll_event() {
+            self.events.publish(ev);
+        }
+    }
+}
+
 impl ControlState {
-    /// The state for `cores` (counters), `ports`, and the conference cores of `media`
-    /// (`media.cores()` and its reclamation prompts are read once, here), with an empty
-    /// session table; `clock` is the dataplane's and `orphan` the reclamation timers.
+    /// The state for `cores` (counters), `ports`, and the conference cores of `media`,
+    /// with an empty control core on `clock` with reclamation timers `orphan` and its
+    /// RNG seeded with `seed`.
     pub fn new(
         cores: impl Into<Arc<[CoreHandle]>>,
         ports: Arc<dyn PortSource>,
         media: Arc<dyn MediaPlane>,
         version: &'static str,
-        clock: Arc<dyn Clock + Send + Sync>,
+        clock: Arc<dyn ControlClock>,
         orphan: OrphanConfig,
+        seed: u64,
     ) -> Self {
-        let prompts = orphan::PromptTable::new(|p| {
-            let id = media.prompt(p.name())?;
-            Some((id, media.prompt_length(id)?))
-        });
+        let core = Control::new(media.clone(), clock.clone(), orphan, seed);
         ControlState {
             cores: cores.into(),
             ports,
             version,
-            sessions: Arc::new(Mutex::new(Sessions::new(media.cores()))),
             media,
+            core: Arc::new(Mutex::new(core)),
             events: EventHub::default(),
             api_metrics: Arc::default(),
             clock,
-            reclaim: Arc::new(Mutex::new(Reclaim::new(orphan, prompts))),
-            reclaim_metrics: Arc::default(),
             gateway: None,
         }
     }
@@ -128,6 +151,22 @@ impl ControlState {
         self
     }
 
+    /// The control core, locked. Every change to it completes without panicking, so a
+    /// poisoned lock (a panic elsewhere while holding it) still guards a consistent
+    /// core and is taken over rather than failing every later request.
+    pub fn control(&self) -> ControlGuard<'_> {
+        ControlGuard {
+            guard: self.core.lock().unwrap_or_else(PoisonError::into_inner),
+            events: &self.events,
+        }
+    }
+
+    /// Handle one event drained from dataplane core `core`'s event ring (index into
+    /// `media.cores()`).
+    pub fn media_event(&self, core: usize, ev: MediaEvent) {
+        self.control().media_event(core, ev);
+    }
+
     /// Handle one event from a dataplane core's relay (gateway role).
     pub fn relay_event(&self, ev: tutti_dataplane::relay::RelayEvent) {
         if let Some(g) = &self.gateway {
@@ -135,33 +174,10 @@ impl ControlState {
         }
     }
 
-    /// The session table, locked. Every change to it completes without panicking, so
-    /// a poisoned lock (a panic elsewhere while holding it) still guards a consistent
-    /// table and is taken over rather than failing every later request.
-    pub fn lock_sessions(&self) -> MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The lease table and orphan watches, locked (after the session table, if both
-    /// are needed). Like the session table, a poisoned lock is taken over.
-    pub fn lock_reclaim(&self) -> MutexGuard<'_, Reclaim> {
-        self.reclaim.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Handle one event drained from dataplane core `core`'s event ring (index into
-    /// `media.cores()`): map its keys to API ids, send it to `/v1/events` subscribers
-    /// and feed it to the conference's orphan watch. Events about conferences or
-    /// participants that no longer exist are dropped. The timestamp is the wall-clock
-    /// time of this call, not `ev.at` (the dataplane clock has no wall-clock origin);
-    /// the event ring is drained every few milliseconds, so the two differ by that much.
-    pub fn media_event(&self, core: usize, ev: MediaEvent) {
-        let mut t = self.lock_sessions();
-        let Some(event) = Event::from_media(&t, self.media.as_ref(), core, &ev, SystemTime::now())
-        else {
-            return;
-        };
-        self.events.publish(event);
-        let mut r = self.lock_reclaim();
-        self.watch_event(&mut t, &mut r, &ev);
+    /// One turn of the pump: run the core's timers due on the clock and send the peer
+    /// requests it has queued. The binary calls it every few milliseconds; tests call it
+    /// after moving their clock.
+    pub fn poll(&self) {
+        self.control().handle_timeout();
     }
 }

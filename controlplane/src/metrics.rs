@@ -1,6 +1,6 @@
 //! Prometheus metrics, rendered at scrape time from the dataplane's per-core counters,
-//! the ports' state and the session table, plus the API's request counters
-//! (prometheus-client, OpenMetrics text).
+//! the ports' state and the control core's tables and counts, plus the API's request
+//! counters (prometheus-client, OpenMetrics text).
 
 use crate::{ControlState, PortStatus};
 use axum::http::{Method, StatusCode};
@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
+use tutti_control_core::orphan::Reason;
+use tutti_control_core::reclaim::ReclaimCounts;
 use tutti_dataplane::stats::{CoreCounters, DropReason, LatencyHistogram, LATENCY_BOUNDS_US};
 
 /// A histogram read from a [`LatencyHistogram`] (merged over cores), in seconds.
@@ -397,7 +399,26 @@ impl Collector for Dataplane {
             per_port(&ports, |p| ConstGauge::new(p.mbufs_in_use as i64)),
         )?;
 
-        let loads: Vec<_> = self.state.0.lock_sessions().core_loads().collect();
+        let (loads, orphaned, leases, counts) = {
+            let c = self.state.0.control();
+            let leases: Vec<(Labels, ConstGauge)> = c
+                .reclaim()
+                .leases()
+                .iter()
+                .map(|(cm, l)| {
+                    (
+                        vec![("cm", cm.to_string())],
+                        ConstGauge::new(i64::from(!l.lapsed)),
+                    )
+                })
+                .collect();
+            (
+                c.sessions().core_loads().collect::<Vec<_>>(),
+                c.reclaim().orphaned(),
+                leases,
+                c.reclaim_counts().clone(),
+            )
+        };
         let per_media_core = |f: fn(&crate::sessions::CoreLoad) -> u32| {
             loads.iter().map(move |l| {
                 (
@@ -428,20 +449,6 @@ impl Collector for Dataplane {
             per_media_core(|l| l.capacity),
         )?;
 
-        let (orphaned, leases) = {
-            let r = self.state.0.lock_reclaim();
-            let leases: Vec<(Labels, ConstGauge)> = r
-                .leases()
-                .iter()
-                .map(|(cm, l)| {
-                    (
-                        vec![("cm", cm.to_string())],
-                        ConstGauge::new(i64::from(!l.lapsed)),
-                    )
-                })
-                .collect();
-            (r.orphaned(), leases)
-        };
         family(
             &mut enc,
             "tutti_orphaned_conferences",
@@ -459,6 +466,26 @@ impl Collector for Dataplane {
             MetricType::Gauge,
             leases,
         )?;
+        for (name, help, read) in [
+            (
+                "tutti_reclaimed_conferences",
+                "Orphaned conferences released by the reclamation procedure, by reason",
+                ReclaimCounts::reclaimed as fn(&ReclaimCounts, Reason) -> u64,
+            ),
+            (
+                "tutti_deleted_participants",
+                "Participants deleted by the orphan reclamation procedure, by reason",
+                ReclaimCounts::deleted,
+            ),
+        ] {
+            let samples = Reason::ALL.iter().map(|r| {
+                (
+                    vec![("reason", r.as_str().to_string())],
+                    ConstCounter::new(read(&counts, *r)),
+                )
+            });
+            family(&mut enc, name, help, MetricType::Counter, samples)?;
+        }
         Ok(())
     }
 }
@@ -473,16 +500,6 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
         "tutti_api_requests",
         "API requests answered, by method, route template and status",
         state.api_metrics.requests.clone(),
-    );
-    registry.register(
-        "tutti_reclaimed_conferences",
-        "Orphaned conferences released by the reclamation procedure, by reason",
-        state.reclaim_metrics.reclaimed.clone(),
-    );
-    registry.register(
-        "tutti_deleted_participants",
-        "Participants deleted by the orphan reclamation procedure, by reason",
-        state.reclaim_metrics.deleted.clone(),
     );
     if let Some(g) = &state.gateway {
         registry.register(

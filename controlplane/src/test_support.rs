@@ -1,16 +1,16 @@
 //! Test doubles and request helpers shared by the HTTP tests.
 
 use crate::media::{MediaCore, MediaError, MediaPlane};
-use crate::{api, ControlState, CoreHandle, PortSource, PortStatus};
+use crate::{http as api, ControlState, CoreHandle, PortSource, PortStatus};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
-use tutti_dataplane::clock::{Clock, Instant};
+use tutti_control_core::ManualClock;
 use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
@@ -119,29 +119,11 @@ pub fn media_core(capacity: u32) -> MediaCore {
     }
 }
 
-/// A clock tests move by hand, shareable across threads.
-#[derive(Debug, Default)]
-pub struct TestClock(AtomicU64);
-
-impl TestClock {
-    /// Move the clock forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.0.fetch_add(ns, Ordering::Relaxed);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Instant {
-        Instant::from_nanos(self.0.load(Ordering::Relaxed))
-    }
-}
-
 pub struct Harness {
     pub state: ControlState,
     pub media: Arc<TestMedia>,
     pub counters: Arc<CoreCounters>,
-    pub clock: Arc<TestClock>,
+    pub clock: Arc<ManualClock>,
 }
 
 pub fn harness(cores: Vec<MediaCore>) -> Harness {
@@ -159,7 +141,7 @@ pub fn harness_with(
     orphan: crate::orphan::OrphanConfig,
     prompts: &[&str],
 ) -> Harness {
-    let clock = Arc::new(TestClock::default());
+    let clock = Arc::new(ManualClock::default());
     let counters = Arc::new(CoreCounters::default());
     counters.rx_packets.add(5);
     counters.drop_packet(DropReason::NoListener);
@@ -188,6 +170,7 @@ pub fn harness_with(
         "test",
         clock.clone(),
         orphan,
+        1,
     );
     Harness {
         state,

@@ -17,9 +17,10 @@
 //!    failed over to B at once (noted in the result); once the clients are on B, A
 //!    failing (its conference cannot be deleted) is noted too.
 
-use super::{gateway, Gateway, GwPart};
-use crate::api::{ApiError, JsonBody, PathParams};
+use super::{gateway, invalid, Gateway, GwPart};
 use crate::events::{timestamp, Detail, Event};
+use crate::http::error::HttpError;
+use crate::http::extract::{JsonBody, PathParams};
 use crate::ControlState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,6 +32,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
+use tutti_control_core::ControlError;
 use tutti_dataplane::relay::splice::{FailReason, RtpHead, Splice, SpliceConfig, SpliceEvent};
 use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelayEventKind};
 use tutti_dataplane::wire::rewrite::RtpRewrite;
@@ -109,13 +111,13 @@ pub(crate) async fn start(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<HandoverRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     let g = gateway(&s)?;
     let mode = match req.mode.as_deref() {
         None | Some("rewrite") => Mode::Rewrite,
         Some("instruct") => Mode::Instruct,
         Some(m) => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(invalid(format!(
                 "mode must be \"rewrite\" or \"instruct\", not {m:?}"
             )))
         }
@@ -128,14 +130,12 @@ pub(crate) async fn start(
     };
     let to = match req.to {
         Some(to) if !to.starts_with("http://") => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(invalid(format!(
                 "to must be a mixer's base URL such as \"http://198.18.0.12:8080\", not {to:?}"
             )))
         }
         Some(to) if to.trim_end_matches('/') == from.trim_end_matches('/') => {
-            return Err(ApiError::BadRequest(format!(
-                "conference {id} is already on {from}"
-            )))
+            return Err(invalid(format!("conference {id} is already on {from}")))
         }
         Some(to) => to,
         None => g.pick_mixer(Some(&from)).await?,
@@ -146,10 +146,11 @@ pub(crate) async fn start(
         let c = t.conf_mut(&id)?;
         c.busy()?;
         if c.mixer != from {
-            return Err(ApiError::Conflict(format!(
-                "conference {id} moved to {} meanwhile",
-                c.mixer
-            )));
+            return Err(ControlError::Moved {
+                conf: id.clone(),
+                mixer: c.mixer.clone(),
+            }
+            .into());
         }
         let h = HandoverView {
             state: "creating",

@@ -3,24 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
-
-/// Why a call to a mixer failed.
-#[derive(Debug, thiserror::Error)]
-pub enum MixerError {
-    /// No answer (connection refused, timeout, ...).
-    #[error("mixer {url} is unreachable: {reason}")]
-    Unreachable { url: String, reason: String },
-    /// An answer other than 2xx; `message` is the mixer's JSON `error` when it sent one.
-    #[error("mixer {url} answered {status}: {message}")]
-    Refused {
-        url: String,
-        status: u16,
-        message: String,
-    },
-    /// A 2xx answer that is not the JSON expected.
-    #[error("mixer {url} sent an unexpected answer: {reason}")]
-    BadAnswer { url: String, reason: String },
-}
+use tutti_control_core::peer::PeerError;
 
 /// An HTTP client for mixers, with a bounded time per call.
 #[derive(Clone, Debug)]
@@ -47,18 +30,18 @@ impl MixerClient {
         base: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, MixerError> {
+    ) -> Result<Value, PeerError> {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| MixerError::Unreachable {
+        let resp = req.send().await.map_err(|e| PeerError::Unreachable {
             url: url.clone(),
             reason: error_chain(&e),
         })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| MixerError::Unreachable {
+        let bytes = resp.bytes().await.map_err(|e| PeerError::Unreachable {
             url: url.clone(),
             reason: error_chain(&e),
         })?;
@@ -67,7 +50,7 @@ impl MixerClient {
                 .ok()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            return Err(MixerError::Refused {
+            return Err(PeerError::Refused {
                 url,
                 status: status.as_u16(),
                 message,
@@ -76,18 +59,18 @@ impl MixerClient {
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| MixerError::BadAnswer {
+        serde_json::from_slice(&bytes).map_err(|e| PeerError::BadAnswer {
             url,
             reason: e.to_string(),
         })
     }
 
     /// The mixer's free participant slots, from its `/v1/status`.
-    pub async fn free_capacity(&self, base: &str) -> Result<u64, MixerError> {
+    pub async fn free_capacity(&self, base: &str) -> Result<u64, PeerError> {
         let v = self.call(Method::GET, base, "/v1/status", None).await?;
         v.pointer("/capacity/free")
             .and_then(Value::as_u64)
-            .ok_or_else(|| MixerError::BadAnswer {
+            .ok_or_else(|| PeerError::BadAnswer {
                 url: format!("{base}/v1/status"),
                 reason: "no capacity.free".into(),
             })

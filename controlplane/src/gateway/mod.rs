@@ -15,8 +15,9 @@ pub mod mixer;
 #[cfg(test)]
 mod tests;
 
-use crate::api::{ApiError, JsonBody, PathParams};
 use crate::events::{timestamp, Event};
+use crate::http::error::HttpError;
+use crate::http::extract::{JsonBody, PathParams};
 use crate::media::MediaError;
 use crate::sessions::valid_conference_id;
 use crate::ControlState;
@@ -25,7 +26,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use handover::HandoverView;
-use mixer::{MixerClient, MixerError};
+use mixer::MixerClient;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -36,6 +37,9 @@ use std::net::SocketAddrV4;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+use tutti_control_core::peer::PeerError;
+use tutti_control_core::sessions::SessionError;
+use tutti_control_core::ControlError;
 use tutti_dataplane::conference::{ConfKey, PartKey};
 use tutti_dataplane::mixer::Ptime;
 use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelaySession, RelaySpec, Timeline};
@@ -144,12 +148,12 @@ struct GwConf {
 }
 
 impl GwConf {
-    fn busy(&self) -> Result<(), ApiError> {
+    fn busy(&self) -> Result<(), ControlError> {
         match &self.handover {
-            Some(h) if !h.finished() => Err(ApiError::Conflict(format!(
-                "conference {} is being handed over to {}; try again when the handover ends",
-                self.id, h.to
-            ))),
+            Some(h) if !h.finished() => Err(ControlError::HandingOver {
+                conf: self.id.clone(),
+                to: h.to.clone(),
+            }),
             _ => Ok(()),
         }
     }
@@ -185,16 +189,16 @@ struct GwTable {
 }
 
 impl GwTable {
-    fn conf(&self, id: &str) -> Result<&GwConf, ApiError> {
+    fn conf(&self, id: &str) -> Result<&GwConf, ControlError> {
         self.confs
             .get(id)
-            .ok_or_else(|| ApiError::NotFound(format!("no conference {id:?}")))
+            .ok_or_else(|| SessionError::NoSuchConference(id.to_string()).into())
     }
 
-    fn conf_mut(&mut self, id: &str) -> Result<&mut GwConf, ApiError> {
+    fn conf_mut(&mut self, id: &str) -> Result<&mut GwConf, ControlError> {
         self.confs
             .get_mut(id)
-            .ok_or_else(|| ApiError::NotFound(format!("no conference {id:?}")))
+            .ok_or_else(|| SessionError::NoSuchConference(id.to_string()).into())
     }
 }
 
@@ -236,7 +240,7 @@ impl Gateway {
     }
 
     /// The configured mixer with the most free capacity (`except` excluded).
-    async fn pick_mixer(&self, except: Option<&str>) -> Result<String, ApiError> {
+    async fn pick_mixer(&self, except: Option<&str>) -> Result<String, ControlError> {
         let mut best: Option<(u64, &String)> = None;
         let mut errors = Vec::new();
         for m in self
@@ -253,39 +257,26 @@ impl Gateway {
         }
         match best {
             Some((free, m)) if free > 0 => Ok(m.clone()),
-            Some(_) => Err(ApiError::Unavailable("every mixer is full".into())),
-            None if errors.is_empty() => Err(ApiError::Unavailable(format!(
+            Some(_) => Err(ControlError::NoMixer("every mixer is full".into())),
+            None if errors.is_empty() => Err(ControlError::NoMixer(format!(
                 "no {}mixer is configured (gateway.mixers)",
                 if except.is_some() { "other " } else { "" }
             ))),
-            None => Err(ApiError::BadGateway(format!(
-                "no mixer answered: {}",
-                errors.join("; ")
-            ))),
+            None => Err(ControlError::PeersFailed {
+                what: "answered",
+                errors: errors.join("; "),
+            }),
         }
     }
 }
 
-impl From<MixerError> for ApiError {
-    /// A mixer's refusal of a request keeps its status when it is the client's fault
-    /// (4xx); everything else is a bad gateway.
-    fn from(e: MixerError) -> Self {
-        match &e {
-            MixerError::Refused {
-                status, message, ..
-            } if (400..500).contains(status) => ApiError::Relayed {
-                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
-                message: message.clone(),
-            },
-            _ => ApiError::BadGateway(e.to_string()),
-        }
-    }
+/// A request the gateway refuses as invalid.
+fn invalid(message: String) -> HttpError {
+    ControlError::Invalid(message).into()
 }
 
-fn gateway(s: &ControlState) -> Result<&Gateway, ApiError> {
-    s.gateway
-        .as_deref()
-        .ok_or_else(|| ApiError::NotFound("this appliance is not a gateway".into()))
+fn gateway(s: &ControlState) -> Result<&Gateway, ControlError> {
+    s.gateway.as_deref().ok_or(ControlError::NotAGateway)
 }
 
 /// The routes the gateway API serves on top of the shared ones.
@@ -310,27 +301,31 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
     ]
 }
 
-fn object(body: Value, what: &str) -> Result<Map<String, Value>, ApiError> {
+fn object(body: Value, what: &str) -> Result<Map<String, Value>, ControlError> {
     match body {
         Value::Object(o) => Ok(o),
-        _ => Err(ApiError::BadRequest(format!(
+        _ => Err(ControlError::Invalid(format!(
             "{what} must be a JSON object"
         ))),
     }
 }
 
 /// A `ip:port` field of a mixer's answer.
-fn addr_field(v: &Value, field: &str, mixer: &str) -> Result<SocketAddrV4, ApiError> {
+fn addr_field(v: &Value, field: &str, mixer: &str) -> Result<SocketAddrV4, ControlError> {
     v.get(field)
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| {
-            ApiError::BadGateway(format!("mixer {mixer} answered without a valid {field:?}"))
+            PeerError::BadAnswer {
+                url: mixer.to_string(),
+                reason: format!("no valid {field:?}"),
+            }
+            .into()
         })
 }
 
 /// `GET /v1/conferences`.
-async fn list(State(s): State<ControlState>) -> Result<Json<Value>, ApiError> {
+async fn list(State(s): State<ControlState>) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let t = g.lock();
     let all: Vec<Value> = t.confs.values().map(|c| c.view(false)).collect();
@@ -341,21 +336,21 @@ async fn list(State(s): State<ControlState>) -> Result<Json<Value>, ApiError> {
 async fn create(
     State(s): State<ControlState>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     let g = gateway(&s)?;
     let mut body = object(body, "the request")?;
     let mixer = match body.remove("mixer") {
         None | Some(Value::Null) => None,
         Some(Value::String(m)) if m.starts_with("http://") => Some(m),
         Some(m) => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(invalid(format!(
                 "mixer must be a mixer's base URL such as \"http://198.18.0.11:8080\", not {m}"
             )))
         }
     };
     for field in ["timing", "input_delay_ms"] {
         if body.contains_key(field) {
-            return Err(ApiError::BadRequest(format!(
+            return Err(invalid(format!(
                 "{field} is chosen by the gateway (its mixers mix by input timestamps)"
             )));
         }
@@ -367,7 +362,7 @@ async fn create(
             .and_then(|ms| u32::try_from(ms).ok())
             .filter(|ms| Ptime::from_millis(*ms).is_some())
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("ptime_ms must be 10, 20, 30 or 40, not {v}"))
+                ControlError::Invalid(format!("ptime_ms must be 10, 20, 30 or 40, not {v}"))
             })?,
     };
     let ptime = Ptime::from_millis(ptime_ms).unwrap_or_default();
@@ -381,15 +376,13 @@ async fn create(
             }
             Some(Value::String(id)) if valid_conference_id(id) => id.clone(),
             Some(v) => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(invalid(format!(
                     "id must be 1 to 64 letters, digits, '-', '_' or '.', not {v}"
                 )))
             }
         };
         if t.confs.contains_key(&id) {
-            return Err(ApiError::Conflict(format!(
-                "conference {id:?} already exists"
-            )));
+            return Err(SessionError::DuplicateConference(id).into());
         }
         let key = loop {
             t.last_conf = t.last_conf.wrapping_add(1);
@@ -413,7 +406,7 @@ async fn create(
             .client
             .call(Method::POST, &mixer, "/v1/conferences", Some(&create))
             .await?;
-        Ok::<_, ApiError>((mixer, create, view))
+        Ok::<_, HttpError>((mixer, create, view))
     }
     .await;
     let mut t = g.lock();
@@ -453,7 +446,7 @@ async fn create(
 async fn get_conf(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let t = g.lock();
     Ok(Json(t.conf(&id)?.view(true)))
@@ -462,7 +455,7 @@ async fn get_conf(
 /// Stop relaying `p` and free its ports.
 fn unrelay(s: &ControlState, p: &GwPart) {
     let _ = s.media.relay(p.core, RelayCommand::Remove(p.key));
-    s.lock_sessions()
+    s.control()
         .release_port_pairs(p.core, &[p.client_port, p.mixer_port]);
 }
 
@@ -470,7 +463,7 @@ fn unrelay(s: &ControlState, p: &GwPart) {
 async fn delete_conf(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     let g = gateway(&s)?;
     let mixer = {
         let t = g.lock();
@@ -480,12 +473,12 @@ async fn delete_conf(
     };
     let path = format!("/v1/conferences/{id}");
     match g.client.call(Method::DELETE, &mixer, &path, None).await {
-        Ok(_) | Err(MixerError::Refused { status: 404, .. }) => {}
+        Ok(_) | Err(PeerError::Refused { status: 404, .. }) => {}
         Err(e) => return Err(e.into()),
     }
     let conf = {
         let mut t = g.lock();
-        let c = t.confs.remove(&id).ok_or(ApiError::Gone)?;
+        let c = t.confs.remove(&id).ok_or(ControlError::Gone)?;
         t.by_key.remove(&c.key);
         c
     };
@@ -505,7 +498,7 @@ async fn delete_conf(
 async fn list_participants(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let t = g.lock();
     let parts: Vec<Value> = t
@@ -536,7 +529,7 @@ async fn add_participant(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     let g = gateway(&s)?;
     let mut body = object(body, "the request")?;
     let client: SocketAddrV4 = body
@@ -545,7 +538,7 @@ async fn add_participant(
         .and_then(|r| r.parse().ok())
         .filter(|a: &SocketAddrV4| a.port() != 0 && !a.ip().is_unspecified())
         .ok_or_else(|| {
-            ApiError::BadRequest(
+            ControlError::Invalid(
                 "remote must be an IPv4 address and port such as \"198.18.0.2:4000\"".into(),
             )
         })?;
@@ -556,16 +549,16 @@ async fn add_participant(
         (c.mixer.clone(), c.timeline, c.key)
     };
     let (core, ports) = s
-        .lock_sessions()
+        .control()
         .reserve_port_pairs(2)
-        .ok_or_else(|| ApiError::Unavailable("no free ports for a relayed participant".into()))?;
+        .ok_or(ControlError::NoRelayPorts)?;
     let (client_port, mixer_port) = (ports[0], ports[1]);
     let our_ip = s
         .media
         .cores()
         .get(core)
         .map(|c| c.local_ip)
-        .ok_or_else(|| ApiError::Media(MediaError::Rejected(format!("no core {core}"))))?;
+        .ok_or_else(|| ControlError::Media(MediaError::Rejected(format!("no core {core}"))))?;
     body.insert(
         "remote".into(),
         SocketAddrV4::new(our_ip, mixer_port).to_string().into(),
@@ -575,7 +568,7 @@ async fn add_participant(
     let answer = match g.client.call(Method::POST, &mixer, &path, Some(&add)).await {
         Ok(v) => v,
         Err(e) => {
-            s.lock_sessions().release_port_pairs(core, &ports);
+            s.control().release_port_pairs(core, &ports);
             return Err(e.into());
         }
     };
@@ -610,8 +603,8 @@ async fn add_participant(
                 .client
                 .call(Method::DELETE, &mixer, &format!("{path}/{mixer_id}"), None)
                 .await;
-            s.lock_sessions().release_port_pairs(core, &ports);
-            return Err(e);
+            s.control().release_port_pairs(core, &ports);
+            return Err(e.into());
         }
     };
     let pid = format!("p{}", key.0);
@@ -640,7 +633,7 @@ async fn add_participant(
     };
     if let Some(p) = gone {
         unrelay(&s, &p);
-        return Err(ApiError::Gone);
+        return Err(ControlError::Gone.into());
     }
     s.events.publish(Event::session(
         "participant_created",
@@ -655,17 +648,21 @@ fn find_part<'a>(
     t: &'a GwTable,
     id: &str,
     pid: &str,
-) -> Result<(&'a GwConf, &'a GwPart), ApiError> {
+) -> Result<(&'a GwConf, &'a GwPart), ControlError> {
     let c = t.conf(id)?;
-    let p = c.parts.get(pid).ok_or_else(|| {
-        ApiError::NotFound(format!("no participant {pid:?} in conference {id:?}"))
-    })?;
+    let p = c
+        .parts
+        .get(pid)
+        .ok_or_else(|| SessionError::NoSuchParticipant {
+            conf: id.to_string(),
+            part: pid.to_string(),
+        })?;
     Ok((c, p))
 }
 
 /// The mixer hosting participant `pid` of conference `id` and the participant's path
 /// there; refused while the conference is being handed over.
-fn on_mixer(g: &Gateway, id: &str, pid: &str) -> Result<(String, String), ApiError> {
+fn on_mixer(g: &Gateway, id: &str, pid: &str) -> Result<(String, String), ControlError> {
     let t = g.lock();
     let (c, p) = find_part(&t, id, pid)?;
     c.busy()?;
@@ -677,7 +674,7 @@ fn on_mixer(g: &Gateway, id: &str, pid: &str) -> Result<(String, String), ApiErr
 async fn get_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let t = g.lock();
     Ok(Json(find_part(&t, &id, &pid)?.1.view.clone()))
@@ -688,7 +685,7 @@ async fn patch_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let (mixer, path) = on_mixer(g, &id, &pid)?;
     let answer = g
@@ -696,7 +693,11 @@ async fn patch_participant(
         .call(Method::PATCH, &mixer, &path, Some(&body))
         .await?;
     let mut t = g.lock();
-    let p = t.conf_mut(&id)?.parts.get_mut(&pid).ok_or(ApiError::Gone)?;
+    let p = t
+        .conf_mut(&id)?
+        .parts
+        .get_mut(&pid)
+        .ok_or(ControlError::Gone)?;
     for field in ["muted", "deaf", "gain_db", "hold"] {
         if let (Some(v), Some(o)) = (answer.get(field), p.view.as_object_mut()) {
             o.insert(field.into(), v.clone());
@@ -715,16 +716,19 @@ async fn patch_participant(
 async fn delete_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     let g = gateway(&s)?;
     let (mixer, path) = on_mixer(g, &id, &pid)?;
     match g.client.call(Method::DELETE, &mixer, &path, None).await {
-        Ok(_) | Err(MixerError::Refused { status: 404, .. }) => {}
+        Ok(_) | Err(PeerError::Refused { status: 404, .. }) => {}
         Err(e) => return Err(e.into()),
     }
     let p = {
         let mut t = g.lock();
-        t.conf_mut(&id)?.parts.remove(&pid).ok_or(ApiError::Gone)?
+        t.conf_mut(&id)?
+            .parts
+            .remove(&pid)
+            .ok_or(ControlError::Gone)?
     };
     unrelay(&s, &p);
     s.events.publish(Event::session(
@@ -741,7 +745,7 @@ async fn play_prompt(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     let g = gateway(&s)?;
     let mut body = object(body, "the request")?;
     let mixer = {
@@ -749,9 +753,13 @@ async fn play_prompt(
         let c = t.conf(&id)?;
         c.busy()?;
         if let Some(pid) = body.get("participant").and_then(Value::as_str) {
-            let p = c.parts.get(pid).ok_or_else(|| {
-                ApiError::NotFound(format!("no participant {pid:?} in conference {id:?}"))
-            })?;
+            let p = c
+                .parts
+                .get(pid)
+                .ok_or_else(|| SessionError::NoSuchParticipant {
+                    conf: id.clone(),
+                    part: pid.to_string(),
+                })?;
             body.insert("participant".into(), p.mixer_id.clone().into());
         }
         c.mixer.clone()
@@ -770,7 +778,7 @@ async fn adopt(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let mixer = {
         let t = g.lock();
@@ -798,7 +806,7 @@ async fn heartbeat(
     State(s): State<ControlState>,
     PathParams(cm): PathParams<String>,
     JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let g = gateway(&s)?;
     let path = format!("/v1/call-managers/{cm}/heartbeat");
     let mut answer = None;
@@ -809,21 +817,22 @@ async fn heartbeat(
                 answer.get_or_insert(v);
             }
             Err(
-                e @ MixerError::Refused {
+                e @ PeerError::Refused {
                     status: 400..=499, ..
                 },
-            ) => return Err(e.into()),
+            ) => return Err(ControlError::from(e).into()),
             Err(e) => failed.push(e.to_string()),
         }
     }
     match answer {
         Some(v) => Ok(Json(v)),
-        None if failed.is_empty() => Err(ApiError::Unavailable(
-            "no mixer is configured (gateway.mixers)".into(),
-        )),
-        None => Err(ApiError::BadGateway(format!(
-            "no mixer took the heartbeat: {}",
-            failed.join("; ")
-        ))),
+        None if failed.is_empty() => {
+            Err(ControlError::NoMixer("no mixer is configured (gateway.mixers)".into()).into())
+        }
+        None => Err(ControlError::PeersFailed {
+            what: "took the heartbeat",
+            errors: failed.join("; "),
+        }
+        .into()),
     }
 }

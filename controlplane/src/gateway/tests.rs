@@ -2,7 +2,7 @@
 //! loopback, each over a recording dataplane), with the relays' events fed by hand.
 
 use super::{Gateway, GatewayConfig, HandoverSettings};
-use crate::api;
+use crate::http as api;
 use crate::test_support::{harness, json, media_core, send_via, Harness};
 use axum::http::{Method, StatusCode};
 use serde_json::Value;

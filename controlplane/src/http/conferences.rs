@@ -1,403 +1,41 @@
-//! The conference REST API under `/v1/conferences`: request bodies and their
-//! validation, the JSON views of conferences and participants, and the handlers that
-//! change the session table and the dataplane together (the table is locked across
-//! both, so a failed dataplane command leaves the table as it was).
+//! The conference REST API under `/v1/conferences`: parse the request, call the control
+//! core, answer with its view.
 
-use crate::api::{ApiError, JsonBody, PathParams};
-use crate::events::{timestamp, Event};
-use crate::orphan::Reason;
-use crate::reclaim::Reclaim;
-use crate::sessions::{
-    Conference, NewConference, NewParticipant, Participant, ParticipantPatch, SessionError,
-    Sessions,
+use super::dto::{
+    AddParticipant, ConferenceView, CreateConference, ParticipantView, PatchParticipant,
+    PlayPrompt, PutRtpBasis,
 };
+use super::error::HttpError;
+use super::extract::{JsonBody, PathParams};
 use crate::ControlState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use std::net::SocketAddrV4;
-use std::time::SystemTime;
-use tutti_dataplane::codec::CodecKind;
-use tutti_dataplane::conference::{
-    ConfKey, MediaOp, PartKey, ParticipantSettings, PromptSpec, RtpBasis, Timing,
-    MAX_INPUT_DELAY_FRAMES,
-};
-use tutti_dataplane::mixer::{ActiveSpeakers, Ptime, MAX_LOUDEST};
+use tutti_control_core::{Control, ControlError};
 
-/// `max_participants` when the request has none.
-pub const DEFAULT_MAX_PARTICIPANTS: u16 = 100;
-/// Largest `max_participants` a conference may ask for.
-pub const MAX_PARTICIPANTS: u16 = 1000;
-/// Longest `owner` name.
-pub const MAX_OWNER_LEN: usize = 128;
-/// The telephone-event payload type when the request does not name one.
-pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
-/// Allowed participant gain in dB.
-pub const GAIN_DB: std::ops::RangeInclusive<f32> = -60.0..=20.0;
-/// `input_delay_ms` when the request has none: this, rounded up to whole frames.
-pub const DEFAULT_INPUT_DELAY_MS: u32 = 40;
-
-/// The codecs participants may use through the API.
-const API_CODECS: [CodecKind; 2] = [CodecKind::Pcmu, CodecKind::Pcma];
-
-fn codec_name(codec: CodecKind) -> &'static str {
-    match codec {
-        CodecKind::Pcmu => "pcmu",
-        CodecKind::Pcma => "pcma",
-        CodecKind::L16 => "l16",
-    }
+/// The view of conference `id` with its participants.
+fn conference_view(c: &Control, id: &str) -> Result<ConferenceView, ControlError> {
+    let conf = c.sessions().conference(id)?;
+    Ok(ConferenceView::new(
+        conf,
+        true,
+        c.reclaim().is_orphaned(conf.key),
+    ))
 }
 
-fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message)
-}
-
-/// `POST /v1/conferences` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateConference {
-    id: Option<String>,
-    owner: Option<String>,
-    ptime_ms: Option<u32>,
-    max_participants: Option<u32>,
-    active_speakers: Option<Value>,
-    /// `"arrival"` (the default) or `"input"`.
-    timing: Option<String>,
-    /// Only with `"timing": "input"`.
-    input_delay_ms: Option<u32>,
-}
-
-/// The `timing` of a conference as the API names it.
-fn timing_name(timing: Timing) -> &'static str {
-    match timing {
-        Timing::Arrival => "arrival",
-        Timing::Input { .. } => "input",
-    }
-}
-
-impl CreateConference {
-    fn validate(self) -> Result<NewConference, ApiError> {
-        let ptime = match self.ptime_ms {
-            None => Ptime::default(),
-            Some(ms) => Ptime::from_millis(ms)
-                .ok_or_else(|| bad(format!("ptime_ms must be 10, 20, 30 or 40, not {ms}")))?,
-        };
-        let max_participants = match self.max_participants {
-            None => DEFAULT_MAX_PARTICIPANTS,
-            Some(n) => u16::try_from(n)
-                .ok()
-                .filter(|n| (1..=MAX_PARTICIPANTS).contains(n))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "max_participants must be from 1 to {MAX_PARTICIPANTS}, not {n}"
-                    ))
-                })?,
-        };
-        let active_speakers = match &self.active_speakers {
-            None => ActiveSpeakers::default(),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("all") => ActiveSpeakers::All,
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .filter(|n| (1..=MAX_LOUDEST).contains(n))
-                .map(ActiveSpeakers::Loudest)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "active_speakers must be a number from 1 to {MAX_LOUDEST} or \"all\", not {v}"
-                    ))
-                })?,
-        };
-        let input = match self.timing.as_deref() {
-            None => false,
-            Some(t) if t.eq_ignore_ascii_case("arrival") => false,
-            Some(t) if t.eq_ignore_ascii_case("input") => true,
-            Some(t) => {
-                return Err(bad(format!(
-                    "timing must be \"arrival\" or \"input\", not {t:?}"
-                )))
-            }
-        };
-        let (timing, active_speakers) = if input {
-            let frame_ms = ptime.millis();
-            let max_ms = u32::from(MAX_INPUT_DELAY_FRAMES) * frame_ms;
-            let delay_ms = self
-                .input_delay_ms
-                .unwrap_or(DEFAULT_INPUT_DELAY_MS.div_ceil(frame_ms) * frame_ms);
-            if delay_ms == 0 || delay_ms > max_ms || !delay_ms.is_multiple_of(frame_ms) {
-                return Err(bad(format!(
-                    "input_delay_ms must be a multiple of ptime_ms ({frame_ms}) from {frame_ms} \
-                     to {max_ms}, not {delay_ms}"
-                )));
-            }
-            // Loudest-N selection depends on each mixer's history; input timing is for
-            // mixers that must agree, so it mixes everyone.
-            if let (Some(v), ActiveSpeakers::Loudest(_)) = (&self.active_speakers, active_speakers)
-            {
-                return Err(bad(format!(
-                    "active_speakers must be \"all\" with \"timing\": \"input\", not {v}"
-                )));
-            }
-            let delay_frames = (delay_ms / frame_ms) as u8;
-            (Timing::Input { delay_frames }, ActiveSpeakers::All)
-        } else if self.input_delay_ms.is_some() {
-            return Err(bad(
-                "input_delay_ms is only allowed with \"timing\": \"input\"".to_string(),
-            ));
-        } else {
-            (Timing::Arrival, active_speakers)
-        };
-        if let Some(owner) = &self.owner {
-            check_owner("owner", owner)?;
-        }
-        Ok(NewConference {
-            id: self.id,
-            owner: self.owner,
-            ptime,
-            active_speakers,
-            max_participants,
-            timing,
-        })
-    }
-}
-
-/// Check a call manager's name (`what` names the field in the error).
-pub(crate) fn check_owner(what: &str, owner: &str) -> Result<(), ApiError> {
-    if owner.is_empty()
-        || owner.chars().count() > MAX_OWNER_LEN
-        || owner.chars().any(char::is_control)
-    {
-        return Err(bad(format!(
-            "{what} must be 1 to {MAX_OWNER_LEN} characters without control characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Deserialize a field that is present (possibly `null`) as `Some`, so that a missing
-/// field (`None` via `#[serde(default)]`) differs from an explicit `null`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-/// `POST /v1/conferences/{id}/participants` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AddParticipant {
-    remote: String,
-    codec: String,
-    /// Missing: [`DEFAULT_TELEPHONE_EVENT_PT`]; `null`: no telephone-events.
-    #[serde(default, deserialize_with = "present")]
-    telephone_event_pt: Option<Option<u8>>,
-    rtcp: Option<bool>,
-    muted: Option<bool>,
-    deaf: Option<bool>,
-    gain_db: Option<f32>,
-}
-
-fn parse_remote(remote: &str) -> Result<SocketAddrV4, ApiError> {
-    let addr: SocketAddrV4 = remote.parse().map_err(|_| {
-        bad(format!(
-            "remote must be an IPv4 address and port such as \"198.18.0.2:4000\", not {remote:?}"
-        ))
-    })?;
-    let ip = addr.ip();
-    if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
-        return Err(bad(format!(
-            "remote {remote:?} is not a unicast address with a non-zero port"
-        )));
-    }
-    Ok(addr)
-}
-
-fn check_gain(gain_db: Option<f32>) -> Result<(), ApiError> {
-    match gain_db {
-        Some(g) if !GAIN_DB.contains(&g) => Err(bad(format!(
-            "gain_db must be from {} to {}, not {g}",
-            GAIN_DB.start(),
-            GAIN_DB.end()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-impl AddParticipant {
-    fn validate(self) -> Result<NewParticipant, ApiError> {
-        let remote = parse_remote(&self.remote)?;
-        let codec = API_CODECS
-            .into_iter()
-            .find(|c| codec_name(*c).eq_ignore_ascii_case(&self.codec))
-            .ok_or_else(|| {
-                bad(format!(
-                    "unknown codec {:?}: use \"pcmu\" or \"pcma\"",
-                    self.codec
-                ))
-            })?;
-        let telephone_event_pt = self
-            .telephone_event_pt
-            .unwrap_or(Some(DEFAULT_TELEPHONE_EVENT_PT));
-        if let Some(pt) = telephone_event_pt.filter(|pt| !(96..=127).contains(pt)) {
-            return Err(bad(format!(
-                "telephone_event_pt must be a dynamic payload type (96 to 127), not {pt}"
-            )));
-        }
-        check_gain(self.gain_db)?;
-        let defaults = ParticipantSettings::default();
-        Ok(NewParticipant {
-            remote,
-            codec,
-            telephone_event_pt,
-            rtcp: self.rtcp.unwrap_or(true),
-            settings: ParticipantSettings {
-                muted: self.muted.unwrap_or(defaults.muted),
-                deaf: self.deaf.unwrap_or(defaults.deaf),
-                gain_db: self.gain_db.unwrap_or(defaults.gain_db),
-            },
-        })
-    }
-}
-
-/// `PATCH /v1/conferences/{id}/participants/{pid}` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PatchParticipant {
-    muted: Option<bool>,
-    deaf: Option<bool>,
-    gain_db: Option<f32>,
-    hold: Option<bool>,
-}
-
-impl PatchParticipant {
-    fn validate(self) -> Result<ParticipantPatch, ApiError> {
-        check_gain(self.gain_db)?;
-        Ok(ParticipantPatch {
-            muted: self.muted,
-            deaf: self.deaf,
-            gain_db: self.gain_db,
-            hold: self.hold,
-        })
-    }
-}
-
-/// `PUT /v1/conferences/{id}/participants/{pid}/rtp` body: from now on the participant's
-/// stream has SSRC `ssrc`, and the packet of the frame at timeline timestamp
-/// `frame_timestamp` carries `sequence` and `timestamp` (input timing only).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PutRtpBasis {
-    ssrc: u32,
-    frame_timestamp: u32,
-    sequence: u16,
-    timestamp: u32,
-}
-
-/// `POST /v1/conferences/{id}/prompts` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PlayPrompt {
-    prompt: String,
-    participant: Option<String>,
-}
-
-/// A conference as the API shows it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ConferenceView {
-    id: String,
-    /// The lcore id of its dataplane core.
-    core: u32,
-    owner: Option<String>,
-    ptime_ms: u32,
-    max_participants: u16,
-    active_speakers: Value,
-    /// `"arrival"` or `"input"`.
-    timing: &'static str,
-    /// With input timing: frames are mixed this long after the first packet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input_delay_ms: Option<u32>,
-    participant_count: usize,
-    created_at: String,
-    /// Its call manager's lease lapsed: the orphan procedure runs.
-    orphaned: bool,
-    /// Present when one conference is asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    participants: Option<Vec<ParticipantView>>,
-}
-
-impl ConferenceView {
-    pub(crate) fn new(c: &Conference, with_participants: bool, orphaned: bool) -> Self {
-        ConferenceView {
-            id: c.id.clone(),
-            core: c.lcore,
-            owner: c.owner.clone(),
-            ptime_ms: c.ptime.millis(),
-            max_participants: c.max_participants,
-            active_speakers: match c.active_speakers {
-                ActiveSpeakers::Loudest(n) => n.into(),
-                ActiveSpeakers::All => "all".into(),
-            },
-            timing: timing_name(c.timing),
-            input_delay_ms: match c.timing {
-                Timing::Arrival => None,
-                Timing::Input { delay_frames } => Some(u32::from(delay_frames) * c.ptime.millis()),
-            },
-            participant_count: c.participant_count(),
-            created_at: timestamp(c.created_at),
-            orphaned,
-            participants: with_participants.then(|| {
-                c.participants()
-                    .map(|p| ParticipantView::new(&c.id, p))
-                    .collect()
-            }),
-        }
-    }
-}
-
-/// A participant as the API shows it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ParticipantView {
-    id: String,
-    conference: String,
-    local: String,
-    remote: String,
-    codec: &'static str,
-    telephone_event_pt: Option<u8>,
-    rtcp: bool,
-    ssrc: u32,
-    muted: bool,
-    deaf: bool,
-    gain_db: f32,
-    hold: bool,
-    created_at: String,
-}
-
-impl ParticipantView {
-    fn new(conference: &str, p: &Participant) -> Self {
-        ParticipantView {
-            id: p.id.clone(),
-            conference: conference.to_string(),
-            local: p.local.to_string(),
-            remote: p.remote.to_string(),
-            codec: codec_name(p.codec),
-            telephone_event_pt: p.telephone_event_pt,
-            rtcp: p.rtcp,
-            ssrc: p.ssrc,
-            muted: p.settings.muted,
-            deaf: p.settings.deaf,
-            gain_db: p.settings.gain_db,
-            hold: p.hold,
-            created_at: timestamp(p.created_at),
-        }
-    }
+/// The view of participant `pid` of conference `id`.
+fn participant_view(c: &Control, id: &str, pid: &str) -> Result<ParticipantView, ControlError> {
+    Ok(ParticipantView::new(id, c.sessions().participant(id, pid)?))
 }
 
 /// `GET /v1/conferences`.
 pub(crate) async fn list(State(s): State<ControlState>) -> Json<Value> {
-    let t = s.lock_sessions();
-    let r = s.lock_reclaim();
-    let all: Vec<_> = t
+    let c = s.control();
+    let all: Vec<_> = c
+        .sessions()
         .conferences()
-        .map(|c| ConferenceView::new(c, false, r.is_orphaned(c.key)))
+        .map(|conf| ConferenceView::new(conf, false, c.reclaim().is_orphaned(conf.key)))
         .collect();
     Json(serde_json::json!({ "conferences": all }))
 }
@@ -406,48 +44,32 @@ pub(crate) async fn list(State(s): State<ControlState>) -> Json<Value> {
 pub(crate) async fn create(
     State(s): State<ControlState>,
     JsonBody(req): JsonBody<CreateConference>,
-) -> Result<(StatusCode, Json<ConferenceView>), ApiError> {
+) -> Result<(StatusCode, Json<ConferenceView>), HttpError> {
     let new = req.validate()?;
-    let now = SystemTime::now();
-    let mut t = s.lock_sessions();
-    let c = t.create_conference(new, now)?;
-    let (core, key, spec) = (c.core, c.key, c.spec());
-    if let Err(e) = s.media.apply(core, MediaOp::CreateConference(spec)) {
-        t.remove_conference(key);
-        return Err(e.into());
-    }
-    let mut r = s.lock_reclaim();
-    r.conference_created(key);
-    s.events
-        .publish(Event::session("conference_created", &c.id, None, now));
-    // A conference made for a call manager whose lease lapsed is orphaned at once.
-    s.orphan_if_lapsed(&t, &mut r, key);
-    let c = t.conference_by_key(key).ok_or(ApiError::Gone)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ConferenceView::new(c, true, r.is_orphaned(key))),
-    ))
+    let mut c = s.control();
+    let key = c.create_conference(new)?;
+    let conf = c
+        .sessions()
+        .conference_by_key(key)
+        .ok_or(ControlError::Gone)?;
+    let view = ConferenceView::new(conf, true, c.reclaim().is_orphaned(key));
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /v1/conferences/{id}`.
 pub(crate) async fn get(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<ConferenceView>, ApiError> {
-    let t = s.lock_sessions();
-    let c = t.conference(&id)?;
-    let orphaned = s.lock_reclaim().is_orphaned(c.key);
-    Ok(Json(ConferenceView::new(c, true, orphaned)))
+) -> Result<Json<ConferenceView>, HttpError> {
+    Ok(Json(conference_view(&s.control(), &id)?))
 }
 
 /// `DELETE /v1/conferences/{id}`.
 pub(crate) async fn delete(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<StatusCode, ApiError> {
-    let mut t = s.lock_sessions();
-    let key = t.conference(&id)?.key;
-    remove_conference(&s, &mut t, &mut s.lock_reclaim(), key, None)?;
+) -> Result<StatusCode, HttpError> {
+    s.control().delete_conference(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -455,10 +77,11 @@ pub(crate) async fn delete(
 pub(crate) async fn list_participants(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
-    let t = s.lock_sessions();
-    let c = t.conference(&id)?;
+) -> Result<Json<Value>, HttpError> {
+    let c = s.control();
     let all: Vec<_> = c
+        .sessions()
+        .conference(&id)?
         .participants()
         .map(|p| ParticipantView::new(&id, p))
         .collect();
@@ -470,38 +93,25 @@ pub(crate) async fn add_participant(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<AddParticipant>,
-) -> Result<(StatusCode, Json<ParticipantView>), ApiError> {
+) -> Result<(StatusCode, Json<ParticipantView>), HttpError> {
     let new = req.validate()?;
-    let now = SystemTime::now();
-    let view = {
-        let mut t = s.lock_sessions();
-        let mut r = s.lock_reclaim();
-        let core = t.conference(&id)?.core;
-        let p = t.add_participant(&id, new, now)?;
-        let (view, spec) = (ParticipantView::new(&id, p), p.spec(r.config().liveness()));
-        if let Err(e) = s.media.apply(core, MediaOp::AddParticipant(spec)) {
-            t.remove_participant(spec.conf, spec.key);
-            return Err(e.into());
-        }
-        r.participant_added(spec.conf, spec.key, s.clock.now());
-        view
-    };
-    s.events.publish(Event::session(
-        "participant_created",
-        &id,
-        Some(&view.id),
-        now,
-    ));
-    Ok((StatusCode::CREATED, Json(view)))
+    let mut c = s.control();
+    let key = c.add_participant(&id, new)?;
+    let p = c
+        .sessions()
+        .conference(&id)?
+        .participants()
+        .find(|p| p.key == key)
+        .ok_or(ControlError::Gone)?;
+    Ok((StatusCode::CREATED, Json(ParticipantView::new(&id, p))))
 }
 
 /// `GET /v1/conferences/{id}/participants/{pid}`.
 pub(crate) async fn get_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
-) -> Result<Json<ParticipantView>, ApiError> {
-    let t = s.lock_sessions();
-    Ok(Json(ParticipantView::new(&id, t.participant(&id, &pid)?)))
+) -> Result<Json<ParticipantView>, HttpError> {
+    Ok(Json(participant_view(&s.control(), &id, &pid)?))
 }
 
 /// `PATCH /v1/conferences/{id}/participants/{pid}`.
@@ -509,32 +119,11 @@ pub(crate) async fn patch_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
     JsonBody(req): JsonBody<PatchParticipant>,
-) -> Result<Json<ParticipantView>, ApiError> {
+) -> Result<Json<ParticipantView>, HttpError> {
     let patch = req.validate()?;
-    let mut t = s.lock_sessions();
-    let core = t.conference(&id)?.core;
-    let p = t.participant(&id, &pid)?;
-    let (settings, hold) = patch.applied_to(p);
-    let (conf, part) = (p.conf, p.key);
-    if settings != p.settings {
-        s.media.apply(
-            core,
-            MediaOp::UpdateParticipant {
-                conf,
-                part,
-                settings,
-            },
-        )?;
-    }
-    let p =
-        t.set_participant(conf, part, settings, hold)
-            .ok_or(SessionError::NoSuchParticipant {
-                conf: id.clone(),
-                part: pid.clone(),
-            })?;
-    // While orphaned, a participant put on remote hold is deleted first.
-    s.lock_reclaim().hold_changed(conf, part, hold);
-    Ok(Json(ParticipantView::new(&id, p)))
+    let mut c = s.control();
+    c.patch_participant(&id, &pid, patch)?;
+    Ok(Json(participant_view(&c, &id, &pid)?))
 }
 
 /// `PUT /v1/conferences/{id}/participants/{pid}/rtp`: the participant's stream goes on
@@ -544,116 +133,19 @@ pub(crate) async fn set_rtp_basis(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
     JsonBody(req): JsonBody<PutRtpBasis>,
-) -> Result<Json<ParticipantView>, ApiError> {
-    let basis = RtpBasis {
-        ssrc: req.ssrc,
-        frame_timestamp: req.frame_timestamp,
-        sequence: req.sequence,
-        timestamp: req.timestamp,
-    };
-    let mut t = s.lock_sessions();
-    let c = t.conference(&id)?;
-    let (core, timing) = (c.core, c.timing);
-    let p = t.participant(&id, &pid)?;
-    let (conf, part) = (p.conf, p.key);
-    if timing == Timing::Arrival {
-        return Err(ApiError::Conflict(format!(
-            "conference {id:?} mixes by arrival time: an RTP basis needs a conference \
-             created with \"timing\": \"input\""
-        )));
-    }
-    s.media
-        .apply(core, MediaOp::SetRtpBasis { conf, part, basis })?;
-    let p =
-        t.set_participant_ssrc(conf, part, basis.ssrc)
-            .ok_or(SessionError::NoSuchParticipant {
-                conf: id.clone(),
-                part: pid,
-            })?;
-    Ok(Json(ParticipantView::new(&id, p)))
+) -> Result<Json<ParticipantView>, HttpError> {
+    let mut c = s.control();
+    c.set_rtp_basis(&id, &pid, req.basis())?;
+    Ok(Json(participant_view(&c, &id, &pid)?))
 }
 
 /// `DELETE /v1/conferences/{id}/participants/{pid}`.
 pub(crate) async fn delete_participant(
     State(s): State<ControlState>,
     PathParams((id, pid)): PathParams<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let mut t = s.lock_sessions();
-    let p = t.participant(&id, &pid)?;
-    let (conf, part) = (p.conf, p.key);
-    remove_participant(&s, &mut t, &mut s.lock_reclaim(), conf, part, None)?;
+) -> Result<StatusCode, HttpError> {
+    s.control().delete_participant(&id, &pid)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// An event about a deletion, with its reclamation reason if it has one.
-fn deleted(kind: &'static str, conf: &str, part: Option<&str>, reason: Option<Reason>) -> Event {
-    let mut ev = Event::session(kind, conf, part, SystemTime::now());
-    ev.detail.reason = reason.map(Reason::as_str);
-    ev
-}
-
-/// Delete conference `key` and its participants on the dataplane and in the table,
-/// with its orphan watch, and publish the events: what `DELETE /v1/conferences/{id}`
-/// does, and what reclamation does (with a `reason`: then it is counted and a
-/// `conference_released` event says why).
-pub(crate) fn remove_conference(
-    s: &ControlState,
-    t: &mut Sessions,
-    r: &mut Reclaim,
-    key: ConfKey,
-    reason: Option<Reason>,
-) -> Result<(), ApiError> {
-    let core = t.conference_by_key(key).ok_or(ApiError::Gone)?.core;
-    s.media.apply(core, MediaOp::DeleteConference(key))?;
-    r.conference_removed(key);
-    let Some(c) = t.remove_conference(key) else {
-        return Ok(());
-    };
-    for p in c.participants() {
-        s.events
-            .publish(deleted("participant_deleted", &c.id, Some(&p.id), reason));
-    }
-    if let Some(reason) = reason {
-        s.reclaim_metrics
-            .conference_released(reason, c.participant_count());
-        s.events
-            .publish(deleted("conference_released", &c.id, None, Some(reason)));
-    }
-    s.events
-        .publish(deleted("conference_deleted", &c.id, None, reason));
-    Ok(())
-}
-
-/// Delete participant `part` of conference `conf` on the dataplane, in the table and
-/// in the orphan watch, and publish the event: what
-/// `DELETE /v1/conferences/{id}/participants/{pid}` does, and what reclamation does
-/// (with a `reason`, counted).
-pub(crate) fn remove_participant(
-    s: &ControlState,
-    t: &mut Sessions,
-    r: &mut Reclaim,
-    conf: ConfKey,
-    part: PartKey,
-    reason: Option<Reason>,
-) -> Result<(), ApiError> {
-    let c = t.conference_by_key(conf).ok_or(ApiError::Gone)?;
-    let (core, conf_id) = (c.core, c.id.clone());
-    s.media
-        .apply(core, MediaOp::RemoveParticipant { conf, part })?;
-    r.participant_removed(conf, part);
-    let Some(p) = t.remove_participant(conf, part) else {
-        return Ok(());
-    };
-    if let Some(reason) = reason {
-        s.reclaim_metrics.participant_deleted(reason);
-    }
-    s.events.publish(deleted(
-        "participant_deleted",
-        &conf_id,
-        Some(&p.id),
-        reason,
-    ));
-    Ok(())
 }
 
 /// `POST /v1/conferences/{id}/prompts`.
@@ -661,33 +153,9 @@ pub(crate) async fn play_prompt(
     State(s): State<ControlState>,
     PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<PlayPrompt>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = s.lock_sessions();
-    let c = t.conference(&id)?;
-    let part = match &req.participant {
-        Some(pid) => Some(t.participant(&id, pid)?.key),
-        None => None,
-    };
-    let Some(prompt) = s.media.prompt(&req.prompt) else {
-        let names = s.media.prompt_names();
-        let available = if names.is_empty() {
-            "(none)".to_string()
-        } else {
-            names.join(", ")
-        };
-        return Err(ApiError::NotFound(format!(
-            "unknown prompt {:?}; available prompts: {available}",
-            req.prompt
-        )));
-    };
-    s.media.apply(
-        c.core,
-        MediaOp::PlayPrompt(PromptSpec {
-            conf: c.key,
-            part,
-            prompt,
-        }),
-    )?;
+) -> Result<(StatusCode, Json<Value>), HttpError> {
+    s.control()
+        .play_prompt(&id, req.participant.as_deref(), &req.prompt)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -1484,7 +952,7 @@ mod tests {
             .header("content-type", "text/plain")
             .body(axum::body::Body::from("id=x"))
             .unwrap();
-        let r = tower::ServiceExt::oneshot(crate::api::router(h.state.clone()), r)
+        let r = tower::ServiceExt::oneshot(crate::http::router(h.state.clone()), r)
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -1504,7 +972,8 @@ mod tests {
         );
         assert_eq!(after, before);
         // A valid owner of the maximum length is fine and the remote may be loopback.
-        let owner = json!({"owner": "ü".repeat(super::MAX_OWNER_LEN)}).to_string();
+        let owner =
+            json!({"owner": "ü".repeat(tutti_control_core::reclaim::MAX_OWNER_LEN)}).to_string();
         assert_eq!(post(&h, conf, &owner).await.0, StatusCode::CREATED);
         assert_eq!(
             post(&h, parts, &p("127.0.0.1:4000")).await.0,

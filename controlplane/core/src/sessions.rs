@@ -1,7 +1,7 @@
 //! The session table: which conferences and participants exist, where they live and what
 //! they hold. It chooses keys, places conferences on cores, hands out each core's UDP
 //! ports and admits participants against the cores' and conferences' capacities. Pure
-//! logic: no clock (callers pass the time), no I/O; the API turns its entries into
+//! logic: no clock (callers pass the time), no I/O; [`crate::Control`] turns its entries into
 //! [`MediaOp`](tutti_dataplane::conference::MediaOp)s.
 
 use crate::media::MediaCore;
@@ -337,8 +337,9 @@ fn pick_ssrc(mut draw: impl FnMut() -> u32, taken: impl Fn(u32) -> bool) -> u32 
 }
 
 impl Sessions {
-    /// An empty table over `cores` (in [`MediaPlane::cores`](crate::media::MediaPlane::cores) order).
-    pub fn new(cores: Vec<MediaCore>) -> Self {
+    /// An empty table over `cores` (in [`MediaPlane::cores`](crate::media::MediaPlane::cores)
+    /// order), drawing SSRCs from an RNG seeded with `seed`.
+    pub fn new(cores: Vec<MediaCore>, seed: u64) -> Self {
         Sessions {
             cores: cores.into_iter().map(CoreSlots::new).collect(),
             conferences: BTreeMap::new(),
@@ -346,7 +347,7 @@ impl Sessions {
             parts: HashMap::new(),
             last_conf: 0,
             last_part: 0,
-            rng: StdRng::from_entropy(),
+            rng: StdRng::seed_from_u64(seed),
         }
     }
 
@@ -672,7 +673,7 @@ mod tests {
 
     #[test]
     fn conference_ids_are_validated_unique_and_generated() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)], 1);
         assert!(matches!(
             s.create_conference(conf(Some("a b"), 5), T0),
             Err(SessionError::InvalidConferenceId(_))
@@ -698,7 +699,10 @@ mod tests {
 
     #[test]
     fn places_on_the_core_with_most_free_slots() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 2), core(2, 30000..=30099, 3)]);
+        let mut s = Sessions::new(
+            vec![core(1, 20000..=20099, 2), core(2, 30000..=30099, 3)],
+            1,
+        );
         let a = s.create_conference(conf(Some("a"), 10), T0).unwrap();
         assert_eq!((a.core, a.lcore), (1, 2));
         s.add_participant("a", part(4000), T0).unwrap();
@@ -714,7 +718,7 @@ mod tests {
     #[test]
     fn ports_are_even_pairs_from_the_core_and_are_reused() {
         // 20001 is odd: the first pair is 20002/20003; 20008 has no odd partner.
-        let mut s = Sessions::new(vec![core(1, 20001..=20008, 100)]);
+        let mut s = Sessions::new(vec![core(1, 20001..=20008, 100)], 1);
         assert_eq!(s.capacity().participants, 3, "port pairs bound capacity");
         s.create_conference(conf(Some("a"), 10), T0).unwrap();
         let ports: Vec<u16> = (0..3)
@@ -748,7 +752,7 @@ mod tests {
 
     #[test]
     fn admission_against_conference_and_core_capacity() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 3)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 3)], 1);
         s.create_conference(conf(Some("small"), 1), T0).unwrap();
         s.create_conference(conf(Some("big"), 10), T0).unwrap();
         s.add_participant("small", part(1), T0).unwrap();
@@ -776,7 +780,7 @@ mod tests {
             s.add_participant("nope", part(6), T0),
             Err(SessionError::NoSuchConference("nope".into()))
         );
-        let mut empty = Sessions::new(vec![]);
+        let mut empty = Sessions::new(vec![], 1);
         assert!(matches!(
             empty.create_conference(conf(None, 1), T0),
             Err(SessionError::NoCapacity { .. })
@@ -785,7 +789,7 @@ mod tests {
 
     #[test]
     fn removing_a_conference_frees_everything() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)], 1);
         let before = (s.capacity(), s.core_loads().collect::<Vec<_>>());
         let key = s.create_conference(conf(Some("a"), 10), T0).unwrap().key;
         let p1 = s.add_participant("a", part(1), T0).unwrap().clone();
@@ -808,7 +812,10 @@ mod tests {
 
     #[test]
     fn ids_map_only_live_keys_on_their_core() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10), core(2, 30000..=30099, 10)]);
+        let mut s = Sessions::new(
+            vec![core(1, 20000..=20099, 10), core(2, 30000..=30099, 10)],
+            1,
+        );
         let c = s.create_conference(conf(Some("a"), 10), T0).unwrap();
         let (key, core) = (c.key, c.core);
         let p = s.add_participant("a", part(1), T0).unwrap().key;
@@ -828,7 +835,7 @@ mod tests {
 
     #[test]
     fn participant_lookup_needs_the_exact_id() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)], 1);
         s.create_conference(conf(Some("a"), 10), T0).unwrap();
         s.add_participant("a", part(1), T0).unwrap();
         assert!(s.participant("a", "p1").is_ok());
@@ -839,7 +846,7 @@ mod tests {
 
     #[test]
     fn patches_change_only_given_fields() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)], 1);
         s.create_conference(conf(Some("a"), 10), T0).unwrap();
         let p = s.add_participant("a", part(1), T0).unwrap().clone();
         let patch = ParticipantPatch {
@@ -866,7 +873,7 @@ mod tests {
 
     #[test]
     fn timing_reaches_the_spec_and_ssrcs_can_be_replaced() {
-        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=20099, 10)], 1);
         let timing = Timing::Input { delay_frames: 3 };
         let new = NewConference {
             active_speakers: ActiveSpeakers::All,
@@ -885,7 +892,7 @@ mod tests {
     fn ssrcs_are_nonzero_and_unique_in_the_conference() {
         let mut draws = [0, 7, 7, 9].into_iter();
         assert_eq!(pick_ssrc(|| draws.next().unwrap_or(1), |s| s == 7), 9);
-        let mut s = Sessions::new(vec![core(1, 20000..=29999, 1000)]);
+        let mut s = Sessions::new(vec![core(1, 20000..=29999, 1000)], 1);
         s.create_conference(conf(Some("a"), 500), T0).unwrap();
         for i in 0..500 {
             s.add_participant("a", part(i + 1), T0).unwrap();

@@ -1,168 +1,34 @@
 //! The HTTP API: `/healthz`, `/v1/status`, `/metrics`, `/openapi.json`, the event stream
-//! `/v1/events` and the conference REST API (see [`crate::openapi`]). Every error,
-//! including unknown routes, bad methods and rejected bodies, is a JSON
-//! `{"error": ...}` body; every answer is counted by route template and status.
+//! `/v1/events`, the conference REST API and the gateway API (see [`openapi`]). Every
+//! error, including unknown routes, bad methods and rejected bodies, is a JSON
+//! `{"error": ...}` body ([`error`]); every answer is counted by route template and
+//! status. Handlers import [`error`], [`extract`] and [`dto`]; nothing here imports
+//! the handlers but the route table.
+
+mod call_managers;
+mod conferences;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod openapi;
 
 use crate::events::{timestamp, Delivery};
-use crate::leases::LeaseError;
-use crate::media::MediaError;
-use crate::sessions::SessionError;
-use crate::{conferences, metrics, openapi, reclaim, ControlState};
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
-};
-use axum::http::request::Parts;
+use crate::{metrics, ControlState};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
+use error::error;
 use futures_util::{Stream, StreamExt};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
-use std::time::SystemTime;
 
 /// Largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// A JSON error answer.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
-}
-
-/// Why a request failed; answered as [`error`] with the matching status.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Input that is well-formed JSON but not acceptable (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// Something named in the request does not exist (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// axum refused the request body or path (400, 413 or 415).
-    #[error("{message}")]
-    Rejected {
-        /// The status to answer with.
-        status: StatusCode,
-        /// axum's explanation.
-        message: String,
-    },
-    /// The session table refused the change.
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    /// The dataplane did not take the command.
-    #[error(transparent)]
-    Media(#[from] MediaError),
-    /// The lease table refused a heartbeat.
-    #[error(transparent)]
-    Lease(#[from] LeaseError),
-    /// The conference went away while the request was being handled (404).
-    #[error("the conference no longer exists")]
-    Gone,
-    /// The request conflicts with the state of what it names (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// No capacity to take the request now (503).
-    #[error("{0}")]
-    Unavailable(String),
-    /// A mixer behind the gateway failed (502).
-    #[error("{0}")]
-    BadGateway(String),
-    /// A mixer behind the gateway refused the request: its status and message.
-    #[error("{message}")]
-    Relayed { status: StatusCode, message: String },
-}
-
-impl ApiError {
-    /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) | ApiError::Gone => StatusCode::NOT_FOUND,
-            ApiError::Rejected { status, .. } | ApiError::Relayed { status, .. } => *status,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Session(e) => match e {
-                SessionError::InvalidConferenceId(_) => StatusCode::BAD_REQUEST,
-                SessionError::NoSuchConference(_) | SessionError::NoSuchParticipant { .. } => {
-                    StatusCode::NOT_FOUND
-                }
-                SessionError::DuplicateConference(_) | SessionError::ConferenceFull { .. } => {
-                    StatusCode::CONFLICT
-                }
-                SessionError::NoCapacity { .. } | SessionError::CoreFull { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            },
-            ApiError::Media(MediaError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Media(MediaError::Rejected(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Lease(LeaseError::Interval(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Lease(LeaseError::Full) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error(self.status(), self.to_string())
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    /// Wrong content type stays 415 and an oversized body 413; every other problem with
-    /// the body (syntax, types, missing or unknown fields) is a 400.
-    fn from(r: JsonRejection) -> Self {
-        let status = match r.status() {
-            s @ (StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE) => s,
-            s if s.is_server_error() => s,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::Rejected {
-            status,
-            message: r.body_text(),
-        }
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(r: PathRejection) -> Self {
-        ApiError::Rejected {
-            status: r.status(),
-            message: r.body_text(),
-        }
-    }
-}
-
-/// A JSON request body whose rejections answer as [`ApiError`]s.
-#[derive(Debug)]
-pub struct JsonBody<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let Json(v) = Json::<T>::from_request(req, state).await?;
-        Ok(JsonBody(v))
-    }
-}
-
-/// Path parameters whose rejections answer as [`ApiError`]s.
-#[derive(Debug)]
-pub struct PathParams<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(v) = Path::<T>::from_request_parts(parts, state).await?;
-        Ok(PathParams(v))
-    }
-}
 
 /// The routes both the mixer API and the gateway API serve.
 fn shared_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
@@ -198,9 +64,12 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
             axum::routing::put(c::set_rtp_basis),
         ),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
-        ("/v1/conferences/{id}/adopt", post(reclaim::adopt)),
-        ("/v1/call-managers", get(reclaim::list_call_managers)),
-        ("/v1/call-managers/{cm}/heartbeat", post(reclaim::heartbeat)),
+        ("/v1/conferences/{id}/adopt", post(call_managers::adopt)),
+        ("/v1/call-managers", get(call_managers::list)),
+        (
+            "/v1/call-managers/{cm}/heartbeat",
+            post(call_managers::heartbeat),
+        ),
     ]);
     all
 }
@@ -316,8 +185,8 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
         })
         .collect();
     let (capacity, conferences) = {
-        let t = s.lock_sessions();
-        (t.capacity(), t.conference_count())
+        let c = s.control();
+        (c.sessions().capacity(), c.sessions().conference_count())
     };
     Json(Status {
         version: s.version,
@@ -342,7 +211,8 @@ async fn gateway_openapi_json(State(s): State<ControlState>) -> Json<serde_json:
 async fn events(
     State(s): State<ControlState>,
 ) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
-    let stream = s.events.subscribe().map(|d| {
+    let clock = s.clock.clone();
+    let stream = s.events.subscribe().map(move |d| {
         let built = match d {
             Delivery::Event(ev) => sse::Event::default().event(ev.kind).json_data(&ev),
             Delivery::Lagged(missed) => {
@@ -351,7 +221,7 @@ async fn events(
                     .json_data(serde_json::json!({
                         "type": "lagged",
                         "missed": missed,
-                        "timestamp": timestamp(SystemTime::now()),
+                        "timestamp": timestamp(clock.wall()),
                     }))
             }
         };
@@ -454,13 +324,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_poisoned_session_lock_is_taken_over() {
         let h = harness(vec![media_core(10)]);
-        let sessions = h.state.sessions.clone();
+        let core = h.state.core.clone();
         let poisoner = std::thread::spawn(move || {
-            let _guard = sessions.lock().unwrap();
+            let _guard = core.lock().unwrap();
             panic!("deliberate panic to poison the session lock");
         });
         assert!(poisoner.join().is_err());
-        assert!(h.state.sessions.is_poisoned());
+        assert!(h.state.core.is_poisoned());
         let (code, _) = json(&h.state, Method::POST, "/v1/conferences", Some("{}")).await;
         assert_eq!(code, StatusCode::CREATED);
         let (code, v) = json(&h.state, Method::GET, "/v1/status", None).await;

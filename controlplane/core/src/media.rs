@@ -1,6 +1,7 @@
-//! The boundary between the control plane and the dataplane cores: what the control
-//! plane may ask of them ([`MediaPlane`]) and how that can fail ([`MediaError`]). The
-//! binary implements it over the per-core command rings; tests record the operations.
+//! The boundary between the control core and the dataplane cores: what the core may
+//! ask of them ([`MediaPlane`], a synchronous, non-blocking sink) and how that can fail
+//! ([`MediaError`]). The binary implements it over the per-core command rings; tests
+//! record the operations.
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
@@ -47,7 +48,7 @@ pub trait MediaPlane: Send + Sync + 'static {
 }
 
 /// Why the dataplane did not take an operation.
-#[derive(thiserror::Error, Debug)]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum MediaError {
     /// The core's command ring is full.
     #[error("dataplane core {0} is not accepting commands (command ring full); try again")]

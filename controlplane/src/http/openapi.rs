@@ -1,12 +1,13 @@
 //! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`.
 
-use crate::api::MAX_BODY_BYTES;
-use crate::conferences::{
+use super::dto::{
     DEFAULT_INPUT_DELAY_MS, DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB,
-    MAX_OWNER_LEN, MAX_PARTICIPANTS,
+    MAX_PARTICIPANTS,
 };
+use super::MAX_BODY_BYTES;
 use crate::leases::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::orphan::Reason;
+use crate::reclaim::MAX_OWNER_LEN;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
 use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;

@@ -1,0 +1,425 @@
+//! The HTTP API's request bodies and JSON views: bodies are validated here, once, into
+//! the core's typed requests; views show the core's model as JSON.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+use tutti_control_core::error::ControlError;
+use tutti_control_core::events::timestamp;
+use tutti_control_core::reclaim::{check_name, CallManagerStatus};
+use tutti_control_core::sessions::{
+    Conference, NewConference, NewParticipant, Participant, ParticipantPatch,
+};
+use tutti_dataplane::codec::CodecKind;
+use tutti_dataplane::conference::{ParticipantSettings, RtpBasis, Timing, MAX_INPUT_DELAY_FRAMES};
+use tutti_dataplane::mixer::{ActiveSpeakers, Ptime, MAX_LOUDEST};
+
+/// `max_participants` when the request has none.
+pub const DEFAULT_MAX_PARTICIPANTS: u16 = 100;
+/// Largest `max_participants` a conference may ask for.
+pub const MAX_PARTICIPANTS: u16 = 1000;
+/// The telephone-event payload type when the request does not name one.
+pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
+/// Allowed participant gain in dB.
+pub const GAIN_DB: std::ops::RangeInclusive<f32> = -60.0..=20.0;
+/// `input_delay_ms` when the request has none: this, rounded up to whole frames.
+pub const DEFAULT_INPUT_DELAY_MS: u32 = 40;
+
+/// The codecs participants may use through the API.
+const API_CODECS: [CodecKind; 2] = [CodecKind::Pcmu, CodecKind::Pcma];
+
+fn codec_name(codec: CodecKind) -> &'static str {
+    match codec {
+        CodecKind::Pcmu => "pcmu",
+        CodecKind::Pcma => "pcma",
+        CodecKind::L16 => "l16",
+    }
+}
+
+fn bad(message: String) -> ControlError {
+    ControlError::Invalid(message)
+}
+
+/// `POST /v1/conferences` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConference {
+    id: Option<String>,
+    owner: Option<String>,
+    ptime_ms: Option<u32>,
+    max_participants: Option<u32>,
+    active_speakers: Option<Value>,
+    /// `"arrival"` (the default) or `"input"`.
+    timing: Option<String>,
+    /// Only with `"timing": "input"`.
+    input_delay_ms: Option<u32>,
+}
+
+/// The `timing` of a conference as the API names it.
+fn timing_name(timing: Timing) -> &'static str {
+    match timing {
+        Timing::Arrival => "arrival",
+        Timing::Input { .. } => "input",
+    }
+}
+
+impl CreateConference {
+    pub fn validate(self) -> Result<NewConference, ControlError> {
+        let ptime = match self.ptime_ms {
+            None => Ptime::default(),
+            Some(ms) => Ptime::from_millis(ms)
+                .ok_or_else(|| bad(format!("ptime_ms must be 10, 20, 30 or 40, not {ms}")))?,
+        };
+        let max_participants = match self.max_participants {
+            None => DEFAULT_MAX_PARTICIPANTS,
+            Some(n) => u16::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_PARTICIPANTS).contains(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "max_participants must be from 1 to {MAX_PARTICIPANTS}, not {n}"
+                    ))
+                })?,
+        };
+        let active_speakers = match &self.active_speakers {
+            None => ActiveSpeakers::default(),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("all") => ActiveSpeakers::All,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(|n| (1..=MAX_LOUDEST).contains(n))
+                .map(ActiveSpeakers::Loudest)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "active_speakers must be a number from 1 to {MAX_LOUDEST} or \"all\", not {v}"
+                    ))
+                })?,
+        };
+        let input = match self.timing.as_deref() {
+            None => false,
+            Some(t) if t.eq_ignore_ascii_case("arrival") => false,
+            Some(t) if t.eq_ignore_ascii_case("input") => true,
+            Some(t) => {
+                return Err(bad(format!(
+                    "timing must be \"arrival\" or \"input\", not {t:?}"
+                )))
+            }
+        };
+        let (timing, active_speakers) = if input {
+            let frame_ms = ptime.millis();
+            let max_ms = u32::from(MAX_INPUT_DELAY_FRAMES) * frame_ms;
+            let delay_ms = self
+                .input_delay_ms
+                .unwrap_or(DEFAULT_INPUT_DELAY_MS.div_ceil(frame_ms) * frame_ms);
+            if delay_ms == 0 || delay_ms > max_ms || !delay_ms.is_multiple_of(frame_ms) {
+                return Err(bad(format!(
+                    "input_delay_ms must be a multiple of ptime_ms ({frame_ms}) from {frame_ms} \
+                     to {max_ms}, not {delay_ms}"
+                )));
+            }
+            // Loudest-N selection depends on each mixer's history; input timing is for
+            // mixers that must agree, so it mixes everyone.
+            if let (Some(v), ActiveSpeakers::Loudest(_)) = (&self.active_speakers, active_speakers)
+            {
+                return Err(bad(format!(
+                    "active_speakers must be \"all\" with \"timing\": \"input\", not {v}"
+                )));
+            }
+            let delay_frames = (delay_ms / frame_ms) as u8;
+            (Timing::Input { delay_frames }, ActiveSpeakers::All)
+        } else if self.input_delay_ms.is_some() {
+            return Err(bad(
+                "input_delay_ms is only allowed with \"timing\": \"input\"".to_string(),
+            ));
+        } else {
+            (Timing::Arrival, active_speakers)
+        };
+        if let Some(owner) = &self.owner {
+            check_name("owner", owner)?;
+        }
+        Ok(NewConference {
+            id: self.id,
+            owner: self.owner,
+            ptime,
+            active_speakers,
+            max_participants,
+            timing,
+        })
+    }
+}
+
+/// Deserialize a field that is present (possibly `null`) as `Some`, so that a missing
+/// field (`None` via `#[serde(default)]`) differs from an explicit `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `POST /v1/conferences/{id}/participants` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddParticipant {
+    remote: String,
+    codec: String,
+    /// Missing: [`DEFAULT_TELEPHONE_EVENT_PT`]; `null`: no telephone-events.
+    #[serde(default, deserialize_with = "present")]
+    telephone_event_pt: Option<Option<u8>>,
+    rtcp: Option<bool>,
+    muted: Option<bool>,
+    deaf: Option<bool>,
+    gain_db: Option<f32>,
+}
+
+fn parse_remote(remote: &str) -> Result<SocketAddrV4, ControlError> {
+    let addr: SocketAddrV4 = remote.parse().map_err(|_| {
+        bad(format!(
+            "remote must be an IPv4 address and port such as \"198.18.0.2:4000\", not {remote:?}"
+        ))
+    })?;
+    let ip = addr.ip();
+    if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(bad(format!(
+            "remote {remote:?} is not a unicast address with a non-zero port"
+        )));
+    }
+    Ok(addr)
+}
+
+fn check_gain(gain_db: Option<f32>) -> Result<(), ControlError> {
+    match gain_db {
+        Some(g) if !GAIN_DB.contains(&g) => Err(bad(format!(
+            "gain_db must be from {} to {}, not {g}",
+            GAIN_DB.start(),
+            GAIN_DB.end()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl AddParticipant {
+    pub fn validate(self) -> Result<NewParticipant, ControlError> {
+        let remote = parse_remote(&self.remote)?;
+        let codec = API_CODECS
+            .into_iter()
+            .find(|c| codec_name(*c).eq_ignore_ascii_case(&self.codec))
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown codec {:?}: use \"pcmu\" or \"pcma\"",
+                    self.codec
+                ))
+            })?;
+        let telephone_event_pt = self
+            .telephone_event_pt
+            .unwrap_or(Some(DEFAULT_TELEPHONE_EVENT_PT));
+        if let Some(pt) = telephone_event_pt.filter(|pt| !(96..=127).contains(pt)) {
+            return Err(bad(format!(
+                "telephone_event_pt must be a dynamic payload type (96 to 127), not {pt}"
+            )));
+        }
+        check_gain(self.gain_db)?;
+        let defaults = ParticipantSettings::default();
+        Ok(NewParticipant {
+            remote,
+            codec,
+            telephone_event_pt,
+            rtcp: self.rtcp.unwrap_or(true),
+            settings: ParticipantSettings {
+                muted: self.muted.unwrap_or(defaults.muted),
+                deaf: self.deaf.unwrap_or(defaults.deaf),
+                gain_db: self.gain_db.unwrap_or(defaults.gain_db),
+            },
+        })
+    }
+}
+
+/// `PATCH /v1/conferences/{id}/participants/{pid}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchParticipant {
+    muted: Option<bool>,
+    deaf: Option<bool>,
+    gain_db: Option<f32>,
+    hold: Option<bool>,
+}
+
+impl PatchParticipant {
+    pub fn validate(self) -> Result<ParticipantPatch, ControlError> {
+        check_gain(self.gain_db)?;
+        Ok(ParticipantPatch {
+            muted: self.muted,
+            deaf: self.deaf,
+            gain_db: self.gain_db,
+            hold: self.hold,
+        })
+    }
+}
+
+/// `PUT /v1/conferences/{id}/participants/{pid}/rtp` body: from now on the participant's
+/// stream has SSRC `ssrc`, and the packet of the frame at timeline timestamp
+/// `frame_timestamp` carries `sequence` and `timestamp` (input timing only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutRtpBasis {
+    ssrc: u32,
+    frame_timestamp: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
+/// `POST /v1/conferences/{id}/prompts` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayPrompt {
+    pub prompt: String,
+    pub participant: Option<String>,
+}
+
+/// A conference as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ConferenceView {
+    id: String,
+    /// The lcore id of its dataplane core.
+    core: u32,
+    owner: Option<String>,
+    ptime_ms: u32,
+    max_participants: u16,
+    active_speakers: Value,
+    /// `"arrival"` or `"input"`.
+    timing: &'static str,
+    /// With input timing: frames are mixed this long after the first packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_delay_ms: Option<u32>,
+    participant_count: usize,
+    created_at: String,
+    /// Its call manager's lease lapsed: the orphan procedure runs.
+    orphaned: bool,
+    /// Present when one conference is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participants: Option<Vec<ParticipantView>>,
+}
+
+impl ConferenceView {
+    pub fn new(c: &Conference, with_participants: bool, orphaned: bool) -> Self {
+        ConferenceView {
+            id: c.id.clone(),
+            core: c.lcore,
+            owner: c.owner.clone(),
+            ptime_ms: c.ptime.millis(),
+            max_participants: c.max_participants,
+            active_speakers: match c.active_speakers {
+                ActiveSpeakers::Loudest(n) => n.into(),
+                ActiveSpeakers::All => "all".into(),
+            },
+            timing: timing_name(c.timing),
+            input_delay_ms: match c.timing {
+                Timing::Arrival => None,
+                Timing::Input { delay_frames } => Some(u32::from(delay_frames) * c.ptime.millis()),
+            },
+            participant_count: c.participant_count(),
+            created_at: timestamp(c.created_at),
+            orphaned,
+            participants: with_participants.then(|| {
+                c.participants()
+                    .map(|p| ParticipantView::new(&c.id, p))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// A participant as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ParticipantView {
+    id: String,
+    conference: String,
+    local: String,
+    remote: String,
+    codec: &'static str,
+    telephone_event_pt: Option<u8>,
+    rtcp: bool,
+    ssrc: u32,
+    muted: bool,
+    deaf: bool,
+    gain_db: f32,
+    hold: bool,
+    created_at: String,
+}
+
+impl ParticipantView {
+    pub fn new(conference: &str, p: &Participant) -> Self {
+        ParticipantView {
+            id: p.id.clone(),
+            conference: conference.to_string(),
+            local: p.local.to_string(),
+            remote: p.remote.to_string(),
+            codec: codec_name(p.codec),
+            telephone_event_pt: p.telephone_event_pt,
+            rtcp: p.rtcp,
+            ssrc: p.ssrc,
+            muted: p.settings.muted,
+            deaf: p.settings.deaf,
+            gain_db: p.settings.gain_db,
+            hold: p.hold,
+            created_at: timestamp(p.created_at),
+        }
+    }
+}
+
+impl PutRtpBasis {
+    /// The core's request.
+    pub fn basis(&self) -> RtpBasis {
+        RtpBasis {
+            ssrc: self.ssrc,
+            frame_timestamp: self.frame_timestamp,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// `POST /v1/call-managers/{cm}/heartbeat` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub interval_ms: u64,
+}
+
+/// A call manager's lease as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct CallManagerView {
+    id: String,
+    interval_ms: u64,
+    lease_misses: u32,
+    /// The lease is live.
+    up: bool,
+    last_heartbeat_ms_ago: u64,
+    /// Until the lease lapses (0 once it has).
+    expires_in_ms: u64,
+    /// Conferences it owns.
+    conferences: usize,
+    /// Of those, the orphaned ones.
+    orphaned_conferences: usize,
+}
+
+impl From<CallManagerStatus> for CallManagerView {
+    fn from(s: CallManagerStatus) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        CallManagerView {
+            interval_ms: ms(s.interval),
+            lease_misses: s.lease_misses,
+            up: s.up,
+            last_heartbeat_ms_ago: ms(s.since_last_heartbeat),
+            expires_in_ms: ms(s.expires_in),
+            conferences: s.conferences,
+            orphaned_conferences: s.orphaned_conferences,
+            id: s.id,
+        }
+    }
+}
+
+/// `POST /v1/conferences/{id}/adopt` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adopt {
+    pub owner: String,
+}
