@@ -95,6 +95,7 @@ pub struct ControlState {
 pub struct ControlGuard<'a> {
     guard: MutexGuard<'a, Control>,
     events: &'a EventHub,
+    gateway: Option<&'a gateway::Gateway>,
 }
 
 impl Deref for ControlGuard<'_> {
@@ -114,6 +115,11 @@ impl Drop for ControlGuard<'_> {
     fn drop(&mut self) {
         while let Some(ev) = self.guard.poll_event() {
             self.events.publish(ev);
+        }
+        while let Some(o) = self.guard.poll_observation() {
+            if let Some(g) = self.gateway {
+                g.metrics.observe(o);
+            }
         }
     }
 }
@@ -147,6 +153,7 @@ impl ControlState {
 
     /// The same state with the gateway role.
     pub fn with_gateway(mut self, gateway: gateway::Gateway) -> Self {
+        self.control().enable_gateway(gateway.config().clone());
         self.gateway = Some(Arc::new(gateway));
         self
     }
@@ -158,6 +165,7 @@ impl ControlState {
         ControlGuard {
             guard: self.core.lock().unwrap_or_else(PoisonError::into_inner),
             events: &self.events,
+            gateway: self.gateway.as_deref(),
         }
     }
 
@@ -169,9 +177,7 @@ impl ControlState {
 
     /// Handle one event from a dataplane core's relay (gateway role).
     pub fn relay_event(&self, ev: tutti_dataplane::relay::RelayEvent) {
-        if let Some(g) = &self.gateway {
-            g.relay_event(ev);
-        }
+        self.control().relay_event(ev);
     }
 
     /// One turn of the pump: run the core's timers due on the clock and send the peer
@@ -179,5 +185,8 @@ impl ControlState {
     /// after moving their clock.
     pub fn poll(&self) {
         self.control().handle_timeout();
+        if let Some(g) = &self.gateway {
+            g.spawn_peer_driver(self);
+        }
     }
 }

@@ -7,10 +7,13 @@
 use crate::clock::ControlClock;
 use crate::error::ControlError;
 use crate::events::Event;
+use crate::gateway::{GatewayTable, Observation};
 use crate::media::MediaPlane;
 use crate::orphan::{OrphanConfig, PromptTable, Reason};
 use crate::reclaim::{Reclaim, ReclaimCounts};
 use crate::sessions::{NewConference, NewParticipant, ParticipantPatch, SessionError, Sessions};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tutti_dataplane::clock::Instant;
@@ -25,6 +28,11 @@ pub struct Control {
     pub(crate) sessions: Sessions,
     pub(crate) reclaim: Reclaim,
     pub(crate) counts: ReclaimCounts,
+    /// The gateway role's table, when it has the role.
+    pub(crate) gateway: Option<GatewayTable>,
+    /// The RNG for everything but SSRCs (the session table has its own).
+    pub(crate) rng: StdRng,
+    pub(crate) observations: Vec<Observation>,
     events: VecDeque<Event>,
 }
 
@@ -55,6 +63,9 @@ impl Control {
             sessions: Sessions::new(media.cores(), seed),
             reclaim: Reclaim::new(orphan, prompts),
             counts: ReclaimCounts::default(),
+            gateway: None,
+            rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
+            observations: Vec::new(),
             events: VecDeque::new(),
             media,
             clock,
@@ -90,7 +101,7 @@ impl Control {
         self.events.push_back(ev);
     }
 
-    fn session_event(&mut self, kind: &'static str, conf: &str, part: Option<&str>) {
+    pub(crate) fn session_event(&mut self, kind: &'static str, conf: &str, part: Option<&str>) {
         let ev = Event::session(kind, conf, part, self.clock.wall());
         self.publish(ev);
     }
@@ -98,12 +109,16 @@ impl Control {
     /// When [`Control::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.orphan_timeout()
+            .into_iter()
+            .chain(self.handover_timeout())
+            .min()
     }
 
     /// Run every timer due at the clock's now: leases, orphan steps, handovers.
     pub fn handle_timeout(&mut self) {
         let now = self.clock.now();
         self.poll_orphans(now);
+        self.poll_handovers(now);
     }
 
     /// Create a conference; a conference made for a call manager whose lease lapsed is

@@ -32,7 +32,7 @@ pub mod clock;
 pub mod control;
 pub mod error;
 pub mod events;
-// GATEWAY pub mod gateway;
+pub mod gateway;
 pub mod leases;
 pub mod media;
 pub mod orphan;

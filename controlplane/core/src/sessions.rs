@@ -117,13 +117,17 @@ pub struct ParticipantPatch {
 impl ParticipantPatch {
     /// The participant's settings and hold flag after this patch.
     pub fn applied_to(&self, p: &Participant) -> (ParticipantSettings, bool) {
-        let s = p.settings;
+        self.apply(p.settings, p.hold)
+    }
+
+    /// Settings `s` and hold flag `hold` after this patch.
+    pub fn apply(&self, s: ParticipantSettings, hold: bool) -> (ParticipantSettings, bool) {
         let settings = ParticipantSettings {
             muted: self.muted.unwrap_or(s.muted),
             deaf: self.deaf.unwrap_or(s.deaf),
             gain_db: self.gain_db.unwrap_or(s.gain_db),
         };
-        (settings, self.hold.unwrap_or(p.hold))
+        (settings, self.hold.unwrap_or(hold))
     }
 }
 

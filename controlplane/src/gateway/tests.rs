@@ -1,5 +1,7 @@
 //! The gateway API against two real mixer APIs (this crate's router, served over TCP on
-//! loopback, each over a recording dataplane), with the relays' events fed by hand.
+//! loopback, each over a recording dataplane), with the relays' events fed by hand and
+//! the handovers' timers run in virtual time: the test moves the gateway's clock and
+//! sends the peer requests the control core queued ([`ControlState::drive_peers`]).
 
 use super::{Gateway, GatewayConfig, HandoverSettings};
 use crate::http as api;
@@ -7,7 +9,6 @@ use crate::test_support::{harness, json, media_core, send_via, Harness};
 use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
-use tutti_dataplane::clock::Instant;
 use tutti_dataplane::conference::{ConfKey, PartKey};
 use tutti_dataplane::relay::splice::{RtpHead, SpliceEvent};
 use tutti_dataplane::relay::{RelayEvent, RelayEventKind};
@@ -48,28 +49,33 @@ fn relays(h: &Harness) -> Vec<String> {
     h.media.relays.lock().unwrap().clone()
 }
 
-/// Ask for a handover of `c1` to `to` and wait until the relays were told to start
+/// Send the peer requests the gateway's core queued (and those their answers lead
+/// to) to the mixers.
+async fn settle(g: &Harness) {
+    g.state.drive_peers().await;
+    assert_eq!(g.state.control().peer_requests_in_flight(), 0);
+}
+
+/// Move the gateway's clock by `d` and run the timers due.
+async fn advance(g: &Harness, d: Duration) {
+    g.clock.advance(d);
+    g.state.control().handle_timeout();
+    settle(g).await;
+}
+
+fn count(g: &Harness, what: &str) -> usize {
+    relays(g).iter().filter(|r| r.starts_with(what)).count()
+}
+
+/// Ask for a handover of `c1` to `to`; the relays have then been told to start
 /// duplicating `starts` times in all.
 async fn hand_over(g: &Harness, to: &str, starts: usize) {
     let body = format!(r#"{{"to":"{to}"}}"#);
     let uri = "/v1/conferences/c1/handover";
     let (code, v) = gw(g, Method::POST, uri, Some(&body)).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{v}");
-    until("duplication", || {
-        relays(g).iter().filter(|r| r.starts_with("start")).count() == starts
-    })
-    .await;
-}
-
-/// Wait (bounded) until `f` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting for {what}");
+    settle(g).await;
+    assert_eq!(count(g, "start"), starts, "{:?}", relays(g));
 }
 
 async fn handover_state(h: &Harness, id: &str) -> Value {
@@ -228,9 +234,8 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
 
 /// The gateway's keys of conference `id` and its participants.
 fn keys(g: &Harness, id: &str) -> (ConfKey, Vec<PartKey>) {
-    let gw = g.state.gateway.as_ref().unwrap();
-    let t = gw.lock();
-    let c = t.confs.get(id).unwrap();
+    let core = g.state.control();
+    let c = core.gateway().unwrap().conference(id).unwrap();
     (c.key, c.parts.values().map(|p| p.key).collect())
 }
 
@@ -238,7 +243,7 @@ fn feed(g: &Harness, conf: ConfKey, part: PartKey, kind: RelayEventKind) {
     g.state.relay_event(RelayEvent {
         conf,
         part,
-        at: Instant::ZERO,
+        at: g.state.clock.now(),
         kind,
     });
 }
@@ -299,10 +304,8 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
     let (code, _) = gw(&g, Method::DELETE, "/v1/conferences/c1", None).await;
     assert_eq!(code, StatusCode::CONFLICT, "not while moving");
 
-    until("duplication to start", || {
-        relays(&g).iter().filter(|r| r.starts_with("start")).count() == 2
-    })
-    .await;
+    settle(&g).await;
+    assert_eq!(count(&g, "start"), 2, "duplication started");
     let (_, on_b) = json(
         &b.state,
         Method::GET,
@@ -315,29 +318,26 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
         2,
         "created on B"
     );
+    assert_eq!(handover_state(&g, "c1").await["state"], "duplicating");
+    advance(&g, Duration::from_millis(20)).await;
     for (i, p) in parts.iter().enumerate() {
         feed(&g, conf, *p, started(100 + i as u16));
     }
     // Instruct mode: B is told the SSRC/sequence/timestamp the clients get.
-    until("B instructed", || {
-        b.media
-            .ops()
-            .iter()
-            .filter(|(_, op)| format!("{op:?}").contains("SetRtpBasis"))
-            .count()
-            == 2
-    })
-    .await;
+    settle(&g).await;
+    let instructed = b
+        .media
+        .ops()
+        .iter()
+        .filter(|(_, op)| format!("{op:?}").contains("SetRtpBasis"))
+        .count();
+    assert_eq!(instructed, 2, "B instructed");
     let ops = format!("{:?}", b.media.ops());
     assert!(
         ops.contains("ssrc: 170") && ops.contains("sequence: 101"),
         "{ops}"
     );
-    until("validating", || {
-        futures_util::FutureExt::now_or_never(handover_state(&g, "c1"))
-            .is_some_and(|h| h["state"] == "validating")
-    })
-    .await;
+    assert_eq!(handover_state(&g, "c1").await["state"], "validating");
     for p in &parts {
         let e = SpliceEvent::Validated {
             key: 160_000,
@@ -346,35 +346,31 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
         };
         feed(&g, conf, *p, RelayEventKind::Splice(e));
     }
-    until("commit", || {
-        relays(&g)
-            .iter()
-            .filter(|r| r.starts_with("commit"))
-            .count()
-            == 2
-    })
-    .await;
+    assert_eq!(count(&g, "commit"), 2, "committed");
+    assert_eq!(handover_state(&g, "c1").await["state"], "cutting_over");
+    advance(&g, Duration::from_millis(20)).await;
     for p in &parts {
         let e = SpliceEvent::CutOver {
             key: 160_160,
             seq: 102,
             active_delay: Duration::from_millis(4),
             candidate_delay: Duration::ZERO,
-            at: Instant::ZERO,
+            at: g.state.clock.now(),
         };
         feed(&g, conf, *p, RelayEventKind::Splice(e));
     }
-    until("completed", || {
-        futures_util::FutureExt::now_or_never(handover_state(&g, "c1"))
-            .is_some_and(|h| h["state"] == "completed")
-    })
-    .await;
+    settle(&g).await;
+    assert_eq!(handover_state(&g, "c1").await["state"], "completed");
     let (_, c) = gw(&g, Method::GET, "/v1/conferences/c1", None).await;
     assert_eq!(c["mixer"], url_b.as_str());
     let h = &c["handover"];
     assert_eq!(h["mode"], "instruct");
     assert_eq!(h["extra_delay_ms"], 4.0);
-    assert!(h["cutover_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(h["cutover_ms"], 40.0, "on the test's clock");
+    assert_eq!(
+        h["participants"][format!("p{}", parts[0].0)]["cut_seq"],
+        102
+    );
     assert!(h["reason"].is_null(), "{h}");
     assert_eq!(
         relays(&g).iter().filter(|r| r.starts_with("end")).count(),
@@ -382,8 +378,6 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
     );
     let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "deleted on A");
-    let (_, metrics) = gw(&g, Method::GET, "/metrics", None).await;
-    let _ = metrics;
     let (_, text) = send_via(
         api::gateway_router(g.state.clone()),
         Method::GET,
@@ -421,12 +415,9 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
         let reason = reason.to_string();
         let g = &g;
         async move {
-            until("aborted", || {
-                futures_util::FutureExt::now_or_never(handover_state(g, "c1"))
-                    .is_some_and(|h| h["state"] == "aborted")
-            })
-            .await;
+            settle(g).await;
             let h = handover_state(g, "c1").await;
+            assert_eq!(h["state"], "aborted", "{h}");
             assert!(h["reason"].as_str().unwrap().contains(&reason), "{h}");
         }
     };
@@ -446,6 +437,9 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
     // Validation never completes: aborted at the timeout, B's copy deleted.
     hand_over(&g, &url_b, 1).await;
     feed(&g, conf, parts[0], started(5));
+    advance(&g, Duration::from_millis(299)).await;
+    assert_eq!(handover_state(&g, "c1").await["state"], "validating");
+    advance(&g, Duration::from_millis(1)).await;
     aborted("validation timed out").await;
     assert!(relays(&g).iter().any(|r| r.starts_with("end")));
     let (code, _) = json(&b.state, Method::GET, "/v1/conferences/c1", None).await;

@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 use tutti_control_core::error::ControlError;
 use tutti_control_core::events::timestamp;
+use tutti_control_core::gateway::{handover, RelayedConference, RelayedParticipant};
 use tutti_control_core::reclaim::{check_name, CallManagerStatus};
 use tutti_control_core::sessions::{
     Conference, NewConference, NewParticipant, Participant, ParticipantPatch,
@@ -29,7 +31,7 @@ pub const DEFAULT_INPUT_DELAY_MS: u32 = 40;
 /// The codecs participants may use through the API.
 const API_CODECS: [CodecKind; 2] = [CodecKind::Pcmu, CodecKind::Pcma];
 
-fn codec_name(codec: CodecKind) -> &'static str {
+pub fn codec_name(codec: CodecKind) -> &'static str {
     match codec {
         CodecKind::Pcmu => "pcmu",
         CodecKind::Pcma => "pcma",
@@ -274,12 +276,9 @@ pub struct PlayPrompt {
     pub participant: Option<String>,
 }
 
-/// A conference as the API shows it.
+/// A conference's settings as the API shows them.
 #[derive(Debug, Serialize)]
-pub struct ConferenceView {
-    id: String,
-    /// The lcore id of its dataplane core.
-    core: u32,
+pub struct SettingsView {
     owner: Option<String>,
     ptime_ms: u32,
     max_participants: u16,
@@ -289,6 +288,41 @@ pub struct ConferenceView {
     /// With input timing: frames are mixed this long after the first packet.
     #[serde(skip_serializing_if = "Option::is_none")]
     input_delay_ms: Option<u32>,
+}
+
+impl SettingsView {
+    fn new(
+        owner: &Option<String>,
+        ptime: Ptime,
+        max_participants: u16,
+        active_speakers: ActiveSpeakers,
+        timing: Timing,
+    ) -> Self {
+        SettingsView {
+            owner: owner.clone(),
+            ptime_ms: ptime.millis(),
+            max_participants,
+            active_speakers: match active_speakers {
+                ActiveSpeakers::Loudest(n) => n.into(),
+                ActiveSpeakers::All => "all".into(),
+            },
+            timing: timing_name(timing),
+            input_delay_ms: match timing {
+                Timing::Arrival => None,
+                Timing::Input { delay_frames } => Some(u32::from(delay_frames) * ptime.millis()),
+            },
+        }
+    }
+}
+
+/// A conference as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ConferenceView {
+    id: String,
+    /// The lcore id of its dataplane core.
+    core: u32,
+    #[serde(flatten)]
+    settings: SettingsView,
     participant_count: usize,
     created_at: String,
     /// Its call manager's lease lapsed: the orphan procedure runs.
@@ -303,18 +337,13 @@ impl ConferenceView {
         ConferenceView {
             id: c.id.clone(),
             core: c.lcore,
-            owner: c.owner.clone(),
-            ptime_ms: c.ptime.millis(),
-            max_participants: c.max_participants,
-            active_speakers: match c.active_speakers {
-                ActiveSpeakers::Loudest(n) => n.into(),
-                ActiveSpeakers::All => "all".into(),
-            },
-            timing: timing_name(c.timing),
-            input_delay_ms: match c.timing {
-                Timing::Arrival => None,
-                Timing::Input { delay_frames } => Some(u32::from(delay_frames) * c.ptime.millis()),
-            },
+            settings: SettingsView::new(
+                &c.owner,
+                c.ptime,
+                c.max_participants,
+                c.active_speakers,
+                c.timing,
+            ),
             participant_count: c.participant_count(),
             created_at: timestamp(c.created_at),
             orphaned,
@@ -362,6 +391,228 @@ impl ParticipantView {
             hold: p.hold,
             created_at: timestamp(p.created_at),
         }
+    }
+}
+
+/// A relayed conference as the gateway API shows it: its settings and the mixer
+/// hosting it, with the last handover.
+#[derive(Debug, Serialize)]
+pub struct RelayedConferenceView {
+    id: String,
+    #[serde(flatten)]
+    settings: SettingsView,
+    participant_count: usize,
+    created_at: String,
+    /// As the hosting mixer showed it when it was created or adopted.
+    orphaned: bool,
+    mixer: String,
+    handover: Option<HandoverView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participants: Option<Vec<RelayedParticipantView>>,
+}
+
+impl RelayedConferenceView {
+    pub fn new(c: &RelayedConference, with_participants: bool) -> Self {
+        let s = &c.spec;
+        RelayedConferenceView {
+            id: c.id.clone(),
+            settings: SettingsView::new(
+                &s.owner,
+                s.ptime,
+                s.max_participants,
+                s.active_speakers,
+                s.timing,
+            ),
+            participant_count: c.parts.len(),
+            created_at: timestamp(c.created_at),
+            orphaned: c.orphaned,
+            mixer: c.mixer.clone(),
+            handover: c.handover.as_ref().map(|h| HandoverView::new(h.status())),
+            participants: with_participants.then(|| {
+                c.parts
+                    .values()
+                    .map(|p| RelayedParticipantView::new(&c.id, p))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// A relayed participant as the gateway API shows it: its client's side (our address
+/// towards it and its own), and its id on the hosting mixer.
+#[derive(Debug, Serialize)]
+pub struct RelayedParticipantView {
+    #[serde(flatten)]
+    view: ParticipantView,
+    mixer_participant: String,
+}
+
+impl RelayedParticipantView {
+    pub fn new(conference: &str, p: &RelayedParticipant) -> Self {
+        let s = &p.spec;
+        RelayedParticipantView {
+            view: ParticipantView {
+                id: p.id.clone(),
+                conference: conference.to_string(),
+                local: p.local.to_string(),
+                remote: p.client.to_string(),
+                codec: codec_name(s.codec),
+                telephone_event_pt: s.telephone_event_pt,
+                rtcp: s.rtcp,
+                ssrc: p.on_mixer.ssrc,
+                muted: s.settings.muted,
+                deaf: s.settings.deaf,
+                gain_db: s.settings.gain_db,
+                hold: p.hold,
+                created_at: timestamp(p.created_at),
+            },
+            mixer_participant: p.on_mixer.id.clone(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A handover as the gateway API shows it.
+#[derive(Debug, Serialize)]
+pub struct HandoverView {
+    /// `creating`, `duplicating`, `validating`, `cutting_over`, `completed` or
+    /// `aborted`.
+    state: &'static str,
+    from: String,
+    to: String,
+    mode: &'static str,
+    /// Why it was aborted (or what went wrong after the cut-over).
+    reason: Option<String>,
+    started_at: String,
+    /// From the request to the last client's cut-over.
+    cutover_ms: Option<f64>,
+    /// From the request to the end.
+    duration_ms: Option<f64>,
+    /// The largest delay added to a client's stream at its switch.
+    extra_delay_ms: Option<f64>,
+    /// Each client's progress, by participant id.
+    participants: BTreeMap<String, PartProgressView>,
+}
+
+/// One client's handover progress.
+#[derive(Debug, Serialize)]
+pub struct PartProgressView {
+    /// `waiting`, `duplicating`, `paired`, `validated`, `cut_over` or `aborted`.
+    state: &'static str,
+    /// Frames that differed.
+    mismatches: u32,
+    /// The first sequence number the client got from the new mixer.
+    cut_seq: Option<u16>,
+    extra_delay_ms: Option<f64>,
+}
+
+impl HandoverView {
+    pub fn new(h: &handover::Status) -> Self {
+        HandoverView {
+            state: h.state.as_str(),
+            from: h.from.clone(),
+            to: h.to.clone(),
+            mode: h.mode.as_str(),
+            reason: h.reason.clone(),
+            started_at: timestamp(h.started_at),
+            cutover_ms: h.cutover.map(ms),
+            duration_ms: h.duration.map(ms),
+            extra_delay_ms: h.extra_delay.map(ms),
+            participants: h
+                .participants
+                .iter()
+                .map(|(id, p)| {
+                    let v = PartProgressView {
+                        state: p.state.as_str(),
+                        mismatches: p.mismatches,
+                        cut_seq: p.cut_seq,
+                        extra_delay_ms: p.extra_delay.map(ms),
+                    };
+                    (id.clone(), v)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The gateway's `POST /v1/conferences` body: a mixer's, with the mixer to use; the
+/// timing is the gateway's choice.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRelayedConference {
+    id: Option<String>,
+    owner: Option<String>,
+    ptime_ms: Option<u32>,
+    max_participants: Option<u32>,
+    active_speakers: Option<Value>,
+    /// A mixer's base URL; by default the one with the most free capacity.
+    mixer: Option<String>,
+    /// Refused: the gateway's mixers mix by input timestamps.
+    timing: Option<Value>,
+    input_delay_ms: Option<Value>,
+}
+
+impl CreateRelayedConference {
+    /// The mixer asked for and what mixers are asked to create.
+    pub fn validate(self) -> Result<(Option<String>, NewConference), ControlError> {
+        for (field, given) in [
+            ("timing", self.timing.is_some()),
+            ("input_delay_ms", self.input_delay_ms.is_some()),
+        ] {
+            if given {
+                return Err(bad(format!(
+                    "{field} is chosen by the gateway (its mixers mix by input timestamps)"
+                )));
+            }
+        }
+        if let Some(m) = self.mixer.as_ref().filter(|m| !m.starts_with("http://")) {
+            return Err(bad(format!(
+                "mixer must be a mixer's base URL such as \"http://198.18.0.11:8080\", not {m:?}"
+            )));
+        }
+        let spec = CreateConference {
+            id: self.id,
+            owner: self.owner,
+            ptime_ms: self.ptime_ms,
+            max_participants: self.max_participants,
+            active_speakers: self.active_speakers,
+            timing: Some("input".into()),
+            input_delay_ms: None,
+        }
+        .validate()?;
+        Ok((self.mixer, spec))
+    }
+}
+
+/// `POST /v1/conferences/{id}/handover` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverRequest {
+    to: Option<String>,
+    mode: Option<String>,
+}
+
+impl HandoverRequest {
+    /// The mixer asked for (if any) and the mode.
+    pub fn validate(self) -> Result<(Option<String>, handover::Mode), ControlError> {
+        let mode = match self.mode.as_deref() {
+            None | Some("rewrite") => handover::Mode::Rewrite,
+            Some("instruct") => handover::Mode::Instruct,
+            Some(m) => {
+                return Err(bad(format!(
+                    "mode must be \"rewrite\" or \"instruct\", not {m:?}"
+                )))
+            }
+        };
+        if let Some(to) = self.to.as_ref().filter(|to| !to.starts_with("http://")) {
+            return Err(bad(format!(
+                "to must be a mixer's base URL such as \"http://198.18.0.12:8080\", not {to:?}"
+            )));
+        }
+        Ok((self.to, mode))
     }
 }
 

@@ -10,6 +10,7 @@ mod conferences;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod gateway;
 pub mod openapi;
 
 use crate::events::{timestamp, Delivery};
@@ -107,7 +108,7 @@ pub fn gateway_router(state: ControlState) -> Router {
 fn gateway_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
     let mut all = shared_routes();
     all.push(("/openapi.json", get(gateway_openapi_json)));
-    all.extend(crate::gateway::routes());
+    all.extend(gateway::routes());
     all
 }
 
