@@ -140,6 +140,25 @@ impl Leases {
     }
 }
 
+/// A call manager's lease and what it owns, at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallManagerStatus {
+    pub id: String,
+    /// The heartbeat interval it announced.
+    pub interval: Duration,
+    /// Missed intervals after which a lease lapses.
+    pub lease_misses: u32,
+    /// The lease is live.
+    pub up: bool,
+    pub since_last_heartbeat: Duration,
+    /// Until the lease lapses (zero once it has).
+    pub expires_in: Duration,
+    /// Conferences it owns.
+    pub conferences: usize,
+    /// Of those, the orphaned ones.
+    pub orphaned_conferences: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,7 @@ pub enum PeerAnswer {
     /// `AddParticipant`: the participant on the mixer.
     Participant(MixerParticipant),
     /// `Heartbeat`: the lease on the mixer.
-    Lease(crate::reclaim::CallManagerStatus),
+    Lease(crate::leases::CallManagerStatus),
     /// Anything else that succeeded.
     Done,
 }

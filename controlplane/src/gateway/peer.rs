@@ -6,10 +6,10 @@ use reqwest::Method;
 use serde_json::json;
 use serde_json::Value;
 use std::time::Duration;
+use tutti_control_core::leases::CallManagerStatus;
 use tutti_control_core::peer::{
     MixerParticipant, PeerAnswer, PeerCall, PeerError, PeerRequest, PeerResult,
 };
-use tutti_control_core::reclaim::CallManagerStatus;
 use tutti_control_core::sessions::{NewConference, NewParticipant};
 use tutti_dataplane::conference::Timing;
 use tutti_dataplane::mixer::ActiveSpeakers;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tutti_control_core::error::ControlError;
 use tutti_control_core::events::timestamp;
 use tutti_control_core::gateway::{handover, RelayedConference, RelayedParticipant};
-use tutti_control_core::reclaim::{check_name, CallManagerStatus};
+use tutti_control_core::leases::CallManagerStatus;
+use tutti_control_core::reclaim::check_name;
 use tutti_control_core::sessions::{
     Conference, NewConference, NewParticipant, Participant, ParticipantPatch,
 };

@@ -4,6 +4,9 @@
 //! next. Each operation changes the dataplane (through the [`MediaPlane`] sink) and the
 //! table together, so a dataplane that refuses a command leaves the table as it was.
 
+mod gateway;
+mod reclaim;
+
 use crate::clock::ControlClock;
 use crate::error::ControlError;
 use crate::events::Event;
