@@ -89,8 +89,13 @@ async fn count_requests(State(s): State<ControlState>, req: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or(UNMATCHED.to_string(), |m| m.as_str().to_string());
-    let response = next.run(req).await;
-    s.api_metrics.record(&method, &route, response.status());
+    let span = tracing::info_span!("request", method = %method, route = %route);
+    let response = tracing::Instrument::instrument(next.run(req), span).await;
+    let status = response.status();
+    if status.is_server_error() {
+        tracing::warn!(method = %method, route = %route, status = status.as_u16(), "request failed");
+    }
+    s.api_metrics.record(&method, &route, status);
     response
 }
 

@@ -358,6 +358,7 @@ impl Control {
                 return;
             };
             let id = c.id.clone();
+            let _span = tracing::info_span!("handover", conference = %id).entered();
             match action {
                 Action::Peer(req) => {
                     let rid = PeerRequestId(g.next_request);

@@ -130,12 +130,13 @@ impl Control {
         let now = self.clock.wall();
         let c = self.sessions.create_conference(new, now)?;
         let (core, key, spec, id) = (c.core, c.key, c.spec(), c.id.clone());
+        let _span = tracing::info_span!("conference", id = %id).entered();
         if let Err(e) = self.media.apply(core, MediaOp::CreateConference(spec)) {
             self.sessions.remove_conference(key);
-            tracing::warn!(conference = %id, error = %e, "conference not created");
+            tracing::warn!(error = %e, "conference not created");
             return Err(e.into());
         }
-        tracing::info!(conference = %id, lcore = c.lcore, "conference created");
+        tracing::info!(lcore = c.lcore, "conference created");
         self.reclaim.conference_created(key);
         self.session_event("conference_created", &id, None);
         self.orphan_if_lapsed(key);
@@ -154,6 +155,7 @@ impl Control {
         conf_id: &str,
         new: NewParticipant,
     ) -> Result<PartKey, ControlError> {
+        let _span = tracing::info_span!("conference", id = %conf_id).entered();
         let now = self.clock.wall();
         let liveness = self.reclaim.config().liveness();
         let core = self.sessions.conference(conf_id)?.core;
@@ -161,10 +163,10 @@ impl Control {
         let (spec, pid) = (p.spec(liveness), p.id.clone());
         if let Err(e) = self.media.apply(core, MediaOp::AddParticipant(spec)) {
             self.sessions.remove_participant(spec.conf, spec.key);
-            tracing::warn!(conference = %conf_id, error = %e, "participant not added");
+            tracing::warn!(error = %e, "participant not added");
             return Err(e.into());
         }
-        tracing::info!(conference = %conf_id, participant = %pid, remote = %spec.remote, "participant added");
+        tracing::info!(participant = %pid, remote = %spec.remote, "participant added");
         self.reclaim
             .participant_added(spec.conf, spec.key, self.clock.now());
         self.session_event("participant_created", conf_id, Some(&pid));
@@ -194,6 +196,7 @@ impl Control {
         pid: &str,
         patch: ParticipantPatch,
     ) -> Result<(), ControlError> {
+        let _span = tracing::info_span!("conference", id = %id).entered();
         let (core, conf, part) = self.part_keys(id, pid)?;
         let p = self.sessions.participant(id, pid)?;
         let (settings, hold) = patch.applied_to(p);
@@ -301,12 +304,14 @@ impl Control {
             .conference_by_key(key)
             .ok_or(ControlError::Gone)?
             .core;
+        let id = self.sessions.conference_by_key(key).map(|c| c.id.clone());
+        let _span = tracing::info_span!("conference", id = ?id).entered();
         self.media.apply(core, MediaOp::DeleteConference(key))?;
         self.reclaim.conference_removed(key);
         let Some(c) = self.sessions.remove_conference(key) else {
             return Ok(());
         };
-        tracing::info!(conference = %c.id, reason = reason.map(Reason::as_str), "conference deleted");
+        tracing::info!(reason = reason.map(Reason::as_str), "conference deleted");
         for p in c.participants() {
             self.deleted("participant_deleted", &c.id, Some(&p.id), reason);
         }
@@ -332,13 +337,14 @@ impl Control {
             .conference_by_key(conf)
             .ok_or(ControlError::Gone)?;
         let (core, conf_id) = (c.core, c.id.clone());
+        let _span = tracing::info_span!("conference", id = %conf_id).entered();
         self.media
             .apply(core, MediaOp::RemoveParticipant { conf, part })?;
         self.reclaim.participant_removed(conf, part);
         let Some(p) = self.sessions.remove_participant(conf, part) else {
             return Ok(());
         };
-        tracing::info!(conference = %conf_id, participant = %p.id, reason = reason.map(Reason::as_str), "participant deleted");
+        tracing::info!(participant = %p.id, reason = reason.map(Reason::as_str), "participant deleted");
         if let Some(reason) = reason {
             self.counts.participant_deleted(reason);
         }

@@ -818,3 +818,337 @@ impl Handover {
         self.check_cut(now, false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::{MixerParticipant, PeerError};
+    use std::net::Ipv4Addr;
+    use tutti_dataplane::codec::CodecKind;
+    use tutti_dataplane::conference::{ParticipantSettings, Timing};
+    use tutti_dataplane::mixer::ActiveSpeakers;
+
+    const A: &str = "http://198.18.0.11:8080";
+    const B: &str = "http://198.18.0.12:8080";
+    const MS: Duration = Duration::from_millis(1);
+
+    fn client(n: u32) -> Client {
+        Client {
+            id: format!("p{n}"),
+            key: PartKey(n),
+            core: 0,
+            spec: NewParticipant {
+                remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 30_000 + n as u16 * 2),
+                codec: CodecKind::Pcmu,
+                telephone_event_pt: Some(101),
+                rtcp: true,
+                settings: ParticipantSettings::default(),
+            },
+        }
+    }
+
+    fn start(mode: Mode, t0: Instant) -> Handover {
+        let spec = NewConference {
+            id: Some("c1".into()),
+            owner: None,
+            ptime: Ptime::Ms20,
+            active_speakers: ActiveSpeakers::All,
+            max_participants: 10,
+            timing: Timing::Input { delay_frames: 2 },
+        };
+        let settings = HandoverSettings {
+            validation_timeout: 300 * MS,
+            ..HandoverSettings::default()
+        };
+        let clients = vec![client(1), client(2)];
+        Handover::start(
+            "c1",
+            spec,
+            Ptime::Ms20,
+            clients,
+            A,
+            B,
+            mode,
+            settings,
+            t0,
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    /// Every action queued, described in a line each.
+    fn drain(h: &mut Handover) -> Vec<String> {
+        std::iter::from_fn(|| h.poll_action())
+            .map(|a| match a {
+                Action::Peer(r) => {
+                    let call = format!("{:?}", r.call);
+                    let name = call.split([' ', '{']).next().unwrap_or("").to_string();
+                    format!("peer {} {name}", r.mixer)
+                }
+                Action::Relay { command, .. } => format!("relay {:?}", Refused::of(&command)),
+                Action::Event { kind, part, .. } => {
+                    format!("event {kind} {}", part.unwrap_or_default())
+                }
+                Action::Rehome { mixer, moved } => format!("rehome {mixer:?} {}", moved.len()),
+                Action::ExtraDelay(d) => format!("delay {d:?}"),
+                Action::Finished { completed, took } => format!("finished {completed} {took:?}"),
+            })
+            .collect()
+    }
+
+    fn on_b(n: u16) -> PeerResult {
+        Ok(PeerAnswer::Participant(MixerParticipant {
+            id: format!("p{n}"),
+            local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 12), 20_000 + n * 2),
+            ssrc: 7,
+        }))
+    }
+
+    fn started(seq: u16) -> RelayEventKind {
+        let head = RtpHead {
+            ssrc: 0xAA,
+            seq,
+            ts: 160_000,
+            marker: false,
+        };
+        RelayEventKind::Started {
+            last: Some((head, 160_000)),
+        }
+    }
+
+    fn validated() -> RelayEventKind {
+        RelayEventKind::Splice(SpliceEvent::Validated {
+            key: 160_000,
+            rewrite: RtpRewrite::default(),
+            need_ns: 0,
+        })
+    }
+
+    fn cut(delay_ms: u32, at: Instant) -> RelayEventKind {
+        RelayEventKind::Splice(SpliceEvent::CutOver {
+            key: 160_160,
+            seq: 9,
+            active_delay: delay_ms * MS,
+            candidate_delay: Duration::ZERO,
+            at,
+        })
+    }
+
+    /// Up to duplication: both clients created on B and their relays duplicating.
+    fn duplicating(mode: Mode, t0: Instant) -> Handover {
+        let mut h = start(mode, t0);
+        assert_eq!(
+            drain(&mut h),
+            [
+                "event handover_started ",
+                &format!("peer {B} CreateConference")
+            ]
+        );
+        h.handle_peer_response(t0, Ok(PeerAnswer::Conference { orphaned: false }));
+        assert_eq!(drain(&mut h), [format!("peer {B} AddParticipant")]);
+        assert!(h.awaits_peer());
+        h.handle_peer_response(t0, on_b(1));
+        drain(&mut h);
+        h.handle_peer_response(t0, on_b(2));
+        assert_eq!(
+            drain(&mut h),
+            [
+                "event handover_duplicating ",
+                "relay StartHandover",
+                "relay StartHandover"
+            ]
+        );
+        assert_eq!(h.status().state, State::Duplicating);
+        assert_eq!(h.poll_timeout(), Some(t0 + START_TIMEOUT));
+        h
+    }
+
+    #[test]
+    fn a_rewrite_handover_runs_every_step_on_the_callers_clock() {
+        let t0 = Instant::from_nanos(1_000_000_000);
+        let mut h = duplicating(Mode::Rewrite, t0);
+        h.handle_relay_event(t0 + 10 * MS, PartKey(1), started(5));
+        assert!(drain(&mut h).is_empty(), "waits for every relay");
+        h.handle_relay_event(t0 + 20 * MS, PartKey(2), started(6));
+        assert_eq!(drain(&mut h), ["event handover_validating "]);
+        assert_eq!(
+            h.poll_timeout(),
+            Some(t0 + 320 * MS),
+            "validation_timeout from here"
+        );
+        h.handle_relay_event(t0 + 30 * MS, PartKey(1), validated());
+        h.handle_relay_event(t0 + 40 * MS, PartKey(2), validated());
+        assert_eq!(
+            drain(&mut h),
+            [
+                "event handover_participant_validated p1",
+                "event handover_participant_validated p2",
+                "event handover_cutting_over ",
+                "relay Commit",
+                "relay Commit",
+            ]
+        );
+        h.handle_relay_event(t0 + 50 * MS, PartKey(1), cut(4, t0));
+        h.handle_relay_event(t0 + 60 * MS, PartKey(2), cut(2, t0));
+        let done = drain(&mut h);
+        assert_eq!(
+            done[done.len() - 4..],
+            [
+                "relay End(PartKey(1))",
+                "relay End(PartKey(2))",
+                &format!("rehome Some(\"{B}\") 2"),
+                &format!("peer {A} DeleteConference")
+            ]
+        );
+        assert_eq!(h.status().cutover, Some(60 * MS));
+        assert_eq!(h.status().extra_delay, Some(4 * MS));
+        assert!(!h.finished(), "until A deleted it");
+        h.handle_peer_response(t0 + 70 * MS, Ok(PeerAnswer::Done));
+        assert_eq!(
+            drain(&mut h),
+            ["finished true 70ms", "event handover_completed "]
+        );
+        let s = h.status();
+        assert_eq!(
+            (s.state, s.reason.as_deref(), s.duration),
+            (State::Completed, None, Some(70 * MS))
+        );
+        assert_eq!(s.participants["p2"].cut_seq, Some(9));
+        assert!(h.finished() && h.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn instruct_mode_tells_the_new_mixer_each_clients_basis_first() {
+        let t0 = Instant::ZERO;
+        let mut h = duplicating(Mode::Instruct, t0);
+        h.handle_relay_event(t0, PartKey(1), started(5));
+        h.handle_relay_event(t0, PartKey(2), started(6));
+        let want = [format!("peer {B} SetRtpBasis")];
+        assert_eq!(drain(&mut h), want);
+        h.handle_peer_response(t0, Ok(PeerAnswer::Done));
+        assert_eq!(drain(&mut h), want);
+        // Time spent instructing B does not count against validation.
+        h.handle_timeout(t0 + START_TIMEOUT);
+        h.handle_peer_response(t0 + 5 * START_TIMEOUT, Ok(PeerAnswer::Done));
+        assert_eq!(drain(&mut h), ["event handover_validating "]);
+        assert_eq!(h.status().state, State::Validating);
+    }
+
+    #[test]
+    fn timeouts_abort_and_delete_the_copy_before_reporting() {
+        // The relays never confirm duplication.
+        let t0 = Instant::ZERO;
+        let mut h = duplicating(Mode::Rewrite, t0);
+        h.handle_timeout(t0 + START_TIMEOUT - MS);
+        assert!(drain(&mut h).is_empty(), "not yet");
+        h.handle_timeout(t0 + START_TIMEOUT);
+        assert_eq!(
+            drain(&mut h),
+            [
+                "relay End(PartKey(1))",
+                "relay End(PartKey(2))",
+                &format!("peer {B} DeleteConference")
+            ]
+        );
+        assert_eq!(
+            h.status().state,
+            State::Duplicating,
+            "until B's copy is deleted"
+        );
+        let gone = PeerError::Unreachable {
+            url: B.into(),
+            reason: "refused".into(),
+        };
+        h.handle_peer_response(t0 + START_TIMEOUT, Err(gone));
+        assert_eq!(drain(&mut h)[1], "event handover_aborted ");
+        let s = h.status();
+        assert_eq!(s.state, State::Aborted);
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("the relays did not start duplicating")
+        );
+        assert!(s
+            .participants
+            .values()
+            .all(|p| p.state == PartState::Aborted));
+        // Validation that does not finish in time names the clients that are late.
+        let mut h = duplicating(Mode::Rewrite, t0);
+        h.handle_relay_event(t0, PartKey(1), started(5));
+        h.handle_relay_event(t0, PartKey(2), started(6));
+        h.handle_relay_event(t0, PartKey(2), validated());
+        drain(&mut h);
+        h.handle_timeout(t0 + 300 * MS);
+        h.handle_peer_response(t0 + 300 * MS, Ok(PeerAnswer::Done));
+        let reason = h.status().reason.clone().unwrap();
+        assert!(
+            reason.starts_with("validation timed out after 300ms: p1 not identical"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_failed_creation_or_a_refused_relay_command_aborts() {
+        let t0 = Instant::ZERO;
+        let mut h = start(Mode::Rewrite, t0);
+        drain(&mut h);
+        let refused = PeerError::Refused {
+            url: B.into(),
+            status: 503,
+            message: "full".into(),
+        };
+        h.handle_peer_response(t0, Err(refused.clone()));
+        assert_eq!(
+            drain(&mut h).last().unwrap(),
+            &format!("peer {B} DeleteConference")
+        );
+        h.handle_peer_response(t0, Ok(PeerAnswer::Done));
+        assert_eq!(h.status().reason, Some(refused.to_string()));
+        let mut h = duplicating(Mode::Rewrite, t0);
+        h.handle_relay_refused(t0, Refused::StartHandover, "ring full".into());
+        h.handle_peer_response(t0, Ok(PeerAnswer::Done));
+        assert_eq!(
+            (h.status().state, h.status().reason.as_deref()),
+            (State::Aborted, Some("ring full"))
+        );
+    }
+
+    #[test]
+    fn a_silent_old_mixer_fails_clients_over_and_stragglers_stay() {
+        let t0 = Instant::ZERO;
+        let mut h = duplicating(Mode::Rewrite, t0);
+        h.handle_relay_event(t0, PartKey(1), started(5));
+        h.handle_relay_event(t0, PartKey(2), started(6));
+        // A goes quiet for p1 before it validated: p1 is failed over to B at once.
+        let lost = RelayEventKind::Splice(SpliceEvent::ActiveLost {
+            silent_for: 100 * MS,
+        });
+        h.handle_relay_event(t0 + 10 * MS, PartKey(1), lost);
+        h.handle_relay_event(t0 + 10 * MS, PartKey(1), cut(0, t0));
+        h.handle_relay_event(t0 + 20 * MS, PartKey(2), validated());
+        drain(&mut h);
+        assert_eq!(h.status().state, State::CuttingOver);
+        // p2 never cuts over: at the deadline it stays on A, and so does the conference.
+        let deadline = h.poll_timeout().unwrap();
+        assert_eq!(
+            deadline,
+            t0 + 20 * MS + CUT_OVER_TIMEOUT + HandoverSettings::default().max_align
+        );
+        h.handle_timeout(deadline);
+        let done = drain(&mut h);
+        assert!(done.contains(&"rehome None 1".to_string()), "{done:?}");
+        assert!(
+            !done.iter().any(|a| a.contains("DeleteConference")),
+            "{done:?}"
+        );
+        let s = h.status();
+        assert_eq!(s.state, State::Completed);
+        let reason = s.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("p2 did not cut over and stay on"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("p1 failed over without validation"),
+            "{reason}"
+        );
+    }
+}
