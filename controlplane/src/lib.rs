@@ -76,9 +76,7 @@ pub struct ControlState {
     pub cores: Arc<[CoreHandle]>,
     pub ports: Arc<dyn PortSource>,
     pub version: &'static str,
-    /// The conference-hosting dataplane cores.
-    pub media: Arc<dyn MediaPlane>,
-    /// The control core.
+    /// The control core (which drives the conference-hosting dataplane cores).
     pub core: Arc<Mutex<Control>>,
     /// Events for `/v1/events` subscribers.
     pub events: EventHub,
@@ -137,12 +135,11 @@ impl ControlState {
         orphan: OrphanConfig,
         seed: u64,
     ) -> Self {
-        let core = Control::new(media.clone(), clock.clone(), orphan, seed);
+        let core = Control::new(media, clock.clone(), orphan, seed);
         ControlState {
             cores: cores.into(),
             ports,
             version,
-            media,
             core: Arc::new(Mutex::new(core)),
             events: EventHub::default(),
             api_metrics: Arc::default(),
