@@ -9,8 +9,8 @@
 //!   and feeds their answers back;
 //! - [`events`]: the broadcaster of the core's events to `/v1/events` subscribers;
 //! - [`metrics`]: Prometheus text rendered at scrape time;
-//! - [`ControlState::poll`] / [`ControlState::media_event`]: the pump the binary runs,
-//!   which feeds the core the dataplane's events and its timers on the injected clock.
+//! - [`pump`]: the task that feeds the core the dataplane's events and its timers on
+//!   the injected clock, and carries out its effects.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +19,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod pump;
 #[cfg(test)]
 mod test_support;
 
