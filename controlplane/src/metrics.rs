@@ -12,7 +12,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use tutti_dataplane::stats::{CoreCounters, DropReason, LatencyHistogram, LATENCY_BOUNDS_US};
+use tutti_dataplane::stats::{
+    CoreCounters, DropReason, ExceptionDrop, LatencyHistogram, LATENCY_BOUNDS_US,
+};
 
 /// A histogram read from a [`LatencyHistogram`] (merged over cores), in seconds.
 #[derive(Debug)]
@@ -68,7 +70,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 26] = [
+const CORE_COUNTERS: [CoreCounter; 28] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -100,6 +102,16 @@ const CORE_COUNTERS: [CoreCounter; 26] = [
     ("tutti_icmp_echo_replies", "ICMP echo replies sent", |c| {
         c.counters.icmp_echo_replies.get()
     }),
+    (
+        "tutti_exception_punted_packets",
+        "Frames sent to the kernel through the exception port",
+        |c| c.counters.exception_punted.get(),
+    ),
+    (
+        "tutti_exception_injected_packets",
+        "Frames from the kernel's exception interface sent out of the NIC",
+        |c| c.counters.exception_injected.get(),
+    ),
     ("tutti_loop_iterations", "Poll-loop iterations", |c| {
         c.counters.iterations.get()
     }),
@@ -346,6 +358,24 @@ impl Collector for Dataplane {
             "Packets dropped by the dataplane, by reason",
             counter,
             drops,
+        )?;
+        let exception_drops = cores.iter().flat_map(|c| {
+            ExceptionDrop::ALL.iter().map(move |r| {
+                (
+                    vec![
+                        ("core", c.lcore.to_string()),
+                        ("reason", r.as_str().to_string()),
+                    ],
+                    ConstCounter::new(c.counters.exception_drops(*r)),
+                )
+            })
+        });
+        family(
+            &mut enc,
+            "tutti_exception_dropped_packets",
+            "Frames dropped on the exception path (to or from the kernel), by reason",
+            counter,
+            exception_drops,
         )?;
         let busy = per_core(cores, |c| ConstGauge::new(c.counters.busy_ratio()));
         family(
