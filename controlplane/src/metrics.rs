@@ -286,6 +286,26 @@ fn per_core<'a, M: EncodeMetric + 'a>(
         .map(move |c| (vec![("core", c.lcore.to_string())], f(c)))
 }
 
+/// One counter per core and drop reason, labelled `core` and `reason`.
+fn per_core_reason<'a, R: Copy + 'a>(
+    cores: &'a [crate::CoreHandle],
+    reasons: &'a [R],
+    name: fn(R) -> &'static str,
+    read: fn(&CoreCounters, R) -> u64,
+) -> impl Iterator<Item = (Labels, ConstCounter)> + 'a {
+    cores.iter().flat_map(move |c| {
+        reasons.iter().map(move |&r| {
+            (
+                vec![
+                    ("core", c.lcore.to_string()),
+                    ("reason", name(r).to_string()),
+                ],
+                ConstCounter::new(read(&c.counters, r)),
+            )
+        })
+    })
+}
+
 fn per_port<'a, M: EncodeMetric + 'a>(
     ports: &'a [PortStatus],
     f: impl Fn(&PortStatus) -> M + 'a,
@@ -341,41 +361,23 @@ impl Collector for Dataplane {
             counter,
             handoff,
         )?;
-        let drops = cores.iter().flat_map(|c| {
-            DropReason::ALL.iter().map(move |r| {
-                (
-                    vec![
-                        ("core", c.lcore.to_string()),
-                        ("reason", r.as_str().to_string()),
-                    ],
-                    ConstCounter::new(c.counters.drops(*r)),
-                )
-            })
-        });
         family(
             &mut enc,
             "tutti_dropped_packets",
             "Packets dropped by the dataplane, by reason",
             counter,
-            drops,
+            per_core_reason(cores, &DropReason::ALL, DropReason::as_str, |c, r| {
+                c.drops(r)
+            }),
         )?;
-        let exception_drops = cores.iter().flat_map(|c| {
-            ExceptionDrop::ALL.iter().map(move |r| {
-                (
-                    vec![
-                        ("core", c.lcore.to_string()),
-                        ("reason", r.as_str().to_string()),
-                    ],
-                    ConstCounter::new(c.counters.exception_drops(*r)),
-                )
-            })
-        });
         family(
             &mut enc,
             "tutti_exception_dropped_packets",
             "Frames dropped on the exception path (to or from the kernel), by reason",
             counter,
-            exception_drops,
+            per_core_reason(cores, &ExceptionDrop::ALL, ExceptionDrop::as_str, |c, r| {
+                c.exception_drops(r)
+            }),
         )?;
         let busy = per_core(cores, |c| ConstGauge::new(c.counters.busy_ratio()));
         family(
