@@ -16,6 +16,14 @@
 //!
 //! Prints one line per case:
 //! `capacity io=<virtio|memory> conf=<n> participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
+//! and, for the memory cases, one line of stage costs at that load (see [`stage_costs`]):
+//! `stages io=memory conf=<n> participants=<N> ns_per_participant_frame: rx=.. dispatch=.. jitter_insert=.. playout_decode=.. vad=.. dtmf=.. mix=.. encode=.. packet_build=.. tx=.. sum=.. (engine_tick=..)`
+//!
+//! The memory trial checks that the benchmark is lossless: every frame the generator sends
+//! is received and mixed and none is concealed (else it panics). Participants use local
+//! ports from 1024 on, one each, so a core is measured up to 64,510 participants.
+//! `TUTTI_CAPACITY_TRIAL=<conf>:<participants>` runs one memory trial and its stage costs
+//! only (for a profiler).
 
 mod common;
 use common::{bench_eal, metric, VirtioRig};
@@ -28,9 +36,9 @@ use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
-    Participant, ParticipantSettings, ParticipantSpec,
+    Participant, ParticipantSettings, ParticipantSpec, Transmit,
 };
-use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
+use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::rx::rtcp::NtpClock;
@@ -100,10 +108,6 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
 
 struct Trial {
     late_frames: u64,
-    /// Frames concealed, received and sent in the measured windows.
-    concealed: u64,
-    rtp_in: u64,
-    rtp_out: u64,
     busy_ratio: f64,
     p99_us: u64,
 }
@@ -261,9 +265,6 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     );
     Trial {
         late_frames,
-        concealed,
-        rtp_in,
-        rtp_out,
         busy_ratio: work_ns / (MEASURED_WINDOWS * PTIME_MS * 1_000_000) as f64,
         p99_us: LatencyHistogram::quantile_us(&measured, 0.99).unwrap_or(0),
     }
@@ -305,6 +306,7 @@ fn ramp(tsc: &TscClock, conf_size: usize) {
         "capacity io=memory conf={conf_size} participants_per_core={per_core} late_frames={} busy_ratio={:.3} p99_mix_latency_us={}",
         lo_trial.late_frames, lo_trial.busy_ratio, lo_trial.p99_us
     );
+    stage_costs(tsc, conf_size, per_core);
 }
 
 /// What tutti's metrics say at one moment: ticks later than one ptime, latency bucket
@@ -488,6 +490,20 @@ fn main() {
     let wants = |io: &str| only.is_empty() || only.iter().any(|a| a == io);
     let (eal, sock) = bench_eal("cap");
     let tsc = TscClock::new(&eal);
+    // `TUTTI_CAPACITY_TRIAL=<conf>:<participants>`: one memory trial (for a profiler).
+    let trial = std::env::var("TUTTI_CAPACITY_TRIAL").unwrap_or_default();
+    if let Some((conf, n)) = trial
+        .split_once(':')
+        .and_then(|(c, n)| Some((c.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+    {
+        let t = run_trial(&tsc, conf, n);
+        stage_costs(&tsc, conf, n);
+        println!(
+            "capacity-trial io=memory conf={conf} participants={n} late_frames={} busy_ratio={:.3}",
+            t.late_frames, t.busy_ratio
+        );
+        return;
+    }
     if wants("memory") {
         for conf_size in [3usize, 10, 100] {
             ramp(&tsc, conf_size);
@@ -505,4 +521,335 @@ fn main() {
     }
     drop(rig);
     drop(eal);
+}
+
+/// Where a bench [`Engine`] sends: the payload is written into one scratch buffer.
+struct Sink {
+    buf: Vec<u8>,
+}
+
+impl Transmit for Sink {
+    fn send(
+        &mut self,
+        _src_port: u16,
+        _dst: SocketAddrV4,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool {
+        fill(&mut self.buf[42..]) > 0
+    }
+}
+
+/// The thread CPU time `f` takes, in ns.
+fn cpu_ns(f: impl FnOnce()) -> u128 {
+    let t = ThreadTime::now();
+    f();
+    t.elapsed().as_nanos()
+}
+
+/// Stage costs for `n` participants in conferences of `conf_size`: each stage's real code
+/// run over every participant's frames for a tick at a time, in isolation, timed as this
+/// thread's CPU time, over the measured ticks; printed as ns per participant-frame.
+///
+/// - `rx`: rx burst and Ethernet/IPv4/UDP classification in the real poll loop (with no
+///   listener on the ports, so the frames stop there and are freed);
+/// - `dispatch`: [`Engine::handle_udp`] (RTP parse, port lookup, the stream's latching
+///   and sequence statistics) minus `jitter_insert`;
+/// - `jitter_insert`, `playout_decode`, `vad`, `dtmf`: a [`JitterBuffer`] (insert; poll),
+///   [`Vad`] and [`InbandDetector`] per participant, as the receive stream drives them;
+/// - `mix`: [`Mixer::set_input`] and [`Mixer::tick`] per conference minus `encode`, the
+///   kernel's G.711 encodes of as many own and shared mixes as the mixer made;
+/// - `packet_build`: the RTP header and payload ([`RtpSender::write_packet`]) and the
+///   UDP, IPv4 and Ethernet headers, as the poll loop writes them;
+/// - `tx`: a buffer from the pool per packet and the tx bursts;
+/// - `engine_tick`: the engine's whole tick ([`Engine::poll`], RTP payloads written to a
+///   scratch buffer), to compare with the sum of its stages.
+fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
+    use tutti_dataplane::mixer::{kernel::Kernel, Input, Mixer, MixerConfig, ParticipantConfig};
+    use tutti_dataplane::rtp_send::{RtpSender, RtpSenderConfig};
+    use tutti_dataplane::rx::inband::InbandDetector;
+    use tutti_dataplane::rx::jitter::{JitterBuffer, JitterConfig, MediaKind, MediaPacket};
+    use tutti_dataplane::rx::vad::{Vad, VadConfig, VadInput};
+
+    let confs = n / conf_size;
+    let n = confs * conf_size;
+    let start = Instant::from_nanos(1_000_000_000);
+    let frame_of = |i: usize| {
+        template(
+            FIRST_PORT + i as u16,
+            0x7000_0000 + i as u32,
+            2000 + 300 * ((i % conf_size) as i16 % 20),
+        )
+    };
+    let mut frames: Vec<Vec<u8>> = (0..n).map(frame_of).collect();
+
+    // The real engine (dispatch, whole ticks) and a poll loop with no listeners (rx).
+    let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
+    let (ret_p, _retired) = rtrb::RingBuffer::new(confs + n + 16);
+    let mut engine = Engine::new(
+        0,
+        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        confs + 1,
+        ev_p,
+        ret_p,
+        Arc::new(EngineCounters::default()),
+    );
+    for c in 0..confs {
+        let key = ConfKey(c as u32);
+        let spec = ConferenceSpec {
+            key,
+            ptime: Ptime::Ms20,
+            active_speakers: ActiveSpeakers::Loudest(3),
+            max_participants: conf_size as u16,
+            timing: Default::default(),
+        };
+        engine.apply(
+            MediaCommand::AddConference(Conference::new(spec).expect("conference")),
+            start,
+        );
+        for i in c * conf_size..(c + 1) * conf_size {
+            let port = FIRST_PORT + i as u16;
+            let spec = ParticipantSpec {
+                conf: key,
+                key: PartKey(i as u32),
+                local_port: port,
+                remote: SocketAddrV4::new(GEN_IP, port),
+                codec: CodecKind::Pcmu,
+                telephone_event_pt: Some(101),
+                rtcp: false,
+                ssrc: 0x1000_0000 + i as u32,
+                settings: ParticipantSettings::default(),
+                liveness: Liveness::default(),
+            };
+            let p = Participant::new(spec, start, NtpClock::default()).expect("participant");
+            engine.apply(MediaCommand::AddParticipant(p), start);
+        }
+    }
+    let (_commands, rx) = command_ring(16);
+    let (ev2, _events2) = rtrb::RingBuffer::new(16);
+    let (ret2, _retired2) = rtrb::RingBuffer::new(16);
+    let idle = Engine::new(
+        0,
+        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        1,
+        ev2,
+        ret2,
+        Arc::new(EngineCounters::default()),
+    );
+    let addr = PortAddr {
+        mac: OUR_MAC,
+        ip: OUR_IP,
+        prefix_len: 24,
+        gateway: None,
+    };
+    let pool = n + 1024;
+    let mut lp = PollLoop::new(
+        vec![(MemoryIo::new(pool, 256), addr)],
+        Arc::new(CoreCounters::default()),
+        rx,
+        0,
+        idle,
+        Handoff::none(),
+    );
+    let mut sink = Sink { buf: vec![0; 1514] };
+
+    // The components, one set per participant and a mixer per conference.
+    let mut jbs: Vec<JitterBuffer> = (0..n)
+        .map(|i| JitterBuffer::new(JitterConfig::default(), i as u64).expect("jitter buffer"))
+        .collect();
+    let mut vads: Vec<Vad> = (0..n).map(|_| Vad::new(VadConfig::default())).collect();
+    let mut dets: Vec<InbandDetector> = (0..n).map(|_| InbandDetector::new()).collect();
+    let mut pcm = vec![0i16; n * 160];
+    let mut mixers: Vec<(Mixer, Vec<tutti_dataplane::mixer::Slot>)> = (0..confs)
+        .map(|_| {
+            let mut m = Mixer::new(MixerConfig {
+                capacity: conf_size,
+                active_speakers: ActiveSpeakers::Loudest(3),
+                ..MixerConfig::default()
+            })
+            .expect("mixer");
+            let slots = (0..conf_size)
+                .map(|_| {
+                    m.add_participant(ParticipantConfig::new(CodecKind::Pcmu))
+                        .expect("slot")
+                })
+                .collect();
+            (m, slots)
+        })
+        .collect();
+    let mut senders: Vec<RtpSender> = (0..n)
+        .map(|i| {
+            RtpSender::new(RtpSenderConfig {
+                ssrc: i as u32,
+                payload_type: 0,
+                initial_sequence: 1,
+                initial_timestamp: 0,
+            })
+        })
+        .collect();
+    let mut packets = vec![0u8; n * 256];
+    let kernel = Kernel::best();
+    let (mut sum, mut encoded) = (vec![0i32; 160], vec![0u8; 320]);
+    let mut tx: Vec<MemBuf> = Vec::with_capacity(BURST);
+
+    // ns totals: rx, handle_udp, engine tick, insert, playout, vad, dtmf, mix+encode, encode, build, tx.
+    let mut t = [0u128; 11];
+    let clock = StepClock {
+        virtual_now: start,
+        tsc,
+        step_start: tsc.cycles(),
+    };
+    for k in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
+        let mut s = [0u128; 11];
+        let seq = k as u16;
+        let arrival = start + Duration::from_millis(20 * k + 19);
+        let tick = start + Duration::from_millis(20 * (k + 1));
+        for f in frames.iter_mut() {
+            f[44..46].copy_from_slice(&seq.to_be_bytes());
+            f[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        }
+        let io = lp.io_mut(0).expect("port");
+        io.replenish(pool);
+        for f in &frames {
+            assert!(io.inject(f), "frame queued");
+        }
+        s[0] = cpu_ns(|| while lp.run_once(arrival, &clock) {});
+        s[1] = cpu_ns(|| {
+            for (i, f) in frames.iter().enumerate() {
+                let src = SocketAddrV4::new(GEN_IP, FIRST_PORT + i as u16);
+                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &f[42..]);
+            }
+        });
+        s[2] = cpu_ns(|| {
+            while engine.poll_timeout().is_some_and(|d| d <= tick) {
+                engine.poll(tick, &mut sink, &|| tick);
+            }
+        });
+        while events.pop().is_ok() {}
+        s[3] = cpu_ns(|| {
+            for (jb, f) in jbs.iter_mut().zip(&frames) {
+                let pkt = MediaPacket {
+                    ext_seq: 65_536 + k,
+                    timestamp: u32::from(seq) * 160,
+                    kind: MediaKind::Audio(CodecKind::Pcmu),
+                    payload: &f[54..],
+                    audio_level: None,
+                };
+                jb.insert(arrival, pkt);
+            }
+        });
+        s[4] = cpu_ns(|| {
+            for (jb, out) in jbs.iter_mut().zip(pcm.chunks_exact_mut(160)) {
+                jb.poll(tick, out);
+            }
+        });
+        s[5] = cpu_ns(|| {
+            for (vad, frame) in vads.iter_mut().zip(pcm.chunks_exact(160)) {
+                vad.on_frame(
+                    tick,
+                    VadInput::Audio {
+                        pcm: frame,
+                        level: None,
+                    },
+                    &mut |_| {},
+                );
+            }
+        });
+        s[6] = cpu_ns(|| {
+            for (det, frame) in dets.iter_mut().zip(pcm.chunks_exact(160)) {
+                det.push(tick, frame, &mut |_| {});
+            }
+        });
+        let before: Vec<(u64, u64)> = mixers
+            .iter()
+            .map(|(m, _)| (m.stats().own_encodes, m.stats().shared_encodes))
+            .collect();
+        s[7] = cpu_ns(|| {
+            for (c, (m, slots)) in mixers.iter_mut().enumerate() {
+                for (j, &slot) in slots.iter().enumerate() {
+                    let i = c * conf_size + j;
+                    let _ = m.set_input(slot, Input::Pcm(&pcm[i * 160..(i + 1) * 160]));
+                }
+                m.tick(tick);
+            }
+        });
+        // The same number of encodes, of the same kind, on a real sum.
+        for (c, ((m, _), (own0, shared0))) in mixers.iter().zip(&before).enumerate() {
+            let (own, shared) = (
+                m.stats().own_encodes - own0,
+                m.stats().shared_encodes - shared0,
+            );
+            sum.fill(0);
+            for j in 0..conf_size.min(3) {
+                let i = c * conf_size + j;
+                kernel.accumulate(&mut sum, &pcm[i * 160..(i + 1) * 160]);
+            }
+            let own_pcm = &pcm[c * conf_size * 160..(c * conf_size + 1) * 160];
+            s[8] += cpu_ns(|| {
+                for _ in 0..own {
+                    kernel.encode_minus(CodecKind::Pcmu, &sum, own_pcm, &mut encoded);
+                }
+                for _ in 0..shared {
+                    kernel.encode_sum(CodecKind::Pcmu, &sum, &mut encoded);
+                }
+            });
+        }
+        s[9] = cpu_ns(|| {
+            for (c, (m, slots)) in mixers.iter().enumerate() {
+                for (j, &slot) in slots.iter().enumerate() {
+                    let i = c * conf_size + j;
+                    let Some(out) = m.output(slot) else { continue };
+                    let pkt = &mut packets[i * 256..(i + 1) * 256];
+                    let len = senders[i]
+                        .write_packet(&mut pkt[42..], out.payload, 160, out.voiced)
+                        .unwrap_or(0);
+                    let port = FIRST_PORT + i as u16;
+                    udp::write_header(&mut pkt[34..42 + len], OUR_IP, GEN_IP, port, port);
+                    ipv4::write_header(
+                        &mut pkt[14..],
+                        OUR_IP,
+                        GEN_IP,
+                        ipv4::PROTO_UDP,
+                        8 + len,
+                        seq,
+                    );
+                    eth::EthHeader {
+                        dst: GEN_MAC,
+                        src: OUR_MAC,
+                        ethertype: eth::ETHERTYPE_IPV4,
+                    }
+                    .write(pkt);
+                }
+            }
+        });
+        let io = lp.io_mut(0).expect("port");
+        io.replenish(pool);
+        for _ in 0..n.div_ceil(BURST) {
+            s[10] += cpu_ns(|| {
+                while tx.len() < BURST {
+                    let Some(b) = io.alloc() else { break };
+                    tx.push(b);
+                }
+                io.tx_burst(&mut tx);
+            });
+            while let Some(b) = io.tx.pop_front() {
+                io.recycle(b);
+            }
+        }
+        if k >= WARMUP_WINDOWS {
+            for (a, b) in t.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+    }
+    let per = |ns: u128| ns as f64 / (n as u64 * MEASURED_WINDOWS) as f64;
+    let dispatch = t[1].saturating_sub(t[3]);
+    let mix = t[7].saturating_sub(t[8]);
+    let stages = [
+        t[0], dispatch, t[3], t[4], t[5], t[6], mix, t[8], t[9], t[10],
+    ];
+    println!(
+        "stages io=memory conf={conf_size} participants={n} ns_per_participant_frame: rx={:.0} dispatch={:.0} jitter_insert={:.0} playout_decode={:.0} vad={:.0} dtmf={:.0} mix={:.0} encode={:.0} packet_build={:.0} tx={:.0} sum={:.0} (engine_tick={:.0})",
+        per(t[0]), per(dispatch), per(t[3]), per(t[4]), per(t[5]), per(t[6]), per(mix), per(t[8]), per(t[9]), per(t[10]),
+        per(stages.iter().sum()), per(t[2]),
+    );
 }

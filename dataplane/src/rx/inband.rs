@@ -21,8 +21,8 @@
 //! # The gate
 //! Most audio is not DTMF, and the filter bank costs far more than the audio it looks
 //! at. So each window first passes a cheap gate on two sums kept per hop as the samples
-//! arrive (integer, exact): the energy `E = Σ x²` and the lag-one product `C = Σ x[n]
-//! x[n-1]`. A hit needs both tones at [`MIN_AMPLITUDE`] or more, which bounds `E` from
+//! arrive (integers, on the samples reduced to 13 bits): the energy `E = Σ x²` and the
+//! lag-one product `C = Σ x[n] x[n-1]`. A hit needs both tones at [`MIN_AMPLITUDE`] or more, which bounds `E` from
 //! below ([`InbandDetector`] derives the bound from the window: Cauchy-Schwarz on the
 //! Goertzel sum and the largest gain correction); and a hit needs at least
 //! [`MIN_PURITY`] of the energy in two tones between 697 and 1633 Hz (±[`MAX_DEVIATION`]),
@@ -100,9 +100,10 @@ struct Active {
     misses: u32,
 }
 
-/// In-band DTMF detector for one stream.
-#[derive(Clone, Debug)]
-pub struct InbandDetector {
+/// The window, the filters' coefficients and the gate's bound (the same for every
+/// stream: computed once).
+#[derive(Debug)]
+struct Filters {
     hann: [f32; WINDOW],
     coef: [f32; 8],
     cos: [f32; 8],
@@ -113,8 +114,56 @@ pub struct InbandDetector {
     share_scale: f32,
     /// `2 / sum(w)`: turns |Y| into an amplitude.
     amp_scale: f32,
-    /// Smallest window energy `Σ x²` in which both tones can reach [`MIN_AMPLITUDE`].
+    /// Smallest window energy `Σ (x >> 3)²` in which both tones can reach [`MIN_AMPLITUDE`].
     min_energy: u64,
+}
+
+static FILTERS: std::sync::OnceLock<Filters> = std::sync::OnceLock::new();
+
+impl Filters {
+    fn new() -> Filters {
+        let mut hann = [0f32; WINDOW];
+        for (i, w) in hann.iter_mut().enumerate() {
+            *w = 0.5 - 0.5 * (2.0 * PI * (i as f32 + 0.5) / WINDOW as f32).cos();
+        }
+        let sum: f32 = hann.iter().sum();
+        let sum_sq: f32 = hann.iter().map(|w| w * w).sum();
+        let mut coef = [0f32; 8];
+        let mut cos = [0f32; 8];
+        let mut sin = [0f32; 8];
+        let mut hop_rot = [(0f32, 0f32); 8];
+        for (k, f) in FREQUENCIES.iter().enumerate() {
+            let w = 2.0 * PI * f / SAMPLE_RATE;
+            cos[k] = w.cos();
+            sin[k] = w.sin();
+            coef[k] = 2.0 * w.cos();
+            let a = w * HOP as f32;
+            hop_rot[k] = (a.cos(), -a.sin());
+        }
+        let amp_scale = 2.0 / sum;
+        // |Y|² <= Σw² · Σx² (Cauchy-Schwarz) and the power is |Y|² over a gain of at least
+        // √0.1, so amplitude A needs Σx² >= (A / amp_scale)² · 0.1 / Σw².
+        // The gate's sums are of samples reduced to 13 bits: about a 64th of the energy
+        // (half that, for the rounding of small samples).
+        let min_energy = (MIN_AMPLITUDE / amp_scale).powi(2) * 0.1 / sum_sq / 128.0;
+        Filters {
+            hann,
+            coef,
+            cos,
+            sin,
+            hop_rot,
+            share_scale: 2.0 * sum_sq / (sum * sum),
+            amp_scale,
+            min_energy: min_energy as u64,
+        }
+    }
+}
+
+/// In-band DTMF detector for one stream.
+#[derive(Clone, Debug)]
+pub struct InbandDetector {
+    /// The constants of the filter bank and the gate, shared by every detector.
+    f: &'static Filters,
     /// Whether windows go through the gate (tests compare with the filters alone).
     gated: bool,
     /// Ring of the newest samples; `pos` is the oldest (next to overwrite).
@@ -122,7 +171,8 @@ pub struct InbandDetector {
     pos: usize,
     /// Samples since the last interrupt, up to [`HISTORY`].
     buffered: usize,
-    /// Samples in the current hop, and its running `Σ x²` and `Σ x[n] x[n-1]`.
+    /// Samples in the current hop, and its running `Σ x²` and `Σ x[n] x[n-1]` (of the
+    /// samples reduced to 13 bits, `x >> 3`).
     in_hop: usize,
     hop_sums: (i64, i64),
     /// The sample before the current one (0 after an interrupt).
@@ -152,37 +202,8 @@ impl Default for InbandDetector {
 impl InbandDetector {
     /// A detector for 8 kHz audio.
     pub fn new() -> Self {
-        let mut hann = [0f32; WINDOW];
-        for (i, w) in hann.iter_mut().enumerate() {
-            *w = 0.5 - 0.5 * (2.0 * PI * (i as f32 + 0.5) / WINDOW as f32).cos();
-        }
-        let sum: f32 = hann.iter().sum();
-        let sum_sq: f32 = hann.iter().map(|w| w * w).sum();
-        let mut coef = [0f32; 8];
-        let mut cos = [0f32; 8];
-        let mut sin = [0f32; 8];
-        let mut hop_rot = [(0f32, 0f32); 8];
-        for (k, f) in FREQUENCIES.iter().enumerate() {
-            let w = 2.0 * PI * f / SAMPLE_RATE;
-            cos[k] = w.cos();
-            sin[k] = w.sin();
-            coef[k] = 2.0 * w.cos();
-            let a = w * HOP as f32;
-            hop_rot[k] = (a.cos(), -a.sin());
-        }
-        let amp_scale = 2.0 / sum;
-        // |Y|² <= Σw² · Σx² (Cauchy-Schwarz) and the power is |Y|² over a gain of at least
-        // √0.1, so amplitude A needs Σx² >= (A / amp_scale)² · 0.1 / Σw².
-        let min_energy = (MIN_AMPLITUDE / amp_scale).powi(2) * 0.1 / sum_sq;
         InbandDetector {
-            hann,
-            coef,
-            cos,
-            sin,
-            hop_rot,
-            share_scale: 2.0 * sum_sq / (sum * sum),
-            amp_scale,
-            min_energy: min_energy as u64,
+            f: FILTERS.get_or_init(Filters::new),
             gated: true,
             buf: [0; HISTORY],
             pos: 0,
@@ -250,15 +271,17 @@ impl InbandDetector {
         let Some(&newest) = chunk.last() else {
             return;
         };
-        let sq = |v: i16| i64::from(i32::from(v) * i32::from(v));
-        let energy: i64 = chunk.iter().map(|&v| sq(v)).sum();
-        let lagged: i64 = chunk
+        // On samples reduced to 13 bits, so a hop's sums fit in i32 lanes (40 * 2^24).
+        let x = |v: i16| i32::from(v >> 3);
+        let energy: i32 = chunk.iter().map(|&v| x(v) * x(v)).sum();
+        let lagged: i32 = chunk
             .iter()
             .skip(1)
             .zip(chunk)
-            .map(|(&x, &y)| i64::from(i32::from(x) * i32::from(y)))
+            .map(|(&a, &b)| x(a) * x(b))
             .sum();
-        let edge = i64::from(i32::from(self.last) * i32::from(chunk[0]));
+        let edge = x(self.last) * x(chunk[0]);
+        let (energy, lagged, edge) = (i64::from(energy), i64::from(lagged), i64::from(edge));
         self.hop_sums.0 += energy;
         self.hop_sums.1 += lagged + edge;
         self.last = newest;
@@ -274,7 +297,7 @@ impl InbandDetector {
             e += he >> shift;
             c += hc >> shift;
         }
-        if e <= 0 || (e as u64) < self.min_energy {
+        if e <= 0 || (e as u64) < self.f.min_energy {
             return false;
         }
         let rho = c as f32 / e as f32;
@@ -356,7 +379,7 @@ impl InbandDetector {
         let samples = self.buf[start..start + first]
             .iter()
             .chain(&self.buf[..WINDOW - first]);
-        for ((o, &s), &w) in xw.iter_mut().zip(samples).zip(&self.hann) {
+        for ((o, &s), &w) in xw.iter_mut().zip(samples).zip(&self.f.hann) {
             *o = f32::from(s) * w;
             energy += *o * *o;
         }
@@ -364,7 +387,7 @@ impl InbandDetector {
         let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
         for &x in &xw {
             for k in 0..8 {
-                let s0 = x + self.coef[k] * s1[k] - s2[k];
+                let s0 = x + self.f.coef[k] * s1[k] - s2[k];
                 s2[k] = s1[k];
                 s1[k] = s0;
             }
@@ -372,8 +395,8 @@ impl InbandDetector {
         let mut tones = [Tone::default(); 8];
         for (k, t) in tones.iter_mut().enumerate() {
             *t = Tone {
-                re: s1[k] - self.cos[k] * s2[k],
-                im: self.sin[k] * s2[k],
+                re: s1[k] - self.f.cos[k] * s2[k],
+                im: self.f.sin[k] * s2[k],
             };
         }
         (tones, energy)
@@ -409,7 +432,7 @@ impl InbandDetector {
             // now * conj(then) * e^{-j w D}: its angle is the deviation's phase advance.
             let re = now_t.re * then_t.re + now_t.im * then_t.im;
             let im = now_t.im * then_t.re - now_t.re * then_t.im;
-            let (cr, ci) = self.hop_rot[k];
+            let (cr, ci) = self.f.hop_rot[k];
             let (dr, di) = (re * cr - im * ci, re * ci + im * cr);
             let deviation_hz = di.atan2(dr) * SAMPLE_RATE / (2.0 * PI * HOP as f32);
             if deviation_hz.abs() > MAX_DEVIATION * FREQUENCIES[k] {
@@ -426,11 +449,11 @@ impl InbandDetector {
             *p = now_t.power() / (gain * gain).max(0.1);
         }
         let [pr, pc] = power;
-        let amp = |p: f32| p.sqrt() * self.amp_scale;
+        let amp = |p: f32| p.sqrt() * self.f.amp_scale;
         if amp(pr) < MIN_AMPLITUDE || amp(pc) < MIN_AMPLITUDE {
             return None;
         }
-        if (pr + pc) * self.share_scale / energy < MIN_PURITY {
+        if (pr + pc) * self.f.share_scale / energy < MIN_PURITY {
             return None;
         }
         let twist_db = 10.0 * (pr / pc).log10();
@@ -607,7 +630,11 @@ mod tests {
                 gated.push(t, chunk, &mut |e| b.push(e));
                 t += Duration::from_millis(20);
             }
-            assert_eq!(gated.hits + ungated.gate_misses, ungated.hits, "seed {seed}");
+            assert_eq!(
+                gated.hits + ungated.gate_misses,
+                ungated.hits,
+                "seed {seed}"
+            );
             if ungated.gate_misses == 0 {
                 assert_eq!(a, b, "seed {seed}");
             }
@@ -619,13 +646,21 @@ mod tests {
         // Only a window whose newest hop holds out-of-band sound ten times louder than
         // the tones before it (the window all but ignores that hop) gets past the filters
         // and not the gate: once in these 200 signals.
-        assert!(misses * 5000 <= hits, "{misses} of {hits} hit windows refused");
+        assert!(
+            misses * 5000 <= hits,
+            "{misses} of {hits} hit windows refused"
+        );
     }
 
     #[test]
     fn gate_refuses_speech_band_tones_silence_and_noise() {
         let d = InbandDetector::new();
-        for (f, a) in [(500.0f32, 8000.0f32), (200.0, 3000.0), (2500.0, 5000.0), (1000.0, 5.0)] {
+        for (f, a) in [
+            (500.0f32, 8000.0f32),
+            (200.0, 3000.0),
+            (2500.0, 5000.0),
+            (1000.0, 5.0),
+        ] {
             let mut d = d.clone();
             let pcm: Vec<i16> = (0..WINDOW)
                 .map(|i| (a * (2.0 * PI * f * i as f32 / SAMPLE_RATE).sin()) as i16)
