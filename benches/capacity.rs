@@ -26,7 +26,9 @@
 //! only (for a profiler).
 
 mod common;
-use common::{bench_eal, metric, VirtioRig};
+use common::{
+    bench_eal, involuntary_switches, loadavg, metric, own_involuntary_switches, VirtioRig,
+};
 
 use cpu_time::ThreadTime;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -339,10 +341,23 @@ fn snapshot(rig: &VirtioRig) -> Snapshot {
     }
 }
 
+/// What the generator did in one run.
+#[derive(Default)]
+struct GenReport {
+    sent: u64,
+    back: u64,
+    /// Frames not sent because the ring stayed full.
+    unsent: u64,
+    /// Frames not sent because the pool was empty.
+    no_mbuf: u64,
+    /// How late after its millisecond the generator got to its frames, at worst.
+    max_lag_us: u64,
+}
+
 /// Send every participant's frame once per 20 ms for `secs` seconds, spread over the
 /// milliseconds, and count the mixed frames that come back.
-fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> (u64, u64) {
-    let (mut sent, mut back) = (0u64, 0u64);
+fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> GenReport {
+    let mut r = GenReport::default();
     let mut tx = Vec::with_capacity(8 * BURST);
     let mut rx = Vec::with_capacity(BURST);
     let t0 = std::time::Instant::now();
@@ -350,34 +365,48 @@ fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) ->
         let slot = k % PTIME_MS;
         let seq = (k / PTIME_MS) as u16;
         let target = t0 + Duration::from_millis(k);
+        // Drain what came back, then sleep to the millisecond (a spinning generator
+        // competes with tutti's control thread and every other task on its CPU, and the
+        // scheduler preempts it; a sleeper gets the CPU back when it wakes).
         loop {
             rig.queue.rx_burst(&mut rx, BURST);
-            back += rx.drain(..).count() as u64;
-            if std::time::Instant::now() >= target {
+            let n = rx.drain(..).count() as u64;
+            r.back += n;
+            if n < BURST as u64 {
                 break;
             }
         }
+        let now = std::time::Instant::now();
+        if target > now {
+            std::thread::sleep(target - now);
+        }
+        let lag = std::time::Instant::now().saturating_duration_since(target);
+        r.max_lag_us = r.max_lag_us.max(lag.as_micros() as u64);
         for (_, t) in templates.iter_mut().filter(|(p, _)| *p == slot) {
             t[44..46].copy_from_slice(&seq.to_be_bytes());
             t[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
             if tx.len() >= 4 * BURST {
-                break; // the ring stayed full: this frame is not sent (counted)
+                r.unsent += 1; // the ring stayed full: this frame is not sent
+                continue;
             }
-            if let Some(mut m) = rig.queue.alloc() {
-                if m.set_len(t.len()) {
-                    m.data_mut().copy_from_slice(t);
-                    tx.push(m);
+            match rig.queue.alloc() {
+                Some(mut m) => {
+                    if m.set_len(t.len()) {
+                        m.data_mut().copy_from_slice(t);
+                        tx.push(m);
+                    }
                 }
+                None => r.no_mbuf += 1,
             }
             if tx.len() >= BURST {
-                sent += rig.queue.tx_burst(&mut tx) as u64;
+                r.sent += rig.queue.tx_burst(&mut tx) as u64;
             }
         }
         // What the ring had no room for waits for the next millisecond, like a NIC queue.
-        sent += rig.queue.tx_burst(&mut tx) as u64;
+        r.sent += rig.queue.tx_burst(&mut tx) as u64;
     }
-    sent += rig.queue.tx_burst(&mut tx) as u64;
-    (sent, back)
+    r.sent += rig.queue.tx_burst(&mut tx) as u64;
+    r
 }
 
 fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
@@ -420,8 +449,26 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         // Warm up, then measure.
         generate(rig, &mut templates, 1);
         let before = snapshot(rig);
-        let (sent, back) = generate(rig, &mut templates, secs);
+        let pid = rig.tutti_pid();
+        let (dp0, ctl0, gen0) = (
+            involuntary_switches(pid, "rte-worker"),
+            involuntary_switches(pid, "tutti"),
+            own_involuntary_switches(),
+        );
+        let (missed0, nombuf0) = (
+            rig.tutti_xstat("rx_missed_errors"),
+            rig.tutti_xstat("rx_mbuf_allocation_errors"),
+        );
+        let g = generate(rig, &mut templates, secs);
+        let (sent, back) = (g.sent, g.back);
         let after = snapshot(rig);
+        let switches = (
+            involuntary_switches(pid, "rte-worker") - dp0,
+            involuntary_switches(pid, "tutti") - ctl0,
+            own_involuntary_switches() - gen0,
+        );
+        let missed = rig.tutti_xstat("rx_missed_errors") - missed0;
+        let nombuf = rig.tutti_xstat("rx_mbuf_allocation_errors") - nombuf0;
         let n = templates.len();
         let late_frames = (after.late_ticks - before.late_ticks).max(0.0) as u64 * conf_size as u64;
         let busy = (after.busy_s - before.busy_s) / (after.run_s - before.run_s).max(1e-9);
@@ -434,7 +481,8 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
         let expected = (n as u64) * secs * 1000 / PTIME_MS;
         eprintln!(
-            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected}"
+            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected} gen_unsent={} gen_no_mbuf={} gen_max_lag_us={} involuntary_switches_dataplane={} involuntary_switches_control={} involuntary_switches_generator={} tutti_rx_missed={missed} tutti_rx_nombuf={nombuf} loadavg={:.2}",
+            g.unsent, g.no_mbuf, g.max_lag_us, switches.0, switches.1, switches.2, loadavg()
         );
         // The dataplane thread here shares its vCPU with the VM's housekeeping threads
         // (tens of involuntary context switches a second, some lasting milliseconds), so

@@ -133,6 +133,29 @@ impl VirtioRig {
         ))
     }
 
+    /// tutti's process id.
+    pub fn tutti_pid(&self) -> u32 {
+        self.tutti.id()
+    }
+
+    /// The extended statistics of the bench's vhost port (tutti's peer).
+    pub fn vhost_xstats(&self) -> Vec<(String, u64)> {
+        self.port.xstats()
+    }
+
+    /// One extended statistic of tutti's port from its `/v1/status` (0 if absent).
+    pub fn tutti_xstat(&self, name: &str) -> u64 {
+        let Some((_, body)) = self.http("GET", "/v1/status", None) else {
+            return 0;
+        };
+        let key = format!("\"{name}\":");
+        body.split(&key)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The current /metrics text.
     pub fn metrics(&self) -> String {
         self.http("GET", "/metrics", None)
@@ -156,6 +179,46 @@ impl Drop for VirtioRig {
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.sock);
     }
+}
+
+/// Involuntary context switches of the threads of process `pid` whose name starts with
+/// `prefix` (from /proc), summed.
+pub fn involuntary_switches(pid: u32, prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Involuntary context switches of the calling thread so far.
+pub fn own_involuntary_switches() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The 1-minute load average of the machine.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The value of one sample in Prometheus text (0 if absent).
