@@ -1,7 +1,9 @@
 //! Jitter buffer with loss concealment and comfort noise, adaptive ([`Playout::Adaptive`],
 //! the default) or keyed to timestamps ([`Playout::Timeline`]).
 //!
-//! Packets are stored by extended sequence number in fixed slots allocated at creation.
+//! Packets are stored in fixed slots allocated at creation, each in the lowest free slot
+//! (when every slot is taken, the oldest packet makes room, or the new one is dropped if
+//! it is older still); a bitmask of the slots in use keeps every lookup to those.
 //! Playout is a cursor (`play_ts`, in unwrapped RTP timestamp units) that advances by
 //! exactly the number of samples the caller asks for per tick, except when the buffer
 //! deliberately *stalls* (does not advance: inserts concealment or comfort noise, i.e.
@@ -504,18 +506,28 @@ impl JitterBuffer {
             }
         }
 
-        let cap = self.slots.len();
-        let idx = usize::try_from(pkt.ext_seq % cap as u64).unwrap_or(0);
+        // The lowest free slot (the one freed last is still in the cache), or, when all
+        // are taken, the oldest packet's, unless this one is older still.
+        let idx = match self.free_slot() {
+            Some(i) => i,
+            None => {
+                let oldest = self
+                    .used_slots()
+                    .min_by_key(|(_, s)| (s.ts, s.ext_seq))
+                    .map(|(i, s)| (i, s.ts, s.ext_seq));
+                let Some((i, old_ts, old_seq)) = oldest else {
+                    return Insert::Overflow;
+                };
+                self.counters.overflow += 1;
+                if old_ts > ts || (old_ts == ts && old_seq > pkt.ext_seq) {
+                    return Insert::Overflow;
+                }
+                i
+            }
+        };
         let Some(slot) = self.slots.get_mut(idx) else {
             return Insert::Overflow;
         };
-        if slot.used {
-            if slot.ts > ts || (slot.ts == ts && slot.ext_seq > pkt.ext_seq) {
-                self.counters.overflow += 1;
-                return Insert::Overflow;
-            }
-            self.counters.overflow += 1;
-        }
         if let Some(w) = self.occupied.get_mut(idx / 64) {
             *w |= 1u64 << (idx % 64);
         }
@@ -597,6 +609,17 @@ impl JitterBuffer {
     /// The slots in use, in index order.
     fn used_slots(&self) -> impl Iterator<Item = (usize, &Slot)> + '_ {
         self.in_use().filter_map(|i| Some((i, self.slots.get(i)?)))
+    }
+
+    /// The lowest slot not in use.
+    fn free_slot(&self) -> Option<usize> {
+        let (w, word) = self
+            .occupied
+            .iter()
+            .enumerate()
+            .find(|(_, &word)| word != u64::MAX)?;
+        let idx = w * 64 + (!word).trailing_zeros() as usize;
+        (idx < self.slots.len()).then_some(idx)
     }
 
     /// Mark slot `idx` free.
