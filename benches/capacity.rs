@@ -26,9 +26,7 @@
 //! only (for a profiler).
 
 mod common;
-use common::{
-    bench_eal, involuntary_switches, loadavg, metric, own_involuntary_switches, VirtioRig,
-};
+use common::{bench_eal, loadavg, metric, steal_idle_ms, Sched, VirtioRig};
 
 use cpu_time::ThreadTime;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -451,21 +449,23 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         let before = snapshot(rig);
         let pid = rig.tutti_pid();
         let (dp0, ctl0, gen0) = (
-            involuntary_switches(pid, "rte-worker"),
-            involuntary_switches(pid, "tutti"),
-            own_involuntary_switches(),
+            Sched::of_threads(pid, "rte-worker"),
+            Sched::of_threads(pid, "tutti"),
+            Sched::own(),
         );
         let (missed0, nombuf0) = (
             rig.tutti_xstat("rx_missed_errors"),
             rig.tutti_xstat("rx_mbuf_allocation_errors"),
         );
+        let (cpu0, cpu1) = (steal_idle_ms(0), steal_idle_ms(1));
         let g = generate(rig, &mut templates, secs);
+        let steal = (steal_idle_ms(0).0 - cpu0.0, steal_idle_ms(1).0 - cpu1.0);
         let (sent, back) = (g.sent, g.back);
         let after = snapshot(rig);
-        let switches = (
-            involuntary_switches(pid, "rte-worker") - dp0,
-            involuntary_switches(pid, "tutti") - ctl0,
-            own_involuntary_switches() - gen0,
+        let (dp, ctl, gen) = (
+            Sched::of_threads(pid, "rte-worker").since(dp0),
+            Sched::of_threads(pid, "tutti").since(ctl0),
+            Sched::own().since(gen0),
         );
         let missed = rig.tutti_xstat("rx_missed_errors") - missed0;
         let nombuf = rig.tutti_xstat("rx_mbuf_allocation_errors") - nombuf0;
@@ -481,8 +481,20 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
         let expected = (n as u64) * secs * 1000 / PTIME_MS;
         eprintln!(
-            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected} gen_unsent={} gen_no_mbuf={} gen_max_lag_us={} involuntary_switches_dataplane={} involuntary_switches_control={} involuntary_switches_generator={} tutti_rx_missed={missed} tutti_rx_nombuf={nombuf} loadavg={:.2}",
-            g.unsent, g.no_mbuf, g.max_lag_us, switches.0, switches.1, switches.2, loadavg()
+            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected} gen_unsent={} gen_no_mbuf={} gen_max_lag_us={} dataplane_involuntary_switches={} dataplane_on_cpu_ms={} dataplane_waiting_ms={} control_involuntary_switches={} control_on_cpu_ms={} generator_involuntary_switches={} generator_waiting_ms={} tutti_rx_missed={missed} tutti_rx_nombuf={nombuf} steal_ms_cpu0={} steal_ms_cpu1={} loadavg={:.2}",
+            g.unsent,
+            g.no_mbuf,
+            g.max_lag_us,
+            dp.involuntary,
+            dp.on_cpu_ms,
+            dp.waiting_ms,
+            ctl.involuntary,
+            ctl.on_cpu_ms,
+            gen.involuntary,
+            gen.waiting_ms,
+            steal.0,
+            steal.1,
+            loadavg()
         );
         // The dataplane thread here shares its vCPU with the VM's housekeeping threads
         // (tens of involuntary context switches a second, some lasting milliseconds), so
