@@ -106,6 +106,45 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
     f
 }
 
+/// Conference `c` of the benchmark: Loudest(3) of `conf_size` at 20 ms.
+fn conference(c: usize, conf_size: usize) -> Box<Conference> {
+    Conference::new(ConferenceSpec {
+        key: ConfKey(c as u32),
+        ptime: Ptime::Ms20,
+        active_speakers: ActiveSpeakers::Loudest(3),
+        max_participants: conf_size as u16,
+        timing: Default::default(),
+    })
+    .expect("conference")
+}
+
+/// Participant `n` (local port `FIRST_PORT + n`, G.711 mu-law, RFC 4733) of conference `c`.
+fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
+    let port = FIRST_PORT + n as u16;
+    let spec = ParticipantSpec {
+        conf: ConfKey(c as u32),
+        key: PartKey(n as u32),
+        local_port: port,
+        remote: SocketAddrV4::new(GEN_IP, port),
+        codec: CodecKind::Pcmu,
+        telephone_event_pt: Some(101),
+        rtcp: false,
+        ssrc: 0x1000_0000 + n as u32,
+        settings: ParticipantSettings::default(),
+        liveness: Liveness::default(),
+    };
+    Participant::new(spec, created, NtpClock::default()).expect("participant")
+}
+
+/// The generator's frame for participant `n`, member `i` of its conference.
+fn participant_frame(n: usize, i: usize) -> Vec<u8> {
+    template(
+        FIRST_PORT + n as u16,
+        0x7000_0000 + n as u32,
+        2000 + 300 * (i as i16 % 20),
+    )
+}
+
 struct Trial {
     late_frames: u64,
     busy_ratio: f64,
@@ -161,38 +200,14 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         let phase_ns = c as u64 * PTIME_MS * 1_000_000 / confs as u64;
         let created = start + Duration::from_nanos(phase_ns);
         let phase = phase_ns / 1_000_000;
-        let key = ConfKey(c as u32);
-        let spec = ConferenceSpec {
-            key,
-            ptime: Ptime::Ms20,
-            active_speakers: ActiveSpeakers::Loudest(3),
-            max_participants: conf_size as u16,
-            timing: Default::default(),
-        };
-        let _ = commands.push(Command::Media(MediaCommand::AddConference(
-            Conference::new(spec).expect("conference"),
-        )));
+        let _ = commands.push(Command::Media(MediaCommand::AddConference(conference(
+            c, conf_size,
+        ))));
         for i in 0..conf_size {
             let n = c * conf_size + i;
-            let port = FIRST_PORT + n as u16;
-            let spec = ParticipantSpec {
-                conf: key,
-                key: PartKey(n as u32),
-                local_port: port,
-                remote: SocketAddrV4::new(GEN_IP, port),
-                codec: CodecKind::Pcmu,
-                telephone_event_pt: Some(101),
-                rtcp: false,
-                ssrc: 0x1000_0000 + n as u32,
-                settings: ParticipantSettings::default(),
-                liveness: Liveness::default(),
-            };
-            let p = Participant::new(spec, created, NtpClock::default()).expect("participant");
+            let p = participant(c, n, created);
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
-            templates.push((
-                phase,
-                template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20)),
-            ));
+            templates.push((phase, participant_frame(n, i)));
         }
         // Apply now, so the conference ticks at its own phase.
         step(&mut lp, created);
@@ -633,14 +648,9 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
     let confs = n / conf_size;
     let n = confs * conf_size;
     let start = Instant::from_nanos(1_000_000_000);
-    let frame_of = |i: usize| {
-        template(
-            FIRST_PORT + i as u16,
-            0x7000_0000 + i as u32,
-            2000 + 300 * ((i % conf_size) as i16 % 20),
-        )
-    };
-    let mut frames: Vec<Vec<u8>> = (0..n).map(frame_of).collect();
+    let mut frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| participant_frame(i, i % conf_size))
+        .collect();
 
     // The real engine (dispatch, whole ticks) and a poll loop with no listeners (rx).
     let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
@@ -654,34 +664,12 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         Arc::new(EngineCounters::default()),
     );
     for c in 0..confs {
-        let key = ConfKey(c as u32);
-        let spec = ConferenceSpec {
-            key,
-            ptime: Ptime::Ms20,
-            active_speakers: ActiveSpeakers::Loudest(3),
-            max_participants: conf_size as u16,
-            timing: Default::default(),
-        };
-        engine.apply(
-            MediaCommand::AddConference(Conference::new(spec).expect("conference")),
-            start,
-        );
-        for i in c * conf_size..(c + 1) * conf_size {
-            let port = FIRST_PORT + i as u16;
-            let spec = ParticipantSpec {
-                conf: key,
-                key: PartKey(i as u32),
-                local_port: port,
-                remote: SocketAddrV4::new(GEN_IP, port),
-                codec: CodecKind::Pcmu,
-                telephone_event_pt: Some(101),
-                rtcp: false,
-                ssrc: 0x1000_0000 + i as u32,
-                settings: ParticipantSettings::default(),
-                liveness: Liveness::default(),
-            };
-            let p = Participant::new(spec, start, NtpClock::default()).expect("participant");
-            engine.apply(MediaCommand::AddParticipant(p), start);
+        engine.apply(MediaCommand::AddConference(conference(c, conf_size)), start);
+        for n in c * conf_size..(c + 1) * conf_size {
+            engine.apply(
+                MediaCommand::AddParticipant(participant(c, n, start)),
+                start,
+            );
         }
     }
     let (_commands, rx) = command_ring(16);

@@ -113,8 +113,10 @@ int main(int argc, char **argv) {
             for (int r = 0; r < nr; r++) {
                 struct part *p = &parts[ready[r].data.u32];
                 ssize_t len;
-                while ((len = recv(p->fd, in, sizeof in, 0)) > 12) {
+                while ((len = recv(p->fd, in, sizeof in, 0)) > 0) {
                     any = 1;
+                    /* Only the mixed audio: RTP version 2, PCMU (RTCP, if any, is not). */
+                    if (len <= 12 || (in[0] >> 6) != 2 || (in[1] & 0x7F) != 0) continue;
                     p->received++;
                     if (now_s() - t0 < warmup) continue;
                     p->measured++;

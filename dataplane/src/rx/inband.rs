@@ -260,11 +260,7 @@ impl InbandDetector {
     /// Store samples of one hop in the ring and add them to the hop's sums.
     fn absorb(&mut self, chunk: &[i16]) {
         let n = chunk.len();
-        let first = n.min(HISTORY - self.pos);
-        let (a, b) = chunk.split_at(first);
-        self.buf[self.pos..self.pos + first].copy_from_slice(a);
-        self.buf[..b.len()].copy_from_slice(b);
-        self.pos = (self.pos + n) % HISTORY;
+        self.pos = super::ring_write(&mut self.buf, self.pos, chunk);
         self.buffered = (self.buffered + n).min(HISTORY);
         self.clock += n as u64;
         self.in_hop += n;

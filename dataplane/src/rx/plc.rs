@@ -43,11 +43,7 @@ impl Concealer {
         self.position = None;
         let n = pcm.len().min(HISTORY);
         let tail = pcm.get(pcm.len() - n..).unwrap_or(&[]);
-        let first = n.min(HISTORY - self.head);
-        let (a, b) = tail.split_at(first);
-        self.history[self.head..self.head + first].copy_from_slice(a);
-        self.history[..b.len()].copy_from_slice(b);
-        self.head = (self.head + n) % HISTORY;
+        self.head = super::ring_write(&mut self.history, self.head, tail);
         self.filled = (self.filled + n).min(HISTORY);
     }
 
