@@ -16,9 +16,17 @@
 //!
 //! Prints one line per case:
 //! `capacity io=<virtio|memory> conf=<n> participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
+//! and, for the memory cases, one line of stage costs at that load (see [`stage_costs`]):
+//! `stages io=memory conf=<n> participants=<N> ns_per_participant_frame: rx=.. dispatch=.. jitter_insert=.. playout_decode=.. vad=.. dtmf=.. mix=.. encode=.. packet_build=.. tx=.. sum=.. (engine_tick=..)`
+//!
+//! The memory trial checks that the benchmark is lossless: every frame the generator sends
+//! is received and mixed and none is concealed (else it panics). Participants use local
+//! ports from 1024 on, one each, so a core is measured up to 64,510 participants.
+//! `TUTTI_CAPACITY_TRIAL=<conf>:<participants>` runs one memory trial and its stage costs
+//! only (for a profiler).
 
 mod common;
-use common::{bench_eal, metric, VirtioRig};
+use common::{bench_eal, loadavg, metric, steal_idle_ms, Sched, VirtioRig};
 
 use cpu_time::ThreadTime;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -28,9 +36,9 @@ use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
-    Participant, ParticipantSettings, ParticipantSpec,
+    Participant, ParticipantSettings, ParticipantSpec, Transmit,
 };
-use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
+use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::rx::rtcp::NtpClock;
@@ -42,7 +50,7 @@ const OUR_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 1]);
 const GEN_MAC: eth::MacAddr = eth::MacAddr([2, 0, 0, 0, 0, 2]);
 const OUR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const FIRST_PORT: u16 = 10_000;
+const FIRST_PORT: u16 = 1024;
 const PTIME_MS: u64 = 20;
 const WARMUP_WINDOWS: u64 = 10;
 const MEASURED_WINDOWS: u64 = 25;
@@ -96,6 +104,45 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
     }
     .write(&mut f);
     f
+}
+
+/// Conference `c` of the benchmark: Loudest(3) of `conf_size` at 20 ms.
+fn conference(c: usize, conf_size: usize) -> Box<Conference> {
+    Conference::new(ConferenceSpec {
+        key: ConfKey(c as u32),
+        ptime: Ptime::Ms20,
+        active_speakers: ActiveSpeakers::Loudest(3),
+        max_participants: conf_size as u16,
+        timing: Default::default(),
+    })
+    .expect("conference")
+}
+
+/// Participant `n` (local port `FIRST_PORT + n`, G.711 mu-law, RFC 4733) of conference `c`.
+fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
+    let port = FIRST_PORT + n as u16;
+    let spec = ParticipantSpec {
+        conf: ConfKey(c as u32),
+        key: PartKey(n as u32),
+        local_port: port,
+        remote: SocketAddrV4::new(GEN_IP, port),
+        codec: CodecKind::Pcmu,
+        telephone_event_pt: Some(101),
+        rtcp: false,
+        ssrc: 0x1000_0000 + n as u32,
+        settings: ParticipantSettings::default(),
+        liveness: Liveness::default(),
+    };
+    Participant::new(spec, created, NtpClock::default()).expect("participant")
+}
+
+/// The generator's frame for participant `n`, member `i` of its conference.
+fn participant_frame(n: usize, i: usize) -> Vec<u8> {
+    template(
+        FIRST_PORT + n as u16,
+        0x7000_0000 + n as u32,
+        2000 + 300 * (i as i16 % 20),
+    )
 }
 
 struct Trial {
@@ -153,38 +200,14 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         let phase_ns = c as u64 * PTIME_MS * 1_000_000 / confs as u64;
         let created = start + Duration::from_nanos(phase_ns);
         let phase = phase_ns / 1_000_000;
-        let key = ConfKey(c as u32);
-        let spec = ConferenceSpec {
-            key,
-            ptime: Ptime::Ms20,
-            active_speakers: ActiveSpeakers::Loudest(3),
-            max_participants: conf_size as u16,
-            timing: Default::default(),
-        };
-        let _ = commands.push(Command::Media(MediaCommand::AddConference(
-            Conference::new(spec).expect("conference"),
-        )));
+        let _ = commands.push(Command::Media(MediaCommand::AddConference(conference(
+            c, conf_size,
+        ))));
         for i in 0..conf_size {
             let n = c * conf_size + i;
-            let port = FIRST_PORT + n as u16;
-            let spec = ParticipantSpec {
-                conf: key,
-                key: PartKey(n as u32),
-                local_port: port,
-                remote: SocketAddrV4::new(GEN_IP, port),
-                codec: CodecKind::Pcmu,
-                telephone_event_pt: Some(101),
-                rtcp: false,
-                ssrc: 0x1000_0000 + n as u32,
-                settings: ParticipantSettings::default(),
-                liveness: Liveness::default(),
-            };
-            let p = Participant::new(spec, created, NtpClock::default()).expect("participant");
+            let p = participant(c, n, created);
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
-            templates.push((
-                phase,
-                template(port, 0x7000_0000 + n as u32, 2000 + 300 * (i as i16 % 20)),
-            ));
+            templates.push((phase, participant_frame(n, i)));
         }
         // Apply now, so the conference ticks at its own phase.
         step(&mut lp, created);
@@ -195,17 +218,22 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let mut work_ns_total = 0u128;
     let mut late_frames = 0u64;
     let mut hist_before = engine_counters.mix_latency.counts();
+    let media = |c: &EngineCounters| [c.frames_lost.get(), c.rtp_in.get(), c.rtp_out.get()];
+    let mut media_before = media(&engine_counters);
     let mut seq = 0u16;
     for window in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
         let mut window_ns = 0u128;
         for ms in 0..PTIME_MS {
             // The generator: every participant whose conference phase is now sends a frame.
             let io = lp.io_mut(0).expect("port");
+            // The loop drops the buffers it received (a DPDK mbuf goes back to its pool
+            // then; a memory buffer does not): top the pool up outside the measured time.
+            io.replenish(pool);
             for (_, t) in templates.iter_mut().filter(|(p, _)| *p == ms) {
                 t[44..46].copy_from_slice(&seq.to_be_bytes());
                 let ts = u32::from(seq) * 160;
                 t[46..50].copy_from_slice(&ts.to_be_bytes());
-                io.inject(t);
+                assert!(io.inject(t), "the generator's frame was not queued");
             }
             // CPU time of this thread: the work itself, not the time the OS gave the
             // (non-isolated) CPU to someone else.
@@ -229,6 +257,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         if window + 1 == WARMUP_WINDOWS {
             // Measure latency only after warm-up.
             hist_before = engine_counters.mix_latency.counts();
+            media_before = media(&engine_counters);
         }
     }
     let counts = engine_counters.mix_latency.counts();
@@ -238,6 +267,17 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         .map(|(a, b)| a - b)
         .collect();
     let work_ns = work_ns_total as f64;
+    let [concealed, rtp_in, rtp_out] = {
+        let (a, b) = (media(&engine_counters), media_before);
+        [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+    };
+    // The benchmark loses nothing: every frame must be received, played and mixed.
+    let expected = total as u64 * MEASURED_WINDOWS;
+    assert_eq!(
+        (concealed, rtp_in, rtp_out),
+        (0, expected, expected),
+        "{total} participants: frames concealed, received and sent in a lossless run"
+    );
     Trial {
         late_frames,
         busy_ratio: work_ns / (MEASURED_WINDOWS * PTIME_MS * 1_000_000) as f64,
@@ -281,6 +321,7 @@ fn ramp(tsc: &TscClock, conf_size: usize) {
         "capacity io=memory conf={conf_size} participants_per_core={per_core} late_frames={} busy_ratio={:.3} p99_mix_latency_us={}",
         lo_trial.late_frames, lo_trial.busy_ratio, lo_trial.p99_us
     );
+    stage_costs(tsc, conf_size, per_core);
 }
 
 /// What tutti's metrics say at one moment: ticks later than one ptime, latency bucket
@@ -313,10 +354,23 @@ fn snapshot(rig: &VirtioRig) -> Snapshot {
     }
 }
 
+/// What the generator did in one run.
+#[derive(Default)]
+struct GenReport {
+    sent: u64,
+    back: u64,
+    /// Frames not sent because the ring stayed full.
+    unsent: u64,
+    /// Frames not sent because the pool was empty.
+    no_mbuf: u64,
+    /// How late after its millisecond the generator got to its frames, at worst.
+    max_lag_us: u64,
+}
+
 /// Send every participant's frame once per 20 ms for `secs` seconds, spread over the
 /// milliseconds, and count the mixed frames that come back.
-fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> (u64, u64) {
-    let (mut sent, mut back) = (0u64, 0u64);
+fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) -> GenReport {
+    let mut r = GenReport::default();
     let mut tx = Vec::with_capacity(8 * BURST);
     let mut rx = Vec::with_capacity(BURST);
     let t0 = std::time::Instant::now();
@@ -324,34 +378,48 @@ fn generate(rig: &mut VirtioRig, templates: &mut [(u64, Vec<u8>)], secs: u64) ->
         let slot = k % PTIME_MS;
         let seq = (k / PTIME_MS) as u16;
         let target = t0 + Duration::from_millis(k);
+        // Drain what came back, then sleep to the millisecond (a spinning generator
+        // competes with tutti's control thread and every other task on its CPU, and the
+        // scheduler preempts it; a sleeper gets the CPU back when it wakes).
         loop {
             rig.queue.rx_burst(&mut rx, BURST);
-            back += rx.drain(..).count() as u64;
-            if std::time::Instant::now() >= target {
+            let n = rx.drain(..).count() as u64;
+            r.back += n;
+            if n < BURST as u64 {
                 break;
             }
         }
+        let now = std::time::Instant::now();
+        if target > now {
+            std::thread::sleep(target - now);
+        }
+        let lag = std::time::Instant::now().saturating_duration_since(target);
+        r.max_lag_us = r.max_lag_us.max(lag.as_micros() as u64);
         for (_, t) in templates.iter_mut().filter(|(p, _)| *p == slot) {
             t[44..46].copy_from_slice(&seq.to_be_bytes());
             t[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
             if tx.len() >= 4 * BURST {
-                break; // the ring stayed full: this frame is not sent (counted)
+                r.unsent += 1; // the ring stayed full: this frame is not sent
+                continue;
             }
-            if let Some(mut m) = rig.queue.alloc() {
-                if m.set_len(t.len()) {
-                    m.data_mut().copy_from_slice(t);
-                    tx.push(m);
+            match rig.queue.alloc() {
+                Some(mut m) => {
+                    if m.set_len(t.len()) {
+                        m.data_mut().copy_from_slice(t);
+                        tx.push(m);
+                    }
                 }
+                None => r.no_mbuf += 1,
             }
             if tx.len() >= BURST {
-                sent += rig.queue.tx_burst(&mut tx) as u64;
+                r.sent += rig.queue.tx_burst(&mut tx) as u64;
             }
         }
         // What the ring had no room for waits for the next millisecond, like a NIC queue.
-        sent += rig.queue.tx_burst(&mut tx) as u64;
+        r.sent += rig.queue.tx_burst(&mut tx) as u64;
     }
-    sent += rig.queue.tx_burst(&mut tx) as u64;
-    (sent, back)
+    r.sent += rig.queue.tx_burst(&mut tx) as u64;
+    r
 }
 
 fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
@@ -394,8 +462,28 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         // Warm up, then measure.
         generate(rig, &mut templates, 1);
         let before = snapshot(rig);
-        let (sent, back) = generate(rig, &mut templates, secs);
+        let pid = rig.tutti_pid();
+        let (dp0, ctl0, gen0) = (
+            Sched::of_threads(pid, "rte-worker"),
+            Sched::of_threads(pid, "tutti"),
+            Sched::own(),
+        );
+        let (missed0, nombuf0) = (
+            rig.tutti_xstat("rx_missed_errors"),
+            rig.tutti_xstat("rx_mbuf_allocation_errors"),
+        );
+        let (cpu0, cpu1) = (steal_idle_ms(0), steal_idle_ms(1));
+        let g = generate(rig, &mut templates, secs);
+        let steal = (steal_idle_ms(0).0 - cpu0.0, steal_idle_ms(1).0 - cpu1.0);
+        let (sent, back) = (g.sent, g.back);
         let after = snapshot(rig);
+        let (dp, ctl, gen) = (
+            Sched::of_threads(pid, "rte-worker").since(dp0),
+            Sched::of_threads(pid, "tutti").since(ctl0),
+            Sched::own().since(gen0),
+        );
+        let missed = rig.tutti_xstat("rx_missed_errors") - missed0;
+        let nombuf = rig.tutti_xstat("rx_mbuf_allocation_errors") - nombuf0;
         let n = templates.len();
         let late_frames = (after.late_ticks - before.late_ticks).max(0.0) as u64 * conf_size as u64;
         let busy = (after.busy_s - before.busy_s) / (after.run_s - before.run_s).max(1e-9);
@@ -408,7 +496,20 @@ fn virtio_ramp(rig: &mut VirtioRig, conf_size: usize) {
         let p99 = LatencyHistogram::quantile_us(&counts, 0.99).unwrap_or(0);
         let expected = (n as u64) * secs * 1000 / PTIME_MS;
         eprintln!(
-            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected}"
+            "capacity-step io=virtio conf={conf_size} participants={n} late_frames={late_frames} busy_ratio={busy:.3} p99_mix_latency_us={p99} frames_sent={sent} frames_back={back} frames_expected={expected} gen_unsent={} gen_no_mbuf={} gen_max_lag_us={} dataplane_involuntary_switches={} dataplane_on_cpu_ms={} dataplane_waiting_ms={} control_involuntary_switches={} control_on_cpu_ms={} generator_involuntary_switches={} generator_waiting_ms={} tutti_rx_missed={missed} tutti_rx_nombuf={nombuf} steal_ms_cpu0={} steal_ms_cpu1={} loadavg={:.2}",
+            g.unsent,
+            g.no_mbuf,
+            g.max_lag_us,
+            dp.involuntary,
+            dp.on_cpu_ms,
+            dp.waiting_ms,
+            ctl.involuntary,
+            ctl.on_cpu_ms,
+            gen.involuntary,
+            gen.waiting_ms,
+            steal.0,
+            steal.1,
+            loadavg()
         );
         // The dataplane thread here shares its vCPU with the VM's housekeeping threads
         // (tens of involuntary context switches a second, some lasting milliseconds), so
@@ -464,6 +565,20 @@ fn main() {
     let wants = |io: &str| only.is_empty() || only.iter().any(|a| a == io);
     let (eal, sock) = bench_eal("cap");
     let tsc = TscClock::new(&eal);
+    // `TUTTI_CAPACITY_TRIAL=<conf>:<participants>`: one memory trial (for a profiler).
+    let trial = std::env::var("TUTTI_CAPACITY_TRIAL").unwrap_or_default();
+    if let Some((conf, n)) = trial
+        .split_once(':')
+        .and_then(|(c, n)| Some((c.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+    {
+        let t = run_trial(&tsc, conf, n);
+        stage_costs(&tsc, conf, n);
+        println!(
+            "capacity-trial io=memory conf={conf} participants={n} late_frames={} busy_ratio={:.3}",
+            t.late_frames, t.busy_ratio
+        );
+        return;
+    }
     if wants("memory") {
         for conf_size in [3usize, 10, 100] {
             ramp(&tsc, conf_size);
@@ -482,4 +597,308 @@ fn main() {
     }
     drop(rig);
     drop(eal);
+}
+
+/// Where a bench [`Engine`] sends: the payload is written into one scratch buffer.
+struct Sink {
+    buf: Vec<u8>,
+}
+
+impl Transmit for Sink {
+    fn send(
+        &mut self,
+        _src_port: u16,
+        _dst: SocketAddrV4,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> bool {
+        fill(&mut self.buf[42..]) > 0
+    }
+}
+
+/// The thread CPU time `f` takes, in ns.
+fn cpu_ns(f: impl FnOnce()) -> u128 {
+    let t = ThreadTime::now();
+    f();
+    t.elapsed().as_nanos()
+}
+
+/// Stage costs for `n` participants in conferences of `conf_size`: each stage's real code
+/// run over every participant's frames for a tick at a time, in isolation, timed as this
+/// thread's CPU time, over the measured ticks; printed as ns per participant-frame.
+///
+/// - `rx`: rx burst and Ethernet/IPv4/UDP classification in the real poll loop (with no
+///   listener on the ports, so the frames stop there and are freed);
+/// - `dispatch`: [`Engine::handle_udp`] (RTP parse, port lookup, the stream's latching
+///   and sequence statistics) minus `jitter_insert`;
+/// - `jitter_insert`, `playout_decode`, `vad`, `dtmf`: a [`JitterBuffer`] (insert; poll),
+///   [`Vad`] and [`InbandDetector`] per participant, as the receive stream drives them;
+/// - `mix`: [`Mixer::set_input`] and [`Mixer::tick`] per conference minus `encode`, the
+///   kernel's G.711 encodes of as many own and shared mixes as the mixer made;
+/// - `packet_build`: the RTP header and payload ([`RtpSender::write_packet`]) and the
+///   UDP, IPv4 and Ethernet headers, as the poll loop writes them;
+/// - `tx`: a buffer from the pool per packet and the tx bursts;
+/// - `engine_tick`: the engine's whole tick ([`Engine::poll`], RTP payloads written to a
+///   scratch buffer), to compare with the sum of its stages.
+fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
+    use tutti_dataplane::mixer::{kernel::Kernel, Input, Mixer, MixerConfig, ParticipantConfig};
+    use tutti_dataplane::rtp_send::{RtpSender, RtpSenderConfig};
+    use tutti_dataplane::rx::inband::InbandDetector;
+    use tutti_dataplane::rx::jitter::{JitterBuffer, JitterConfig, MediaKind, MediaPacket};
+    use tutti_dataplane::rx::vad::{Vad, VadConfig, VadInput};
+
+    let confs = n / conf_size;
+    let n = confs * conf_size;
+    let start = Instant::from_nanos(1_000_000_000);
+    let mut frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| participant_frame(i, i % conf_size))
+        .collect();
+
+    // The real engine (dispatch, whole ticks) and a poll loop with no listeners (rx).
+    let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
+    let (ret_p, _retired) = rtrb::RingBuffer::new(confs + n + 16);
+    let mut engine = Engine::new(
+        0,
+        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        confs + 1,
+        ev_p,
+        ret_p,
+        Arc::new(EngineCounters::default()),
+    );
+    for c in 0..confs {
+        engine.apply(MediaCommand::AddConference(conference(c, conf_size)), start);
+        for n in c * conf_size..(c + 1) * conf_size {
+            engine.apply(
+                MediaCommand::AddParticipant(participant(c, n, start)),
+                start,
+            );
+        }
+    }
+    let (_commands, rx) = command_ring(16);
+    let (ev2, _events2) = rtrb::RingBuffer::new(16);
+    let (ret2, _retired2) = rtrb::RingBuffer::new(16);
+    let idle = Engine::new(
+        0,
+        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        1,
+        ev2,
+        ret2,
+        Arc::new(EngineCounters::default()),
+    );
+    let addr = PortAddr {
+        mac: OUR_MAC,
+        ip: OUR_IP,
+        prefix_len: 24,
+        gateway: None,
+    };
+    let pool = n + 1024;
+    let mut lp = PollLoop::new(
+        vec![(MemoryIo::new(pool, 256), addr)],
+        Arc::new(CoreCounters::default()),
+        rx,
+        0,
+        idle,
+        Handoff::none(),
+    );
+    let mut sink = Sink { buf: vec![0; 1514] };
+
+    // The components, one set per participant and a mixer per conference.
+    let mut jbs: Vec<JitterBuffer> = (0..n)
+        .map(|i| JitterBuffer::new(JitterConfig::default(), i as u64).expect("jitter buffer"))
+        .collect();
+    let mut vads: Vec<Vad> = (0..n).map(|_| Vad::new(VadConfig::default())).collect();
+    let mut dets: Vec<InbandDetector> = (0..n).map(|_| InbandDetector::new()).collect();
+    let mut pcm = vec![0i16; n * 160];
+    let mut mixers: Vec<(Mixer, Vec<tutti_dataplane::mixer::Slot>)> = (0..confs)
+        .map(|_| {
+            let mut m = Mixer::new(MixerConfig {
+                capacity: conf_size,
+                active_speakers: ActiveSpeakers::Loudest(3),
+                ..MixerConfig::default()
+            })
+            .expect("mixer");
+            let slots = (0..conf_size)
+                .map(|_| {
+                    m.add_participant(ParticipantConfig::new(CodecKind::Pcmu))
+                        .expect("slot")
+                })
+                .collect();
+            (m, slots)
+        })
+        .collect();
+    let mut senders: Vec<RtpSender> = (0..n)
+        .map(|i| {
+            RtpSender::new(RtpSenderConfig {
+                ssrc: i as u32,
+                payload_type: 0,
+                initial_sequence: 1,
+                initial_timestamp: 0,
+            })
+        })
+        .collect();
+    let mut packets = vec![0u8; n * 256];
+    let kernel = Kernel::best();
+    let (mut sum, mut encoded) = (vec![0i32; 160], vec![0u8; 320]);
+    let mut tx: Vec<MemBuf> = Vec::with_capacity(BURST);
+
+    // ns totals: rx, handle_udp, engine tick, insert, playout, vad, dtmf, mix+encode, encode, build, tx.
+    let mut t = [0u128; 11];
+    let clock = StepClock {
+        virtual_now: start,
+        tsc,
+        step_start: tsc.cycles(),
+    };
+    for k in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
+        let mut s = [0u128; 11];
+        let seq = k as u16;
+        let arrival = start + Duration::from_millis(20 * k + 19);
+        let tick = start + Duration::from_millis(20 * (k + 1));
+        for f in frames.iter_mut() {
+            f[44..46].copy_from_slice(&seq.to_be_bytes());
+            f[46..50].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        }
+        let io = lp.io_mut(0).expect("port");
+        io.replenish(pool);
+        for f in &frames {
+            assert!(io.inject(f), "frame queued");
+        }
+        s[0] = cpu_ns(|| while lp.run_once(arrival, &clock) {});
+        s[1] = cpu_ns(|| {
+            for (i, f) in frames.iter().enumerate() {
+                let src = SocketAddrV4::new(GEN_IP, FIRST_PORT + i as u16);
+                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &f[42..]);
+            }
+        });
+        s[2] = cpu_ns(|| {
+            while engine.poll_timeout().is_some_and(|d| d <= tick) {
+                engine.poll(tick, &mut sink, &|| tick);
+            }
+        });
+        while events.pop().is_ok() {}
+        s[3] = cpu_ns(|| {
+            for (jb, f) in jbs.iter_mut().zip(&frames) {
+                let pkt = MediaPacket {
+                    ext_seq: 65_536 + k,
+                    timestamp: u32::from(seq) * 160,
+                    kind: MediaKind::Audio(CodecKind::Pcmu),
+                    payload: &f[54..],
+                    audio_level: None,
+                };
+                jb.insert(arrival, pkt);
+            }
+        });
+        s[4] = cpu_ns(|| {
+            for (jb, out) in jbs.iter_mut().zip(pcm.chunks_exact_mut(160)) {
+                jb.poll(tick, out);
+            }
+        });
+        s[5] = cpu_ns(|| {
+            for (vad, frame) in vads.iter_mut().zip(pcm.chunks_exact(160)) {
+                vad.on_frame(
+                    tick,
+                    VadInput::Audio {
+                        pcm: frame,
+                        level: None,
+                    },
+                    &mut |_| {},
+                );
+            }
+        });
+        s[6] = cpu_ns(|| {
+            for (det, frame) in dets.iter_mut().zip(pcm.chunks_exact(160)) {
+                det.push(tick, frame, &mut |_| {});
+            }
+        });
+        let before: Vec<(u64, u64)> = mixers
+            .iter()
+            .map(|(m, _)| (m.stats().own_encodes, m.stats().shared_encodes))
+            .collect();
+        s[7] = cpu_ns(|| {
+            for (c, (m, slots)) in mixers.iter_mut().enumerate() {
+                for (j, &slot) in slots.iter().enumerate() {
+                    let i = c * conf_size + j;
+                    let _ = m.set_input(slot, Input::Pcm(&pcm[i * 160..(i + 1) * 160]));
+                }
+                m.tick(tick);
+            }
+        });
+        // The same number of encodes, of the same kind, on a real sum.
+        for (c, ((m, _), (own0, shared0))) in mixers.iter().zip(&before).enumerate() {
+            let (own, shared) = (
+                m.stats().own_encodes - own0,
+                m.stats().shared_encodes - shared0,
+            );
+            sum.fill(0);
+            for j in 0..conf_size.min(3) {
+                let i = c * conf_size + j;
+                kernel.accumulate(&mut sum, &pcm[i * 160..(i + 1) * 160]);
+            }
+            let own_pcm = &pcm[c * conf_size * 160..(c * conf_size + 1) * 160];
+            s[8] += cpu_ns(|| {
+                for _ in 0..own {
+                    kernel.encode_minus(CodecKind::Pcmu, &sum, own_pcm, &mut encoded);
+                }
+                for _ in 0..shared {
+                    kernel.encode_sum(CodecKind::Pcmu, &sum, &mut encoded);
+                }
+            });
+        }
+        s[9] = cpu_ns(|| {
+            for (c, (m, slots)) in mixers.iter().enumerate() {
+                for (j, &slot) in slots.iter().enumerate() {
+                    let i = c * conf_size + j;
+                    let Some(out) = m.output(slot) else { continue };
+                    let pkt = &mut packets[i * 256..(i + 1) * 256];
+                    let len = senders[i]
+                        .write_packet(&mut pkt[42..], out.payload, 160, out.voiced)
+                        .unwrap_or(0);
+                    let port = FIRST_PORT + i as u16;
+                    udp::write_header(&mut pkt[34..42 + len], OUR_IP, GEN_IP, port, port);
+                    ipv4::write_header(
+                        &mut pkt[14..],
+                        OUR_IP,
+                        GEN_IP,
+                        ipv4::PROTO_UDP,
+                        8 + len,
+                        seq,
+                    );
+                    eth::EthHeader {
+                        dst: GEN_MAC,
+                        src: OUR_MAC,
+                        ethertype: eth::ETHERTYPE_IPV4,
+                    }
+                    .write(pkt);
+                }
+            }
+        });
+        let io = lp.io_mut(0).expect("port");
+        io.replenish(pool);
+        for _ in 0..n.div_ceil(BURST) {
+            s[10] += cpu_ns(|| {
+                while tx.len() < BURST {
+                    let Some(b) = io.alloc() else { break };
+                    tx.push(b);
+                }
+                io.tx_burst(&mut tx);
+            });
+            while let Some(b) = io.tx.pop_front() {
+                io.recycle(b);
+            }
+        }
+        if k >= WARMUP_WINDOWS {
+            for (a, b) in t.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+    }
+    let per = |ns: u128| ns as f64 / (n as u64 * MEASURED_WINDOWS) as f64;
+    let dispatch = t[1].saturating_sub(t[3]);
+    let mix = t[7].saturating_sub(t[8]);
+    let stages = [
+        t[0], dispatch, t[3], t[4], t[5], t[6], mix, t[8], t[9], t[10],
+    ];
+    println!(
+        "stages io=memory conf={conf_size} participants={n} ns_per_participant_frame: rx={:.0} dispatch={:.0} jitter_insert={:.0} playout_decode={:.0} vad={:.0} dtmf={:.0} mix={:.0} encode={:.0} packet_build={:.0} tx={:.0} sum={:.0} (engine_tick={:.0})",
+        per(t[0]), per(dispatch), per(t[3]), per(t[4]), per(t[5]), per(t[6]), per(mix), per(t[8]), per(t[9]), per(t[10]),
+        per(stages.iter().sum()), per(t[2]),
+    );
 }

@@ -135,6 +135,29 @@ impl VirtioRig {
         ))
     }
 
+    /// tutti's process id.
+    pub fn tutti_pid(&self) -> u32 {
+        self.tutti.id()
+    }
+
+    /// The extended statistics of the bench's vhost port (tutti's peer).
+    pub fn vhost_xstats(&self) -> Vec<(String, u64)> {
+        self.port.xstats()
+    }
+
+    /// One extended statistic of tutti's port from its `/v1/status` (0 if absent).
+    pub fn tutti_xstat(&self, name: &str) -> u64 {
+        let Some((_, body)) = self.http("GET", "/v1/status", None) else {
+            return 0;
+        };
+        let key = format!("\"{name}\":");
+        body.split(&key)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The current /metrics text.
     pub fn metrics(&self) -> String {
         self.http("GET", "/metrics", None)
@@ -158,6 +181,96 @@ impl Drop for VirtioRig {
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.sock);
     }
+}
+
+/// How the scheduler treated some threads so far: involuntary context switches, ms on a
+/// CPU, and ms runnable but waiting for one (from /proc: status and schedstat).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sched {
+    pub involuntary: u64,
+    pub on_cpu_ms: u64,
+    pub waiting_ms: u64,
+}
+
+impl Sched {
+    fn of_task(dir: &std::path::Path) -> Sched {
+        let involuntary = std::fs::read_to_string(dir.join("status"))
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        let ns: Vec<u64> = std::fs::read_to_string(dir.join("schedstat"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Sched {
+            involuntary,
+            on_cpu_ms: ns.first().copied().unwrap_or(0) / 1_000_000,
+            waiting_ms: ns.get(1).copied().unwrap_or(0) / 1_000_000,
+        }
+    }
+
+    /// The threads of process `pid` whose name starts with `prefix`, summed.
+    pub fn of_threads(pid: u32, prefix: &str) -> Sched {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Sched::default();
+        };
+        tasks
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+            })
+            .map(|t| Sched::of_task(&t.path()))
+            .fold(Sched::default(), |a, b| Sched {
+                involuntary: a.involuntary + b.involuntary,
+                on_cpu_ms: a.on_cpu_ms + b.on_cpu_ms,
+                waiting_ms: a.waiting_ms + b.waiting_ms,
+            })
+    }
+
+    /// The calling thread.
+    pub fn own() -> Sched {
+        Sched::of_task(std::path::Path::new("/proc/thread-self"))
+    }
+
+    /// What happened since `before`.
+    pub fn since(self, before: Sched) -> Sched {
+        Sched {
+            involuntary: self.involuntary.saturating_sub(before.involuntary),
+            on_cpu_ms: self.on_cpu_ms.saturating_sub(before.on_cpu_ms),
+            waiting_ms: self.waiting_ms.saturating_sub(before.waiting_ms),
+        }
+    }
+}
+
+/// Time the hypervisor ran something else while CPU `cpu` had work (steal), and the
+/// CPU's idle time, in ms so far, from /proc/stat.
+pub fn steal_idle_ms(cpu: usize) -> (u64, u64) {
+    let tick_ms = 10; // USER_HZ is 100 on Linux
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|st| {
+            let line = st.lines().find(|l| l.starts_with(&format!("cpu{cpu} ")))?;
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            Some((f.get(7)? * tick_ms, f.get(3)? * tick_ms))
+        })
+        .unwrap_or((0, 0))
+}
+
+/// The 1-minute load average of the machine.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The value of one sample in Prometheus text (0 if absent).

@@ -1,7 +1,9 @@
 //! Jitter buffer with loss concealment and comfort noise, adaptive ([`Playout::Adaptive`],
 //! the default) or keyed to timestamps ([`Playout::Timeline`]).
 //!
-//! Packets are stored by extended sequence number in fixed slots allocated at creation.
+//! Packets are stored in fixed slots allocated at creation, each in the lowest free slot
+//! (when every slot is taken, the oldest packet makes room, or the new one is dropped if
+//! it is older still); a bitmask of the slots in use keeps every lookup to those.
 //! Playout is a cursor (`play_ts`, in unwrapped RTP timestamp units) that advances by
 //! exactly the number of samples the caller asks for per tick, except when the buffer
 //! deliberately *stalls* (does not advance: inserts concealment or comfort noise, i.e.
@@ -30,6 +32,7 @@ use core::time::Duration;
 
 use crate::clock::Instant;
 use crate::codec::{g711, l16, CodecKind};
+use crate::mixer::kernel::Kernel;
 
 use super::cn::{ComfortNoise, Sid};
 use super::plc::Concealer;
@@ -233,6 +236,9 @@ const EMPTY_WINDOW: TransitWindow = TransitWindow {
 pub struct JitterBuffer {
     config: JitterConfig,
     slots: Box<[Slot]>,
+    /// One bit per slot in use (`Slot::used`), so lookups visit only those.
+    occupied: Box<[u64]>,
+    kernel: Kernel,
     data: Box<[u8]>,
     seen_top: Option<u64>,
     seen: u128,
@@ -248,6 +254,14 @@ pub struct JitterBuffer {
     concealer: Concealer,
     noise: ComfortNoise,
     counters: JitterCounters,
+}
+
+/// `nanos` nanoseconds in samples at `rate` Hz, rounded down: exactly
+/// `nanos * rate / 10^9`, in 64-bit arithmetic (whole seconds and the rest apart).
+pub(crate) fn samples_in(nanos: u64, rate: u32) -> u64 {
+    const NS: u64 = 1_000_000_000;
+    let r = u64::from(rate);
+    (nanos / NS).saturating_mul(r) + nanos % NS * r / NS
 }
 
 fn bytes_per_sample(codec: CodecKind) -> usize {
@@ -294,6 +308,8 @@ impl JitterBuffer {
         let fade = Self::duration_samples(config.clock_rate, config.conceal_fade);
         Ok(JitterBuffer {
             slots: vec![EMPTY_SLOT; config.capacity].into_boxed_slice(),
+            occupied: vec![0; config.capacity.div_ceil(64)].into_boxed_slice(),
+            kernel: Kernel::best(),
             data: vec![0; config.capacity * config.max_payload].into_boxed_slice(),
             seen_top: None,
             seen: 0,
@@ -314,14 +330,12 @@ impl JitterBuffer {
     }
 
     fn duration_samples(rate: u32, d: Duration) -> i64 {
-        i64::try_from(d.as_nanos() * u128::from(rate) / 1_000_000_000).unwrap_or(i64::MAX)
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        i64::try_from(samples_in(nanos, rate)).unwrap_or(i64::MAX)
     }
 
     fn now_samples(&self, now: Instant) -> i64 {
-        i64::try_from(
-            u128::from(now.as_nanos()) * u128::from(self.config.clock_rate) / 1_000_000_000,
-        )
-        .unwrap_or(i64::MAX)
+        i64::try_from(samples_in(now.as_nanos(), self.config.clock_rate)).unwrap_or(i64::MAX)
     }
 
     fn samples_duration(&self, samples: i64) -> Duration {
@@ -364,6 +378,7 @@ impl JitterBuffer {
     /// at moved, e.g. a [`Playout::Timeline`] caller re-anchored its timeline.
     pub fn restart_timeline(&mut self) {
         self.slots.fill(EMPTY_SLOT);
+        self.occupied.fill(0);
         self.ts_ref = None;
         self.resync_timing();
     }
@@ -491,17 +506,30 @@ impl JitterBuffer {
             }
         }
 
-        let cap = self.slots.len();
-        let idx = usize::try_from(pkt.ext_seq % cap as u64).unwrap_or(0);
+        // The lowest free slot (the one freed last is still in the cache), or, when all
+        // are taken, the oldest packet's, unless this one is older still.
+        let idx = match self.free_slot() {
+            Some(i) => i,
+            None => {
+                let oldest = self
+                    .used_slots()
+                    .min_by_key(|(_, s)| (s.ts, s.ext_seq))
+                    .map(|(i, s)| (i, s.ts, s.ext_seq));
+                let Some((i, old_ts, old_seq)) = oldest else {
+                    return Insert::Overflow;
+                };
+                self.counters.overflow += 1;
+                if old_ts > ts || (old_ts == ts && old_seq > pkt.ext_seq) {
+                    return Insert::Overflow;
+                }
+                i
+            }
+        };
         let Some(slot) = self.slots.get_mut(idx) else {
             return Insert::Overflow;
         };
-        if slot.used {
-            if slot.ts > ts || (slot.ts == ts && slot.ext_seq > pkt.ext_seq) {
-                self.counters.overflow += 1;
-                return Insert::Overflow;
-            }
-            self.counters.overflow += 1;
+        if let Some(w) = self.occupied.get_mut(idx / 64) {
+            *w |= 1u64 << (idx % 64);
         }
         *slot = Slot {
             used: true,
@@ -552,24 +580,56 @@ impl JitterBuffer {
     }
 
     fn earliest(&self, audio_only: bool) -> Option<i64> {
-        self.slots
-            .iter()
-            .filter(|s| s.used && (!audio_only || s.samples > 0))
-            .map(|s| s.ts)
+        self.used_slots()
+            .filter(|(_, s)| !audio_only || s.samples > 0)
+            .map(|(_, s)| s.ts)
             .min()
     }
 
     /// The stored audio packet whose samples include timestamp `t`.
     fn covering(&self, t: i64) -> Option<(usize, CodecKind)> {
-        self.slots
+        self.used_slots().find_map(|(i, s)| match s.kind {
+            MediaKind::Audio(codec) if s.ts <= t && t < s.ts + s.samples => Some((i, codec)),
+            _ => None,
+        })
+    }
+
+    /// The indices of the slots in use, in index order.
+    fn in_use(&self) -> impl Iterator<Item = usize> + '_ {
+        self.occupied.iter().enumerate().flat_map(|(w, &word)| {
+            let mut bits = word;
+            core::iter::from_fn(move || {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits.checked_sub(1)?;
+                Some(w * 64 + b)
+            })
+        })
+    }
+
+    /// The slots in use, in index order.
+    fn used_slots(&self) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+        self.in_use().filter_map(|i| Some((i, self.slots.get(i)?)))
+    }
+
+    /// The lowest slot not in use.
+    fn free_slot(&self) -> Option<usize> {
+        let (w, word) = self
+            .occupied
             .iter()
             .enumerate()
-            .find_map(|(i, s)| match s.kind {
-                MediaKind::Audio(codec) if s.used && s.ts <= t && t < s.ts + s.samples => {
-                    Some((i, codec))
-                }
-                _ => None,
-            })
+            .find(|(_, &word)| word != u64::MAX)?;
+        let idx = w * 64 + (!word).trailing_zeros() as usize;
+        (idx < self.slots.len()).then_some(idx)
+    }
+
+    /// Mark slot `idx` free.
+    fn release(&mut self, idx: usize) {
+        if let Some(s) = self.slots.get_mut(idx) {
+            s.used = false;
+        }
+        if let Some(w) = self.occupied.get_mut(idx / 64) {
+            *w &= !(1u64 << (idx % 64));
+        }
     }
 
     fn payload(&self, idx: usize) -> &[u8] {
@@ -581,9 +641,8 @@ impl JitterBuffer {
     /// Whether a gap at the cursor would be inaudible (so the delay can change freely).
     fn silent_here(&self, play: i64, n: i64) -> bool {
         let speech_pending = self
-            .slots
-            .iter()
-            .any(|s| s.used && s.samples > 0 && s.ts < play + n);
+            .used_slots()
+            .any(|(_, s)| s.samples > 0 && s.ts < play + n);
         !speech_pending && (self.mode != Mode::Speech || self.concealer.faded())
     }
 
@@ -725,13 +784,11 @@ impl JitterBuffer {
                         .get(off + from * bps..off + (from + k) * bps)
                         .unwrap_or(&[]);
                     let dst = &mut out[pos..pos + k];
-                    decode(codec, bytes, dst);
+                    self.kernel.decode(codec, bytes, dst);
                     self.concealer.push_good(dst);
                     self.mode = Mode::Speech;
                     if k == remaining {
-                        if let Some(s) = self.slots.get_mut(idx) {
-                            s.used = false;
-                        }
+                        self.release(idx);
                     }
                     info.first_seq.get_or_insert(slot.ext_seq);
                     info.last_seq = Some(slot.ext_seq);
@@ -742,10 +799,9 @@ impl JitterBuffer {
                 }
                 None => {
                     let next = self
-                        .slots
-                        .iter()
-                        .filter(|s| s.used && s.ts > t)
-                        .map(|s| s.ts)
+                        .used_slots()
+                        .filter(|(_, s)| s.ts > t)
+                        .map(|(_, s)| s.ts)
                         .min();
                     let k = next.map_or(n - pos, |nt| {
                         usize::try_from(nt - t).unwrap_or(0).clamp(1, n - pos)
@@ -760,31 +816,32 @@ impl JitterBuffer {
     /// Discard audio that ends before `t` and apply comfort-noise frames due by `t`.
     fn retire_before(&mut self, t: i64) {
         let mut sid: Option<(i64, usize)> = None;
-        for i in 0..self.slots.len() {
-            let Some(s) = self.slots.get(i).copied() else {
-                continue;
-            };
-            if !s.used || s.ts > t {
-                continue;
-            }
-            match s.kind {
-                MediaKind::Audio(_) if s.ts + s.samples <= t => {
-                    self.counters.skipped_packets += 1;
-                    if let Some(slot) = self.slots.get_mut(i) {
-                        slot.used = false;
-                    }
+        for w in 0..self.occupied.len() {
+            let mut bits = self.occupied.get(w).copied().unwrap_or(0);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(s) = self.slots.get(i).copied() else {
+                    continue;
+                };
+                if !s.used || s.ts > t {
+                    continue;
                 }
-                MediaKind::Audio(_) => {}
-                MediaKind::ComfortNoise => {
-                    if !matches!(sid, Some((ts, _)) if s.ts < ts) {
-                        if let Some((_, old)) = sid {
-                            if let Some(slot) = self.slots.get_mut(old) {
-                                slot.used = false;
+                match s.kind {
+                    MediaKind::Audio(_) if s.ts + s.samples <= t => {
+                        self.counters.skipped_packets += 1;
+                        self.release(i);
+                    }
+                    MediaKind::Audio(_) => {}
+                    MediaKind::ComfortNoise => {
+                        if !matches!(sid, Some((ts, _)) if s.ts < ts) {
+                            if let Some((_, old)) = sid {
+                                self.release(old);
                             }
+                            sid = Some((s.ts, i));
+                        } else {
+                            self.release(i);
                         }
-                        sid = Some((s.ts, i));
-                    } else if let Some(slot) = self.slots.get_mut(i) {
-                        slot.used = false;
                     }
                 }
             }
@@ -795,9 +852,7 @@ impl JitterBuffer {
                 self.mode = Mode::Noise;
                 self.concealer.reset();
             }
-            if let Some(slot) = self.slots.get_mut(idx) {
-                slot.used = false;
-            }
+            self.release(idx);
         }
     }
 }

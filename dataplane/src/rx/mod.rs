@@ -33,6 +33,19 @@ pub mod vad;
 pub mod wav;
 
 pub use event::{Digit, DigitEvent, DigitSource, Event};
+
+/// Write `samples` (at most `ring.len()` of them) into `ring` from index `head` on,
+/// wrapping; returns the index after the last one written.
+pub(crate) fn ring_write(ring: &mut [i16], head: usize, samples: &[i16]) -> usize {
+    let len = ring.len();
+    let n = samples.len().min(len);
+    let head = head % len.max(1);
+    let first = n.min(len - head);
+    let (a, b) = samples[..n].split_at(first);
+    ring[head..head + first].copy_from_slice(a);
+    ring[..b.len()].copy_from_slice(b);
+    (head + n) % len.max(1)
+}
 pub use prompt::{PlayMode, PromptError, PromptId, PromptLibrary, PromptPlayer};
 pub use stream::{
     DropReason, PayloadTypes, ReceiveConfig, ReceiveStream, RtcpDropReason, RtpIn, SidStatus,

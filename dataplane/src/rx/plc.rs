@@ -13,7 +13,10 @@ const WINDOW: usize = 160;
 /// Concealment state for one stream.
 #[derive(Clone, Debug)]
 pub struct Concealer {
+    /// The newest [`HISTORY`] samples, a ring whose oldest sample is at `head` (made
+    /// linear, oldest first, when a loss burst begins).
     history: [i16; HISTORY],
+    head: usize,
     /// How many of the newest history samples are real audio.
     filled: usize,
     /// Samples concealed so far in the current loss burst, if in one.
@@ -27,6 +30,7 @@ impl Concealer {
     pub fn new(fade_samples: usize) -> Self {
         Concealer {
             history: [0; HISTORY],
+            head: 0,
             filled: 0,
             position: None,
             lag: MAX_LAG,
@@ -39,8 +43,7 @@ impl Concealer {
         self.position = None;
         let n = pcm.len().min(HISTORY);
         let tail = pcm.get(pcm.len() - n..).unwrap_or(&[]);
-        self.history.copy_within(n.., 0);
-        self.history[HISTORY - n..].copy_from_slice(tail);
+        self.head = super::ring_write(&mut self.history, self.head, tail);
         self.filled = (self.filled + n).min(HISTORY);
     }
 
@@ -64,6 +67,8 @@ impl Concealer {
         let pos = match self.position {
             Some(p) => p,
             None => {
+                self.history.rotate_left(self.head);
+                self.head = 0;
                 self.lag = self.find_lag();
                 0
             }

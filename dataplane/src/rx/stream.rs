@@ -375,8 +375,7 @@ impl ReceiveStream {
     }
 
     fn jitter_arrival(&self, now: Instant) -> u32 {
-        (u128::from(now.as_nanos()) * u128::from(self.config.jitter.clock_rate) / 1_000_000_000)
-            as u32
+        super::jitter::samples_in(now.as_nanos(), self.config.jitter.clock_rate) as u32
     }
 
     /// How the stream is played out (see [`Playout`]).
