@@ -5,12 +5,15 @@
 //! every piece can be driven in virtual time by tests and benchmarks. The DPDK backend
 //! lives in the `tutti-dpdk` crate and implements the [`io`] traits.
 
+#![deny(unsafe_code)]
+
 pub mod clock;
 pub mod codec;
 pub mod conference;
 pub mod io;
 pub mod mixer;
 pub mod neigh;
+pub mod net;
 pub mod poll;
 pub mod relay;
 pub mod rtp_send;

@@ -78,6 +78,48 @@ impl DropReason {
     }
 }
 
+/// Why a frame on the exception path (to or from the kernel) was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ExceptionDrop {
+    /// Over the per-core punt rate (token bucket).
+    Rate = 0,
+    /// The per-core punt queue was full.
+    QueueFull,
+    /// The exception port's tx queue refused the frame.
+    ExceptionTxFull,
+    /// No buffer for the copy of an ARP packet the kernel also gets.
+    PoolExhausted,
+    /// The kernel's ARP reply for the port's address: the dataplane already answered.
+    ArpDuplicate,
+    /// A frame from the kernel that the NIC's tx queue had no room for.
+    NicTxFull,
+}
+
+impl ExceptionDrop {
+    /// Every reason, in counter order.
+    pub const ALL: [ExceptionDrop; 6] = [
+        ExceptionDrop::Rate,
+        ExceptionDrop::QueueFull,
+        ExceptionDrop::ExceptionTxFull,
+        ExceptionDrop::PoolExhausted,
+        ExceptionDrop::ArpDuplicate,
+        ExceptionDrop::NicTxFull,
+    ];
+
+    /// The label value used in metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExceptionDrop::Rate => "rate",
+            ExceptionDrop::QueueFull => "queue_full",
+            ExceptionDrop::ExceptionTxFull => "exception_tx_full",
+            ExceptionDrop::PoolExhausted => "pool_exhausted",
+            ExceptionDrop::ArpDuplicate => "arp_duplicate",
+            ExceptionDrop::NicTxFull => "nic_tx_full",
+        }
+    }
+}
+
 /// A counter with a single writer: increments are a relaxed load and store, which the
 /// compiler turns into a plain add on x86. Readers on other cores see a recent value.
 #[derive(Debug, Default)]
@@ -182,7 +224,12 @@ pub struct CoreCounters {
     /// Packets handed to another core / taken from another core.
     pub handoff_out: Counter,
     pub handoff_in: Counter,
+    /// Frames sent to the kernel through the exception port.
+    pub exception_punted: Counter,
+    /// Frames from the kernel sent out of the NIC.
+    pub exception_injected: Counter,
     drops: [Counter; DropReason::ALL.len()],
+    exception_drops: [Counter; ExceptionDrop::ALL.len()],
 }
 
 impl CoreCounters {
@@ -195,6 +242,17 @@ impl CoreCounters {
     /// Packets dropped for `reason` so far.
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].get()
+    }
+
+    /// Count one frame dropped on the exception path.
+    #[inline]
+    pub fn drop_exception(&self, reason: ExceptionDrop) {
+        self.exception_drops[reason as usize].inc();
+    }
+
+    /// Exception-path frames dropped for `reason` so far.
+    pub fn exception_drops(&self, reason: ExceptionDrop) -> u64 {
+        self.exception_drops[reason as usize].get()
     }
 
     /// Packets dropped for any reason so far.
@@ -229,6 +287,11 @@ mod tests {
             assert_eq!(c.drops(*r), i as u64 + 1, "{}", r.as_str());
         }
         assert_eq!(c.drops_total(), (1..=14).sum::<u64>());
+        for (i, r) in ExceptionDrop::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            c.drop_exception(*r);
+            assert_eq!(c.exception_drops(*r), 1, "{}", r.as_str());
+        }
         assert_eq!(core::mem::align_of::<CoreCounters>(), 64);
     }
 

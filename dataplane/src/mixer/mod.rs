@@ -21,6 +21,9 @@
 //! [`Mixer::tick`], then [`Mixer::output`] for each participant.
 
 pub mod gain;
+// The SIMD kernels are the one place in this crate allowed `unsafe` (intrinsics behind
+// run-time feature detection, each block with its `// SAFETY:` note).
+#[allow(unsafe_code)]
 pub mod kernel;
 
 use core::time::Duration;
