@@ -1,0 +1,741 @@
+//! The user agent (UAS side): every request in, its answer out. Decisions about who may
+//! call, what an offer negotiates to and what a dialog does to the conference are the
+//! control core's ([`tutti_control_core::sip`]); this module speaks SIP around them:
+//! parse (rsipstack), check, answer, keep the dialogs, absorb retransmissions, resend
+//! a 2xx over UDP until its ACK, and send BYE when a participant is deleted elsewhere
+//! (API, orphan reclamation, conference deletion).
+
+use super::{SipConfig, SipMetrics, Transport};
+use crate::events::Delivery;
+use crate::ControlState;
+use futures_util::StreamExt;
+use rsipstack::sip::{HeadersExt, Method, Request, SipMessage};
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tutti_control_core::sip::sdp::{self, SdpError};
+use tutti_control_core::sip::{conference_of, Admission, CallInfo, Policy, Refusal};
+use tutti_dataplane::clock::Instant;
+
+/// What we allow, accept and support (OPTIONS, 405).
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+/// RFC 3261 T1 and T2 (2xx retransmission over UDP), and the 64*T1 wait for an ACK.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+const ACK_WAIT: Duration = Duration::from_secs(32);
+/// Answers kept for retransmitted requests at most, and for how long.
+const ANSWERS_KEPT: usize = 16_384;
+const ANSWER_TTL: Duration = Duration::from_secs(32);
+
+/// Where a message came from, and how to answer it.
+#[derive(Clone, Debug)]
+pub enum Peer {
+    /// A datagram source on one of our UDP sockets.
+    Udp {
+        socket: Arc<UdpSocket>,
+        addr: SocketAddr,
+    },
+    /// A TCP connection (its writer task takes whole messages).
+    Tcp {
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+        addr: SocketAddr,
+        local: SocketAddr,
+    },
+}
+
+impl Peer {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Peer::Udp { addr, .. } | Peer::Tcp { addr, .. } => *addr,
+        }
+    }
+
+    fn local(&self) -> Option<SocketAddr> {
+        match self {
+            Peer::Udp { socket, .. } => socket.local_addr().ok(),
+            Peer::Tcp { local, .. } => Some(*local),
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        match self {
+            Peer::Udp { .. } => Transport::Udp,
+            Peer::Tcp { .. } => Transport::Tcp,
+        }
+    }
+
+    /// Send one message; a full socket buffer or a closed connection loses it (SIP
+    /// retransmits over UDP; a TCP peer that went away has no dialog to answer).
+    fn send(&self, bytes: Vec<u8>) {
+        let sent = match self {
+            Peer::Udp { socket, addr } => socket.try_send_to(&bytes, *addr).is_ok(),
+            Peer::Tcp { tx, .. } => tx.send(bytes).is_ok(),
+        };
+        if !sent {
+            tracing::debug!(peer = %self.addr(), "SIP message not sent");
+        }
+    }
+}
+
+/// One dialog.
+#[derive(Debug)]
+struct Call {
+    conf: String,
+    pid: String,
+    info: CallInfo,
+    /// Our tag (To of the INVITE).
+    local_tag: String,
+    /// The From and To header values of the INVITE, To with our tag.
+    from: String,
+    to: String,
+    /// Where in-dialog requests go (the caller's Contact).
+    target: String,
+    peer: Peer,
+    acked: Arc<AtomicBool>,
+    /// Our SDP's session id and version (a re-INVITE answer bumps it).
+    sdp: (u64, u64),
+    local_media: SocketAddrV4,
+    /// Our next CSeq for requests we send in the dialog.
+    cseq: u32,
+}
+
+/// A request as retransmissions repeat it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct TxKey {
+    call_id: String,
+    cseq: u32,
+    method: String,
+    branch: String,
+}
+
+#[derive(Debug)]
+struct Inner {
+    admission: Admission,
+    calls: HashMap<String, Call>,
+    by_participant: HashMap<(String, String), String>,
+    answers: HashMap<TxKey, (Instant, Vec<u8>)>,
+    next_tag: u64,
+}
+
+/// The user agent.
+pub struct Ua {
+    state: ControlState,
+    cfg: SipConfig,
+    metrics: Arc<SipMetrics>,
+    inner: Mutex<Inner>,
+}
+
+/// The request's headers we answer with, and what we need of them.
+struct Parts<'a> {
+    req: &'a Request,
+    call_id: String,
+    cseq: u32,
+    to_tag: Option<String>,
+    branch: String,
+}
+
+fn header_line(h: &impl std::fmt::Display) -> String {
+    h.to_string()
+}
+
+/// The URI inside a name-addr (`"A" <sip:a@h>;tag=x` → `sip:a@h`).
+fn uri_of(value: &str) -> String {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
+        _ => value.split(';').next().unwrap_or("").trim().to_string(),
+    }
+}
+
+impl Ua {
+    /// A user agent for `state`'s control core with settings `cfg`; its counters go
+    /// to `metrics` (the same as `state.sip`).
+    pub fn new(state: ControlState, cfg: SipConfig, metrics: Arc<SipMetrics>) -> Arc<Ua> {
+        let admission = Admission::new(Policy {
+            trusted: cfg.trusted.clone(),
+            max_calls: cfg.max_calls,
+            invite_rate: cfg.invite_rate,
+            auto_create: cfg.auto_create,
+        });
+        let seed = state.clock.now().saturating_since(Instant::ZERO).as_nanos() as u64;
+        Arc::new(Ua {
+            state,
+            cfg,
+            metrics,
+            inner: Mutex::new(Inner {
+                admission,
+                calls: HashMap::new(),
+                by_participant: HashMap::new(),
+                answers: HashMap::new(),
+                next_tag: seed | 1,
+            }),
+        })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls up now.
+    pub fn calls(&self) -> usize {
+        self.inner().calls.len()
+    }
+
+    /// Handle one message from `peer`.
+    pub fn handle(self: &Arc<Self>, raw: &[u8], peer: &Peer) {
+        let msg = match SipMessage::try_from(raw) {
+            Ok(m) => m,
+            Err(e) => return self.malformed(raw, &e.to_string(), peer),
+        };
+        let req = match msg {
+            SipMessage::Request(r) => r,
+            // Answers to our BYEs: nothing more to do.
+            SipMessage::Response(_) => return,
+        };
+        let parts = match self.parts(&req) {
+            Ok(p) => p,
+            Err(reason) => {
+                let method = req.method().to_string();
+                return self.malformed_request(raw, &method, &reason, peer);
+            }
+        };
+        let method = req.method().to_string();
+        if *req.method() == Method::Ack {
+            return self.ack(&parts);
+        }
+        if let Err(r) = self.inner().admission.trusted(peer.addr().ip()) {
+            return self.refuse(&parts, &r, peer);
+        }
+        let key = TxKey {
+            call_id: parts.call_id.clone(),
+            cseq: parts.cseq,
+            method: method.clone(),
+            branch: parts.branch.clone(),
+        };
+        if let Some((_, bytes)) = self.inner().answers.get(&key) {
+            // A retransmission: the same answer again, not counted twice.
+            return peer.send(bytes.clone());
+        }
+        let (code, bytes) = match req.method() {
+            Method::Invite if parts.to_tag.is_none() => self.invite(&parts, peer),
+            Method::Invite => self.reinvite(&parts),
+            Method::Bye => self.bye(&parts),
+            Method::Cancel => self.cancel(&parts),
+            Method::Options => self.options(&parts),
+            _ => {
+                let r = Refusal::new(405, "Method Not Allowed");
+                (
+                    405,
+                    self.response(&parts, &r, None, &[format!("Allow: {ALLOW}")], None),
+                )
+            }
+        };
+        self.metrics.answered(&method, code);
+        let now = self.state.clock.now();
+        {
+            let mut inner = self.inner();
+            if inner.answers.len() >= ANSWERS_KEPT {
+                inner
+                    .answers
+                    .retain(|_, (at, _)| now.saturating_since(*at) < ANSWER_TTL);
+            }
+            if inner.answers.len() < ANSWERS_KEPT {
+                inner.answers.insert(key, (now, bytes.clone()));
+            }
+            self.metrics.dialogs.set(inner.calls.len() as i64);
+        }
+        peer.send(bytes);
+    }
+
+    /// What we need of a request; a reason if it lacks it.
+    fn parts<'a>(&self, req: &'a Request) -> Result<Parts<'a>, String> {
+        let call_id = req
+            .call_id_header()
+            .map_err(|_| "Missing Call-ID header".to_string())?
+            .value()
+            .to_string();
+        let cseq = req
+            .cseq_header()
+            .map_err(|_| "Missing CSeq header".to_string())?;
+        let seq = cseq
+            .seq()
+            .map_err(|_| "Malformed CSeq header".to_string())?;
+        let cseq_method = cseq
+            .method()
+            .map_err(|_| "Malformed CSeq header".to_string())?;
+        if cseq_method != *req.method() {
+            return Err("CSeq method differs from the request's".into());
+        }
+        let from = req
+            .from_header()
+            .map_err(|_| "Missing From header".to_string())?;
+        from.tag()
+            .map_err(|_| "Malformed From header".to_string())?;
+        let to = req
+            .to_header()
+            .map_err(|_| "Missing To header".to_string())?;
+        let to_tag = to
+            .tag()
+            .map_err(|_| "Malformed To header".to_string())?
+            .map(|t| t.value().to_string());
+        let via = req
+            .via_header()
+            .map_err(|_| "Missing Via header".to_string())?;
+        let branch = via
+            .value()
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("branch="))
+            .unwrap_or("")
+            .to_string();
+        Ok(Parts {
+            req,
+            call_id,
+            cseq: seq,
+            to_tag,
+            branch,
+        })
+    }
+
+    /// A response to `p` with `r`'s code and reason, our tag added to To when given.
+    fn response(
+        &self,
+        p: &Parts<'_>,
+        r: &Refusal,
+        tag: Option<&str>,
+        extra: &[String],
+        sdp: Option<&str>,
+    ) -> Vec<u8> {
+        let mut out = format!(
+            "SIP/2.0 {} {}\r\n",
+            r.code,
+            r.reason.replace(['\r', '\n'], " ")
+        );
+        for h in p.req.headers.iter() {
+            use rsipstack::sip::Header;
+            match h {
+                Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                    out.push_str(&header_line(h));
+                    out.push_str("\r\n");
+                }
+                Header::To(_) => {
+                    out.push_str(&header_line(h));
+                    if let (None, Some(tag)) = (&p.to_tag, tag) {
+                        out.push_str(&format!(";tag={tag}"));
+                    }
+                    out.push_str("\r\n");
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = r.retry_after {
+            out.push_str(&format!("Retry-After: {s}\r\n"));
+        }
+        for e in extra {
+            out.push_str(e);
+            out.push_str("\r\n");
+        }
+        out.push_str("Server: tutti\r\n");
+        match sdp {
+            Some(body) => out.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )),
+            None => out.push_str("Content-Length: 0\r\n\r\n"),
+        }
+        out.into_bytes()
+    }
+
+    fn refuse(&self, p: &Parts<'_>, r: &Refusal, peer: &Peer) {
+        self.metrics.answered(&p.req.method().to_string(), r.code);
+        let tag = self.tag();
+        peer.send(self.response(p, r, Some(&tag), &[], None));
+    }
+
+    fn tag(&self) -> String {
+        let mut inner = self.inner();
+        // xorshift: unique enough per dialog, and never from an unseeded source.
+        let mut x = inner.next_tag;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        inner.next_tag = x;
+        format!("{x:016x}")
+    }
+
+    fn contact(&self, peer: &Peer) -> String {
+        let local = peer
+            .local()
+            .map_or_else(|| "0.0.0.0:5060".to_string(), |a| a.to_string());
+        let t = match peer.transport() {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        format!("Contact: <sip:tutti@{local}{t}>")
+    }
+
+    /// A message rsipstack cannot parse: 400 if it looks like a request with the
+    /// headers an answer needs, else dropped; counted either way.
+    fn malformed(&self, raw: &[u8], why: &str, peer: &Peer) {
+        let text = String::from_utf8_lossy(raw);
+        let first = text.lines().next().unwrap_or("");
+        if first.starts_with("SIP/") {
+            return; // a broken response: nobody to answer.
+        }
+        let method = first.split(' ').next().unwrap_or("").to_string();
+        self.malformed_request(raw, &method, why, peer);
+    }
+
+    /// 400 with `why`, built from the raw text (the parser did not give us headers).
+    fn malformed_request(&self, raw: &[u8], method: &str, why: &str, peer: &Peer) {
+        self.metrics.answered(method, 400);
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or("");
+        let wanted = ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"];
+        let mut copied = Vec::new();
+        for line in head.split("\r\n").skip(1) {
+            let Some((name, _)) = line.split_once(':') else {
+                continue;
+            };
+            if wanted.contains(&name.trim().to_ascii_lowercase().as_str()) {
+                copied.push(line);
+            }
+        }
+        let has = |n: &[&str]| {
+            copied.iter().any(|l| {
+                let name = l
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                n.contains(&name.as_str())
+            })
+        };
+        if !has(&["via", "v"]) {
+            tracing::debug!(peer = %peer.addr(), why, "malformed SIP without a Via: dropped");
+            return;
+        }
+        let reason: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
+        let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
+        for l in copied {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+        out.push_str("Server: tutti\r\nContent-Length: 0\r\n\r\n");
+        peer.send(out.into_bytes());
+    }
+
+    fn invite(self: &Arc<Self>, p: &Parts<'_>, peer: &Peer) -> (u16, Vec<u8>) {
+        let tag = self.tag();
+        let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(&tag), &[], None));
+        let now = self.state.clock.now();
+        {
+            let mut inner = self.inner();
+            if inner.calls.contains_key(&p.call_id) {
+                return refuse(Refusal::new(482, "Loop Detected"));
+            }
+            let active = inner.calls.len();
+            if let Err(r) = inner.admission.admit_invite(peer.addr().ip(), now, active) {
+                return refuse(r);
+            }
+        }
+        let uri = p.req.uri();
+        if let Some(domain) = &self.cfg.domain {
+            let host = uri.host_with_port.host.to_string();
+            let ours = self
+                .cfg
+                .listen
+                .iter()
+                .any(|l| l.addr.ip().to_string() == host);
+            if !host.eq_ignore_ascii_case(domain) && !ours {
+                return refuse(Refusal::new(404, "Not our domain"));
+            }
+        }
+        let conf = match conference_of(uri.auth.as_ref().map(|a| a.user.as_str())) {
+            Ok(c) => c.to_string(),
+            Err(r) => return refuse(r),
+        };
+        let media = match sdp::negotiate(p.req.body()) {
+            Ok(m) => m,
+            Err(SdpError::Malformed(why)) => {
+                return refuse(Refusal::new(400, format!("Bad Request ({why})")))
+            }
+            Err(SdpError::NotAcceptable(why)) => {
+                return refuse(Refusal::new(488, format!("Not Acceptable Here ({why})")))
+            }
+        };
+        // 100 Trying goes first (the answer follows at once, but a UAC over UDP
+        // stops retransmitting on it).
+        peer.send(self.response(p, &Refusal::new(100, "Trying"), None, &[], None));
+        let joined = {
+            let mut control = self.state.control();
+            if control.sessions().conference(&conf).is_ok() || self.cfg.auto_create {
+                control.sip_ringing(&conf);
+            }
+            control.sip_join(&conf, self.cfg.auto_create, &media)
+        };
+        let joined = match joined {
+            Ok(j) => j,
+            Err(e) => return refuse(Refusal::from(&e)),
+        };
+        let session = u64::from_str_radix(&tag[..12], 16).unwrap_or(1);
+        let body = sdp::answer(&media, joined.local, session, 1);
+        let header = |name: &str| {
+            p.req
+                .headers
+                .iter()
+                .find(|h| header_line(h).split(':').next() == Some(name))
+                .map(header_line)
+        };
+        let from = header("From").unwrap_or_default();
+        let to = format!("{};tag={tag}", header("To").unwrap_or_default());
+        let target = p
+            .req
+            .contact_header()
+            .map(|c| uri_of(c.value()))
+            .unwrap_or_else(|_| uri_of(from.trim_start_matches("From:")));
+        let acked = Arc::new(AtomicBool::new(false));
+        let call = Call {
+            info: CallInfo {
+                call_id: p.call_id.clone(),
+                from: uri_of(from.trim_start_matches("From:")),
+                to: uri_of(to.trim_start_matches("To:")),
+            },
+            conf: joined.conf.clone(),
+            pid: joined.pid.clone(),
+            local_tag: tag.clone(),
+            from,
+            to,
+            target,
+            peer: peer.clone(),
+            acked: acked.clone(),
+            sdp: (session, 1),
+            local_media: joined.local,
+            cseq: 1,
+        };
+        tracing::info!(call_id = %p.call_id, conference = %joined.conf, participant = %joined.pid, "SIP call answered");
+        {
+            let mut inner = self.inner();
+            inner
+                .by_participant
+                .insert((joined.conf.clone(), joined.pid.clone()), p.call_id.clone());
+            inner.calls.insert(p.call_id.clone(), call);
+        }
+        let ok = Refusal::new(200, "OK");
+        let bytes = self.response(
+            p,
+            &ok,
+            Some(&tag),
+            &[self.contact(peer), format!("Allow: {ALLOW}")],
+            Some(&body),
+        );
+        if let Peer::Udp { .. } = peer {
+            self.resend_until_acked(p.call_id.clone(), bytes.clone(), peer.clone(), acked);
+        }
+        (200, bytes)
+    }
+
+    /// Resend a 2xx over UDP at T1, 2T1, ... T2 until its ACK; a call never
+    /// acknowledged within 64*T1 ends with BYE.
+    fn resend_until_acked(
+        self: &Arc<Self>,
+        call_id: String,
+        bytes: Vec<u8>,
+        peer: Peer,
+        acked: Arc<AtomicBool>,
+    ) {
+        let ua = self.clone();
+        tokio::spawn(async move {
+            let mut wait = T1;
+            let mut waited = Duration::ZERO;
+            while waited < ACK_WAIT {
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                if acked.load(Ordering::Relaxed) {
+                    return;
+                }
+                peer.send(bytes.clone());
+                wait = (wait * 2).min(T2);
+            }
+            if !acked.load(Ordering::Relaxed) {
+                tracing::info!(call_id = %call_id, "no ACK for the 2xx: ending the call");
+                ua.end_call(&call_id, "no_ack", true);
+            }
+        });
+    }
+
+    fn ack(&self, p: &Parts<'_>) {
+        if let Some(c) = self.inner().calls.get(&p.call_id) {
+            if p.to_tag.as_deref() == Some(c.local_tag.as_str()) {
+                c.acked.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The dialog `p` is in, by Call-ID and our tag.
+    fn in_dialog<R>(&self, p: &Parts<'_>, f: impl FnOnce(&mut Call) -> R) -> Option<R> {
+        let mut inner = self.inner();
+        let c = inner.calls.get_mut(&p.call_id)?;
+        if p.to_tag.as_deref() != Some(c.local_tag.as_str()) {
+            return None;
+        }
+        Some(f(c))
+    }
+
+    fn no_dialog(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
+        let r = Refusal::new(481, "Call/Transaction Does Not Exist");
+        (481, self.response(p, &r, None, &[], None))
+    }
+
+    fn reinvite(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
+        let Some((conf, pid, (session, version), local)) = self.in_dialog(p, |c| {
+            c.sdp.1 += 1;
+            (c.conf.clone(), c.pid.clone(), c.sdp, c.local_media)
+        }) else {
+            return self.no_dialog(p);
+        };
+        let media = match sdp::negotiate(p.req.body()) {
+            Ok(m) => m,
+            Err(SdpError::Malformed(why)) => {
+                let r = Refusal::new(400, format!("Bad Request ({why})"));
+                return (400, self.response(p, &r, None, &[], None));
+            }
+            Err(SdpError::NotAcceptable(why)) => {
+                let r = Refusal::new(488, format!("Not Acceptable Here ({why})"));
+                return (488, self.response(p, &r, None, &[], None));
+            }
+        };
+        if let Err(e) = self.state.control().sip_hold(&conf, &pid, media.hold) {
+            let r = Refusal::from(&e);
+            return (r.code, self.response(p, &r, None, &[], None));
+        }
+        let body = sdp::answer(&media, local, session, version);
+        let ok = Refusal::new(200, "OK");
+        (
+            200,
+            self.response(p, &ok, None, &[format!("Allow: {ALLOW}")], Some(&body)),
+        )
+    }
+
+    fn bye(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
+        if self.in_dialog(p, |_| ()).is_none() {
+            return self.no_dialog(p);
+        }
+        self.end_call(&p.call_id, "bye", false);
+        let ok = Refusal::new(200, "OK");
+        (200, self.response(p, &ok, None, &[], None))
+    }
+
+    fn cancel(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
+        // We answer INVITEs at once, so a CANCEL finds its INVITE answered: 200 and no
+        // effect (RFC 3261 9.2) if we know the call, else 481.
+        if !self.inner().calls.contains_key(&p.call_id) {
+            return self.no_dialog(p);
+        }
+        let ok = Refusal::new(200, "OK");
+        (200, self.response(p, &ok, None, &[], None))
+    }
+
+    fn options(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
+        let active = self.inner().calls.len();
+        let full = {
+            let cap = self.state.control().sessions().capacity();
+            cap.free == 0
+        };
+        let r = match self.inner().admission.room(active) {
+            Ok(()) if !full => Refusal::new(200, "OK"),
+            Ok(()) => Refusal {
+                retry_after: Some(tutti_control_core::sip::RETRY_AFTER_SECS),
+                ..Refusal::new(503, "Full")
+            },
+            Err(r) => r,
+        };
+        let extra = [
+            format!("Allow: {ALLOW}"),
+            "Accept: application/sdp".to_string(),
+            "Supported: ".to_string(),
+        ];
+        let tag = self.tag();
+        (r.code, self.response(p, &r, Some(&tag), &extra, None))
+    }
+
+    /// End call `call_id`: forget it, delete its participant (if still there) with
+    /// `reason`, and send BYE if `send_bye`.
+    fn end_call(&self, call_id: &str, reason: &'static str, send_bye: bool) {
+        let call = {
+            let mut inner = self.inner();
+            let Some(call) = inner.calls.remove(call_id) else {
+                return;
+            };
+            inner
+                .by_participant
+                .remove(&(call.conf.clone(), call.pid.clone()));
+            self.metrics.dialogs.set(inner.calls.len() as i64);
+            call
+        };
+        self.state.control().sip_end(&call.conf, &call.pid, reason);
+        if send_bye {
+            self.send_bye(call);
+        }
+    }
+
+    fn send_bye(&self, mut call: Call) {
+        call.cseq += 1;
+        let local = call
+            .peer
+            .local()
+            .map_or_else(|| "0.0.0.0:5060".to_string(), |a| a.to_string());
+        let branch = format!("z9hG4bK{}", self.tag());
+        // Our From is the INVITE's To (with our tag), our To its From.
+        let from = call.to.replacen("To:", "From:", 1);
+        let to = call.from.replacen("From:", "To:", 1);
+        let msg = format!(
+            "BYE {} SIP/2.0\r\nVia: SIP/2.0/{} {local};branch={branch}\r\nMax-Forwards: 70\r\n\
+             {from}\r\n{to}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nServer: tutti\r\nContent-Length: 0\r\n\r\n",
+            call.target,
+            call.peer.transport().as_str(),
+            call.info.call_id,
+            call.cseq
+        );
+        tracing::info!(call_id = %call.info.call_id, "SIP BYE sent");
+        call.peer.send(msg.into_bytes());
+    }
+
+    /// The SIP side of participant `pid` of conference `conf`, if a call joined it.
+    pub fn call_of(&self, conf: &str, pid: &str) -> Option<CallInfo> {
+        let inner = self.inner();
+        let id = inner
+            .by_participant
+            .get(&(conf.to_string(), pid.to_string()))?;
+        inner.calls.get(id).map(|c| c.info.clone())
+    }
+
+    /// Watch the core's events: a participant of a call deleted by anyone but the
+    /// call itself (API, reclamation, conference deletion) ends the call with BYE.
+    pub async fn watch_deletions(self: Arc<Self>) {
+        let mut events = Box::pin(self.state.events.subscribe());
+        while let Some(d) = events.next().await {
+            let Delivery::Event(ev) = d else {
+                continue;
+            };
+            if ev.kind != "participant_deleted" {
+                continue;
+            }
+            let (Some(conf), Some(pid)) = (&ev.conference, &ev.participant) else {
+                continue;
+            };
+            let id = self
+                .inner()
+                .by_participant
+                .get(&(conf.clone(), pid.clone()))
+                .cloned();
+            if let Some(id) = id {
+                let reason = ev.detail.reason.unwrap_or("deleted");
+                self.end_call(&id, reason, true);
+            }
+        }
+    }
+}
