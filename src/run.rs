@@ -339,15 +339,11 @@ fn serve_control(
                     .join(", ")
             );
         }
-        let pump_state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PUMP_INTERVAL);
-            loop {
-                tick.tick().await;
-                pump.drain(&pump_state);
-                pump_state.poll();
-            }
-        });
+        tokio::spawn(tutti_controlplane::pump::run(
+            state.clone(),
+            PUMP_INTERVAL,
+            move |s| pump.drain(s),
+        ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

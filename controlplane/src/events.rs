@@ -71,13 +71,9 @@ mod tests {
     use futures_util::StreamExt;
     use std::time::SystemTime;
 
+    /// The `n`th of a run of events, told apart by their call manager.
     fn ev(n: usize) -> Event {
-        Event::session(
-            "conference_created",
-            &format!("c{n}"),
-            None,
-            SystemTime::UNIX_EPOCH,
-        )
+        Event::lease("lease_renewed", &format!("cm{n}"), SystemTime::UNIX_EPOCH)
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -9,8 +9,8 @@
 //!   and feeds their answers back;
 //! - [`events`]: the broadcaster of the core's events to `/v1/events` subscribers;
 //! - [`metrics`]: Prometheus text rendered at scrape time;
-//! - [`ControlState::poll`] / [`ControlState::media_event`]: the pump the binary runs,
-//!   which feeds the core the dataplane's events and its timers on the injected clock.
+//! - [`pump`]: the task that feeds the core the dataplane's events and its timers on
+//!   the injected clock, and carries out its effects.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +19,7 @@ pub mod events;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
+pub mod pump;
 pub mod sip;
 #[cfg(test)]
 mod test_support;
@@ -77,9 +78,7 @@ pub struct ControlState {
     pub cores: Arc<[CoreHandle]>,
     pub ports: Arc<dyn PortSource>,
     pub version: &'static str,
-    /// The conference-hosting dataplane cores.
-    pub media: Arc<dyn MediaPlane>,
-    /// The control core.
+    /// The control core (which drives the conference-hosting dataplane cores).
     pub core: Arc<Mutex<Control>>,
     /// Events for `/v1/events` subscribers.
     pub events: EventHub,
@@ -140,12 +139,11 @@ impl ControlState {
         orphan: OrphanConfig,
         seed: u64,
     ) -> Self {
-        let core = Control::new(media.clone(), clock.clone(), orphan, seed);
+        let core = Control::new(media, clock.clone(), orphan, seed);
         ControlState {
             cores: cores.into(),
             ports,
             version,
-            media,
             core: Arc::new(Mutex::new(core)),
             events: EventHub::default(),
             api_metrics: Arc::default(),

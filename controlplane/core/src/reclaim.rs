@@ -43,11 +43,6 @@ impl Reclaim {
         &self.leases
     }
 
-    /// Whether the lease of call manager `cm` has lapsed.
-    pub fn is_lapsed(&self, cm: &str) -> bool {
-        self.leases.is_lapsed(cm)
-    }
-
     /// Whether conference `key` is orphaned.
     pub fn is_orphaned(&self, key: ConfKey) -> bool {
         self.watches.get(&key).is_some_and(|w| w.is_orphaned())

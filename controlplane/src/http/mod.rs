@@ -1,8 +1,8 @@
 //! The HTTP API: `/healthz`, `/v1/status`, `/metrics`, `/openapi.json`, the event stream
 //! `/v1/events`, the conference REST API and the gateway API (see [`openapi`]). Every
 //! error, including unknown routes, bad methods and rejected bodies, is a JSON
-//! `{"error": ...}` body ([`error`]); every answer is counted by route template and
-//! status. Handlers import [`error`], [`extract`] and [`dto`]; nothing here imports
+//! `{"error": ...}` body ([`mod@error`]); every answer is counted by route template and
+//! status. Handlers import [`mod@error`], [`extract`] and [`dto`]; nothing here imports
 //! the handlers but the route table.
 
 mod call_managers;

@@ -90,11 +90,6 @@ impl Control {
         &self.counts
     }
 
-    /// The clock the core runs on.
-    pub fn clock(&self) -> &Arc<dyn ControlClock> {
-        &self.clock
-    }
-
     /// The next event for subscribers.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -371,15 +366,5 @@ impl Control {
         };
         self.publish(event);
         self.watch_event(&ev);
-    }
-
-    /// Reserve `n` RTP/RTCP port pairs on one core, for a gateway's relayed client.
-    pub fn reserve_port_pairs(&mut self, n: usize) -> Option<(usize, Vec<u16>)> {
-        self.sessions.reserve_port_pairs(n)
-    }
-
-    /// Give back port pairs taken by [`Control::reserve_port_pairs`].
-    pub fn release_port_pairs(&mut self, core: usize, ports: &[u16]) {
-        self.sessions.release_port_pairs(core, ports);
     }
 }

@@ -371,18 +371,6 @@ impl Handover {
         self.step == Step::Done
     }
 
-    /// Whether it is waiting for a peer's answer.
-    pub fn awaits_peer(&self) -> bool {
-        matches!(
-            self.step,
-            Step::CreateConference
-                | Step::AddParticipant(_)
-                | Step::SetRtpBasis(_)
-                | Step::DeleteOld
-                | Step::DeleteCopy
-        )
-    }
-
     /// The next thing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -945,7 +933,6 @@ mod tests {
         );
         h.handle_peer_response(t0, Ok(PeerAnswer::Conference { orphaned: false }));
         assert_eq!(drain(&mut h), [format!("peer {B} AddParticipant")]);
-        assert!(h.awaits_peer());
         h.handle_peer_response(t0, on_b(1));
         drain(&mut h);
         h.handle_peer_response(t0, on_b(2));

@@ -136,11 +136,6 @@ impl GatewayTable {
         }
     }
 
-    /// The gateway's settings.
-    pub fn config(&self) -> &GatewayConfig {
-        &self.config
-    }
-
     /// Every relayed conference, by id.
     pub fn conferences(&self) -> impl Iterator<Item = &RelayedConference> {
         self.confs.values()
