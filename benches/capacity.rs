@@ -473,6 +473,7 @@ fn main() {
         return;
     }
     let mut rig = VirtioRig::start(
+        &eal,
         &sock,
         "  udp_ports: 10000-65535\n  participants_per_core: 30000\n  conferences_per_core: 12000\n",
     );

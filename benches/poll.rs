@@ -22,7 +22,7 @@ use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::{checksum, eth, ipv4};
-use tutti_dpdk::TscClock;
+use tutti_dpdk::{Eal, TscClock};
 
 const TUTTI_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -119,8 +119,8 @@ fn memory_case(tsc: &TscClock) {
     );
 }
 
-fn virtio_case(tsc: &TscClock, sock: &str) {
-    let mut rig = VirtioRig::start(sock, "");
+fn virtio_case(eal: &Eal, tsc: &TscClock, sock: &str) {
+    let mut rig = VirtioRig::start(eal, sock, "");
     let frame = echo_request(7);
     let run_for = Duration::from_secs(5);
     let max_in_flight = 1024u64;
@@ -168,6 +168,6 @@ fn main() {
     let (eal, sock) = bench_eal("poll");
     let tsc = TscClock::new(&eal);
     memory_case(&tsc);
-    virtio_case(&tsc, &sock);
+    virtio_case(&eal, &tsc, &sock);
     drop(eal);
 }

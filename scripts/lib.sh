@@ -4,7 +4,7 @@
 # Debian packages tutti builds and tests with.
 TUTTI_APT_PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev pkg-config gcc
-  iproute2 iputils-ping procps curl python3 prometheus espeak-ng ffmpeg
+  iproute2 iputils-ping procps curl python3 prometheus espeak-ng ffmpeg hping3
 )
 
 # Install the packages above that are missing (apt-get update only when something is).

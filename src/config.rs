@@ -9,6 +9,7 @@ use std::time::Duration;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
 use tutti_controlplane::orphan::OrphanConfig;
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
+use tutti_dataplane::net::exception::ExceptionConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -313,6 +314,83 @@ pub struct PortConfig {
     /// Next hop for destinations off the port's subnet.
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
+    /// The kernel interface that gets what the dataplane does not consume (absent: such
+    /// frames are dropped and counted).
+    #[serde(default)]
+    pub exception: Option<ExceptionSection>,
+}
+
+/// `ports[].exception`: a kernel interface tutti creates and configures (the port's MAC
+/// and address, link up, a default route via the port's gateway) for SIP, TCP and
+/// everything else that is not media, ARP or ping.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionSection {
+    /// The kernel interface's name (at most 15 characters; must not exist yet).
+    pub iface: String,
+    /// The DPDK device behind it [tap].
+    #[serde(default)]
+    pub kind: ExceptionKind,
+    /// Frames per second each dataplane core sends to the kernel at most [10000].
+    pub rate_pps: Option<u32>,
+    /// Frames each core may send at once above the rate [256].
+    pub burst: Option<u32>,
+    /// Frames each core holds for the kernel at most [256].
+    pub queue: Option<u32>,
+}
+
+/// Which DPDK device carries the exception path.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    /// `net_tap`: works on any Linux kernel.
+    #[default]
+    Tap,
+    /// `virtio_user` on `/dev/vhost-net` (the kernel's vhost-net module): fewer copies.
+    VirtioUser,
+}
+
+/// Longest Linux interface name.
+pub const IFNAMSIZ_MAX: usize = 15;
+
+impl ExceptionSection {
+    /// The per-core bounds, with defaults for what the file leaves out.
+    pub fn bounds(&self) -> ExceptionConfig {
+        let d = ExceptionConfig::default();
+        ExceptionConfig {
+            rate_pps: self.rate_pps.unwrap_or(d.rate_pps),
+            burst: self.burst.unwrap_or(d.burst),
+            queue: self.queue.map_or(d.queue, |q| q as usize),
+        }
+    }
+
+    fn validate(&self, i: usize) -> Result<(), String> {
+        let name = &self.iface;
+        if name.is_empty() || name.len() > IFNAMSIZ_MAX {
+            return Err(format!(
+                "ports[{i}].exception.iface: '{name}' must be 1 to {IFNAMSIZ_MAX} characters (a Linux interface name)"
+            ));
+        }
+        if name == "."
+            || name == ".."
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(format!(
+                "ports[{i}].exception.iface: '{name}' may hold only letters, digits, '_', '-' and '.'"
+            ));
+        }
+        let check = |key: &str, v: Option<u32>, max: u32| match v {
+            Some(n) if n == 0 || n > max => Err(format!(
+                "ports[{i}].exception.{key}: {n} must be from 1 to {max}"
+            )),
+            _ => Ok(()),
+        };
+        check("rate_pps", self.rate_pps, 10_000_000)?;
+        check("burst", self.burst, 1_000_000)?;
+        check("queue", self.queue, 65_536)
+    }
 }
 
 /// The polling cores.
@@ -538,7 +616,17 @@ impl Config {
             }
         }
         let mut devices = std::collections::HashSet::new();
+        let mut ifaces = std::collections::HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
+            if let Some(x) = &p.exception {
+                x.validate(i)?;
+                if !ifaces.insert(&x.iface) {
+                    return Err(format!(
+                        "ports[{i}].exception.iface: '{}' is listed twice",
+                        x.iface
+                    ));
+                }
+            }
             if p.device.trim().is_empty() {
                 return Err(format!("ports[{i}].device: must not be empty"));
             }
@@ -627,6 +715,46 @@ control:
         assert_eq!(c.dataplane.cores, vec![1]);
         assert_eq!(c.dataplane.mbufs_per_queue, 8191);
         assert_eq!(c.control.listen.port(), 8080);
+    }
+
+    #[test]
+    fn exception_section_defaults_and_errors() {
+        let with = |x: &str| {
+            GOOD.replace(
+                "    gateway: 198.18.0.254     # optional next hop",
+                &format!("    gateway: 198.18.0.254\n    exception: {x}"),
+            )
+        };
+        let c = Config::parse(&with("{iface: tutti0}"), "t.yaml").unwrap();
+        let x = c.ports[0].exception.as_ref().unwrap();
+        assert_eq!((x.iface.as_str(), x.kind), ("tutti0", ExceptionKind::Tap));
+        assert_eq!(x.bounds(), ExceptionConfig::default());
+        let c = Config::parse(
+            &with("{iface: sip0, kind: virtio_user, rate_pps: 500, burst: 50, queue: 64}"),
+            "t.yaml",
+        )
+        .unwrap();
+        let x = c.ports[0].exception.as_ref().unwrap();
+        assert_eq!(x.kind, ExceptionKind::VirtioUser);
+        assert_eq!(
+            x.bounds(),
+            ExceptionConfig {
+                rate_pps: 500,
+                burst: 50,
+                queue: 64
+            }
+        );
+        for (bad, msg) in [
+            ("{iface: a23456789012345x}", "must be 1 to 15 characters"),
+            ("{iface: 'tu,tti'}", "may hold only"),
+            ("{iface: t0, rate_pps: 0}", "rate_pps: 0 must be from 1"),
+            ("{iface: t0, queue: 100000}", "queue: 100000 must be from 1"),
+            ("{iface: t0, kind: pcap}", "unknown variant `pcap`"),
+            ("{iface: t0, rate: 5}", "unknown field `rate`"),
+        ] {
+            let e = Config::parse(&with(bad), "t.yaml").unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The `tutti` binary: CLI, config loading, start-up and shutdown wiring.
 
+#![forbid(unsafe_code)]
+
 mod config;
+mod kernel;
 mod media;
 mod run;
 
@@ -32,8 +35,21 @@ enum Command {
     },
 }
 
+/// Structured log lines on stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Run { config } => config::Config::load(&config)
             .map_err(anyhow::Error::from)
@@ -53,7 +69,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,12 +1,14 @@
 //! `tutti run`: bring up the EAL, the ports and one poll loop per dataplane core, serve
 //! the control API on this thread, and on SIGINT/SIGTERM take it all down in order.
 
-use crate::config::Config;
+use crate::config::{Config, ExceptionKind, PortConfig};
+use crate::kernel::{self, KernelSide};
 use crate::media::{DpdkMedia, MediaPump};
 use anyhow::{bail, Context};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::{error, info, warn};
 use tutti_controlplane::clock::{entropy_seed, SystemClock};
 use tutti_controlplane::gateway::Gateway;
 use tutti_controlplane::media::MediaCore;
@@ -17,10 +19,13 @@ use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair}
 use tutti_dataplane::relay::{Relay, RelayCounters};
 use tutti_dataplane::rx::PromptLibrary;
 use tutti_dataplane::stats::CoreCounters;
-use tutti_dpdk::{launch, mbuf_ring, Eal, Mbuf, Mempool, Port, PortSetup, TscClock};
+use tutti_dpdk::{launch, leaked_pools, mbuf_ring, Eal, Mbuf, Mempool, Port, PortSetup, TscClock};
 
 /// Packets in flight between two cores at most (an rte_ring size: a power of two).
 const HANDOFF_RING: u32 = 4096;
+/// Buffers in each core's pool for its exception queue pair (rx and tx rings of 1024,
+/// the punt copies and what is in flight).
+const EXCEPTION_MBUFS: u32 = 4095;
 /// Media events buffered per core before they are counted as lost.
 const EVENT_RING: usize = 65_536;
 /// How often the control core drains the cores' event and retired rings.
@@ -58,6 +63,76 @@ fn load_prompts(cfg: &Config) -> anyhow::Result<PromptLibrary> {
         }
     };
     PromptLibrary::load_dir(dir).with_context(|| format!("prompts: cannot load {}", dir.display()))
+}
+
+/// One pool per dataplane core, each on the socket of the core that polls it.
+fn core_pools(eal: &Eal, cfg: &Config, stem: &str, n: u32) -> anyhow::Result<Vec<Arc<Mempool>>> {
+    let mut pools = Vec::new();
+    for (qi, &lcore) in cfg.dataplane.cores.iter().enumerate() {
+        let socket = eal.lcore_socket(lcore) as i32;
+        let pool = Mempool::new(eal, &format!("{stem}_q{qi}"), n, 256, 2048 + 128, socket)?;
+        pools.push(Arc::new(pool));
+    }
+    Ok(pools)
+}
+
+/// Create port `pi`'s exception device (one queue pair per dataplane core) with the
+/// NIC port's MAC, and configure its kernel interface.
+fn start_exception(
+    eal: &Eal,
+    cfg: &Config,
+    pi: usize,
+    pc: &PortConfig,
+    nic: &Port,
+) -> anyhow::Result<Option<Port>> {
+    let Some(x) = &pc.exception else {
+        return Ok(None);
+    };
+    let iface = &x.iface;
+    if kernel::iface_exists(iface) {
+        bail!("ports[{pi}].exception.iface: an interface named {iface} exists already");
+    }
+    let mac = nic.mac();
+    let queues = cfg.dataplane.cores.len();
+    let (name, args) = match x.kind {
+        ExceptionKind::Tap => (format!("net_tap_x{pi}"), format!("iface={iface},mac={mac}")),
+        ExceptionKind::VirtioUser => {
+            if !std::path::Path::new("/dev/vhost-net").exists() {
+                bail!("ports[{pi}].exception.kind: virtio_user needs /dev/vhost-net (modprobe vhost_net), or use kind: tap");
+            }
+            (
+                format!("virtio_user_x{pi}"),
+                format!(
+                    "path=/dev/vhost-net,iface={iface},mac={mac},queues={queues},queue_size=1024"
+                ),
+            )
+        }
+    };
+    let pools = core_pools(eal, cfg, &format!("tutti_x{pi}"), EXCEPTION_MBUFS)?;
+    let port = Port::create(eal, &name, &args, PortSetup { pools })
+        .with_context(|| format!("ports[{pi}].exception: creating {iface}"))?;
+    kernel::configure(&KernelSide {
+        iface,
+        mac,
+        ipv4: pc.ipv4,
+        gateway: pc.gateway,
+    })
+    .with_context(|| format!("ports[{pi}].exception: configuring {iface}"))?;
+    let b = x.bounds();
+    info!(
+        port = %pc.device,
+        iface = %iface,
+        device = %name,
+        driver = port.driver(),
+        mac = %mac,
+        ipv4 = %pc.ipv4,
+        gateway = ?pc.gateway,
+        rate_pps = b.rate_pps,
+        burst = b.burst,
+        queue = b.queue,
+        "exception port up: what the dataplane does not consume goes to the kernel (per core bounds)"
+    );
+    Ok(Some(port))
 }
 
 struct DpdkPorts {
@@ -104,32 +179,29 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     // One pool per (port, core), on the socket of the core that polls it.
     let mut ports = Vec::with_capacity(cfg.ports.len());
+    let mut exceptions = Vec::with_capacity(cfg.ports.len());
     for (pi, pc) in cfg.ports.iter().enumerate() {
-        let mut pools = Vec::new();
-        for (qi, &lcore) in cfg.dataplane.cores.iter().enumerate() {
-            let pool = Mempool::new(
-                &format!("tutti_p{pi}_q{qi}"),
-                cfg.dataplane.mbufs_per_queue,
-                256,
-                2048 + 128,
-                eal.lcore_socket(lcore) as i32,
-            )?;
-            pools.push(Arc::new(pool));
-        }
-        let port = Port::start(&pc.device, PortSetup { pools })?;
-        eprintln!(
-            "tutti: port {} ({}, {}) mac {} ipv4 {}; duplicates sent as {}",
-            pc.device,
-            port.driver(),
-            port.id(),
-            port.mac(),
-            pc.ipv4,
+        let pools = core_pools(
+            &eal,
+            &cfg,
+            &format!("tutti_p{pi}"),
+            cfg.dataplane.mbufs_per_queue,
+        )?;
+        let port = Port::start(&eal, &pc.device, PortSetup { pools })?;
+        info!(
+            port = %pc.device,
+            driver = port.driver(),
+            id = port.id(),
+            mac = %port.mac(),
+            ipv4 = %pc.ipv4,
+            "port up; duplicates sent as {}",
             if port.multi_seg() {
                 "a header mbuf chained to a shared payload"
             } else {
                 "copies (the PMD sends no chained mbufs)"
             }
         );
+        exceptions.push(start_exception(&eal, &cfg, pi, pc, &port)?);
         ports.push((Arc::new(port), pc.clone()));
     }
 
@@ -144,7 +216,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let media_ip = cfg.ports[0].ipv4.addr;
     let mut handoffs = Handoff::mesh(ncores, |from, to| -> anyhow::Result<RingPair<Mbuf>> {
         let socket = eal.lcore_socket(cfg.dataplane.cores[to]) as i32;
-        let (tx, rx) = mbuf_ring(&format!("tutti_ho_{from}_{to}"), HANDOFF_RING, socket)?;
+        let (tx, rx) = mbuf_ring(&eal, &format!("tutti_ho_{from}_{to}"), HANDOFF_RING, socket)?;
         Ok((Box::new(tx), Box::new(rx)))
     })?
     .into_iter();
@@ -191,6 +263,19 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             engine,
             handoff,
         );
+        for (pi, x) in exceptions.iter().enumerate() {
+            if let (Some(x), Some(pc)) = (x, cfg.ports.get(pi)) {
+                let q = x
+                    .queue(qi as u16)
+                    .context("exception queue missing for a dataplane core")?;
+                let bounds = pc
+                    .exception
+                    .as_ref()
+                    .map(|e| e.bounds())
+                    .unwrap_or_default();
+                lp = lp.with_exception(pi, q, bounds);
+            }
+        }
         let relay_counters = Arc::new(RelayCounters::default());
         if cfg.gateway.is_some() {
             let (rev_tx, rev_rx) = rtrb::RingBuffer::new(EVENT_RING);
@@ -231,15 +316,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         clock,
         cfg.gateway.is_some(),
     ));
-    eprintln!(
-        "tutti: {} dataplane core(s) polling {:?}; control API on http://{}",
+    info!(
+        cores = ?cfg.dataplane.cores,
+        "{} dataplane core(s) polling; control API on http://{}",
         cores.len(),
-        cfg.dataplane.cores,
         cfg.control.listen
     );
     if let Some(g) = &cfg.gateway {
-        eprintln!(
-            "tutti: gateway API on http://{}; mixers {}",
+        info!(
+            "gateway API on http://{}; mixers {}",
             g.listen,
             g.mixers.join(", ")
         );
@@ -254,17 +339,24 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     for h in handles {
         let lcore = h.lcore();
         if !h.join() {
-            eprintln!("tutti: dataplane lcore {lcore} ended abnormally");
+            error!(lcore, "dataplane lcore ended abnormally");
             clean = false;
         }
     }
     drop(ports);
+    drop(exceptions);
     drop(eal);
+    if leaked_pools() > 0 {
+        warn!(
+            pools = leaked_pools(),
+            "mempools leaked at shutdown (mbufs still out); the EAL was not cleaned up"
+        );
+    }
     served?;
     if !clean {
         bail!("a dataplane core failed");
     }
-    eprintln!("tutti: stopped");
+    info!("stopped");
     Ok(())
 }
 
@@ -278,7 +370,10 @@ fn serve_control(
 ) -> anyhow::Result<()> {
     if let Some(cpu) = cfg.control.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            eprintln!("tutti: could not pin the control thread to CPU {cpu}; continuing unpinned");
+            warn!(
+                cpu,
+                "could not pin the control thread to the CPU; continuing unpinned"
+            );
         }
     }
     let mut state = ControlState::new(
@@ -330,8 +425,8 @@ fn serve_control(
                 tokio::spawn(sip::transport::serve(bound, ua.clone()));
             }
             tokio::spawn(ua.watch_deletions());
-            eprintln!(
-                "tutti: SIP on {}",
+            info!(
+                "SIP on {}",
                 sip.listen
                     .iter()
                     .map(|l| l.0.to_string())
@@ -389,7 +484,7 @@ async fn shutdown_signal() {
         return;
     };
     tokio::select! {
-        _ = term.recv() => eprintln!("tutti: SIGTERM, shutting down"),
-        _ = int.recv() => eprintln!("tutti: SIGINT, shutting down"),
+        _ = term.recv() => info!("SIGTERM, shutting down"),
+        _ = int.recv() => info!("SIGINT, shutting down"),
     }
 }

@@ -5,58 +5,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const FREQS: [u32; 3] = [440, 1000, 1900];
-
-struct Peer {
-    child: Child,
-    report: std::path::PathBuf,
-}
-
-impl Peer {
-    /// Run rtp-peer inside `ns` from `bind` to `remote` for `secs`, with extra arguments.
-    fn start(ns: &Netns, bind: &str, remote: &str, secs: u32, extra: &[String]) -> Peer {
-        let report = std::env::temp_dir().join(format!("{}.json", unique("tutti-peer-")));
-        let (peer, report_s) = (repo_path("scripts/rtp-peer"), report.display().to_string());
-        let secs_s = secs.to_string();
-        let mut args: Vec<&str> = vec![
-            "python3",
-            peer.to_str().unwrap(),
-            "--bind",
-            bind,
-            "--remote",
-            remote,
-            "--seconds",
-            &secs_s,
-            "--report",
-            &report_s,
-        ];
-        let freqs: Vec<String> = FREQS.iter().map(u32::to_string).collect();
-        for f in &freqs {
-            args.extend(["--analyze", f.as_str()]);
-        }
-        args.extend(extra.iter().map(String::as_str));
-        let child = ns_spawn(ns, secs + 20, &args);
-        Peer { child, report }
-    }
-
-    fn finish(mut self) -> Value {
-        let st = self.child.wait().expect("rtp-peer wait");
-        assert!(st.success(), "rtp-peer failed: {st}");
-        let text = std::fs::read_to_string(&self.report).expect("rtp-peer report");
-        let _ = std::fs::remove_file(&self.report);
-        serde_json::from_str(&text).expect("report JSON")
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start_tap() -> (Tutti, Netns) {
     // (Callers hold `one_at_a_time()`.)
@@ -258,20 +207,6 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
     assert_eq!(t.metric("tutti_conferences{core=\"1\"}"), 0.0);
     let (st, _) = t.terminate();
     assert!(st.success(), "{}", t.stderr());
-}
-
-/// Run a command inside `ns` with a time bound.
-fn ns_spawn(ns: &Netns, secs: u32, cmd: &[&str]) -> Child {
-    let mut args = vec!["netns", "exec", &ns.name, "timeout"];
-    let secs = secs.to_string();
-    args.push(&secs);
-    args.extend_from_slice(cmd);
-    Command::new("ip")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn in namespace")
 }
 
 #[test]

@@ -159,3 +159,32 @@ fn busy_control_port_is_a_clear_error_and_cores_stop() {
     );
     assert_eq!(t.hugepage_files(), 0);
 }
+
+#[test]
+fn exception_interface_that_exists_already_is_a_clear_error() {
+    require_environment();
+    let prefix = unique("tuttixex");
+    let ns = Netns::new();
+    let taken = unique("xt");
+    must(
+        "ip",
+        &[
+            "-n", &ns.name, "tuntap", "add", "dev", &taken, "mode", "tap",
+        ],
+    );
+    let yaml = config("net_null0", "net_null0", &[], None, free_port(), &prefix).replace(
+        "    ipv4: 198.18.0.1/24\n",
+        &format!("    ipv4: 198.18.0.1/24\n    exception: {{iface: {taken}}}\n"),
+    );
+    let mut t = Tutti::spawn_in(&ns, &yaml, &prefix, 1);
+    let st = wait_exit(&mut t, 30);
+    assert!(!st.success());
+    let err = t.stderr();
+    assert!(
+        err.contains(&format!(
+            "ports[0].exception.iface: an interface named {taken} exists already"
+        )),
+        "{err}"
+    );
+    assert_eq!(t.hugepage_files(), 0, "hugepage files left behind");
+}

@@ -49,10 +49,12 @@ pub struct VirtioRig {
 
 impl VirtioRig {
     /// Start tutti with `dataplane_extra` appended to its `dataplane:` section.
-    pub fn start(sock: &str, dataplane_extra: &str) -> VirtioRig {
-        let pool =
-            Arc::new(Mempool::new("bench_gen", 65535, 256, 2048 + 128, 0).expect("generator pool"));
+    pub fn start(eal: &Eal, sock: &str, dataplane_extra: &str) -> VirtioRig {
+        let pool = Arc::new(
+            Mempool::new(eal, "bench_gen", 65535, 256, 2048 + 128, 0).expect("generator pool"),
+        );
         let port = Port::start(
+            eal,
             "net_vhost0",
             PortSetup {
                 pools: vec![pool.clone()],

@@ -14,7 +14,9 @@ use prometheus_client::registry::Registry;
 use std::fmt;
 use tutti_control_core::orphan::Reason;
 use tutti_control_core::reclaim::ReclaimCounts;
-use tutti_dataplane::stats::{CoreCounters, DropReason, LatencyHistogram, LATENCY_BOUNDS_US};
+use tutti_dataplane::stats::{
+    CoreCounters, DropReason, ExceptionDrop, LatencyHistogram, LATENCY_BOUNDS_US,
+};
 
 /// A histogram read from a [`LatencyHistogram`] (merged over cores), in seconds.
 #[derive(Debug)]
@@ -70,7 +72,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 26] = [
+const CORE_COUNTERS: [CoreCounter; 28] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -102,6 +104,16 @@ const CORE_COUNTERS: [CoreCounter; 26] = [
     ("tutti_icmp_echo_replies", "ICMP echo replies sent", |c| {
         c.counters.icmp_echo_replies.get()
     }),
+    (
+        "tutti_exception_punted_packets",
+        "Frames sent to the kernel through the exception port",
+        |c| c.counters.exception_punted.get(),
+    ),
+    (
+        "tutti_exception_injected_packets",
+        "Frames from the kernel's exception interface sent out of the NIC",
+        |c| c.counters.exception_injected.get(),
+    ),
     ("tutti_loop_iterations", "Poll-loop iterations", |c| {
         c.counters.iterations.get()
     }),
@@ -276,6 +288,26 @@ fn per_core<'a, M: EncodeMetric + 'a>(
         .map(move |c| (vec![("core", c.lcore.to_string())], f(c)))
 }
 
+/// One counter per core and drop reason, labelled `core` and `reason`.
+fn per_core_reason<'a, R: Copy + 'a>(
+    cores: &'a [crate::CoreHandle],
+    reasons: &'a [R],
+    name: fn(R) -> &'static str,
+    read: fn(&CoreCounters, R) -> u64,
+) -> impl Iterator<Item = (Labels, ConstCounter)> + 'a {
+    cores.iter().flat_map(move |c| {
+        reasons.iter().map(move |&r| {
+            (
+                vec![
+                    ("core", c.lcore.to_string()),
+                    ("reason", name(r).to_string()),
+                ],
+                ConstCounter::new(read(&c.counters, r)),
+            )
+        })
+    })
+}
+
 fn per_port<'a, M: EncodeMetric + 'a>(
     ports: &'a [PortStatus],
     f: impl Fn(&PortStatus) -> M + 'a,
@@ -331,23 +363,23 @@ impl Collector for Dataplane {
             counter,
             handoff,
         )?;
-        let drops = cores.iter().flat_map(|c| {
-            DropReason::ALL.iter().map(move |r| {
-                (
-                    vec![
-                        ("core", c.lcore.to_string()),
-                        ("reason", r.as_str().to_string()),
-                    ],
-                    ConstCounter::new(c.counters.drops(*r)),
-                )
-            })
-        });
         family(
             &mut enc,
             "tutti_dropped_packets",
             "Packets dropped by the dataplane, by reason",
             counter,
-            drops,
+            per_core_reason(cores, &DropReason::ALL, DropReason::as_str, |c, r| {
+                c.drops(r)
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tutti_exception_dropped_packets",
+            "Frames dropped on the exception path (to or from the kernel), by reason",
+            counter,
+            per_core_reason(cores, &ExceptionDrop::ALL, ExceptionDrop::as_str, |c, r| {
+                c.exception_drops(r)
+            }),
         )?;
         let busy = per_core(cores, |c| ConstGauge::new(c.counters.busy_ratio()));
         family(

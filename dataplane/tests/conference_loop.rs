@@ -8,19 +8,18 @@ mod common;
 use common::*;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::Arc;
 use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand,
-    MediaEvent, PartKey, Participant, ParticipantSettings, ParticipantSpec, Retired, Timing,
+    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, PartKey, Participant,
+    ParticipantSettings, ParticipantSpec, Timing,
 };
-use tutti_dataplane::io::{MemoryIo, PacketBuf};
+use tutti_dataplane::io::PacketBuf;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
-use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::poll::Command;
 use tutti_dataplane::rx::rtcp::NtpClock;
-use tutti_dataplane::stats::{CoreCounters, DropReason};
+use tutti_dataplane::stats::DropReason;
 use tutti_dataplane::wire::rtp::RtpPacket;
 use tutti_dataplane::wire::{eth, ipv4, udp};
 
@@ -46,44 +45,10 @@ fn rtp_frame(i: usize, seq: u16, ts: u32, payload: &[u8], dst_port: u16) -> Vec<
 /// (sequence number, timestamp, SSRC, payload) of one RTP packet a participant received.
 type Received = (u16, u32, u32, Vec<u8>);
 
-struct Setup {
-    lp: PollLoop<MemoryIo>,
-    commands: rtrb::Producer<Command>,
-    events: rtrb::Consumer<MediaEvent>,
-    retired: rtrb::Consumer<Retired>,
-    engine: Arc<EngineCounters>,
-    core: Arc<CoreCounters>,
-}
+type Setup = LoopRig;
 
 fn setup() -> Setup {
-    let (commands, rx) = command_ring(64);
-    let (ev_p, events) = rtrb::RingBuffer::new(1024);
-    let (ret_p, retired) = rtrb::RingBuffer::new(64);
-    let engine = Arc::new(EngineCounters::default());
-    let core = Arc::new(CoreCounters::default());
-    let eng = Engine::new(0, vec![20000..=20999], 8, ev_p, ret_p, engine.clone());
-    let addr = PortAddr {
-        mac: OUR_MAC,
-        ip: OUR_IP,
-        prefix_len: 24,
-        gateway: None,
-    };
-    let lp = PollLoop::new(
-        vec![(MemoryIo::new(4096, 2048), addr)],
-        core.clone(),
-        rx,
-        0,
-        eng,
-        Handoff::none(),
-    );
-    Setup {
-        lp,
-        commands,
-        events,
-        retired,
-        engine,
-        core,
-    }
+    loop_rig(OUR_MAC, OUR_IP, 20000..=20999)
 }
 
 fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {

@@ -17,13 +17,13 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
+    ConfKey, Conference, ConferenceSpec, EngineCounters, Liveness, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec, Timing,
 };
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::net::exception::ExceptionConfig;
-use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr, TX_DRAIN};
+use tutti_dataplane::poll::{Command, PollLoop, TX_DRAIN};
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::stats::{CoreCounters, DropReason, ExceptionDrop};
 use tutti_dataplane::wire::{arp, checksum, eth, ipv4};
@@ -46,27 +46,14 @@ struct Setup {
 /// A loop with one port (media ports 20000-20999, one conference with one participant
 /// on 20000) and an exception path bounded by `cfg`.
 fn setup(cfg: ExceptionConfig) -> Setup {
-    let (mut commands, rx) = command_ring(64);
-    let (ev_p, _events) = rtrb::RingBuffer::new(1024);
-    let (ret_p, _retired) = rtrb::RingBuffer::new(64);
-    let engine = Arc::new(EngineCounters::default());
-    let c = Arc::new(CoreCounters::default());
-    let eng = Engine::new(0, vec![20000..=20999], 8, ev_p, ret_p, engine.clone());
-    let addr = PortAddr {
-        mac: OUR_MAC,
-        ip: OUR_IP,
-        prefix_len: 24,
-        gateway: None,
-    };
-    let mut lp = PollLoop::new(
-        vec![(MemoryIo::new(4096, 2048), addr)],
-        c.clone(),
-        rx,
-        0,
-        eng,
-        Handoff::none(),
-    )
-    .with_exception(0, MemoryIo::new(1024, 2048), cfg);
+    let LoopRig {
+        lp,
+        mut commands,
+        engine,
+        core: c,
+        ..
+    } = loop_rig(OUR_MAC, OUR_IP, 20000..=20999);
+    let mut lp = lp.with_exception(0, MemoryIo::new(1024, 2048), cfg);
     let t = Instant::from_nanos(1_000_000);
     let spec = ConferenceSpec {
         key: ConfKey(1),

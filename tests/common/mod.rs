@@ -99,15 +99,33 @@ impl Netns {
 
     /// Move `iface` (from the root namespace) here, address it and bring it up.
     pub fn adopt(&self, iface: &str, cidr: &str) {
+        self.adopt_from(None, iface, cidr);
+    }
+
+    /// Move `iface` from namespace `from` (the root namespace if `None`) here, address it
+    /// and bring it up.
+    pub fn adopt_from(&self, from: Option<&Netns>, iface: &str, cidr: &str) {
+        let n: Vec<String> = from.map_or(Vec::new(), |f| vec!["-n".into(), f.name.clone()]);
+        let with = |rest: &[&str]| -> Vec<String> {
+            n.iter()
+                .cloned()
+                .chain(rest.iter().map(|s| s.to_string()))
+                .collect()
+        };
+        let run_ip = |args: Vec<String>| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run("ip", &a)
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !run("ip", &["link", "show", iface]).status.success() {
+        while !run_ip(with(&["link", "show", iface])).status.success() {
             assert!(
                 Instant::now() < deadline,
                 "interface {iface} never appeared"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        must("ip", &["link", "set", iface, "netns", &self.name]);
+        let moved = run_ip(with(&["link", "set", iface, "netns", &self.name]));
+        assert!(moved.status.success(), "moving {iface}: {moved:?}");
         must("ip", &["-n", &self.name, "addr", "add", cidr, "dev", iface]);
         must("ip", &["-n", &self.name, "link", "set", iface, "up"]);
     }
@@ -116,6 +134,73 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// Run a command inside `ns` with a time bound.
+pub fn ns_spawn(ns: &Netns, secs: u32, cmd: &[&str]) -> Child {
+    let mut args = vec!["netns", "exec", &ns.name, "timeout"];
+    let secs = secs.to_string();
+    args.push(&secs);
+    args.extend_from_slice(cmd);
+    Command::new("ip")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn in namespace")
+}
+
+/// The tones the conference tests' peers send (one each) and analyse.
+pub const FREQS: [u32; 3] = [440, 1000, 1900];
+
+/// A `scripts/rtp-peer` endpoint in a namespace; killed on drop, by PID.
+pub struct Peer {
+    child: Child,
+    report: std::path::PathBuf,
+}
+
+impl Peer {
+    /// Run rtp-peer inside `ns` from `bind` to `remote` for `secs`, with extra arguments.
+    pub fn start(ns: &Netns, bind: &str, remote: &str, secs: u32, extra: &[String]) -> Peer {
+        let report = std::env::temp_dir().join(format!("{}.json", unique("tutti-peer-")));
+        let (peer, report_s) = (repo_path("scripts/rtp-peer"), report.display().to_string());
+        let secs_s = secs.to_string();
+        let mut args: Vec<&str> = vec![
+            "python3",
+            peer.to_str().unwrap(),
+            "--bind",
+            bind,
+            "--remote",
+            remote,
+            "--seconds",
+            &secs_s,
+            "--report",
+            &report_s,
+        ];
+        let freqs: Vec<String> = FREQS.iter().map(u32::to_string).collect();
+        for f in &freqs {
+            args.extend(["--analyze", f.as_str()]);
+        }
+        args.extend(extra.iter().map(String::as_str));
+        let child = ns_spawn(ns, secs + 20, &args);
+        Peer { child, report }
+    }
+
+    /// Wait for it and read its JSON report.
+    pub fn finish(mut self) -> serde_json::Value {
+        let st = self.child.wait().expect("rtp-peer wait");
+        assert!(st.success(), "rtp-peer failed: {st}");
+        let text = std::fs::read_to_string(&self.report).expect("rtp-peer report");
+        let _ = std::fs::remove_file(&self.report);
+        serde_json::from_str(&text).expect("report JSON")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -195,14 +280,71 @@ pub fn config(
     )
 }
 
+/// A TCP forwarder from 127.0.0.1 in the test's namespace to 127.0.0.1:`port` inside
+/// namespace `ns` (where a tutti's control API listens): a thread joins `ns` (setns
+/// affects only that thread) and connects there for each connection accepted on a
+/// listener made before it joined. Returns the local address; the thread ends with the
+/// test process.
+pub fn forward_into(ns: &str, port: u16) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("forwarder listener");
+    let local = listener.local_addr().unwrap();
+    let ns_file = std::fs::File::open(format!("/run/netns/{ns}")).expect("namespace file");
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns_file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(2),
+            ) else {
+                continue; // dropping `client` tells the caller the API is not up
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                pipe(client, s2);
+                pipe(server, c2);
+            }
+        }
+    });
+    local
+}
+
 impl Tutti {
+    /// Start `tutti run` inside namespace `ns` (`ip netns exec`, which execs tutti, so
+    /// the child's PID is tutti's) and wait until `/healthz` answers through
+    /// [`forward_into`]; `api` is its control port there.
+    pub fn start_in(ns: &Netns, yaml: &str, prefix: &str, api: u16) -> Tutti {
+        let mut t = Tutti::spawn_in(ns, yaml, prefix, api);
+        t.wait_up();
+        t
+    }
+
+    /// As [`Tutti::start_in`], not waiting.
+    pub fn spawn_in(ns: &Netns, yaml: &str, prefix: &str, api: u16) -> Tutti {
+        let mut t = Tutti::spawn_with(yaml, prefix, api, &["ip", "netns", "exec", &ns.name]);
+        t.api = forward_into(&ns.name, api);
+        t
+    }
+
     /// Write `yaml` to a fresh directory and start `tutti run` on it (not waiting).
     pub fn spawn(yaml: &str, prefix: &str, api: u16) -> Tutti {
+        Tutti::spawn_with(yaml, prefix, api, &[])
+    }
+
+    /// As [`Tutti::spawn`], the binary run through the command `wrapper` (may be empty).
+    fn spawn_with(yaml: &str, prefix: &str, api: u16, wrapper: &[&str]) -> Tutti {
         let dir = std::env::temp_dir().join(unique("tutti-e2e-"));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("tutti.yaml");
         std::fs::write(&cfg, yaml).unwrap();
-        let child = Command::new(tutti_bin())
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        argv.push(tutti_bin());
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::from(
@@ -224,13 +366,20 @@ impl Tutti {
     /// Start and wait until `/healthz` answers (panics with tutti's stderr if it exits).
     pub fn start(yaml: &str, prefix: &str, api: u16) -> Tutti {
         let mut t = Tutti::spawn(yaml, prefix, api);
+        t.wait_up();
+        t
+    }
+
+    /// Wait until `/healthz` answers (panics with tutti's stderr if it exits).
+    fn wait_up(&mut self) {
+        let t = self;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = t.child.try_wait().unwrap() {
                 panic!("tutti exited early ({st}): {}", t.stderr());
             }
             if http_get(t.api, "/healthz").is_some_and(|(c, _)| c == 200) {
-                return t;
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -3,15 +3,28 @@
 use crate::{strerror, Error};
 use std::ffi::{c_void, CString};
 use std::os::raw::{c_char, c_int};
+use std::sync::Arc;
 use tutti_dataplane::clock::{Clock, Instant};
 
-/// The initialised Environment Abstraction Layer. Dropping it runs `rte_eal_cleanup` and
-/// then removes this process's hugepage files (DPDK keeps them for secondary processes,
-/// which tutti does not use); drop it after every port, pool and lcore is done.
+/// The initialised Environment Abstraction Layer. Every pool, port, ring and launched
+/// lcore holds an [`EalGuard`]; `rte_eal_cleanup` (and the removal of this process's
+/// hugepage files, which DPDK keeps for secondary processes tutti does not use) runs
+/// when the `Eal` and the last guard are gone, never under a live DPDK object.
 pub struct Eal {
+    inner: EalGuard,
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+/// A share of the initialised EAL: what every DPDK object holds so that the EAL is
+/// cleaned up only after the last of them.
+#[derive(Clone)]
+pub struct EalGuard {
+    _inner: Arc<EalInner>,
+}
+
+struct EalInner {
     file_prefix: String,
     huge_dir: Option<String>,
-    _not_send: core::marker::PhantomData<*const ()>,
 }
 
 /// The value of EAL option `name` (`--name=v` or `--name v`), last one wins.
@@ -90,10 +103,20 @@ impl Eal {
             return Err(Error::EalInit(reason));
         }
         Ok(Eal {
-            file_prefix: option_value(args, "--file-prefix").unwrap_or_else(|| "rte".into()),
-            huge_dir: option_value(args, "--huge-dir"),
+            inner: EalGuard {
+                _inner: Arc::new(EalInner {
+                    file_prefix: option_value(args, "--file-prefix")
+                        .unwrap_or_else(|| "rte".into()),
+                    huge_dir: option_value(args, "--huge-dir"),
+                }),
+            },
             _not_send: core::marker::PhantomData,
         })
+    }
+
+    /// A guard keeping the EAL initialised for as long as it lives.
+    pub fn guard(&self) -> EalGuard {
+        self.inner.clone()
     }
 
     /// The main lcore (the thread that called `init`).
@@ -115,10 +138,11 @@ impl Eal {
     }
 }
 
-impl Drop for Eal {
+impl Drop for EalInner {
     fn drop(&mut self) {
-        // SAFETY: called once, after everything that used the EAL was dropped (the owner
-        // drops ports, pools and lcore handles first).
+        // SAFETY: runs once, when the Eal and the last guard are gone: every pool, port,
+        // ring and lcore launch that used the EAL has been dropped (each holds a guard;
+        // a pool that had to leak itself leaked its guard too, so this never runs then).
         unsafe {
             dpdk_sys::rte_eal_cleanup();
         }
@@ -141,10 +165,13 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Work running on a worker lcore; [`LaunchHandle::join`] waits for it.
-#[must_use = "join the lcore before cleaning up the EAL"]
+/// Work running on a worker lcore; [`LaunchHandle::join`] waits for it, and so does
+/// dropping the handle (the EAL stays up until then).
+#[must_use = "join the lcore to learn whether its work panicked"]
 pub struct LaunchHandle {
     lcore: u32,
+    joined: bool,
+    _eal: EalGuard,
 }
 
 impl LaunchHandle {
@@ -154,9 +181,19 @@ impl LaunchHandle {
     }
 
     /// Wait for the work to return. Returns false if it panicked.
-    pub fn join(self) -> bool {
-        // SAFETY: waits on an lcore we launched; valid after rte_eal_init.
+    pub fn join(mut self) -> bool {
+        self.joined = true;
+        // SAFETY: waits on an lcore we launched; the EAL is up (we hold a guard).
         unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore) == 0 }
+    }
+}
+
+impl Drop for LaunchHandle {
+    fn drop(&mut self) {
+        if !self.joined {
+            // SAFETY: as in `join`; the work must end before the EAL can be cleaned up.
+            unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore) };
+        }
     }
 }
 
@@ -181,7 +218,11 @@ pub fn launch(
             reason: strerror(rc),
         });
     }
-    Ok(LaunchHandle { lcore })
+    Ok(LaunchHandle {
+        lcore,
+        joined: false,
+        _eal: eal.guard(),
+    })
 }
 
 /// The dataplane clock: the TSC, converted to nanoseconds since the clock was made.

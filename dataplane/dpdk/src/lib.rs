@@ -7,8 +7,8 @@ mod mbuf;
 mod port;
 mod ring;
 
-pub use eal::{launch, Eal, LaunchHandle, TscClock};
-pub use mbuf::{Mbuf, Mempool};
+pub use eal::{launch, Eal, EalGuard, LaunchHandle, TscClock};
+pub use mbuf::{leaked_pools, Mbuf, Mempool};
 pub use port::{Link, Port, PortQueue, PortSetup};
 pub use ring::{mbuf_ring, MbufRingRx, MbufRingTx};
 
@@ -30,6 +30,12 @@ pub enum Error {
         port: u16,
         name: String,
         what: &'static str,
+        reason: String,
+    },
+    #[error("device {name} ({args}) could not be created: {reason} (see the PMD's lines above; an exception interface needs CAP_NET_ADMIN and a free interface name)")]
+    Vdev {
+        name: String,
+        args: String,
         reason: String,
     },
     #[error("ring '{name}' could not be created: {reason}")]

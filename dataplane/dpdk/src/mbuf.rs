@@ -1,14 +1,29 @@
 //! Mempools and mbufs. An [`Mbuf`] owns one packet buffer and returns it to its pool on drop.
 
+use crate::eal::{Eal, EalGuard};
 use crate::{last_error, Error};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::ffi::CString;
 use tutti_dataplane::io::PacketBuf;
 
-/// A pool of packet buffers on one NUMA socket.
+/// Pools that were dropped while some of their mbufs were still out, and were leaked.
+static LEAKED_POOLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many pools have been leaked because they were dropped with mbufs still out
+/// (see [`Mempool`]'s `Drop`).
+pub fn leaked_pools() -> u64 {
+    LEAKED_POOLS.load(Ordering::Relaxed)
+}
+
+/// A pool of packet buffers on one NUMA socket. It holds the EAL up. Dropped while
+/// every mbuf is back, it is freed; dropped while mbufs are still out (an [`Mbuf`] does
+/// not hold its pool), it is leaked instead, with its EAL guard, so that those mbufs
+/// never point into freed memory; [`leaked_pools`] counts such pools.
 pub struct Mempool {
     raw: NonNull<dpdk_sys::rte_mempool>,
     name: String,
+    eal: EalGuard,
 }
 
 // SAFETY: a DPDK mempool is designed to be used from several lcores at once (per-lcore
@@ -20,6 +35,7 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// Create a packet-mbuf pool of `n` buffers with `data_room` bytes each on `socket`.
     pub fn new(
+        eal: &Eal,
         name: &str,
         n: u32,
         cache: u32,
@@ -27,8 +43,7 @@ impl Mempool {
         socket: i32,
     ) -> Result<Mempool, Error> {
         let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
-        // SAFETY: valid NUL-terminated name; the EAL is initialised (Eal exists before
-        // any pool is made by the binary's wiring).
+        // SAFETY: valid NUL-terminated name; the EAL is initialised (`eal` proves it).
         let raw = unsafe {
             dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket)
         };
@@ -36,6 +51,7 @@ impl Mempool {
             .map(|raw| Mempool {
                 raw,
                 name: name.into(),
+                eal: eal.guard(),
             })
             .ok_or_else(|| Error::Mempool {
                 name: name.into(),
@@ -73,8 +89,22 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: every queue using the pool was stopped and every Mbuf borrowed from it
-        // was dropped (the wiring drops ports and loops first).
+        // Ports hold their pools (Arc), so every queue using this one was stopped and
+        // closed, and the PMD gave its descriptors' mbufs back, before we get here.
+        let out = self.in_use();
+        if out != 0 {
+            LEAKED_POOLS.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                pool = %self.name,
+                mbufs_out = out,
+                "mempool dropped with mbufs still out: leaked (with the EAL) instead of freed"
+            );
+            // The live mbufs point into this pool's memory: keep it, and the EAL, mapped.
+            core::mem::forget(self.eal.clone());
+            return;
+        }
+        // SAFETY: no mbuf of the pool is out (counted above, with the per-lcore caches as
+        // available), no queue uses it, and the EAL is up (we hold a guard).
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) }
     }
 }

@@ -2,6 +2,7 @@
 //! core (RSS where the PMD has it), start, stop, close; link status, stats and xstats.
 //! A [`PortQueue`] is one queue pair, used by exactly one lcore.
 
+use crate::eal::{Eal, EalGuard};
 use crate::mbuf::{Mbuf, Mempool};
 use crate::{strerror, Error};
 use std::ffi::{CStr, CString};
@@ -12,6 +13,9 @@ use tutti_dataplane::wire::eth::MacAddr;
 /// Descriptor ring sizes asked for (the PMD may adjust them).
 const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
+
+/// The bus virtual devices live on.
+const VDEV_BUS: &CStr = c"vdev";
 
 /// How to set a port up.
 pub struct PortSetup {
@@ -28,8 +32,11 @@ pub struct Link {
     pub full_duplex: bool,
 }
 
-/// A started Ethernet port. Stopped and closed on drop.
-pub struct Port {
+/// A started Ethernet port. Stopped and closed (and a device tutti created removed)
+/// once the `Port` and every [`PortQueue`] of it are dropped; it holds the EAL up.
+pub struct Port(Arc<PortInner>);
+
+struct PortInner {
     id: u16,
     name: String,
     queues: u16,
@@ -37,6 +44,9 @@ pub struct Port {
     rss: bool,
     multi_seg: bool,
     driver: String,
+    /// The virtual device's name when [`Port::create`] made it.
+    vdev: Option<CString>,
+    _eal: EalGuard,
 }
 
 fn port_names() -> String {
@@ -66,9 +76,50 @@ fn port_names() -> String {
 }
 
 impl Port {
+    /// Create the virtual device `name` (a vdev driver name plus a suffix, such as
+    /// `net_tap_x0`) with devargs `args` (e.g. `iface=tutti0,mac=02:..`), then start it
+    /// as [`Port::start`] does. The device is removed again when the port is dropped.
+    pub fn create(eal: &Eal, name: &str, args: &str, setup: PortSetup) -> Result<Port, Error> {
+        let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
+        let cargs = CString::new(args).map_err(|_| Error::BadArgument(args.into()))?;
+        // SAFETY: valid NUL-terminated strings; the EAL is initialised (`eal`).
+        let rc = unsafe {
+            dpdk_sys::rte_eal_hotplug_add(VDEV_BUS.as_ptr(), cname.as_ptr(), cargs.as_ptr())
+        };
+        if rc != 0 {
+            return Err(Error::Vdev {
+                name: name.into(),
+                args: args.into(),
+                reason: if rc < 0 {
+                    strerror(rc)
+                } else {
+                    format!("error {rc}")
+                },
+            });
+        }
+        match Port::start_inner(eal, name, setup, Some(cname.clone())) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                // SAFETY: the device we just created and failed to start (start closed
+                // the port if it got that far).
+                unsafe { dpdk_sys::rte_eal_hotplug_remove(VDEV_BUS.as_ptr(), cname.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
     /// Find the port DPDK created for device `name` (e.g. `net_tap0` or a PCI address)
     /// and start it with one queue pair per pool in `setup`.
-    pub fn start(name: &str, setup: PortSetup) -> Result<Port, Error> {
+    pub fn start(eal: &Eal, name: &str, setup: PortSetup) -> Result<Port, Error> {
+        Port::start_inner(eal, name, setup, None)
+    }
+
+    fn start_inner(
+        eal: &Eal,
+        name: &str,
+        setup: PortSetup,
+        vdev: Option<CString>,
+    ) -> Result<Port, Error> {
         let cname = CString::new(name).map_err(|_| Error::BadArgument(name.into()))?;
         let mut id = 0u16;
         // SAFETY: valid C string and out-pointer.
@@ -174,7 +225,7 @@ impl Port {
             unsafe { dpdk_sys::rte_eth_dev_close(id) };
             return Err(fail("start", rc));
         }
-        Ok(Port {
+        Ok(Port(Arc::new(PortInner {
             id,
             name: name.into(),
             queues,
@@ -182,45 +233,47 @@ impl Port {
             rss,
             multi_seg,
             driver,
-        })
+            vdev,
+            _eal: eal.guard(),
+        })))
     }
 
     /// The DPDK port id.
     pub fn id(&self) -> u16 {
-        self.id
+        self.0.id
     }
 
     /// The device name it was found by.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The PMD's driver name (e.g. `net_tap`, `net_virtio_user`).
     pub fn driver(&self) -> &str {
-        &self.driver
+        &self.0.driver
     }
 
     /// Queue pairs (one per dataplane core).
     pub fn queues(&self) -> u16 {
-        self.queues
+        self.0.queues
     }
 
     /// Whether RSS spreads received packets over the queues.
     pub fn rss(&self) -> bool {
-        self.rss
+        self.0.rss
     }
 
     /// Whether the port sends chained mbufs (duplicates share their payload) rather
     /// than flat copies.
     pub fn multi_seg(&self) -> bool {
-        self.multi_seg
+        self.0.multi_seg
     }
 
     /// The port's MAC address.
     pub fn mac(&self) -> MacAddr {
         let mut a = dpdk_sys::rte_ether_addr::default();
         // SAFETY: valid port and out-pointer.
-        unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut a) };
+        unsafe { dpdk_sys::rte_eth_macaddr_get(self.0.id, &mut a) };
         MacAddr(a.addr_bytes)
     }
 
@@ -228,7 +281,7 @@ impl Port {
     pub fn link(&self) -> Link {
         let mut l = dpdk_sys::rte_eth_link::default();
         // SAFETY: valid port and out-pointer.
-        unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l) };
+        unsafe { dpdk_sys::rte_eth_link_get_nowait(self.0.id, &mut l) };
         Link {
             up: u32::from(l.link_status()) == dpdk_sys::RTE_ETH_LINK_UP,
             // RTE_ETH_SPEED_NUM_UNKNOWN (u32::MAX) for virtual devices that have no speed.
@@ -244,7 +297,7 @@ impl Port {
     /// The PMD's extended statistics as (name, value) pairs.
     pub fn xstats(&self) -> Vec<(String, u64)> {
         // SAFETY: a null array asks for the count.
-        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, core::ptr::null_mut(), 0) };
+        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.0.id, core::ptr::null_mut(), 0) };
         let Ok(n) = usize::try_from(n) else {
             return Vec::new();
         };
@@ -252,10 +305,10 @@ impl Port {
         let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n];
         // SAFETY: arrays of n entries each.
         let got_names =
-            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.0.id, names.as_mut_ptr(), n as u32) };
         // SAFETY: as above.
         let got_vals =
-            unsafe { dpdk_sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) };
+            unsafe { dpdk_sys::rte_eth_xstats_get(self.0.id, vals.as_mut_ptr(), n as u32) };
         if got_names < 0 || got_vals < 0 {
             return Vec::new();
         }
@@ -273,34 +326,38 @@ impl Port {
 
     /// Queue pair `q` for the lcore that will poll it.
     pub fn queue(&self, q: u16) -> Option<PortQueue> {
-        (q < self.queues).then(|| PortQueue {
-            port: self.id,
+        (q < self.0.queues).then(|| PortQueue {
+            port: self.0.clone(),
             queue: q,
-            pool: self.pools[usize::from(q)].clone(),
-            multi_seg: self.multi_seg,
+            pool: self.0.pools[usize::from(q)].clone(),
+            multi_seg: self.0.multi_seg,
         })
     }
 
     /// Buffers in use across this port's pools.
     pub fn mbufs_in_use(&self) -> u64 {
-        self.pools.iter().map(|p| u64::from(p.in_use())).sum()
+        self.0.pools.iter().map(|p| u64::from(p.in_use())).sum()
     }
 }
 
-impl Drop for Port {
+impl Drop for PortInner {
     fn drop(&mut self) {
-        // SAFETY: the lcores polling this port were joined before the port is dropped
-        // (the PortQueues hold no reference that outlives them in the wiring).
+        // SAFETY: the Port and every PortQueue (each holds this inner Arc) are gone, so
+        // no lcore polls the port any more; the EAL is up (we hold a guard). The pools
+        // are dropped after this body, once the PMD has given their mbufs back.
         unsafe {
             dpdk_sys::rte_eth_dev_stop(self.id);
             dpdk_sys::rte_eth_dev_close(self.id);
+            if let Some(name) = &self.vdev {
+                dpdk_sys::rte_eal_hotplug_remove(VDEV_BUS.as_ptr(), name.as_ptr());
+            }
         }
     }
 }
 
-/// One rx/tx queue pair of a port, polled by one lcore only.
+/// One rx/tx queue pair of a port, polled by one lcore only. It keeps the port open.
 pub struct PortQueue {
-    port: u16,
+    port: Arc<PortInner>,
     queue: u16,
     pool: Arc<Mempool>,
     multi_seg: bool,
@@ -319,7 +376,7 @@ impl PacketIo for PortQueue {
         // exclusively owned mbuf pointers there, which we then take ownership of.
         unsafe {
             let dst = out.as_mut_ptr().add(len) as *mut *mut dpdk_sys::rte_mbuf;
-            let n = dpdk_sys::rte_eth_rx_burst(self.port, self.queue, dst, max as u16);
+            let n = dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, dst, max as u16);
             out.set_len(len + usize::from(n));
             usize::from(n)
         }
@@ -338,7 +395,7 @@ impl PacketIo for PortQueue {
         unsafe {
             let base = pkts.as_mut_ptr();
             let sent = usize::from(dpdk_sys::rte_eth_tx_burst(
-                self.port,
+                self.port.id,
                 self.queue,
                 base as *mut *mut dpdk_sys::rte_mbuf,
                 len as u16,

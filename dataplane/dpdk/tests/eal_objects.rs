@@ -1,9 +1,10 @@
 //! The safe wrapper against the real DPDK (EAL without hugepages, no devices): mbufs free
-//! themselves, rings carry mbufs between ends and free what is left, pools count.
+//! themselves, rings carry mbufs between ends and free what is left, pools count, and a
+//! pool dropped while an mbuf is out is leaked with the EAL rather than freed under it.
 //! One test function: the EAL can be initialised once per process.
 
 use tutti_dataplane::io::{PacketBuf, RingRx, RingTx};
-use tutti_dpdk::{mbuf_ring, Eal, Mempool};
+use tutti_dpdk::{leaked_pools, mbuf_ring, Eal, Mempool};
 
 #[test]
 fn mbufs_rings_and_pools() {
@@ -18,7 +19,7 @@ fn mbufs_rings_and_pools() {
         "--log-level=lib.eal:warning".into(),
     ])
     .expect("EAL without hugepages");
-    let pool = Mempool::new("wrap_test", 1023, 0, 2048 + 128, -1).expect("pool");
+    let pool = Mempool::new(&eal, "wrap_test", 1023, 0, 2048 + 128, -1).expect("pool");
     assert_eq!(pool.in_use(), 0);
 
     // An mbuf grows within its room and frees itself on drop.
@@ -33,7 +34,7 @@ fn mbufs_rings_and_pools() {
     assert_eq!(pool.in_use(), 0);
 
     // A ring of 4 holds 3; the 4th push gives the mbuf back; pop is FIFO.
-    let (mut tx, mut rx) = mbuf_ring("wrap_ring", 4, -1).expect("ring");
+    let (mut tx, mut rx) = mbuf_ring(&eal, "wrap_ring", 4, -1).expect("ring");
     for i in 0..3u8 {
         let mut m = pool.alloc().unwrap();
         assert!(m.set_len(1));
@@ -50,7 +51,19 @@ fn mbufs_rings_and_pools() {
     drop(tx);
     drop(rx);
     assert_eq!(pool.in_use(), 0);
-    assert!(mbuf_ring("bad name \0", 4, -1).is_err());
+    assert!(mbuf_ring(&eal, "bad name \0", 4, -1).is_err());
     drop(pool);
+    assert_eq!(leaked_pools(), 0, "a pool with every mbuf back is freed");
+
+    // Dropping a pool, and then the EAL, while an mbuf is out leaves that mbuf valid:
+    // the pool is leaked (and counted), and with it its hold on the EAL.
+    let pool = Mempool::new(&eal, "wrap_leak", 63, 0, 2048 + 128, -1).expect("pool");
+    let mut m = pool.alloc().expect("mbuf");
+    drop(pool);
+    assert_eq!(leaked_pools(), 1);
     drop(eal);
+    assert!(m.set_len(64));
+    m.data_mut().fill(9);
+    assert_eq!(m.data(), &[9u8; 64][..]);
+    drop(m);
 }

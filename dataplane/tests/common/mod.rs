@@ -2,7 +2,12 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use tutti_dataplane::codec::CodecKind;
+use tutti_dataplane::conference::{Engine, EngineCounters, MediaEvent, Retired};
+use tutti_dataplane::io::MemoryIo;
+use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::{eth, ipv4, udp};
 
 /// An RTP packet (no CSRCs or extensions).
@@ -85,4 +90,47 @@ pub fn goertzel(x: &[i16], freq: f64) -> f64 {
 /// A power ratio in decibels.
 pub fn db(ratio: f64) -> f64 {
     10.0 * ratio.log10()
+}
+
+/// A poll loop over one in-memory port (4096 buffers) whose engine owns `ports`, with
+/// the control core's ends of its rings and its counters.
+pub struct LoopRig {
+    pub lp: PollLoop<MemoryIo>,
+    pub commands: rtrb::Producer<Command>,
+    pub events: rtrb::Consumer<MediaEvent>,
+    pub retired: rtrb::Consumer<Retired>,
+    pub engine: Arc<EngineCounters>,
+    pub core: Arc<CoreCounters>,
+}
+
+/// A [`LoopRig`] at `mac`/`ip` (a /24, no gateway) owning media ports `ports`.
+pub fn loop_rig(mac: eth::MacAddr, ip: Ipv4Addr, ports: std::ops::RangeInclusive<u16>) -> LoopRig {
+    let (commands, rx) = command_ring(64);
+    let (ev_p, events) = rtrb::RingBuffer::new(1024);
+    let (ret_p, retired) = rtrb::RingBuffer::new(64);
+    let engine = Arc::new(EngineCounters::default());
+    let core = Arc::new(CoreCounters::default());
+    let eng = Engine::new(0, vec![ports], 8, ev_p, ret_p, engine.clone());
+    let addr = PortAddr {
+        mac,
+        ip,
+        prefix_len: 24,
+        gateway: None,
+    };
+    let lp = PollLoop::new(
+        vec![(MemoryIo::new(4096, 2048), addr)],
+        core.clone(),
+        rx,
+        0,
+        eng,
+        Handoff::none(),
+    );
+    LoopRig {
+        lp,
+        commands,
+        events,
+        retired,
+        engine,
+        core,
+    }
 }
