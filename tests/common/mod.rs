@@ -913,3 +913,4 @@ pub fn metric_at(addr: SocketAddr, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
 }
+pub mod sip;

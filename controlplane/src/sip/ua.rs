@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tutti_control_core::sip::sdp::{self, SdpError};
+use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{conference_of, Admission, CallInfo, Policy, Refusal};
 use tutti_dataplane::clock::Instant;
 
@@ -206,7 +206,8 @@ impl Ua {
         if *req.method() == Method::Ack {
             return self.ack(&parts);
         }
-        if let Err(r) = self.inner().admission.trusted(peer.addr().ip()) {
+        let trusted = self.inner().admission.trusted(peer.addr().ip());
+        if let Err(r) = trusted {
             return self.refuse(&parts, &r, peer);
         }
         let key = TxKey {
@@ -460,12 +461,7 @@ impl Ua {
         };
         let media = match sdp::negotiate(p.req.body()) {
             Ok(m) => m,
-            Err(SdpError::Malformed(why)) => {
-                return refuse(Refusal::new(400, format!("Bad Request ({why})")))
-            }
-            Err(SdpError::NotAcceptable(why)) => {
-                return refuse(Refusal::new(488, format!("Not Acceptable Here ({why})")))
-            }
+            Err(e) => return refuse(Refusal::from(&e)),
         };
         // 100 Trying goes first (the answer follows at once, but a UAC over UDP
         // stops retransmitting on it).
@@ -599,13 +595,9 @@ impl Ua {
         };
         let media = match sdp::negotiate(p.req.body()) {
             Ok(m) => m,
-            Err(SdpError::Malformed(why)) => {
-                let r = Refusal::new(400, format!("Bad Request ({why})"));
-                return (400, self.response(p, &r, None, &[], None));
-            }
-            Err(SdpError::NotAcceptable(why)) => {
-                let r = Refusal::new(488, format!("Not Acceptable Here ({why})"));
-                return (488, self.response(p, &r, None, &[], None));
+            Err(e) => {
+                let r = Refusal::from(&e);
+                return (r.code, self.response(p, &r, None, &[], None));
             }
         };
         if let Err(e) = self.state.control().sip_hold(&conf, &pid, media.hold) {
@@ -645,7 +637,8 @@ impl Ua {
             let cap = self.state.control().sessions().capacity();
             cap.free == 0
         };
-        let r = match self.inner().admission.room(active) {
+        let room = self.inner().admission.room(active);
+        let r = match room {
             Ok(()) if !full => Refusal::new(200, "OK"),
             Ok(()) => Refusal {
                 retry_after: Some(tutti_control_core::sip::RETRY_AFTER_SECS),

@@ -110,6 +110,18 @@ impl From<&ControlError> for Refusal {
     }
 }
 
+impl From<&sdp::SdpError> for Refusal {
+    /// An offer we cannot read is a bad request; one we cannot take, not acceptable.
+    fn from(e: &sdp::SdpError) -> Refusal {
+        match e {
+            sdp::SdpError::Malformed(_) => Refusal::new(400, format!("Bad Request ({e})")),
+            sdp::SdpError::NotAcceptable(_) => {
+                Refusal::new(488, format!("Not Acceptable Here ({e})"))
+            }
+        }
+    }
+}
+
 /// Admission settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {

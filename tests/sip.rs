@@ -1,0 +1,419 @@
+//! SIP end to end: tutti in its own namespace, SIP on the service address through the
+//! exception path, real peers (sipp, raw UDP) in the clients' namespace.
+
+mod common;
+use common::sip::*;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+fn db(report: &Value, f: u32) -> f64 {
+    report["analysis_db"][f.to_string()]
+        .as_f64()
+        .expect("analysis")
+}
+
+#[test]
+fn refusals_malformed_messages_options_and_limits() {
+    let _turn = one_at_a_time();
+    let rig =
+        sip_rig("  trusted: [198.18.0.2/32, 198.18.0.3/32]\n  max_calls: 1\n  invite_rate: 3\n");
+    let t = &rig.t;
+    let (c, v) = t.call("POST", "/v1/conferences", Some(r#"{"id":"c1"}"#));
+    assert_eq!(c, 201, "{v}");
+    let uri = |conf: &str| format!("sip:conf-{conf}@198.18.0.1");
+    let a = "198.18.0.2";
+    let b = "198.18.0.3";
+    let pcmu = offer(a, 40000, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let r = rig.exchange(&[
+        (a, request("OPTIONS", "sip:198.18.0.1", a, "o1", 1, &[], "")),
+        // Rate: three INVITEs from one source in a second, then 503.
+        (a, request("INVITE", &uri("nope"), a, "i1", 1, &[], &pcmu)),
+        (
+            a,
+            request("INVITE", &uri("c1"), a, "i2", 1, &[], &offer(a, 40000, "18", "")),
+        ),
+        (
+            a,
+            request("INVITE", &uri("c1"), a, "i3", 1, &[], "v=0\r\nm=audio x\r\n"),
+        ),
+        (a, request("INVITE", &uri("c1"), a, "i4", 1, &[], &pcmu)),
+        // Not a request we can read, but with the headers to answer it.
+        (
+            a,
+            "INVITE sip:conf-c1@198.18.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.2:PORT;branch=z9hG4bKm1\r\nCSeq: one INVITE\r\nCall-ID: m1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:z@w>\r\nContent-Length: 0\r\n\r\n".to_string(),
+        ),
+        (a, request("REGISTER", "sip:198.18.0.1", a, "g1", 1, &[], "")),
+        (
+            a,
+            request("BYE", &uri("c1"), a, "nodialog", 2, &[], "")
+                .replace("To: <sip:conf-c1@198.18.0.1>", "To: <sip:conf-c1@198.18.0.1>;tag=zz"),
+        ),
+        ("198.18.0.4", request("OPTIONS", "sip:198.18.0.1", "198.18.0.4", "o2", 1, &[], "")),
+    ]);
+    let codes: Vec<u16> = r.iter().map(|x| code(last(x))).collect();
+    assert_eq!(
+        codes,
+        [200, 404, 488, 400, 503, 400, 405, 481, 403],
+        "{r:#?}\n{}",
+        t.stderr()
+    );
+    let options = last(&r[0]);
+    for h in [
+        "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS",
+        "Accept: application/sdp",
+        "Supported:",
+    ] {
+        assert!(options.contains(h), "{options}");
+    }
+    assert!(last(&r[2]).contains("no common codec"), "{}", last(&r[2]));
+    assert!(
+        last(&r[3]).starts_with("SIP/2.0 400 Bad Request (malformed SDP"),
+        "{}",
+        last(&r[3])
+    );
+    assert!(last(&r[4]).contains("Retry-After: 1"), "{}", last(&r[4]));
+    assert!(last(&r[5]).contains("Call-ID: m1"), "{}", last(&r[5]));
+
+    // One call fills the appliance (max_calls 1): OPTIONS and INVITE get 503, and the
+    // call is a participant of c1.
+    let r = rig.exchange(&[(
+        b,
+        request(
+            "INVITE",
+            &uri("c1"),
+            b,
+            "call1",
+            1,
+            &[],
+            &offer(b, 40002, "8 0 101", "a=rtpmap:101 telephone-event/8000\r\n"),
+        ),
+    )]);
+    assert_eq!(
+        r[0].iter().map(|m| code(m)).collect::<Vec<_>>(),
+        [100, 200],
+        "{r:#?}"
+    );
+    let ok = last(&r[0]);
+    assert!(
+        ok.contains("m=audio ") && ok.contains(" RTP/AVP 8 101\r\n"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("c=IN IP4 198.18.0.1\r\n") && ok.contains("a=ptime:20"),
+        "{ok}"
+    );
+    let tag = ok
+        .split("\r\n")
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("our tag")
+        .to_string();
+    let (_, conf) = t.call("GET", "/v1/conferences/c1", None);
+    let parts = conf["participants"].as_array().expect("participants");
+    assert_eq!(parts.len(), 1, "{conf}");
+    assert_eq!(parts[0]["remote"], "198.18.0.3:40002", "{conf}");
+    assert_eq!(parts[0]["codec"], "pcma", "{conf}");
+    let local = parts[0]["local"].as_str().unwrap();
+    assert!(
+        ok.contains(&format!("m=audio {} ", local.split(':').nth(1).unwrap())),
+        "{ok}"
+    );
+    let to_tag = format!("To: <{}>;tag={tag}", uri("c1"));
+    let r = rig.exchange(&[
+        (b, request("OPTIONS", "sip:198.18.0.1", b, "o3", 1, &[], "")),
+        (b, request("INVITE", &uri("c1"), b, "call2", 1, &[], &pcmu)),
+    ]);
+    assert_eq!(code(last(&r[0])), 503, "{r:#?}");
+    assert!(
+        last(&r[1]).starts_with("SIP/2.0 503 Too many calls"),
+        "{r:#?}"
+    );
+    // BYE with our tag ends it; the appliance has room again.
+    let bye = request("BYE", &uri("c1"), b, "call1", 2, &[], "").replace(
+        &format!("To: <{}>\r\n", uri("c1")),
+        &format!("{to_tag}\r\n"),
+    );
+    let r = rig.exchange(&[
+        (b, bye),
+        (b, request("OPTIONS", "sip:198.18.0.1", b, "o4", 1, &[], "")),
+    ]);
+    assert_eq!(code(last(&r[0])), 200, "{r:#?}");
+    assert_eq!(code(last(&r[1])), 200, "{r:#?}");
+    let (_, conf) = t.call("GET", "/v1/conferences/c1", None);
+    assert_eq!(
+        conf["participants"].as_array().map(Vec::len),
+        Some(0),
+        "{conf}"
+    );
+
+    for (sample, n) in [
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"404\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"488\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"400\"}",
+            2.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"503\"}",
+            2.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"OPTIONS\",code=\"403\"}",
+            1.0,
+        ),
+        ("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}", 1.0),
+        ("tutti_sip_dialogs", 0.0),
+    ] {
+        assert_eq!(t.metric(sample), n, "{sample}");
+    }
+    t.assert_metrics_valid();
+    assert_eq!(t.get("/healthz").0, 200);
+}
+
+/// A sipp UAC scenario: INVITE (media at `media`, PCMU and telephone-events), ACK, then
+/// `middle` (more XML), then BYE.
+fn uac(media: (&str, u16), middle: &str) -> String {
+    let (ip, port) = media;
+    let sdp = |dir: &str| {
+        format!(
+            "v=0\no=sipp 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio {port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na={dir}\n"
+        )
+    };
+    let invite = |cseq: u32, dir: &str| {
+        format!(
+            r#"<send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}
+Call-ID: [call_id]
+CSeq: {cseq} INVITE
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{body}]]></send>
+<recv response="100" optional="true"/>
+<recv response="200" rtd="true"/>
+<send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"#,
+            to_tag = if cseq == 1 { "" } else { "[peer_tag_param]" },
+            body = sdp(dir)
+        )
+    };
+    let middle = middle
+        .replace("REINVITE_SENDONLY", &invite(2, "sendonly"))
+        .replace("REINVITE_SENDRECV", &invite(3, "sendrecv"));
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tutti uac">
+{}
+{middle}
+</scenario>
+"#,
+        invite(1, "sendrecv")
+    )
+}
+
+const BYE: &str = r#"<send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 9 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>
+"#;
+
+/// Wait for tutti's BYE and answer it.
+const BYE_FROM_TUTTI: &str = r#"<recv request="BYE" timeout="60000"/>
+<send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"#;
+
+fn participants(t: &Tutti, conf: &str) -> Vec<Value> {
+    let (code, v) = t.call("GET", &format!("/v1/conferences/{conf}"), None);
+    if code != 200 {
+        return Vec::new();
+    }
+    v["participants"].as_array().cloned().unwrap_or_default()
+}
+
+fn by_remote(t: &Tutti, conf: &str, remote: &str) -> Option<Value> {
+    participants(t, conf)
+        .into_iter()
+        .find(|p| p["remote"] == remote)
+}
+
+#[test]
+fn callers_over_udp_and_tcp_hear_each_other_hold_and_hang_up_both_ways() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n  domain: tutti.test\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 40);
+    std::thread::sleep(Duration::from_millis(300));
+    // Caller A over UDP: talks, goes on hold by re-INVITE, comes back, hangs up.
+    let a = rig.sipp(
+        &uac(
+            ("198.18.0.3", 30000),
+            &format!(
+                r#"<pause milliseconds="7000"/>
+REINVITE_SENDONLY<pause milliseconds="3000"/>
+REINVITE_SENDRECV<pause milliseconds="2000"/>
+{BYE}"#
+            ),
+        ),
+        "198.18.0.2",
+        &["-s", "conf-room", "-m", "1", "-p", "5070", "-mp", "7000"],
+        40,
+    );
+    // Caller B over TCP: talks, and tutti hangs up when the API deletes it.
+    let b = rig.sipp(
+        &uac(("198.18.0.4", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-room",
+            "-m",
+            "1",
+            "-p",
+            "5072",
+            "-mp",
+            "7100",
+            "-t",
+            "t1",
+        ],
+        40,
+    );
+    t.wait_for(10, "two SIP participants", |t| {
+        participants(t, "room").len() == 2
+    });
+    let pa = by_remote(t, "room", "198.18.0.3:30000").expect("caller A");
+    let pb = by_remote(t, "room", "198.18.0.4:30000").expect("caller B");
+    assert_eq!(pa["codec"], "pcmu", "{pa}");
+    assert_eq!(pa["telephone_event_pt"], 101, "{pa}");
+    assert_eq!(pa["hold"], false, "{pa}");
+    let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
+    let peers = [
+        Peer::start(
+            &rig.clients,
+            "198.18.0.3:30000",
+            pa["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[0]),
+        ),
+        Peer::start(
+            &rig.clients,
+            "198.18.0.4:30000",
+            pb["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[1]),
+        ),
+    ];
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    for (i, r) in reports.iter().enumerate() {
+        let (own, other) = (db(r, FREQS[i]), db(r, FREQS[1 - i]));
+        assert!(r["received"].as_u64().unwrap() >= 100, "{r}");
+        assert!(
+            other - own >= 30.0,
+            "caller {i} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}"
+        );
+    }
+
+    let hold = |want: bool| {
+        move |t: &Tutti| by_remote(t, "room", "198.18.0.3:30000").is_some_and(|p| p["hold"] == want)
+    };
+    t.wait_for(15, "caller A on hold", hold(true));
+    t.wait_for(10, "caller A back", hold(false));
+    let (ok, log) = a.finish();
+    assert!(ok, "caller A: {log}\n{}", t.stderr());
+    assert_eq!(participants(t, "room").len(), 1);
+
+    let pid = pb["id"].as_str().unwrap();
+    let (status, v) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/room/participants/{pid}"),
+        None,
+    );
+    assert_eq!(status, 204, "{v}");
+    let (ok, log) = b.finish();
+    assert!(ok, "caller B got no BYE: {log}\n{}", t.stderr());
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        4.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
+        1.0
+    );
+
+    // A wrong domain is not ours.
+    let r = rig.exchange(&[(
+        "198.18.0.2",
+        request(
+            "INVITE",
+            "sip:conf-room@elsewhere.test",
+            "198.18.0.2",
+            "d1",
+            1,
+            &[],
+            &offer("198.18.0.2", 4000, "0", ""),
+        ),
+    )]);
+    assert_eq!(code(last(&r[0])), 404, "{r:?}");
+
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+    let text = events.join().unwrap();
+    let evs = sse_events(&text);
+    let kinds: Vec<(&str, Option<&str>)> = evs
+        .iter()
+        .filter(|e| e["type"].as_str().is_some_and(|k| k.starts_with("call_")))
+        .map(|e| (e["type"].as_str().unwrap(), e["reason"].as_str()))
+        .collect();
+    for want in [
+        ("call_ringing", None),
+        ("call_answered", None),
+        ("call_held", None),
+        ("call_resumed", None),
+        ("call_ended", Some("bye")),
+        ("call_ended", Some("deleted")),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
+    }
+}
