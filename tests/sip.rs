@@ -417,3 +417,59 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
         assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
     }
 }
+
+#[test]
+fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n  invite_rate: 200\n  max_calls: 150\n");
+    let t = &rig.t;
+    let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    // sipp's built-in UAC: 100 calls at 50 per second, each up for 8 s, RTP echoed.
+    let calls = rig.sipp(
+        "uac",
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-load",
+            "-m",
+            "100",
+            "-l",
+            "100",
+            "-r",
+            "50",
+            "-d",
+            "8000",
+            "-rtp_echo",
+            "-mp",
+            "6000",
+        ],
+        60,
+    );
+    t.wait_for(20, "100 SIP participants", |t| {
+        participants(t, "load").len() == 100
+    });
+    assert_eq!(t.metric("tutti_sip_dialogs"), 100.0);
+    let rx1 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    std::thread::sleep(Duration::from_secs(2));
+    let rx2 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    // Each participant's stream comes back from sipp's echo: 100 x 50 packets/s.
+    let rate = (rx2 - rx1) / 2.0;
+    eprintln!("100 SIP calls: {rate:.0} packets/s received while all were up (rx before: {rx0})");
+    assert!(rate >= 100.0 * 50.0 * 0.8, "{rate} packets/s");
+    let (ok, log) = calls.finish();
+    assert!(ok, "sipp: {log}\n{}", t.stderr());
+    t.wait_for(10, "the calls ended", |t| {
+        participants(t, "load").is_empty()
+    });
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        100.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
+        100.0
+    );
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+}
