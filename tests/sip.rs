@@ -327,6 +327,13 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
     assert_eq!(pa["codec"], "pcmu", "{pa}");
     assert_eq!(pa["telephone_event_pt"], 101, "{pa}");
     assert_eq!(pa["hold"], false, "{pa}");
+    // A SIP participant in the REST API: its call.
+    assert!(
+        pa["sip"]["call_id"].as_str().is_some_and(|c| !c.is_empty()),
+        "{pa}"
+    );
+    assert_eq!(pa["sip"]["from"], "sip:sipp@198.18.0.2:5070", "{pa}");
+    assert_eq!(pa["sip"]["to"], "sip:conf-room@198.18.0.1:5060", "{pa}");
     let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
     let peers = [
         Peer::start(

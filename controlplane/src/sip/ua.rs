@@ -86,7 +86,7 @@ impl Peer {
 struct Call {
     conf: String,
     pid: String,
-    info: CallInfo,
+    call_id: String,
     /// Our tag (To of the INVITE).
     local_tag: String,
     /// The From and To header values of the INVITE, To with our tag.
@@ -466,19 +466,6 @@ impl Ua {
         // 100 Trying goes first (the answer follows at once, but a UAC over UDP
         // stops retransmitting on it).
         peer.send(self.response(p, &Refusal::new(100, "Trying"), None, &[], None));
-        let joined = {
-            let mut control = self.state.control();
-            if control.sessions().conference(&conf).is_ok() || self.cfg.auto_create {
-                control.sip_ringing(&conf);
-            }
-            control.sip_join(&conf, self.cfg.auto_create, &media)
-        };
-        let joined = match joined {
-            Ok(j) => j,
-            Err(e) => return refuse(Refusal::from(&e)),
-        };
-        let session = u64::from_str_radix(&tag[..12], 16).unwrap_or(1);
-        let body = sdp::answer(&media, joined.local, session, 1);
         let header = |name: &str| {
             p.req
                 .headers
@@ -488,6 +475,24 @@ impl Ua {
         };
         let from = header("From").unwrap_or_default();
         let to = format!("{};tag={tag}", header("To").unwrap_or_default());
+        let info = CallInfo {
+            call_id: p.call_id.clone(),
+            from: uri_of(from.trim_start_matches("From:")),
+            to: uri_of(to.trim_start_matches("To:")),
+        };
+        let joined = {
+            let mut control = self.state.control();
+            if control.sessions().conference(&conf).is_ok() || self.cfg.auto_create {
+                control.sip_ringing(&conf);
+            }
+            control.sip_join(&conf, self.cfg.auto_create, &media, info)
+        };
+        let joined = match joined {
+            Ok(j) => j,
+            Err(e) => return refuse(Refusal::from(&e)),
+        };
+        let session = u64::from_str_radix(&tag[..12], 16).unwrap_or(1);
+        let body = sdp::answer(&media, joined.local, session, 1);
         let target = p
             .req
             .contact_header()
@@ -495,11 +500,7 @@ impl Ua {
             .unwrap_or_else(|_| uri_of(from.trim_start_matches("From:")));
         let acked = Arc::new(AtomicBool::new(false));
         let call = Call {
-            info: CallInfo {
-                call_id: p.call_id.clone(),
-                from: uri_of(from.trim_start_matches("From:")),
-                to: uri_of(to.trim_start_matches("To:")),
-            },
+            call_id: p.call_id.clone(),
             conf: joined.conf.clone(),
             pid: joined.pid.clone(),
             local_tag: tag.clone(),
@@ -690,20 +691,11 @@ impl Ua {
              {from}\r\n{to}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nServer: tutti\r\nContent-Length: 0\r\n\r\n",
             call.target,
             call.peer.transport().as_str(),
-            call.info.call_id,
+            call.call_id,
             call.cseq
         );
-        tracing::info!(call_id = %call.info.call_id, "SIP BYE sent");
+        tracing::info!(call_id = %call.call_id, "SIP BYE sent");
         call.peer.send(msg.into_bytes());
-    }
-
-    /// The SIP side of participant `pid` of conference `conf`, if a call joined it.
-    pub fn call_of(&self, conf: &str, pid: &str) -> Option<CallInfo> {
-        let inner = self.inner();
-        let id = inner
-            .by_participant
-            .get(&(conf.to_string(), pid.to_string()))?;
-        inner.calls.get(id).map(|c| c.info.clone())
     }
 
     /// Watch the core's events: a participant of a call deleted by anyone but the

@@ -207,7 +207,7 @@ pub fn conference_of(user: Option<&str>) -> Result<&str, Refusal> {
 }
 
 /// The SIP side of a participant: what the REST API shows of its call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CallInfo {
     /// The dialog's Call-ID.
     pub call_id: String,
@@ -253,6 +253,7 @@ impl Control {
         conf: &str,
         auto_create: bool,
         media: &sdp::Negotiated,
+        call: CallInfo,
     ) -> Result<Joined, ControlError> {
         if auto_create && self.sessions.conference(conf).is_err() {
             let new = NewConference {
@@ -278,11 +279,10 @@ impl Control {
                 settings: ParticipantSettings::default(),
             },
         )?;
+        let conf_key = self.sessions.conference(conf)?.key;
         let p = self
             .sessions
-            .conference(conf)?
-            .participants()
-            .find(|p| p.key == part)
+            .set_participant_call(conf_key, part, call)
             .ok_or(ControlError::Gone)?;
         let joined = Joined {
             conf: conf.to_string(),
