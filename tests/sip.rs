@@ -91,7 +91,7 @@ fn refusals_malformed_messages_options_and_limits() {
     )]);
     assert_eq!(
         r[0].iter().map(|m| code(m)).collect::<Vec<_>>(),
-        [100, 200],
+        [100, 180, 200],
         "{r:#?}"
     );
     let ok = last(&r[0]);
@@ -206,6 +206,7 @@ Content-Length: [len]
 
 {body}]]></send>
 <recv response="100" optional="true"/>
+<recv response="180" optional="true"/>
 <recv response="200" rtd="true"/>
 <send><![CDATA[
 ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -236,6 +237,57 @@ Content-Length: 0
         invite(1, "sendrecv")
     )
 }
+
+/// INVITE, CANCEL once it rings: 200 for the CANCEL, 487 for the INVITE, ACK.
+const CANCEL: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="tutti cancel">
+<send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=sipp 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio 31000 RTP/AVP 8
+]]></send>
+<recv response="100" optional="true"/>
+<recv response="180"/>
+<send><![CDATA[
+CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 CANCEL
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+<recv response="200"/>
+<recv response="487"/>
+<send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#;
 
 const BYE: &str = r#"<send retrans="500"><![CDATA[
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -389,6 +441,26 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
         1.0
     );
 
+    // CANCEL while it rings: 487, and the call never joins.
+    let (ok, log) = rig
+        .sipp(
+            CANCEL,
+            "198.18.0.2",
+            &["-s", "conf-room", "-m", "1", "-p", "5074", "-mp", "7200"],
+            20,
+        )
+        .finish();
+    assert!(ok, "cancel: {log}\n{}", t.stderr());
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"487\"}"),
+        1.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"CANCEL\",code=\"200\"}"),
+        1.0
+    );
+    assert!(participants(t, "room").is_empty());
+
     // A wrong domain is not ours.
     let r = rig.exchange(&[(
         "198.18.0.2",
@@ -420,6 +492,7 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
         ("call_resumed", None),
         ("call_ended", Some("bye")),
         ("call_ended", Some("deleted")),
+        ("call_ended", Some("cancel")),
     ] {
         assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
     }

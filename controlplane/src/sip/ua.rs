@@ -30,6 +30,9 @@ const ACK_WAIT: Duration = Duration::from_secs(32);
 /// Answers kept for retransmitted requests at most, and for how long.
 const ANSWERS_KEPT: usize = 16_384;
 const ANSWER_TTL: Duration = Duration::from_secs(32);
+/// How long a call rings (180) before it is answered: the window in which a CANCEL
+/// ends it with 487 before it touches the conference.
+pub const RING: Duration = Duration::from_millis(200);
 
 /// Where a message came from, and how to answer it.
 #[derive(Clone, Debug)]
@@ -112,10 +115,22 @@ struct TxKey {
     branch: String,
 }
 
+/// A call ringing, not answered yet.
+#[derive(Debug)]
+struct Ringing {
+    req: Request,
+    key: TxKey,
+    tag: String,
+    conf: String,
+    media: sdp::Negotiated,
+    peer: Peer,
+}
+
 #[derive(Debug)]
 struct Inner {
     admission: Admission,
     calls: HashMap<String, Call>,
+    ringing: HashMap<String, Ringing>,
     by_participant: HashMap<(String, String), String>,
     answers: HashMap<TxKey, (Instant, Vec<u8>)>,
     next_tag: u64,
@@ -168,6 +183,7 @@ impl Ua {
             inner: Mutex::new(Inner {
                 admission,
                 calls: HashMap::new(),
+                ringing: HashMap::new(),
                 by_participant: HashMap::new(),
                 answers: HashMap::new(),
                 next_tag: seed | 1,
@@ -221,10 +237,10 @@ impl Ua {
             return peer.send(bytes.clone());
         }
         let (code, bytes) = match req.method() {
-            Method::Invite if parts.to_tag.is_none() => self.invite(&parts, peer),
+            Method::Invite if parts.to_tag.is_none() => self.invite(&parts, key.clone(), peer),
             Method::Invite => self.reinvite(&parts),
             Method::Bye => self.bye(&parts),
-            Method::Cancel => self.cancel(&parts),
+            Method::Cancel => return self.cancel(&parts, key, peer),
             Method::Options => self.options(&parts),
             _ => {
                 let r = Refusal::new(405, "Method Not Allowed");
@@ -234,21 +250,27 @@ impl Ua {
                 )
             }
         };
-        self.metrics.answered(&method, code);
-        let now = self.state.clock.now();
-        {
-            let mut inner = self.inner();
-            if inner.answers.len() >= ANSWERS_KEPT {
-                inner
-                    .answers
-                    .retain(|_, (at, _)| now.saturating_since(*at) < ANSWER_TTL);
-            }
-            if inner.answers.len() < ANSWERS_KEPT {
-                inner.answers.insert(key, (now, bytes.clone()));
-            }
-            self.metrics.dialogs.set(inner.calls.len() as i64);
+        if code >= 200 {
+            self.metrics.answered(&method, code);
         }
+        self.remember(key, &bytes);
         peer.send(bytes);
+    }
+
+    /// Keep `bytes` as the answer to retransmissions of `key` (for a while, and a
+    /// bounded number of them).
+    fn remember(&self, key: TxKey, bytes: &[u8]) {
+        let now = self.state.clock.now();
+        let mut inner = self.inner();
+        if inner.answers.len() >= ANSWERS_KEPT {
+            inner
+                .answers
+                .retain(|_, (at, _)| now.saturating_since(*at) < ANSWER_TTL);
+        }
+        if inner.answers.len() < ANSWERS_KEPT || inner.answers.contains_key(&key) {
+            inner.answers.insert(key, (now, bytes.to_vec()));
+        }
+        self.metrics.dialogs.set(inner.calls.len() as i64);
     }
 
     /// What we need of a request; a reason if it lacks it.
@@ -429,16 +451,18 @@ impl Ua {
         peer.send(out.into_bytes());
     }
 
-    fn invite(self: &Arc<Self>, p: &Parts<'_>, peer: &Peer) -> (u16, Vec<u8>) {
+    /// A new INVITE: refused at once, or ringing (180) until [`RING`] has passed, then
+    /// answered ([`Ua::answer`]).
+    fn invite(self: &Arc<Self>, p: &Parts<'_>, key: TxKey, peer: &Peer) -> (u16, Vec<u8>) {
         let tag = self.tag();
         let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(&tag), &[], None));
         let now = self.state.clock.now();
         {
             let mut inner = self.inner();
-            if inner.calls.contains_key(&p.call_id) {
+            if inner.calls.contains_key(&p.call_id) || inner.ringing.contains_key(&p.call_id) {
                 return refuse(Refusal::new(482, "Loop Detected"));
             }
-            let active = inner.calls.len();
+            let active = inner.calls.len() + inner.ringing.len();
             if let Err(r) = inner.admission.admit_invite(peer.addr().ip(), now, active) {
                 return refuse(r);
             }
@@ -463,9 +487,63 @@ impl Ua {
             Ok(m) => m,
             Err(e) => return refuse(Refusal::from(&e)),
         };
-        // 100 Trying goes first (the answer follows at once, but a UAC over UDP
-        // stops retransmitting on it).
+        {
+            let mut control = self.state.control();
+            if !self.cfg.auto_create && control.sessions().conference(&conf).is_err() {
+                return refuse(Refusal::new(404, "No such conference"));
+            }
+            control.sip_ringing(&conf);
+        }
+        // 100 Trying stops a UAC's retransmissions over UDP; 180 says it rings.
         peer.send(self.response(p, &Refusal::new(100, "Trying"), None, &[], None));
+        let call_id = p.call_id.clone();
+        self.inner().ringing.insert(
+            call_id.clone(),
+            Ringing {
+                req: p.req.clone(),
+                key,
+                tag: tag.clone(),
+                conf,
+                media,
+                peer: peer.clone(),
+            },
+        );
+        let ua = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RING).await;
+            ua.answer(&call_id);
+        });
+        let ringing = Refusal::new(180, "Ringing");
+        (
+            180,
+            self.response(p, &ringing, Some(&tag), &[self.contact(peer)], None),
+        )
+    }
+
+    /// Answer call `call_id` if it still rings: join its conference, 200 with our SDP.
+    fn answer(self: &Arc<Self>, call_id: &str) {
+        let Some(r) = self.inner().ringing.remove(call_id) else {
+            return; // cancelled
+        };
+        let Ok(p) = self.parts(&r.req) else {
+            return;
+        };
+        let (code, bytes) = self.accept(&p, &r.tag, &r.conf, &r.media, &r.peer);
+        self.metrics.answered("INVITE", code);
+        self.remember(r.key, &bytes);
+        r.peer.send(bytes);
+    }
+
+    /// Join a call that rang to conference `conf` with `media`; the final response.
+    fn accept(
+        self: &Arc<Self>,
+        p: &Parts<'_>,
+        tag: &str,
+        conf: &str,
+        media: &sdp::Negotiated,
+        peer: &Peer,
+    ) -> (u16, Vec<u8>) {
+        let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(tag), &[], None));
         let header = |name: &str| {
             p.req
                 .headers
@@ -480,19 +558,16 @@ impl Ua {
             from: uri_of(from.trim_start_matches("From:")),
             to: uri_of(to.trim_start_matches("To:")),
         };
-        let joined = {
-            let mut control = self.state.control();
-            if control.sessions().conference(&conf).is_ok() || self.cfg.auto_create {
-                control.sip_ringing(&conf);
-            }
-            control.sip_join(&conf, self.cfg.auto_create, &media, info)
-        };
+        let joined = self
+            .state
+            .control()
+            .sip_join(conf, self.cfg.auto_create, media, info);
         let joined = match joined {
             Ok(j) => j,
             Err(e) => return refuse(Refusal::from(&e)),
         };
         let session = u64::from_str_radix(&tag[..12], 16).unwrap_or(1);
-        let body = sdp::answer(&media, joined.local, session, 1);
+        let body = sdp::answer(media, joined.local, session, 1);
         let target = p
             .req
             .contact_header()
@@ -503,7 +578,7 @@ impl Ua {
             call_id: p.call_id.clone(),
             conf: joined.conf.clone(),
             pid: joined.pid.clone(),
-            local_tag: tag.clone(),
+            local_tag: tag.to_string(),
             from,
             to,
             target,
@@ -525,7 +600,7 @@ impl Ua {
         let bytes = self.response(
             p,
             &ok,
-            Some(&tag),
+            Some(tag),
             &[self.contact(peer), format!("Allow: {ALLOW}")],
             Some(&body),
         );
@@ -622,18 +697,38 @@ impl Ua {
         (200, self.response(p, &ok, None, &[], None))
     }
 
-    fn cancel(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
-        // We answer INVITEs at once, so a CANCEL finds its INVITE answered: 200 and no
-        // effect (RFC 3261 9.2) if we know the call, else 481.
-        if !self.inner().calls.contains_key(&p.call_id) {
-            return self.no_dialog(p);
+    /// CANCEL: a ringing call ends (487 to its INVITE, 200 to the CANCEL); an
+    /// answered one is not affected (RFC 3261 9.2: 200); else 481.
+    /// It answers the CANCEL before the INVITE (200, then 487), as UACs expect.
+    fn cancel(&self, p: &Parts<'_>, key: TxKey, peer: &Peer) {
+        let ringing = self.inner().ringing.remove(&p.call_id);
+        let known = ringing.is_some() || self.inner().calls.contains_key(&p.call_id);
+        let (code, bytes) = if known {
+            let ok = Refusal::new(200, "OK");
+            (200, self.response(p, &ok, None, &[], None))
+        } else {
+            self.no_dialog(p)
+        };
+        self.metrics.answered("CANCEL", code);
+        self.remember(key, &bytes);
+        peer.send(bytes);
+        if let Some(r) = ringing {
+            if let Ok(invite) = self.parts(&r.req) {
+                let terminated = Refusal::new(487, "Request Terminated");
+                let bytes = self.response(&invite, &terminated, Some(&r.tag), &[], None);
+                self.metrics.answered("INVITE", 487);
+                self.remember(r.key, &bytes);
+                r.peer.send(bytes);
+            }
+            self.state.control().sip_cancelled(&r.conf);
         }
-        let ok = Refusal::new(200, "OK");
-        (200, self.response(p, &ok, None, &[], None))
     }
 
     fn options(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
-        let active = self.inner().calls.len();
+        let active = {
+            let inner = self.inner();
+            inner.calls.len() + inner.ringing.len()
+        };
         let full = {
             let cap = self.state.control().sessions().capacity();
             cap.free == 0

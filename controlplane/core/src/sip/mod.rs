@@ -246,6 +246,11 @@ impl Control {
         self.call_event("call_ringing", conf, None, None);
     }
 
+    /// A ringing call to conference `conf` was cancelled before it joined.
+    pub fn sip_cancelled(&mut self, conf: &str) {
+        self.call_event("call_ended", conf, None, Some("cancel"));
+    }
+
     /// Join a call to conference `conf` (created first if `auto_create`) with the
     /// media the offer negotiated.
     pub fn sip_join(
