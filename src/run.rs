@@ -424,6 +424,7 @@ fn serve_control(
                     .with_context(|| format!("sip.listen: cannot listen on {l}"))?;
                 tokio::spawn(sip::transport::serve(bound, ua.clone()));
             }
+            tokio::spawn(ua.clone().watch_sessions());
             tokio::spawn(ua.watch_deletions());
             info!(
                 "SIP on {}",

@@ -85,7 +85,7 @@ fn refusals_malformed_messages_options_and_limits() {
             b,
             "call1",
             1,
-            &[],
+            &["Supported: timer", "Session-Expires: 120"],
             &offer(b, 40002, "8 0 101", "a=rtpmap:101 telephone-event/8000\r\n"),
         ),
     )]);
@@ -95,6 +95,10 @@ fn refusals_malformed_messages_options_and_limits() {
         "{r:#?}"
     );
     let ok = last(&r[0]);
+    assert!(
+        ok.contains("Session-Expires: 120;refresher=uac\r\nRequire: timer\r\n"),
+        "{ok}"
+    );
     assert!(
         ok.contains("m=audio ") && ok.contains(" RTP/AVP 8 101\r\n"),
         "{ok}"
@@ -137,9 +141,24 @@ fn refusals_malformed_messages_options_and_limits() {
     let r = rig.exchange(&[
         (b, bye),
         (b, request("OPTIONS", "sip:198.18.0.1", b, "o4", 1, &[], "")),
+        (
+            b,
+            request(
+                "INVITE",
+                &uri("c1"),
+                b,
+                "short",
+                1,
+                &["Session-Expires: 30"],
+                &pcmu,
+            ),
+        ),
     ]);
     assert_eq!(code(last(&r[0])), 200, "{r:#?}");
     assert_eq!(code(last(&r[1])), 200, "{r:#?}");
+    // RFC 4028: an interval under Min-SE is refused with ours.
+    assert_eq!(code(last(&r[2])), 422, "{r:#?}");
+    assert!(last(&r[2]).contains("Min-SE: 90\r\n"), "{r:#?}");
     let (_, conf) = t.call("GET", "/v1/conferences/c1", None);
     assert_eq!(
         conf["participants"].as_array().map(Vec::len),

@@ -18,7 +18,10 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tutti_control_core::sip::sdp;
-use tutti_control_core::sip::{conference_of, Admission, CallInfo, Policy, Refusal};
+use tutti_control_core::sip::{
+    conference_of, session_deadline, session_interval, Admission, CallInfo, Policy, Refusal,
+    MIN_SE_SECS,
+};
 use tutti_dataplane::clock::Instant;
 
 /// What we allow, accept and support (OPTIONS, 405).
@@ -104,6 +107,8 @@ struct Call {
     local_media: SocketAddrV4,
     /// Our next CSeq for requests we send in the dialog.
     cseq: u32,
+    /// RFC 4028: the session interval and the last refresh (the caller refreshes).
+    timer: Option<(Duration, Instant)>,
 }
 
 /// A request as retransmissions repeat it.
@@ -145,7 +150,7 @@ pub struct Ua {
 }
 
 /// The request's headers we answer with, and what we need of them.
-struct Parts<'a> {
+pub struct Parts<'a> {
     req: &'a Request,
     call_id: String,
     cseq: u32,
@@ -157,12 +162,141 @@ fn header_line(h: &impl std::fmt::Display) -> String {
     h.to_string()
 }
 
+/// The value of `req`'s first header named `name` or its compact form `short`.
+fn header_value(req: &Request, name: &str, short: &str) -> Option<String> {
+    req.headers.iter().find_map(|h| {
+        let line = header_line(h);
+        let (n, v) = line.split_once(':')?;
+        let n = n.trim();
+        (n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(short))
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// What the request says of RFC 4028 timers: its Session-Expires (seconds) and
+/// whether it supports `timer`.
+fn timer_request(req: &Request) -> (Option<u64>, bool) {
+    let asked = header_value(req, "Session-Expires", "x")
+        .and_then(|v| v.split(';').next().and_then(|n| n.trim().parse().ok()));
+    let supported = header_value(req, "Supported", "k")
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    (asked, supported)
+}
+
+/// The Session-Expires and Require lines of a 2xx for `interval`.
+fn timer_headers(interval: Option<Duration>) -> Vec<String> {
+    interval.map_or_else(Vec::new, |i| {
+        vec![
+            format!("Session-Expires: {};refresher=uac", i.as_secs()),
+            "Require: timer".to_string(),
+        ]
+    })
+}
+
 /// The URI inside a name-addr (`"A" <sip:a@h>;tag=x` → `sip:a@h`).
 fn uri_of(value: &str) -> String {
     match (value.find('<'), value.find('>')) {
         (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
         _ => value.split(';').next().unwrap_or("").trim().to_string(),
     }
+}
+
+/// What a received message is, before any state is touched: the reading half of
+/// [`Ua::handle`] (which the `sip` fuzz target drives).
+#[derive(Debug)]
+pub enum Incoming {
+    /// A request (its headers still to be checked by [`parts`]).
+    Request(Box<Request>),
+    /// A response (to a BYE we sent).
+    Response,
+    /// Not SIP, with why.
+    Malformed(String),
+}
+
+/// Read one message.
+pub fn read(raw: &[u8]) -> Incoming {
+    match SipMessage::try_from(raw) {
+        Ok(SipMessage::Request(r)) => Incoming::Request(Box::new(r)),
+        Ok(SipMessage::Response(_)) => Incoming::Response,
+        Err(e) => Incoming::Malformed(e.to_string()),
+    }
+}
+
+/// The 400 for a request we could not read, built from its raw text (copying Via,
+/// From, To, Call-ID and CSeq as they are); `None` without a Via to answer along.
+pub fn bad_request(raw: &[u8], why: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let wanted = ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"];
+    let copied: Vec<(String, &str)> = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|line| {
+            let (name, _) = line.split_once(':')?;
+            let name = name.trim().to_ascii_lowercase();
+            wanted.contains(&name.as_str()).then_some((name, line))
+        })
+        .collect();
+    if !copied.iter().any(|(n, _)| n == "via" || n == "v") {
+        return None;
+    }
+    let reason: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
+    let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
+    for (_, l) in copied {
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Server: tutti\r\nContent-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+/// What we need of a request; a reason if it lacks it.
+pub fn parts<'a>(req: &'a Request) -> Result<Parts<'a>, String> {
+    let call_id = req
+        .call_id_header()
+        .map_err(|_| "Missing Call-ID header".to_string())?
+        .value()
+        .to_string();
+    let cseq = req
+        .cseq_header()
+        .map_err(|_| "Missing CSeq header".to_string())?;
+    let seq = cseq
+        .seq()
+        .map_err(|_| "Malformed CSeq header".to_string())?;
+    let cseq_method = cseq
+        .method()
+        .map_err(|_| "Malformed CSeq header".to_string())?;
+    if cseq_method != *req.method() {
+        return Err("CSeq method differs from the request's".into());
+    }
+    let from = req
+        .from_header()
+        .map_err(|_| "Missing From header".to_string())?;
+    from.tag()
+        .map_err(|_| "Malformed From header".to_string())?;
+    let to = req
+        .to_header()
+        .map_err(|_| "Missing To header".to_string())?;
+    let to_tag = to
+        .tag()
+        .map_err(|_| "Malformed To header".to_string())?
+        .map(|t| t.value().to_string());
+    let via = req
+        .via_header()
+        .map_err(|_| "Missing Via header".to_string())?;
+    let branch = via
+        .value()
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("branch="))
+        .unwrap_or("")
+        .to_string();
+    Ok(Parts {
+        req,
+        call_id,
+        cseq: seq,
+        to_tag,
+        branch,
+    })
 }
 
 impl Ua {
@@ -202,16 +336,13 @@ impl Ua {
 
     /// Handle one message from `peer`.
     pub fn handle(self: &Arc<Self>, raw: &[u8], peer: &Peer) {
-        let msg = match SipMessage::try_from(raw) {
-            Ok(m) => m,
-            Err(e) => return self.malformed(raw, &e.to_string(), peer),
-        };
-        let req = match msg {
-            SipMessage::Request(r) => r,
+        let req = match read(raw) {
+            Incoming::Request(r) => r,
             // Answers to our BYEs: nothing more to do.
-            SipMessage::Response(_) => return,
+            Incoming::Response => return,
+            Incoming::Malformed(why) => return self.malformed(raw, &why, peer),
         };
-        let parts = match self.parts(&req) {
+        let parts = match parts(&req) {
             Ok(p) => p,
             Err(reason) => {
                 let method = req.method().to_string();
@@ -271,55 +402,6 @@ impl Ua {
             inner.answers.insert(key, (now, bytes.to_vec()));
         }
         self.metrics.dialogs.set(inner.calls.len() as i64);
-    }
-
-    /// What we need of a request; a reason if it lacks it.
-    fn parts<'a>(&self, req: &'a Request) -> Result<Parts<'a>, String> {
-        let call_id = req
-            .call_id_header()
-            .map_err(|_| "Missing Call-ID header".to_string())?
-            .value()
-            .to_string();
-        let cseq = req
-            .cseq_header()
-            .map_err(|_| "Missing CSeq header".to_string())?;
-        let seq = cseq
-            .seq()
-            .map_err(|_| "Malformed CSeq header".to_string())?;
-        let cseq_method = cseq
-            .method()
-            .map_err(|_| "Malformed CSeq header".to_string())?;
-        if cseq_method != *req.method() {
-            return Err("CSeq method differs from the request's".into());
-        }
-        let from = req
-            .from_header()
-            .map_err(|_| "Missing From header".to_string())?;
-        from.tag()
-            .map_err(|_| "Malformed From header".to_string())?;
-        let to = req
-            .to_header()
-            .map_err(|_| "Missing To header".to_string())?;
-        let to_tag = to
-            .tag()
-            .map_err(|_| "Malformed To header".to_string())?
-            .map(|t| t.value().to_string());
-        let via = req
-            .via_header()
-            .map_err(|_| "Missing Via header".to_string())?;
-        let branch = via
-            .value()
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("branch="))
-            .unwrap_or("")
-            .to_string();
-        Ok(Parts {
-            req,
-            call_id,
-            cseq: seq,
-            to_tag,
-            branch,
-        })
     }
 
     /// A response to `p` with `r`'s code and reason, our tag added to To when given.
@@ -414,41 +496,12 @@ impl Ua {
     /// 400 with `why`, built from the raw text (the parser did not give us headers).
     fn malformed_request(&self, raw: &[u8], method: &str, why: &str, peer: &Peer) {
         self.metrics.answered(method, 400);
-        let text = String::from_utf8_lossy(raw);
-        let head = text.split("\r\n\r\n").next().unwrap_or("");
-        let wanted = ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"];
-        let mut copied = Vec::new();
-        for line in head.split("\r\n").skip(1) {
-            let Some((name, _)) = line.split_once(':') else {
-                continue;
-            };
-            if wanted.contains(&name.trim().to_ascii_lowercase().as_str()) {
-                copied.push(line);
+        match bad_request(raw, why) {
+            Some(bytes) => peer.send(bytes),
+            None => {
+                tracing::debug!(peer = %peer.addr(), why, "malformed SIP without a Via: dropped")
             }
         }
-        let has = |n: &[&str]| {
-            copied.iter().any(|l| {
-                let name = l
-                    .split(':')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                n.contains(&name.as_str())
-            })
-        };
-        if !has(&["via", "v"]) {
-            tracing::debug!(peer = %peer.addr(), why, "malformed SIP without a Via: dropped");
-            return;
-        }
-        let reason: String = why.chars().filter(|c| !c.is_control()).take(120).collect();
-        let mut out = format!("SIP/2.0 400 Bad Request ({reason})\r\n");
-        for l in copied {
-            out.push_str(l);
-            out.push_str("\r\n");
-        }
-        out.push_str("Server: tutti\r\nContent-Length: 0\r\n\r\n");
-        peer.send(out.into_bytes());
     }
 
     /// A new INVITE: refused at once, or ringing (180) until [`RING`] has passed, then
@@ -525,7 +578,7 @@ impl Ua {
         let Some(r) = self.inner().ringing.remove(call_id) else {
             return; // cancelled
         };
-        let Ok(p) = self.parts(&r.req) else {
+        let Ok(p) = parts(&r.req) else {
             return;
         };
         let (code, bytes) = self.accept(&p, &r.tag, &r.conf, &r.media, &r.peer);
@@ -544,15 +597,17 @@ impl Ua {
         peer: &Peer,
     ) -> (u16, Vec<u8>) {
         let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(tag), &[], None));
-        let header = |name: &str| {
-            p.req
-                .headers
-                .iter()
-                .find(|h| header_line(h).split(':').next() == Some(name))
-                .map(header_line)
-        };
+        let header = |name: &str| header_value(p.req, name, name).map(|v| format!("{name}: {v}"));
         let from = header("From").unwrap_or_default();
         let to = format!("{};tag={tag}", header("To").unwrap_or_default());
+        let (asked, supported) = timer_request(p.req);
+        let interval = match session_interval(self.cfg.session_expires, asked, supported) {
+            Ok(i) => i,
+            Err(r) => {
+                let min_se = format!("Min-SE: {MIN_SE_SECS}");
+                return (r.code, self.response(p, &r, Some(tag), &[min_se], None));
+            }
+        };
         let info = CallInfo {
             call_id: p.call_id.clone(),
             from: uri_of(from.trim_start_matches("From:")),
@@ -587,6 +642,7 @@ impl Ua {
             sdp: (session, 1),
             local_media: joined.local,
             cseq: 1,
+            timer: interval.map(|i| (i, self.state.clock.now())),
         };
         tracing::info!(call_id = %p.call_id, conference = %joined.conf, participant = %joined.pid, "SIP call answered");
         {
@@ -601,7 +657,11 @@ impl Ua {
             p,
             &ok,
             Some(tag),
-            &[self.contact(peer), format!("Allow: {ALLOW}")],
+            &[
+                &[self.contact(peer), format!("Allow: {ALLOW}")][..],
+                &timer_headers(interval),
+            ]
+            .concat(),
             Some(&body),
         );
         if let Peer::Udp { .. } = peer {
@@ -663,9 +723,26 @@ impl Ua {
     }
 
     fn reinvite(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
-        let Some((conf, pid, (session, version), local)) = self.in_dialog(p, |c| {
+        let now = self.state.clock.now();
+        let (asked, supported) = timer_request(p.req);
+        let ours = self.cfg.session_expires;
+        let Some((conf, pid, (session, version), local, interval)) = self.in_dialog(p, |c| {
             c.sdp.1 += 1;
-            (c.conf.clone(), c.pid.clone(), c.sdp, c.local_media)
+            // A re-INVITE refreshes the session (RFC 4028), with the interval it asks.
+            if let Some((interval, at)) = &mut c.timer {
+                *at = now;
+                if let Ok(Some(i)) = session_interval(ours, asked, supported) {
+                    *interval = i;
+                }
+            }
+            let interval = c.timer.map(|(i, _)| i);
+            (
+                c.conf.clone(),
+                c.pid.clone(),
+                c.sdp,
+                c.local_media,
+                interval,
+            )
         }) else {
             return self.no_dialog(p);
         };
@@ -682,10 +759,8 @@ impl Ua {
         }
         let body = sdp::answer(&media, local, session, version);
         let ok = Refusal::new(200, "OK");
-        (
-            200,
-            self.response(p, &ok, None, &[format!("Allow: {ALLOW}")], Some(&body)),
-        )
+        let extra = [vec![format!("Allow: {ALLOW}")], timer_headers(interval)].concat();
+        (200, self.response(p, &ok, None, &extra, Some(&body)))
     }
 
     fn bye(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
@@ -713,7 +788,7 @@ impl Ua {
         self.remember(key, &bytes);
         peer.send(bytes);
         if let Some(r) = ringing {
-            if let Ok(invite) = self.parts(&r.req) {
+            if let Ok(invite) = parts(&r.req) {
                 let terminated = Refusal::new(487, "Request Terminated");
                 let bytes = self.response(&invite, &terminated, Some(&r.tag), &[], None);
                 self.metrics.answered("INVITE", 487);
@@ -793,6 +868,30 @@ impl Ua {
         call.peer.send(msg.into_bytes());
     }
 
+    /// Every second, end the calls whose session was not refreshed in time (RFC 4028):
+    /// BYE, reason `session_expired`.
+    pub async fn watch_sessions(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = self.state.clock.now();
+            let dead: Vec<String> = self
+                .inner()
+                .calls
+                .iter()
+                .filter(|(_, c)| {
+                    c.timer
+                        .is_some_and(|(interval, at)| now >= session_deadline(at, interval))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in dead {
+                tracing::info!(call_id = %id, "session not refreshed: ending the call");
+                self.end_call(&id, "session_expired", true);
+            }
+        }
+    }
+
     /// Watch the core's events: a participant of a call deleted by anyone but the
     /// call itself (API, reclamation, conference deletion) ends the call with BYE.
     pub async fn watch_deletions(self: Arc<Self>) {
@@ -816,6 +915,67 @@ impl Ua {
                 let reason = ev.detail.reason.unwrap_or("deleted");
                 self.end_call(&id, reason, true);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:conf-1@198.18.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK1\r\nFrom: <sip:a@198.18.0.2>;tag=a\r\nTo: <sip:conf-1@198.18.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn requests_are_read_and_checked() {
+        let Incoming::Request(req) = read(INVITE.as_bytes()) else {
+            panic!("not read");
+        };
+        let p = parts(&req).unwrap();
+        assert_eq!(
+            (p.call_id.as_str(), p.cseq, p.branch.as_str()),
+            ("c1", 1, "z9hG4bK1")
+        );
+        assert_eq!(p.to_tag, None);
+        for (from, to, why) in [
+            ("Call-ID: c1\r\n", "", "Missing Call-ID"),
+            ("CSeq: 1 INVITE", "CSeq: 1 BYE", "CSeq method differs"),
+            ("CSeq: 1 INVITE\r\n", "", "Missing CSeq"),
+            (
+                "Via: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK1\r\n",
+                "",
+                "Missing Via",
+            ),
+        ] {
+            match read(INVITE.replace(from, to).as_bytes()) {
+                Incoming::Request(req) => {
+                    let e = parts(&req).err().expect("refused");
+                    assert!(e.contains(why), "{e}");
+                }
+                Incoming::Malformed(e) => assert!(!e.is_empty()),
+                Incoming::Response => panic!("a response"),
+            }
+        }
+    }
+
+    #[test]
+    fn unreadable_requests_get_400_along_their_via() {
+        let raw = INVITE.replace("CSeq: 1 INVITE", "CSeq: x INVITE");
+        let out = String::from_utf8(bad_request(raw.as_bytes(), "bad\r\nCSeq").unwrap()).unwrap();
+        assert!(out.starts_with("SIP/2.0 400 Bad Request (badCSeq)\r\nVia: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK1\r\n"), "{out}");
+        assert!(
+            out.contains("Call-ID: c1\r\n") && out.ends_with("Content-Length: 0\r\n\r\n"),
+            "{out}"
+        );
+        assert_eq!(bad_request(b"garbage\r\n\r\n", "x"), None);
+        assert_eq!(bad_request(&[0xff, 0xfe, b':'], "x"), None);
+        for junk in [
+            &b""[..],
+            b"\0\0\0",
+            b"SIP/2.0 200",
+            b"INVITE",
+            &[0xc3, 0x28, b'\r', b'\n'],
+        ] {
+            assert!(!matches!(read(junk), Incoming::Request(_)), "{junk:?}");
         }
     }
 }

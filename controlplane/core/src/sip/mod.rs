@@ -199,6 +199,36 @@ impl Admission {
     }
 }
 
+/// RFC 4028's smallest session interval (Min-SE), seconds.
+pub const MIN_SE_SECS: u64 = 90;
+
+/// The session interval of a call (RFC 4028), from the INVITE's `Session-Expires`
+/// (seconds, if it has one) and whether it supports `timer`, with ours (`sip.session_expires`)
+/// the most we take: `None` when the caller has no session timers; 422 when it asks for
+/// less than [`MIN_SE_SECS`]. The caller refreshes (`refresher=uac`).
+pub fn session_interval(
+    ours: Duration,
+    asked: Option<u64>,
+    supported: bool,
+) -> Result<Option<Duration>, Refusal> {
+    if asked.is_none() && !supported {
+        return Ok(None);
+    }
+    let ours = ours.as_secs().max(MIN_SE_SECS);
+    match asked {
+        Some(s) if s < MIN_SE_SECS => Err(Refusal::new(422, "Session Interval Too Small")),
+        Some(s) => Ok(Some(Duration::from_secs(s.min(ours)))),
+        None => Ok(Some(Duration::from_secs(ours))),
+    }
+}
+
+/// When a session refreshed at `at` with `interval` is dead if no refresh came: RFC
+/// 4028 section 10, the side that does not refresh ends it at `interval` less a third
+/// of it or 32 s, whichever is less.
+pub fn session_deadline(at: Instant, interval: Duration) -> Instant {
+    at + interval - (interval / 3).min(Duration::from_secs(32))
+}
+
 /// The conference id a request URI's user part names: `conf-<id>`.
 pub fn conference_of(user: Option<&str>) -> Result<&str, Refusal> {
     user.and_then(|u| u.strip_prefix("conf-"))
@@ -395,6 +425,32 @@ mod tests {
         assert_eq!((r.code, r.reason.as_str()), (503, "Too many calls"));
         assert_eq!(a.room(3).unwrap_err().code, 503);
         assert!(a.room(2).is_ok());
+    }
+
+    #[test]
+    fn session_intervals_are_negotiated_and_expire_in_virtual_time() {
+        let ours = Duration::from_secs(1800);
+        assert_eq!(session_interval(ours, None, false), Ok(None));
+        assert_eq!(session_interval(ours, None, true), Ok(Some(ours)));
+        assert_eq!(
+            session_interval(ours, Some(120), true),
+            Ok(Some(Duration::from_secs(120)))
+        );
+        assert_eq!(session_interval(ours, Some(7200), false), Ok(Some(ours)));
+        assert_eq!(
+            session_interval(ours, Some(30), true).unwrap_err().code,
+            422
+        );
+        let t0 = Instant::ZERO + Duration::from_secs(5);
+        // 90 s: a third is 30 s; 1800 s: 32 s at most.
+        assert_eq!(
+            session_deadline(t0, Duration::from_secs(90)),
+            t0 + Duration::from_secs(60)
+        );
+        assert_eq!(
+            session_deadline(t0, Duration::from_secs(1800)),
+            t0 + Duration::from_secs(1768)
+        );
     }
 
     #[test]
