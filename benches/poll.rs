@@ -1,8 +1,10 @@
 //! The bare poll-loop cost, two ways:
 //!
-//! * `io=memory`: the real `PollLoop` on the in-memory backend answering ICMP echo
-//!   requests, 32 per burst: cycles per packet for rx -> classify -> tx (the cost of
-//!   injecting and recycling frames, measured alone, is subtracted).
+//! * `io=memory`: the real `PollLoop` on the in-memory backend, 32 frames per burst:
+//!   cycles per packet for rx -> classify -> tx answering ICMP echo requests
+//!   (`case=icmp_echo`), and for rx -> classify -> exception queue -> exception tx
+//!   punting TCP SYNs to the kernel side (`case=punt_tcp`). The cost of injecting and
+//!   recycling frames, measured alone, is subtracted.
 //! * `io=virtio`: the real `tutti` binary on `virtio_user` polling one core, fed by a
 //!   generator in this process on the other core through `net_vhost`: ICMP echo requests
 //!   out, replies counted back, for a bounded time. Reports packets per second answered.
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant as WallInstant};
 use tutti_dataplane::clock::Clock;
 use tutti_dataplane::conference::Engine;
 use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
+use tutti_dataplane::net::exception::ExceptionConfig;
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::{checksum, eth, ipv4};
@@ -53,9 +56,40 @@ fn echo_request(seq: u16) -> Vec<u8> {
     f
 }
 
-fn memory_case(tsc: &TscClock) {
+/// An Ethernet + IPv4 + TCP SYN to port 5060 (the kernel's business).
+fn tcp_syn() -> Vec<u8> {
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&5060u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02;
+    let mut f = vec![0u8; 14 + 20 + tcp.len()];
+    eth::EthHeader {
+        dst: TUTTI_MAC,
+        src: GEN_MAC,
+        ethertype: eth::ETHERTYPE_IPV4,
+    }
+    .write(&mut f);
+    ipv4::write_header(&mut f[14..], GEN_IP, TUTTI_IP, 6, tcp.len(), 1);
+    f[34..].copy_from_slice(&tcp);
+    f
+}
+
+/// What one memory case feeds the loop and where the frames come out.
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    /// Echo requests, answered on the port.
+    IcmpEcho,
+    /// TCP SYNs, punted to the exception port (bounds wide open: every one goes).
+    PuntTcp,
+}
+
+fn memory_case(tsc: &TscClock, case: Case) {
     let bursts = 200_000u64;
-    let frame = echo_request(1);
+    let frame = match case {
+        Case::IcmpEcho => echo_request(1),
+        Case::PuntTcp => tcp_syn(),
+    };
     let (_tx, rx) = command_ring(4);
     let counters = Arc::new(CoreCounters::default());
     let addr = PortAddr {
@@ -75,6 +109,14 @@ fn memory_case(tsc: &TscClock) {
         engine,
         Handoff::none(),
     );
+    if case == Case::PuntTcp {
+        let open = ExceptionConfig {
+            rate_pps: u32::MAX,
+            burst: 1_000_000,
+            queue: 4 * BURST,
+        };
+        lp = lp.with_exception(0, MemoryIo::new(4 * BURST, 2048), open);
+    }
 
     // Baseline: inject and recycle only.
     let mut base = MemoryIo::new(4 * BURST, 2048);
@@ -99,22 +141,30 @@ fn memory_case(tsc: &TscClock) {
         }
         // A full burst flushes at once (no drain-timer wait).
         lp.run_once(tsc.now(), tsc);
+        if let Some(kernel) = lp.exception_io_mut(0) {
+            while let Some(b) = kernel.tx.pop_front() {
+                scratch.push(b);
+            }
+        }
         let io = lp.io_mut(0).expect("port 0");
         while let Some(b) = io.tx.pop_front() {
+            io.recycle(b);
+        }
+        for b in scratch.drain(..) {
             io.recycle(b);
         }
     }
     let loop_cycles = tsc.cycles() - c0;
     let packets = bursts * BURST as u64;
-    assert_eq!(
-        counters.icmp_echo_replies.get(),
-        packets,
-        "every request answered"
-    );
+    let (name, done) = match case {
+        Case::IcmpEcho => ("icmp_echo", counters.icmp_echo_replies.get()),
+        Case::PuntTcp => ("punt_tcp", counters.exception_punted.get()),
+    };
+    assert_eq!(done, packets, "every frame answered or punted");
     let per_packet = loop_cycles.saturating_sub(base_cycles) as f64 / packets as f64;
     let ns = per_packet * 1e9 / tsc.hz() as f64;
     println!(
-        "poll io=memory case=icmp_echo burst={BURST} cycles_per_packet={per_packet:.1} ns_per_packet={ns:.1} packets={packets} tsc_hz={}",
+        "poll io=memory case={name} burst={BURST} cycles_per_packet={per_packet:.1} ns_per_packet={ns:.1} packets={packets} tsc_hz={}",
         tsc.hz()
     );
 }
@@ -167,7 +217,8 @@ fn main() {
     }
     let (eal, sock) = bench_eal("poll");
     let tsc = TscClock::new(&eal);
-    memory_case(&tsc);
+    memory_case(&tsc, Case::IcmpEcho);
+    memory_case(&tsc, Case::PuntTcp);
     virtio_case(&eal, &tsc, &sock);
     drop(eal);
 }

@@ -394,7 +394,7 @@ fn exchange_with_kernel<I: PacketIo>(
         return false;
     };
     let punted = x.flush(c);
-    let n = x.receive(rx);
+    let n = x.receive(rx, now);
     for buf in rx.drain(..) {
         if arp::is_kernel_duplicate(buf.data(), &p.addr) {
             c.drop_exception(ExceptionDrop::ArpDuplicate);

@@ -104,11 +104,14 @@ fn kernel_in(s: &mut Setup, f: &[u8]) {
     assert!(s.lp.exception_io_mut(0).unwrap().inject(f));
 }
 
-/// What the loop sent out of the NIC and to the kernel once the drain timer ran.
+/// What the loop sent out of the NIC and to the kernel once the kernel side was read
+/// and the drain timer ran.
 fn outputs(s: &mut Setup) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     step(s);
-    s.t += TX_DRAIN;
-    step(s);
+    for _ in 0..2 {
+        s.t += TX_DRAIN;
+        step(s);
+    }
     let nic =
         s.lp.io_mut(0)
             .unwrap()

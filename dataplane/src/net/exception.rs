@@ -14,11 +14,15 @@
 use crate::clock::Instant;
 use crate::io::{PacketBuf, PacketIo, BURST};
 use crate::stats::{CoreCounters, ExceptionDrop};
+use core::time::Duration;
 
 /// Frames written to the kernel per loop iteration at most.
 pub const PUNT_BUDGET: usize = BURST;
 /// Frames read from the kernel per loop iteration at most.
 pub const INJECT_BUDGET: usize = BURST;
+/// The kernel side is read at most this often unless the last read filled the budget
+/// (a read of a net_tap queue is a system call even when nothing is waiting).
+pub const INJECT_POLL: Duration = Duration::from_micros(20);
 
 /// The bounds of one core's exception path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +107,7 @@ pub struct Exception<I: PacketIo> {
     queue: Vec<I::Buf>,
     capacity: usize,
     batch: Vec<I::Buf>,
+    next_read: Option<Instant>,
 }
 
 impl<I: PacketIo> Exception<I> {
@@ -115,6 +120,7 @@ impl<I: PacketIo> Exception<I> {
             queue: Vec::with_capacity(capacity),
             capacity,
             batch: Vec::with_capacity(PUNT_BUDGET),
+            next_read: None,
         }
     }
 
@@ -178,9 +184,15 @@ impl<I: PacketIo> Exception<I> {
         true
     }
 
-    /// Append up to [`INJECT_BUDGET`] frames the kernel sent to `out`; returns how many.
-    pub fn receive(&mut self, out: &mut Vec<I::Buf>) -> usize {
-        self.io.rx_burst(out, INJECT_BUDGET)
+    /// Append up to [`INJECT_BUDGET`] frames the kernel sent to `out` (reading at most
+    /// every [`INJECT_POLL`] while the kernel sends less than a budget); returns how many.
+    pub fn receive(&mut self, out: &mut Vec<I::Buf>, now: Instant) -> usize {
+        if self.next_read.is_some_and(|t| now < t) {
+            return 0;
+        }
+        let n = self.io.rx_burst(out, INJECT_BUDGET);
+        self.next_read = (n < INJECT_BUDGET).then(|| now + INJECT_POLL);
+        n
     }
 }
 
@@ -208,6 +220,31 @@ mod tests {
         // Time going backwards refills nothing and does not move the bucket back.
         assert!(!b.take(t0));
         assert!(b.take(later + Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn the_kernel_side_is_read_at_most_every_inject_poll_unless_busy() {
+        use crate::io::MemoryIo;
+        let c = CoreCounters::default();
+        let mut x = Exception::new(MemoryIo::new(128, 64), ExceptionConfig::default());
+        let mut out = Vec::with_capacity(INJECT_BUDGET);
+        let t0 = Instant::from_nanos(1_000);
+        assert_eq!(x.receive(&mut out, t0), 0);
+        for _ in 0..INJECT_BUDGET + 1 {
+            assert!(x.io_mut().inject(&[1; 60]));
+        }
+        assert_eq!(
+            x.receive(&mut out, t0 + Duration::from_micros(19)),
+            0,
+            "too soon"
+        );
+        let t1 = t0 + INJECT_POLL;
+        assert_eq!(x.receive(&mut out, t1), INJECT_BUDGET);
+        out.clear();
+        // A full read: the next iteration reads again at once.
+        assert_eq!(x.receive(&mut out, t1), 1);
+        assert_eq!(x.receive(&mut out, t1 + Duration::from_micros(1)), 0);
+        assert!(!x.flush(&c), "nothing queued for the kernel");
     }
 
     #[test]
