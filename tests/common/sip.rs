@@ -55,12 +55,14 @@ pub fn sip_rig(sip_extra: &str) -> SipRig {
         must("ip", &["-n", &clients.name, "addr", "add", a, "dev", &nic]);
     }
     let dir = t.dir.clone();
-    SipRig {
+    let rig = SipRig {
         t,
         clients,
         tutti_ns,
         dir,
-    }
+    };
+    rig.reachable();
+    rig
 }
 
 /// A sipp run; killed on drop, by PID.
@@ -117,8 +119,24 @@ impl SipRig {
         Sipp { child, log }
     }
 
+    /// Wait until SIP answers each client address (OPTIONS; at most 10 tries each): the
+    /// kernel behind the exception port has resolved the clients' addresses.
+    fn reachable(&self) {
+        for ip in ["198.18.0.2", "198.18.0.3", "198.18.0.4"] {
+            let answered = (0..10).any(|i| {
+                let id = format!("warmup{i}");
+                let r = self.exchange(&[(
+                    ip,
+                    request("OPTIONS", "sip:198.18.0.1", ip, &id, 1, &[], ""),
+                )]);
+                !last(&r[0]).is_empty()
+            });
+            assert!(answered, "SIP does not answer {ip}: {}", self.t.stderr());
+        }
+    }
+
     /// Send each `(from_ip, message)` over UDP from its own socket to 198.18.0.1:5060 and
-    /// collect what comes back within 2 s, up to a final response: one entry per
+    /// collect what comes back within 5 s, up to a final response: one entry per
     /// message, each the list of responses (their full text).
     pub fn exchange(&self, messages: &[(&str, String)]) -> Vec<Vec<String>> {
         let input: Vec<serde_json::Value> = messages
@@ -148,7 +166,7 @@ for ip, msg in json.load(open(sys.argv[1])):
     port = s.getsockname()[1]
     s.sendto(msg.replace("PORT", str(port)).encode(), ("198.18.0.1", 5060))
     got = []
-    deadline = time.time() + 2
+    deadline = time.time() + 5
     while time.time() < deadline:
         s.settimeout(max(0.01, deadline - time.time()))
         try:
