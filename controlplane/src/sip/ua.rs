@@ -128,6 +128,8 @@ struct Ringing {
     tag: String,
     conf: String,
     media: sdp::Negotiated,
+    /// The session interval (RFC 4028), if the caller has timers.
+    interval: Option<Duration>,
     peer: Peer,
 }
 
@@ -540,6 +542,14 @@ impl Ua {
             Ok(m) => m,
             Err(e) => return refuse(Refusal::from(&e)),
         };
+        let (asked, supported) = timer_request(p.req);
+        let interval = match session_interval(self.cfg.session_expires, asked, supported) {
+            Ok(i) => i,
+            Err(r) => {
+                let min_se = format!("Min-SE: {MIN_SE_SECS}");
+                return (r.code, self.response(p, &r, Some(&tag), &[min_se], None));
+            }
+        };
         {
             let mut control = self.state.control();
             if !self.cfg.auto_create && control.sessions().conference(&conf).is_err() {
@@ -558,6 +568,7 @@ impl Ua {
                 tag: tag.clone(),
                 conf,
                 media,
+                interval,
                 peer: peer.clone(),
             },
         );
@@ -581,33 +592,19 @@ impl Ua {
         let Ok(p) = parts(&r.req) else {
             return;
         };
-        let (code, bytes) = self.accept(&p, &r.tag, &r.conf, &r.media, &r.peer);
+        let (code, bytes) = self.accept(&p, &r);
         self.metrics.answered("INVITE", code);
         self.remember(r.key, &bytes);
         r.peer.send(bytes);
     }
 
-    /// Join a call that rang to conference `conf` with `media`; the final response.
-    fn accept(
-        self: &Arc<Self>,
-        p: &Parts<'_>,
-        tag: &str,
-        conf: &str,
-        media: &sdp::Negotiated,
-        peer: &Peer,
-    ) -> (u16, Vec<u8>) {
+    /// Join call `r`, which rang, to its conference; the final response.
+    fn accept(self: &Arc<Self>, p: &Parts<'_>, r: &Ringing) -> (u16, Vec<u8>) {
+        let (tag, conf, media, peer, interval) = (&r.tag, &r.conf, &r.media, &r.peer, r.interval);
         let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(tag), &[], None));
         let header = |name: &str| header_value(p.req, name, name).map(|v| format!("{name}: {v}"));
         let from = header("From").unwrap_or_default();
         let to = format!("{};tag={tag}", header("To").unwrap_or_default());
-        let (asked, supported) = timer_request(p.req);
-        let interval = match session_interval(self.cfg.session_expires, asked, supported) {
-            Ok(i) => i,
-            Err(r) => {
-                let min_se = format!("Min-SE: {MIN_SE_SECS}");
-                return (r.code, self.response(p, &r, Some(tag), &[min_se], None));
-            }
-        };
         let info = CallInfo {
             call_id: p.call_id.clone(),
             from: uri_of(from.trim_start_matches("From:")),
