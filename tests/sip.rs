@@ -80,13 +80,52 @@ fn refusals_malformed_messages_options_and_limits() {
                 .replace("To: <sip:conf-c1@198.18.0.1>", "To: <sip:conf-c1@198.18.0.1>;tag=zz"),
         ),
         ("198.18.0.4", request("OPTIONS", "sip:198.18.0.1", "198.18.0.4", "o2", 1, &[], "")),
+        // A retransmission of the first INVITE: the same answer, not counted again.
+        (a, request("INVITE", &uri("nope"), a, "i1", 1, &[], &pcmu)),
     ]);
     let codes: Vec<u16> = r.iter().map(|x| code(last(x))).collect();
     assert_eq!(
         codes,
-        [200, 404, 488, 400, 503, 400, 405, 481, 403],
+        [200, 404, 488, 400, 503, 400, 405, 481, 403, 404],
         "{r:#?}\n{}",
         t.stderr()
+    );
+    let tag_of = |m: &str| m.split(";tag=").nth(2).map(|t| t[..16].to_string());
+    assert_eq!(
+        tag_of(last(&r[1])),
+        tag_of(last(&r[9])),
+        "the same answer: {r:#?}"
+    );
+
+    // Over TCP a message without Content-Length cannot be framed: 400, and the
+    // connection is closed.
+    let tcp = rig.clients.exec(
+        "python3",
+        &[
+            "-c",
+            r#"
+import socket, sys
+c = socket.create_connection(("198.18.0.1", 5060), timeout=5)
+c.sendall(sys.argv[1].encode())
+out = b""
+while True:
+    d = c.recv(4096)
+    if not d:
+        break
+    out += d
+print(out.decode(errors="replace"))
+"#,
+            &request("OPTIONS", "sip:198.18.0.1", a, "tcp1", 1, &[], "")
+                .replace("Content-Length: 0\r\n", "")
+                .replace("SIP/2.0/UDP", "SIP/2.0/TCP"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&tcp.stdout);
+    assert!(
+        tcp.status.success()
+            && text.starts_with("SIP/2.0 400 Bad Request (Content-Length is required over TCP)"),
+        "{text}{}",
+        String::from_utf8_lossy(&tcp.stderr)
     );
     let options = last(&r[0]);
     for h in [

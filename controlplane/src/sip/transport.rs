@@ -139,17 +139,20 @@ async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) 
             buf.drain(..skip);
             let Some(end) = header_end(&buf) else {
                 if buf.len() > MAX_MESSAGE {
-                    ua.handle(&buf[..MAX_MESSAGE.min(buf.len())], &peer);
+                    ua.malformed(&buf, "header block too long", &peer);
                     break 'read;
                 }
                 break;
             };
+            // 400, then closed: without a length the stream cannot be framed again.
             let len = match content_length(&buf[..end]) {
                 Ok(n) if end + n <= MAX_MESSAGE => n,
-                // Answered with 400 by the UA's parser or its own check, then closed:
-                // without a length the stream cannot be framed again.
-                Ok(_) | Err(_) => {
-                    ua.handle(&buf[..end], &peer);
+                Ok(_) => {
+                    ua.malformed(&buf[..end], "message too long", &peer);
+                    break 'read;
+                }
+                Err(why) => {
+                    ua.malformed(&buf[..end], why, &peer);
                     break 'read;
                 }
             };

@@ -485,7 +485,7 @@ impl Ua {
 
     /// A message rsipstack cannot parse: 400 if it looks like a request with the
     /// headers an answer needs, else dropped; counted either way.
-    fn malformed(&self, raw: &[u8], why: &str, peer: &Peer) {
+    pub(crate) fn malformed(&self, raw: &[u8], why: &str, peer: &Peer) {
         let text = String::from_utf8_lossy(raw);
         let first = text.lines().next().unwrap_or("");
         if first.starts_with("SIP/") {
