@@ -126,16 +126,4 @@ impl SipMetrics {
             .get_or_create(&SipLabels { method, code })
             .inc();
     }
-
-    /// Requests of `method` answered with `code` so far.
-    pub fn count(&self, method: &'static str, code: u16) -> u64 {
-        self.requests
-            .get_or_create(&SipLabels { method, code })
-            .get()
-    }
-
-    /// Dialogs up now.
-    pub fn dialogs(&self) -> i64 {
-        self.dialogs.get()
-    }
 }

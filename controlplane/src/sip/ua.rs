@@ -309,7 +309,6 @@ impl Ua {
             trusted: cfg.trusted.clone(),
             max_calls: cfg.max_calls,
             invite_rate: cfg.invite_rate,
-            auto_create: cfg.auto_create,
         });
         let seed = state.clock.now().saturating_since(Instant::ZERO).as_nanos() as u64;
         Arc::new(Ua {
@@ -329,11 +328,6 @@ impl Ua {
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Calls up now.
-    pub fn calls(&self) -> usize {
-        self.inner().calls.len()
     }
 
     /// Handle one message from `peer`.

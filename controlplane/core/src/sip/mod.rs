@@ -131,8 +131,6 @@ pub struct Policy {
     pub max_calls: u32,
     /// New INVITEs per source per second at most.
     pub invite_rate: u32,
-    /// Create conferences on their first INVITE.
-    pub auto_create: bool,
 }
 
 /// Who may call, and how often: trusted sources, a one-second INVITE window per
@@ -150,11 +148,6 @@ impl Admission {
             policy,
             windows: HashMap::new(),
         }
-    }
-
-    /// The settings.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
     }
 
     /// Whether `ip` may send requests at all (403 if not).
@@ -370,7 +363,6 @@ mod tests {
             trusted,
             max_calls: 3,
             invite_rate: 2,
-            auto_create: false,
         })
     }
 

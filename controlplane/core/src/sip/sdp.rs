@@ -4,7 +4,7 @@
 
 use bytesstr::BytesStr;
 use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use tutti_dataplane::codec::CodecKind;
 
 /// What an offer asks for, once negotiated.
@@ -154,9 +154,6 @@ pub fn answer(n: &Negotiated, local: SocketAddrV4, session: u64, version: u64) -
         n.direction.as_str()
     )
 }
-
-/// An unspecified media address: what hold with `c=0.0.0.0` looks like.
-pub const NO_ADDRESS: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
 
 #[cfg(test)]
 mod tests {
