@@ -425,7 +425,7 @@ fn serve_control(
                 tokio::spawn(sip::transport::serve(bound, ua.clone()));
             }
             tokio::spawn(ua.clone().watch_sessions());
-            tokio::spawn(ua.watch_deletions());
+            tokio::spawn(ua.watch_events());
             info!(
                 "SIP on {}",
                 sip.listen

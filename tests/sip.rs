@@ -346,7 +346,10 @@ fn by_remote(t: &Tutti, conf: &str, remote: &str) -> Option<Value> {
 #[test]
 fn callers_over_udp_and_tcp_hear_each_other_hold_and_hang_up_both_ways() {
     let _turn = one_at_a_time();
-    let mut rig = sip_rig("  auto_create: true\n  domain: tutti.test\n");
+    // The callers' RTP stops after a few seconds while the calls go on: an RTP
+    // timeout longer than the test, so that only hold, BYE and the API end them.
+    let mut rig =
+        sip_rig("  auto_create: true\n  domain: tutti.test\norphan:\n  rtp_timeout: 2m\n");
     let t = &rig.t;
     let events = sse_collect(t.api, "/v1/events", 40);
     std::thread::sleep(Duration::from_millis(300));
@@ -679,4 +682,42 @@ fn two_baresip_clients_in_one_conference_hear_each_other() {
     }
     let (st, _) = rig.t.terminate();
     assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_at_the_rtp_timeout() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\norphan:\n  rtp_timeout: 2s\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 25);
+    let caller = rig.sipp(
+        &uac(("198.18.0.3", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &["-s", "conf-quiet", "-m", "1", "-p", "5070", "-mp", "7000"],
+        30,
+    );
+    t.wait_for(10, "the SIP participant", |t| {
+        participants(t, "quiet").len() == 1
+    });
+    let p = by_remote(t, "quiet", "198.18.0.3:30000").expect("caller");
+    // One second of RTP, then none: a dead phone.
+    Peer::start(
+        &rig.clients,
+        "198.18.0.3:30000",
+        p["local"].as_str().unwrap(),
+        1,
+        &[],
+    )
+    .finish();
+    let (ok, log) = caller.finish();
+    assert!(ok, "the caller got no BYE: {log}\n{}", t.stderr());
+    assert!(participants(t, "quiet").is_empty());
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+    let evs = sse_events(&events.join().unwrap());
+    assert!(
+        evs.iter()
+            .any(|e| e["type"] == "call_ended" && e["reason"] == "rtp_timeout"),
+        "{evs:?}"
+    );
 }

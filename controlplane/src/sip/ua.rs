@@ -19,8 +19,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{
-    conference_of, session_deadline, session_interval, Admission, CallInfo, Policy, Refusal,
-    MIN_SE_SECS,
+    conference_of, rtp_deadline, session_deadline, session_interval, Admission, CallInfo, Policy,
+    Refusal, MIN_SE_SECS,
 };
 use tutti_dataplane::clock::Instant;
 
@@ -109,6 +109,8 @@ struct Call {
     cseq: u32,
     /// RFC 4028: the session interval and the last refresh (the caller refreshes).
     timer: Option<(Duration, Instant)>,
+    /// When its participant fell quiet (no RTP, no SID before, not on hold).
+    quiet_since: Option<Instant>,
 }
 
 /// A request as retransmissions repeat it.
@@ -634,6 +636,7 @@ impl Ua {
             local_media: joined.local,
             cseq: 1,
             timer: interval.map(|i| (i, self.state.clock.now())),
+            quiet_since: None,
         };
         tracing::info!(call_id = %p.call_id, conference = %joined.conf, participant = %joined.pid, "SIP call answered");
         {
@@ -748,6 +751,10 @@ impl Ua {
             let r = Refusal::from(&e);
             return (r.code, self.response(p, &r, None, &[], None));
         }
+        if media.hold {
+            // A held phone may stop sending: not a dead call.
+            self.in_dialog(p, |c| c.quiet_since = None);
+        }
         let body = sdp::answer(&media, local, session, version);
         let ok = Refusal::new(200, "OK");
         let extra = [vec![format!("Allow: {ALLOW}")], timer_headers(interval)].concat();
@@ -859,52 +866,83 @@ impl Ua {
         call.peer.send(msg.into_bytes());
     }
 
-    /// Every second, end the calls whose session was not refreshed in time (RFC 4028):
-    /// BYE, reason `session_expired`.
+    /// Every second, end dead calls with BYE: a session not refreshed in time (RFC
+    /// 4028, reason `session_expired`), a participant without RTP for the RTP timeout
+    /// (reason `rtp_timeout`).
     pub async fn watch_sessions(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let now = self.state.clock.now();
-            let dead: Vec<String> = self
+            let orphan = *self.state.control().reclaim().config();
+            let dead: Vec<(String, &'static str)> = self
                 .inner()
                 .calls
                 .iter()
-                .filter(|(_, c)| {
-                    c.timer
-                        .is_some_and(|(interval, at)| now >= session_deadline(at, interval))
+                .filter_map(|(id, c)| {
+                    let expired = c
+                        .timer
+                        .is_some_and(|(interval, at)| now >= session_deadline(at, interval));
+                    let silent = c
+                        .quiet_since
+                        .is_some_and(|q| now >= rtp_deadline(q, &orphan));
+                    let reason = if expired {
+                        "session_expired"
+                    } else if silent {
+                        "rtp_timeout"
+                    } else {
+                        return None;
+                    };
+                    Some((id.clone(), reason))
                 })
-                .map(|(id, _)| id.clone())
                 .collect();
-            for id in dead {
-                tracing::info!(call_id = %id, "session not refreshed: ending the call");
-                self.end_call(&id, "session_expired", true);
+            for (id, reason) in dead {
+                tracing::info!(call_id = %id, reason, "dead dialog: ending the call");
+                self.end_call(&id, reason, true);
             }
         }
     }
 
     /// Watch the core's events: a participant of a call deleted by anyone but the
-    /// call itself (API, reclamation, conference deletion) ends the call with BYE.
-    pub async fn watch_deletions(self: Arc<Self>) {
+    /// call itself (API, reclamation, conference deletion) ends the call with BYE; a
+    /// participant falling quiet (not on hold, no SID before) starts its RTP timeout,
+    /// and media again stops it.
+    pub async fn watch_events(self: Arc<Self>) {
         let mut events = Box::pin(self.state.events.subscribe());
         while let Some(d) = events.next().await {
             let Delivery::Event(ev) = d else {
                 continue;
             };
-            if ev.kind != "participant_deleted" {
-                continue;
-            }
             let (Some(conf), Some(pid)) = (&ev.conference, &ev.participant) else {
                 continue;
             };
-            let id = self
-                .inner()
-                .by_participant
-                .get(&(conf.clone(), pid.clone()))
-                .cloned();
-            if let Some(id) = id {
-                let reason = ev.detail.reason.unwrap_or("deleted");
-                self.end_call(&id, reason, true);
+            let key = (conf.clone(), pid.clone());
+            let Some(id) = self.inner().by_participant.get(&key).cloned() else {
+                continue;
+            };
+            match ev.kind {
+                "participant_deleted" => {
+                    let reason = ev.detail.reason.unwrap_or("deleted");
+                    self.end_call(&id, reason, true);
+                }
+                "participant_quiet" if ev.detail.sid_before != Some(true) => {
+                    let held = self
+                        .state
+                        .control()
+                        .sessions()
+                        .participant(conf, pid)
+                        .is_ok_and(|p| p.hold);
+                    let now = self.state.clock.now();
+                    if let Some(c) = self.inner().calls.get_mut(&id) {
+                        c.quiet_since = (!held).then_some(now);
+                    }
+                }
+                "participant_active" => {
+                    if let Some(c) = self.inner().calls.get_mut(&id) {
+                        c.quiet_since = None;
+                    }
+                }
+                _ => {}
             }
         }
     }

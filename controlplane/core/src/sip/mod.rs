@@ -222,6 +222,16 @@ pub fn session_deadline(at: Instant, interval: Duration) -> Instant {
     at + interval - (interval / 3).min(Duration::from_secs(32))
 }
 
+/// When a call whose participant fell quiet (no RTP, no comfort-noise SID before, not
+/// on hold) at `quiet_since` is dead: `orphan.rtp_timeout` after its last packet (the
+/// dataplane reports quiet `quiet_after` after it).
+pub fn rtp_deadline(quiet_since: Instant, orphan: &crate::orphan::OrphanConfig) -> Instant {
+    quiet_since
+        + orphan
+            .rtp_timeout
+            .saturating_sub(orphan.liveness().quiet_after)
+}
+
 /// The conference id a request URI's user part names: `conf-<id>`.
 pub fn conference_of(user: Option<&str>) -> Result<&str, Refusal> {
     user.and_then(|u| u.strip_prefix("conf-"))
@@ -443,6 +453,24 @@ mod tests {
             session_deadline(t0, Duration::from_secs(1800)),
             t0 + Duration::from_secs(1768)
         );
+    }
+
+    #[test]
+    fn a_quiet_call_is_dead_at_the_rtp_timeout_after_its_last_packet() {
+        let t0 = Instant::ZERO + Duration::from_secs(3);
+        let mut orphan = crate::orphan::OrphanConfig {
+            rtp_timeout: Duration::from_secs(10),
+            ..Default::default()
+        };
+        // Quiet is reported after min(5 s, rtp_timeout, no_packet) without RTP.
+        let quiet_after = orphan.liveness().quiet_after;
+        assert_eq!(
+            rtp_deadline(t0, &orphan),
+            t0 + Duration::from_secs(10) - quiet_after
+        );
+        orphan.rtp_timeout = Duration::from_secs(2);
+        assert_eq!(orphan.liveness().quiet_after, Duration::from_secs(2));
+        assert_eq!(rtp_deadline(t0, &orphan), t0);
     }
 
     #[test]
