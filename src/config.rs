@@ -49,7 +49,7 @@ pub struct SipSection {
     pub trusted: Vec<Ipv4Cidr>,
     /// Concurrent calls at most [1000]; INVITEs beyond get 503, OPTIONS 503.
     pub max_calls: Option<u32>,
-    /// New INVITEs per second per source at most [20]; excess gets 503 with Retry-After.
+    /// New INVITEs per second per source at most [100] (an SBC or trunk sends every call from one address); excess gets 503 with Retry-After.
     pub invite_rate: Option<u32>,
     /// RFC 4028 session interval offered to callers [30m; at least 90s].
     pub session_expires: Option<HumanDuration>,
@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for SipListen {
 /// Default `sip.max_calls`.
 pub const DEFAULT_MAX_CALLS: u32 = 1000;
 /// Default `sip.invite_rate` (per source per second).
-pub const DEFAULT_INVITE_RATE: u32 = 20;
+pub const DEFAULT_INVITE_RATE: u32 = 100;
 /// Default `sip.session_expires` (RFC 4028 recommends 30 minutes).
 pub const DEFAULT_SESSION_EXPIRES: Duration = Duration::from_secs(1800);
 /// RFC 4028's smallest session interval (Min-SE).
