@@ -49,9 +49,10 @@ pub struct SipSection {
     pub trusted: Vec<Ipv4Cidr>,
     /// Concurrent calls at most [1000]; INVITEs beyond get 503, OPTIONS 503.
     pub max_calls: Option<u32>,
-    /// New INVITEs per second per source at most [100] (an SBC or trunk sends every call from one address); excess gets 503 with Retry-After.
+    /// New INVITEs per second per source at most [100] (a trunk sends every call from
+    /// one address); excess gets 503 with Retry-After.
     pub invite_rate: Option<u32>,
-    /// RFC 4028 session interval offered to callers [30m; at least 90s].
+    /// The longest RFC 4028 session interval taken from callers [30m; at least 90s].
     pub session_expires: Option<HumanDuration>,
     /// Create `conf-<id>` on its first INVITE (otherwise 404) [false].
     #[serde(default)]
