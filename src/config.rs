@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
 use tutti_controlplane::orphan::OrphanConfig;
+use tutti_controlplane::sip::{Listen, Net, SipConfig};
 use tutti_dataplane::net::exception::ExceptionConfig;
 
 /// The whole configuration file.
@@ -29,6 +30,107 @@ pub struct Config {
     /// The gateway role (absent: a mixer only).
     #[serde(default)]
     pub gateway: Option<GatewaySection>,
+    /// The SIP user agent (absent: no SIP).
+    #[serde(default)]
+    pub sip: Option<SipSection>,
+}
+
+/// `sip:`: phones, PBXs and trunks call `sip:conf-<id>@<domain or address>`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    /// Listeners, `udp:IP:PORT` or `tcp:IP:PORT` (normally the service address).
+    pub listen: Vec<SipListen>,
+    /// The SIP domain tutti answers for (default: any host in the request URI).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Sources allowed to send requests (CIDRs); empty: every source.
+    #[serde(default)]
+    pub trusted: Vec<Ipv4Cidr>,
+    /// Concurrent calls at most [1000]; INVITEs beyond get 503, OPTIONS 503.
+    pub max_calls: Option<u32>,
+    /// New INVITEs per second per source at most [100] (a trunk sends every call from
+    /// one address); excess gets 503 with Retry-After.
+    pub invite_rate: Option<u32>,
+    /// The longest RFC 4028 session interval taken from callers [30m; at least 90s].
+    pub session_expires: Option<HumanDuration>,
+    /// Create `conf-<id>` on its first INVITE (otherwise 404) [false].
+    #[serde(default)]
+    pub auto_create: bool,
+}
+
+/// One SIP listener, written `udp:198.18.0.1:5060` or `tcp:198.18.0.1:5060`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipListen(pub Listen);
+
+impl<'de> Deserialize<'de> for SipListen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(SipListen).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Default `sip.max_calls`.
+pub const DEFAULT_MAX_CALLS: u32 = 1000;
+/// Default `sip.invite_rate` (per source per second).
+pub const DEFAULT_INVITE_RATE: u32 = 100;
+/// Default `sip.session_expires` (RFC 4028 recommends 30 minutes).
+pub const DEFAULT_SESSION_EXPIRES: Duration = Duration::from_secs(1800);
+/// RFC 4028's smallest session interval (Min-SE).
+pub const MIN_SESSION_EXPIRES: Duration = Duration::from_secs(90);
+
+impl SipSection {
+    /// The user agent's settings, with defaults for what the file leaves out.
+    pub fn settings(&self) -> SipConfig {
+        SipConfig {
+            listen: self.listen.iter().map(|l| l.0).collect(),
+            domain: self.domain.clone(),
+            trusted: self
+                .trusted
+                .iter()
+                .map(|c| Net::new(c.addr, c.prefix_len))
+                .collect(),
+            max_calls: self.max_calls.unwrap_or(DEFAULT_MAX_CALLS),
+            invite_rate: self.invite_rate.unwrap_or(DEFAULT_INVITE_RATE),
+            session_expires: self
+                .session_expires
+                .map_or(DEFAULT_SESSION_EXPIRES, |d| d.0),
+            auto_create: self.auto_create,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("sip.listen: at least one listener is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.listen.iter().enumerate() {
+            if !seen.insert(l.0) {
+                return Err(format!("sip.listen[{i}]: {} is listed twice", l.0));
+            }
+        }
+        if self.domain.as_deref().is_some_and(|d| {
+            d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        }) {
+            return Err("sip.domain: must be a host name or address".into());
+        }
+        if self.max_calls == Some(0) {
+            return Err("sip.max_calls: must be at least 1".into());
+        }
+        if self.invite_rate == Some(0) {
+            return Err("sip.invite_rate: must be at least 1".into());
+        }
+        if self
+            .session_expires
+            .is_some_and(|d| d.0 < MIN_SESSION_EXPIRES)
+        {
+            return Err("sip.session_expires: at least 90s (RFC 4028 Min-SE)".into());
+        }
+        Ok(())
+    }
 }
 
 /// `gateway:`: this appliance relays clients' media to mixers and can hand their
@@ -576,6 +678,9 @@ impl Config {
         if let Some(g) = &self.gateway {
             g.validate(self.control.listen)?;
         }
+        if let Some(sip) = &self.sip {
+            sip.validate()?;
+        }
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(
                 "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
@@ -798,6 +903,83 @@ control:
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_sip_section_has_defaults_and_explained_errors() {
+        assert!(Config::parse(GOOD, "t.yaml").unwrap().sip.is_none());
+        let with = |body: &str| format!("{GOOD}sip:\n{body}");
+        let c = Config::parse(
+            &with("  listen: [\"udp:198.18.0.1:5060\", \"tcp:198.18.0.1:5060\"]\n  domain: tutti.example\n  trusted: [198.18.0.0/15]\n  max_calls: 200\n  invite_rate: 50\n  session_expires: 5m\n  auto_create: true\n"),
+            "t.yaml",
+        )
+        .unwrap();
+        let s = c.sip.expect("sip").settings();
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.listen[1].to_string(), "tcp:198.18.0.1:5060");
+        assert_eq!(s.domain.as_deref(), Some("tutti.example"));
+        assert!(s.trusted[0].contains(std::net::IpAddr::V4(Ipv4Addr::new(198, 19, 3, 4))));
+        assert!(!s.trusted[0].contains(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
+        assert_eq!((s.max_calls, s.invite_rate), (200, 50));
+        assert_eq!(s.session_expires, Duration::from_secs(300));
+        assert!(s.auto_create);
+        let d = Config::parse(&with("  listen: [\"udp:127.0.0.1:5060\"]\n"), "t.yaml")
+            .unwrap()
+            .sip
+            .expect("sip")
+            .settings();
+        assert_eq!(d.max_calls, DEFAULT_MAX_CALLS);
+        assert_eq!(d.invite_rate, DEFAULT_INVITE_RATE);
+        assert_eq!(d.session_expires, DEFAULT_SESSION_EXPIRES);
+        assert!(d.trusted.is_empty() && !d.auto_create && d.domain.is_none());
+        let lines = GOOD.lines().count();
+        for (body, want) in [
+            (
+                "  listen: [\"sctp:127.0.0.1:5060\"]\n".to_string(),
+                format!("t.yaml:{}:11: sip.listen: 'sctp:127.0.0.1:5060' is not a listener like udp:198.18.0.1:5060", lines + 2),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1\"]\n".to_string(),
+                "is not a listener".to_string(),
+            ),
+            (
+                "  listen: []\n".to_string(),
+                "sip.listen: at least one listener".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\", \"udp:127.0.0.1:5060\"]\n".to_string(),
+                "sip.listen[1]: udp:127.0.0.1:5060 is listed twice".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  max_calls: 0\n".to_string(),
+                "sip.max_calls: must be at least 1".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  invite_rate: 0\n".to_string(),
+                "sip.invite_rate: must be at least 1".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  session_expires: 30s\n".to_string(),
+                "sip.session_expires: at least 90s".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  trusted: [10.0.0.0]\n".to_string(),
+                "not an address with a prefix".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  domain: \"a b\"\n".to_string(),
+                "sip.domain: must be a host name".to_string(),
+            ),
+            (
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  autocreate: true\n".to_string(),
+                format!("t.yaml:{}:3: sip: unknown field `autocreate`", lines + 3),
+            ),
+        ] {
+            let e = Config::parse(&with(&body), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&want), "{body}: {e}");
         }
     }
 

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use tutti_controlplane::clock::{entropy_seed, SystemClock};
 use tutti_controlplane::gateway::Gateway;
 use tutti_controlplane::media::MediaCore;
+use tutti_controlplane::sip;
 use tutti_controlplane::{http as api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
@@ -386,6 +387,11 @@ fn serve_control(
         cfg.orphan.timers(),
         entropy_seed(),
     );
+    let sip_metrics = cfg
+        .sip
+        .as_ref()
+        .map(|_| Arc::new(tutti_controlplane::sip::SipMetrics::default()));
+    state.sip = sip_metrics.clone();
     if let Some(g) = &cfg.gateway {
         let gw = Gateway::new(g.settings())
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
@@ -409,6 +415,26 @@ fn serve_control(
             ),
             None => None,
         };
+        if let (Some(sip), Some(metrics)) = (&cfg.sip, sip_metrics) {
+            let settings = sip.settings();
+            let ua = sip::ua::Ua::new(state.clone(), settings.clone(), metrics);
+            for l in settings.listen {
+                let bound = sip::transport::bind(l)
+                    .await
+                    .with_context(|| format!("sip.listen: cannot listen on {l}"))?;
+                tokio::spawn(sip::transport::serve(bound, ua.clone()));
+            }
+            tokio::spawn(ua.clone().watch_sessions());
+            tokio::spawn(ua.watch_events());
+            info!(
+                "SIP on {}",
+                sip.listen
+                    .iter()
+                    .map(|l| l.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         tokio::spawn(tutti_controlplane::pump::run(
             state.clone(),
             PUMP_INTERVAL,

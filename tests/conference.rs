@@ -12,12 +12,6 @@ fn start_tap() -> (Tutti, Netns) {
     start_on_tap("tc", |y| y, &["198.18.0.3/24", "198.18.0.4/24"])
 }
 
-fn db(report: &Value, f: u32) -> f64 {
-    report["analysis_db"][f.to_string()]
-        .as_f64()
-        .expect("analysis")
-}
-
 #[test]
 fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
     let _turn = one_at_a_time();

@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod pump;
+pub mod sip;
 #[cfg(test)]
 mod test_support;
 
@@ -87,6 +88,8 @@ pub struct ControlState {
     pub clock: Arc<dyn ControlClock>,
     /// The gateway role, when configured.
     pub gateway: Option<Arc<gateway::Gateway>>,
+    /// SIP counters, when the SIP user agent runs.
+    pub sip: Option<Arc<sip::SipMetrics>>,
 }
 
 /// The control core, locked; the events it queued are published when the lock is let
@@ -146,6 +149,7 @@ impl ControlState {
             api_metrics: Arc::default(),
             clock,
             gateway: None,
+            sip: None,
         }
     }
 

@@ -550,6 +550,18 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
             g.metrics.extra_delay.clone(),
         );
     }
+    if let Some(sip) = &state.sip {
+        registry.register(
+            "tutti_sip_requests",
+            "SIP requests answered, by method and status code",
+            sip.requests.clone(),
+        );
+        registry.register(
+            "tutti_sip_dialogs",
+            "SIP dialogs (calls) up",
+            sip.dialogs.clone(),
+        );
+    }
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

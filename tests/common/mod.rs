@@ -154,6 +154,13 @@ pub fn ns_spawn(ns: &Netns, secs: u32, cmd: &[&str]) -> Child {
 /// The tones the conference tests' peers send (one each) and analyse.
 pub const FREQS: [u32; 3] = [440, 1000, 1900];
 
+/// The level of frequency `f` in an rtp-peer report's analysis (dB).
+pub fn db(report: &serde_json::Value, f: u32) -> f64 {
+    report["analysis_db"][f.to_string()]
+        .as_f64()
+        .expect("analysis")
+}
+
 /// A `scripts/rtp-peer` endpoint in a namespace; killed on drop, by PID.
 pub struct Peer {
     child: Child,
@@ -913,3 +920,4 @@ pub fn metric_at(addr: SocketAddr, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
 }
+pub mod sip;

@@ -39,6 +39,7 @@ pub mod orphan;
 pub mod peer;
 pub mod reclaim;
 pub mod sessions;
+pub mod sip;
 
 pub use clock::{ControlClock, ManualClock};
 pub use control::Control;

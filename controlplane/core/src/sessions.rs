@@ -213,6 +213,8 @@ pub struct Participant {
     pub hold: bool,
     /// When it was added.
     pub created_at: SystemTime,
+    /// The SIP call it came by, if it did.
+    pub call: Option<crate::sip::CallInfo>,
 }
 
 impl Participant {
@@ -569,6 +571,7 @@ impl Sessions {
             settings: new.settings,
             hold: false,
             created_at: now,
+            call: None,
         };
         Ok(conf.participants.entry(key).or_insert(participant))
     }
@@ -600,6 +603,18 @@ impl Sessions {
         let p = self.participant_mut(conf, part)?;
         p.settings = settings;
         p.hold = hold;
+        Some(p)
+    }
+
+    /// Record the SIP call a participant came by.
+    pub fn set_participant_call(
+        &mut self,
+        conf: ConfKey,
+        part: PartKey,
+        call: crate::sip::CallInfo,
+    ) -> Option<&Participant> {
+        let p = self.participant_mut(conf, part)?;
+        p.call = Some(call);
         Some(p)
     }
 

@@ -373,6 +373,9 @@ pub struct ParticipantView {
     gain_db: f32,
     hold: bool,
     created_at: String,
+    /// The SIP call it came by (call-id, from, to), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip: Option<tutti_control_core::sip::CallInfo>,
 }
 
 impl ParticipantView {
@@ -391,6 +394,7 @@ impl ParticipantView {
             gain_db: p.settings.gain_db,
             hold: p.hold,
             created_at: timestamp(p.created_at),
+            sip: p.call.clone(),
         }
     }
 }
@@ -466,6 +470,7 @@ impl RelayedParticipantView {
                 gain_db: s.settings.gain_db,
                 hold: p.hold,
                 created_at: timestamp(p.created_at),
+                sip: None,
             },
             mixer_participant: p.on_mixer.id.clone(),
         }

@@ -168,7 +168,16 @@ fn schemas() -> Value {
                 "deaf": { "type": "boolean" },
                 "gain_db": { "type": "number" },
                 "hold": { "type": "boolean" },
-                "created_at": { "type": "string", "format": "date-time" }
+                "created_at": { "type": "string", "format": "date-time" },
+                "sip": {
+                    "type": "object", "description": "The SIP call it came by (SIP participants only)",
+                    "required": ["call_id", "from", "to"],
+                    "properties": {
+                        "call_id": { "type": "string" },
+                        "from": { "type": "string" },
+                        "to": { "type": "string" }
+                    }
+                }
             }
         },
         "ParticipantList": {

@@ -1,0 +1,241 @@
+//! SDP offer/answer for SIP calls (RFC 3264): read an offer with `ezk-sdp-types`, pick
+//! the first of its audio codecs the dataplane mixes (PCMU, PCMA), telephone-event/8000
+//! when offered, and write the answer (ptime 20, `c=` our media address and port).
+
+use bytesstr::BytesStr;
+use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
+use std::net::SocketAddrV4;
+use tutti_dataplane::codec::CodecKind;
+
+/// What an offer asks for, once negotiated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Negotiated {
+    /// Where the caller wants our RTP (its RTCP is on the next port). On hold
+    /// (`c=0.0.0.0`) the address is unspecified.
+    pub remote: SocketAddrV4,
+    /// The codec both sides have, first in the offer's order.
+    pub codec: CodecKind,
+    /// The offer's telephone-event/8000 payload type, if it has one.
+    pub telephone_event_pt: Option<u8>,
+    /// The offer puts us on hold (`sendonly`, `inactive` or `c=0.0.0.0`).
+    pub hold: bool,
+    /// The direction our answer takes.
+    pub direction: Direction,
+}
+
+/// Why an offer cannot be answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// Not SDP (400).
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// SDP without what we can take (488).
+    #[error("{0}")]
+    NotAcceptable(String),
+}
+
+/// Payload type of a static-payload codec we mix.
+fn static_codec(pt: u8) -> Option<CodecKind> {
+    match pt {
+        0 => Some(CodecKind::Pcmu),
+        8 => Some(CodecKind::Pcma),
+        _ => None,
+    }
+}
+
+/// RTP payload type we send `codec` with.
+pub fn payload_type(codec: CodecKind) -> Option<u8> {
+    match codec {
+        CodecKind::Pcmu => Some(0),
+        CodecKind::Pcma => Some(8),
+        CodecKind::L16 => None,
+    }
+}
+
+fn encoding_name(codec: CodecKind) -> &'static str {
+    match codec {
+        CodecKind::Pcmu => "PCMU",
+        CodecKind::Pcma => "PCMA",
+        CodecKind::L16 => "L16",
+    }
+}
+
+/// Negotiate `offer` (the body of an INVITE or re-INVITE).
+pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
+    let text = std::str::from_utf8(offer)
+        .map_err(|_| SdpError::Malformed("the body is not UTF-8".into()))?;
+    // ezk wants lines ending in CRLF or LF; a body with neither is not SDP.
+    let sdp = SessionDescription::parse(&BytesStr::from(text.to_string()))
+        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+    let audio = sdp
+        .media_descriptions
+        .iter()
+        .find(|m| m.media.media_type == MediaType::Audio && m.media.port != 0)
+        .ok_or_else(|| SdpError::NotAcceptable("the offer has no audio stream".into()))?;
+    if audio.media.proto != TransportProtocol::RtpAvp {
+        return Err(SdpError::NotAcceptable(format!(
+            "audio over {} is not supported (RTP/AVP only)",
+            audio.media.proto
+        )));
+    }
+    let rtpmap = |pt: u8| audio.rtpmap.iter().find(|r| r.payload == pt);
+    let codec = audio
+        .media
+        .fmts
+        .iter()
+        .find_map(|&pt| {
+            let kind = static_codec(pt)?;
+            // A payload type re-mapped to another codec by rtpmap is not ours.
+            match rtpmap(pt) {
+                Some(r) if !r.encoding.eq_ignore_ascii_case(encoding_name(kind)) => None,
+                _ => Some(kind),
+            }
+        })
+        .ok_or_else(|| {
+            SdpError::NotAcceptable("no common codec: tutti takes PCMU (0) or PCMA (8)".into())
+        })?;
+    let telephone_event_pt = audio.media.fmts.iter().copied().find(|&pt| {
+        rtpmap(pt).is_some_and(|r| {
+            r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000
+        })
+    });
+    let connection = audio
+        .connection
+        .as_ref()
+        .or(sdp.connection.as_ref())
+        .ok_or_else(|| SdpError::Malformed("no c= line for the audio stream".into()))?;
+    let ip = match connection.address {
+        TaggedAddress::IP4(ip) => ip,
+        _ => {
+            return Err(SdpError::NotAcceptable(
+                "only IPv4 media addresses are supported".into(),
+            ))
+        }
+    };
+    let offered = if audio.direction == Direction::SendRecv {
+        sdp.direction
+    } else {
+        audio.direction
+    };
+    let hold = ip.is_unspecified() || matches!(offered, Direction::SendOnly | Direction::Inactive);
+    let direction = match offered {
+        Direction::SendOnly => Direction::RecvOnly,
+        Direction::RecvOnly => Direction::SendOnly,
+        Direction::Inactive => Direction::Inactive,
+        Direction::SendRecv if ip.is_unspecified() => Direction::Inactive,
+        Direction::SendRecv => Direction::SendRecv,
+    };
+    Ok(Negotiated {
+        remote: SocketAddrV4::new(ip, audio.media.port),
+        codec,
+        telephone_event_pt,
+        hold,
+        direction,
+    })
+}
+
+/// The answer to a negotiated offer: our media address `local`, session id and version
+/// for `o=`.
+pub fn answer(n: &Negotiated, local: SocketAddrV4, session: u64, version: u64) -> String {
+    let pt = payload_type(n.codec).unwrap_or(0);
+    let ip = local.ip();
+    let mut fmts = pt.to_string();
+    let mut attrs = format!("a=rtpmap:{pt} {}/8000\r\n", encoding_name(n.codec));
+    if let Some(te) = n.telephone_event_pt {
+        fmts.push_str(&format!(" {te}"));
+        attrs.push_str(&format!(
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+        ));
+    }
+    format!(
+        "v=0\r\no=tutti {session} {version} IN IP4 {ip}\r\ns=tutti\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP {fmts}\r\n{attrs}a=ptime:20\r\na={}\r\n",
+        local.port(),
+        n.direction.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(media: &str, extra: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 198.18.0.2\r\ns=-\r\nc=IN IP4 198.18.0.2\r\nt=0 0\r\n{media}\r\n{extra}"
+        )
+    }
+
+    #[test]
+    fn the_first_supported_codec_of_the_offer_wins() {
+        let o = offer(
+            "m=audio 4000 RTP/AVP 9 8 0 101",
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+        );
+        let n = negotiate(o.as_bytes()).unwrap();
+        assert_eq!(n.codec, CodecKind::Pcma);
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.remote, "198.18.0.2:4000".parse().unwrap());
+        assert!(!n.hold);
+        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), 7, 1);
+        assert!(a.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{a}");
+        assert!(a.contains("c=IN IP4 198.18.0.1\r\n"), "{a}");
+        assert!(a.contains("a=rtpmap:8 PCMA/8000\r\n"), "{a}");
+        assert!(a.contains("a=rtpmap:101 telephone-event/8000\r\n"), "{a}");
+        assert!(a.contains("a=ptime:20\r\na=sendrecv\r\n"), "{a}");
+        // The answer is SDP ezk reads back.
+        let back = negotiate(a.as_bytes()).unwrap();
+        assert_eq!(back.codec, CodecKind::Pcma);
+        assert_eq!(back.remote, "198.18.0.1:20000".parse().unwrap());
+    }
+
+    #[test]
+    fn pcmu_without_telephone_events_has_none() {
+        let n = negotiate(offer("m=audio 4000 RTP/AVP 0", "").as_bytes()).unwrap();
+        assert_eq!((n.codec, n.telephone_event_pt), (CodecKind::Pcmu, None));
+        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), 7, 1);
+        assert!(a.contains("m=audio 20000 RTP/AVP 0\r\n"), "{a}");
+        assert!(!a.contains("telephone-event"), "{a}");
+    }
+
+    #[test]
+    fn hold_is_sendonly_inactive_or_no_address() {
+        for (extra, c, want) in [
+            ("a=sendonly\r\n", "198.18.0.2", Direction::RecvOnly),
+            ("a=inactive\r\n", "198.18.0.2", Direction::Inactive),
+            ("", "0.0.0.0", Direction::Inactive),
+        ] {
+            let o = offer("m=audio 4000 RTP/AVP 0", extra)
+                .replace("IN IP4 198.18.0.2\r\nt", &format!("IN IP4 {c}\r\nt"));
+            let n = negotiate(o.as_bytes()).unwrap();
+            assert!(n.hold, "{o}");
+            assert_eq!(n.direction, want, "{o}");
+        }
+        let n = negotiate(offer("m=audio 4000 RTP/AVP 0", "a=sendrecv\r\n").as_bytes()).unwrap();
+        assert!(!n.hold);
+    }
+
+    #[test]
+    fn what_cannot_be_answered_says_why() {
+        for (o, want) in [
+            (offer("m=audio 4000 RTP/AVP 9 18", ""), "no common codec"),
+            (offer("m=video 4000 RTP/AVP 96", ""), "no audio stream"),
+            (offer("m=audio 0 RTP/AVP 0", ""), "no audio stream"),
+            (offer("m=audio 4000 RTP/SAVP 0", ""), "RTP/AVP only"),
+            (
+                offer("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 opus/48000/2\r\n"),
+                "no common codec",
+            ),
+        ] {
+            match negotiate(o.as_bytes()) {
+                Err(SdpError::NotAcceptable(e)) => assert!(e.contains(want), "{e}"),
+                other => panic!("{o}: {other:?}"),
+            }
+        }
+        for bad in [&b"\xff\xfe"[..], b"hello", b"v=0\r\nm=audio x\r\n", b""] {
+            assert!(
+                matches!(negotiate(bad), Err(SdpError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! SIP end to end: tutti in its own namespace, SIP on the service address through the
+//! exception path, real peers (sipp, raw UDP) in the clients' namespace.
+
+mod common;
+use common::sip::*;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+#[test]
+fn refusals_malformed_messages_options_and_limits() {
+    let _turn = one_at_a_time();
+    let rig =
+        sip_rig("  trusted: [198.18.0.2/32, 198.18.0.3/32]\n  max_calls: 1\n  invite_rate: 3\n");
+    let t = &rig.t;
+    let (c, v) = t.call("POST", "/v1/conferences", Some(r#"{"id":"c1"}"#));
+    assert_eq!(c, 201, "{v}");
+    let uri = |conf: &str| format!("sip:conf-{conf}@198.18.0.1");
+    let a = "198.18.0.2";
+    let b = "198.18.0.3";
+    let pcmu = offer(a, 40000, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let samples = [
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"404\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"488\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"400\"}",
+            2.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"503\"}",
+            2.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"INVITE\",code=\"422\"}",
+            1.0,
+        ),
+        (
+            "tutti_sip_requests_total{method=\"OPTIONS\",code=\"403\"}",
+            1.0,
+        ),
+        ("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}", 1.0),
+    ];
+    // Counts before (the rig's reachability OPTIONS are counted too).
+    let before: Vec<f64> = samples
+        .iter()
+        .map(|(s, _)| metric_at(t.api, s).unwrap_or(0.0))
+        .collect();
+    let r = rig.exchange(&[
+        (a, request("OPTIONS", "sip:198.18.0.1", a, "o1", 1, &[], "")),
+        // Rate: three INVITEs from one source in a second, then 503.
+        (a, request("INVITE", &uri("nope"), a, "i1", 1, &[], &pcmu)),
+        (
+            a,
+            request("INVITE", &uri("c1"), a, "i2", 1, &[], &offer(a, 40000, "18", "")),
+        ),
+        (
+            a,
+            request("INVITE", &uri("c1"), a, "i3", 1, &[], "v=0\r\nm=audio x\r\n"),
+        ),
+        (a, request("INVITE", &uri("c1"), a, "i4", 1, &[], &pcmu)),
+        // Not a request we can read, but with the headers to answer it.
+        (
+            a,
+            "INVITE sip:conf-c1@198.18.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.2:PORT;branch=z9hG4bKm1\r\nCSeq: one INVITE\r\nCall-ID: m1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:z@w>\r\nContent-Length: 0\r\n\r\n".to_string(),
+        ),
+        (a, request("REGISTER", "sip:198.18.0.1", a, "g1", 1, &[], "")),
+        (
+            a,
+            request("BYE", &uri("c1"), a, "nodialog", 2, &[], "")
+                .replace("To: <sip:conf-c1@198.18.0.1>", "To: <sip:conf-c1@198.18.0.1>;tag=zz"),
+        ),
+        ("198.18.0.4", request("OPTIONS", "sip:198.18.0.1", "198.18.0.4", "o2", 1, &[], "")),
+        // A retransmission of the first INVITE: the same answer, not counted again.
+        (a, request("INVITE", &uri("nope"), a, "i1", 1, &[], &pcmu)),
+    ]);
+    let codes: Vec<u16> = r.iter().map(|x| code(last(x))).collect();
+    assert_eq!(
+        codes,
+        [200, 404, 488, 400, 503, 400, 405, 481, 403, 404],
+        "{r:#?}\n{}",
+        t.stderr()
+    );
+    let tag_of = |m: &str| m.split(";tag=").nth(2).map(|t| t[..16].to_string());
+    assert_eq!(
+        tag_of(last(&r[1])),
+        tag_of(last(&r[9])),
+        "the same answer: {r:#?}"
+    );
+
+    // Over TCP a message without Content-Length cannot be framed: 400, and the
+    // connection is closed.
+    let tcp = rig.clients.exec(
+        "python3",
+        &[
+            "-c",
+            r#"
+import socket, sys
+c = socket.create_connection(("198.18.0.1", 5060), timeout=5)
+c.sendall(sys.argv[1].encode())
+out = b""
+while True:
+    d = c.recv(4096)
+    if not d:
+        break
+    out += d
+print(out.decode(errors="replace"))
+"#,
+            &request("OPTIONS", "sip:198.18.0.1", a, "tcp1", 1, &[], "")
+                .replace("Content-Length: 0\r\n", "")
+                .replace("SIP/2.0/UDP", "SIP/2.0/TCP"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&tcp.stdout);
+    assert!(
+        tcp.status.success()
+            && text.starts_with("SIP/2.0 400 Bad Request (Content-Length is required over TCP)"),
+        "{text}{}",
+        String::from_utf8_lossy(&tcp.stderr)
+    );
+    let options = last(&r[0]);
+    for h in [
+        "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS",
+        "Accept: application/sdp",
+        "Supported:",
+    ] {
+        assert!(options.contains(h), "{options}");
+    }
+    assert!(last(&r[2]).contains("no common codec"), "{}", last(&r[2]));
+    assert!(
+        last(&r[3]).starts_with("SIP/2.0 400 Bad Request (malformed SDP"),
+        "{}",
+        last(&r[3])
+    );
+    assert!(last(&r[4]).contains("Retry-After: 1"), "{}", last(&r[4]));
+    assert!(last(&r[5]).contains("Call-ID: m1"), "{}", last(&r[5]));
+
+    // One call fills the appliance (max_calls 1): OPTIONS and INVITE get 503, and the
+    // call is a participant of c1.
+    let r = rig.exchange(&[(
+        b,
+        request(
+            "INVITE",
+            &uri("c1"),
+            b,
+            "call1",
+            1,
+            &["Supported: timer", "Session-Expires: 120"],
+            &offer(b, 40002, "8 0 101", "a=rtpmap:101 telephone-event/8000\r\n"),
+        ),
+    )]);
+    assert_eq!(
+        r[0].iter().map(|m| code(m)).collect::<Vec<_>>(),
+        [100, 180, 200],
+        "{r:#?}"
+    );
+    let ok = last(&r[0]);
+    assert!(
+        ok.contains("Session-Expires: 120;refresher=uac\r\nRequire: timer\r\n"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("m=audio ") && ok.contains(" RTP/AVP 8 101\r\n"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("c=IN IP4 198.18.0.1\r\n") && ok.contains("a=ptime:20"),
+        "{ok}"
+    );
+    let tag = ok
+        .split("\r\n")
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("our tag")
+        .to_string();
+    let (_, conf) = t.call("GET", "/v1/conferences/c1", None);
+    let parts = conf["participants"].as_array().expect("participants");
+    assert_eq!(parts.len(), 1, "{conf}");
+    assert_eq!(parts[0]["remote"], "198.18.0.3:40002", "{conf}");
+    assert_eq!(parts[0]["codec"], "pcma", "{conf}");
+    let local = parts[0]["local"].as_str().unwrap();
+    assert!(
+        ok.contains(&format!("m=audio {} ", local.split(':').nth(1).unwrap())),
+        "{ok}"
+    );
+    let to_tag = format!("To: <{}>;tag={tag}", uri("c1"));
+    let r = rig.exchange(&[
+        (b, request("OPTIONS", "sip:198.18.0.1", b, "o3", 1, &[], "")),
+        (b, request("INVITE", &uri("c1"), b, "call2", 1, &[], &pcmu)),
+    ]);
+    assert_eq!(code(last(&r[0])), 503, "{r:#?}");
+    assert!(
+        last(&r[1]).starts_with("SIP/2.0 503 Too many calls"),
+        "{r:#?}"
+    );
+    // BYE with our tag ends it; the appliance has room again.
+    let bye = request("BYE", &uri("c1"), b, "call1", 2, &[], "").replace(
+        &format!("To: <{}>\r\n", uri("c1")),
+        &format!("{to_tag}\r\n"),
+    );
+    let r = rig.exchange(&[
+        (b, bye),
+        (b, request("OPTIONS", "sip:198.18.0.1", b, "o4", 1, &[], "")),
+        (
+            b,
+            request(
+                "INVITE",
+                &uri("c1"),
+                b,
+                "short",
+                1,
+                &["Session-Expires: 30"],
+                &pcmu,
+            ),
+        ),
+    ]);
+    assert_eq!(code(last(&r[0])), 200, "{r:#?}");
+    assert_eq!(code(last(&r[1])), 200, "{r:#?}");
+    // RFC 4028: an interval under Min-SE is refused with ours.
+    assert_eq!(code(last(&r[2])), 422, "{r:#?}");
+    assert!(last(&r[2]).contains("Min-SE: 90\r\n"), "{r:#?}");
+    let (_, conf) = t.call("GET", "/v1/conferences/c1", None);
+    assert_eq!(
+        conf["participants"].as_array().map(Vec::len),
+        Some(0),
+        "{conf}"
+    );
+
+    for ((sample, n), was) in samples.iter().zip(before) {
+        assert_eq!(t.metric(sample) - was, *n, "{sample}");
+    }
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+    t.assert_metrics_valid();
+    assert_eq!(t.get("/healthz").0, 200);
+}
+
+/// A sipp `<send>` of a request in a call: `method` with CSeq `cseq`, in the dialog
+/// (To with tutti's tag) or not, with an SDP body or none.
+fn send(method: &str, cseq: u32, in_dialog: bool, sdp: Option<&str>) -> String {
+    let retrans = if method == "ACK" {
+        ""
+    } else {
+        r#" retrans="500""#
+    };
+    let to_tag = if in_dialog { "[peer_tag_param]" } else { "" };
+    let body = sdp.map_or_else(
+        || "Content-Length: 0\n\n".to_string(),
+        |b| format!("Content-Type: application/sdp\nContent-Length: [len]\n\n{b}"),
+    );
+    format!(
+        r#"<send{retrans}><![CDATA[
+{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+{body}]]></send>
+"#
+    )
+}
+
+/// An offer from sipp with media at `ip:port` (PCMU and telephone-events), direction
+/// `dir`.
+fn sipp_sdp(ip: &str, port: u16, dir: &str) -> String {
+    format!(
+        "v=0\no=sipp 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio {port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na={dir}\n"
+    )
+}
+
+fn scenario(body: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"tutti\">\n{body}</scenario>\n")
+}
+
+/// A sipp UAC scenario: INVITE (media at `media`), ACK, then `middle` (more XML, where
+/// `REINVITE_SENDONLY` and `REINVITE_SENDRECV` stand for re-INVITEs), then nothing.
+fn uac(media: (&str, u16), middle: &str) -> String {
+    let (ip, port) = media;
+    let invite = |cseq: u32, dir: &str| {
+        format!(
+            "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"200\" rtd=\"true\"/>\n{}",
+            send("INVITE", cseq, cseq > 1, Some(&sipp_sdp(ip, port, dir))),
+            send("ACK", cseq, true, None)
+        )
+    };
+    let middle = middle
+        .replace("REINVITE_SENDONLY", &invite(2, "sendonly"))
+        .replace("REINVITE_SENDRECV", &invite(3, "sendrecv"));
+    scenario(&format!("{}{middle}", invite(1, "sendrecv")))
+}
+
+/// INVITE, CANCEL once it rings: 200 for the CANCEL, 487 for the INVITE, ACK.
+fn cancel() -> String {
+    scenario(&format!(
+        "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\"/>\n{}<recv response=\"200\"/>\n<recv response=\"487\"/>\n{}",
+        send("INVITE", 1, false, Some(&sipp_sdp("[local_ip]", 31000, "sendrecv"))),
+        send("CANCEL", 1, false, None),
+        send("ACK", 1, true, None)
+    ))
+}
+
+/// The caller hangs up.
+fn bye() -> String {
+    format!("{}<recv response=\"200\"/>\n", send("BYE", 9, true, None))
+}
+
+/// Wait for tutti's BYE and answer it.
+const BYE_FROM_TUTTI: &str = r#"<recv request="BYE" timeout="60000"/>
+<send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"#;
+
+fn participants(t: &Tutti, conf: &str) -> Vec<Value> {
+    let (code, v) = t.call("GET", &format!("/v1/conferences/{conf}"), None);
+    if code != 200 {
+        return Vec::new();
+    }
+    v["participants"].as_array().cloned().unwrap_or_default()
+}
+
+fn by_remote(t: &Tutti, conf: &str, remote: &str) -> Option<Value> {
+    participants(t, conf)
+        .into_iter()
+        .find(|p| p["remote"] == remote)
+}
+
+#[test]
+fn callers_over_udp_and_tcp_hear_each_other_hold_and_hang_up_both_ways() {
+    let _turn = one_at_a_time();
+    // The callers' RTP stops after a few seconds while the calls go on: an RTP
+    // timeout longer than the test, so that only hold, BYE and the API end them.
+    let mut rig =
+        sip_rig("  auto_create: true\n  domain: tutti.test\norphan:\n  rtp_timeout: 2m\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 40);
+    std::thread::sleep(Duration::from_millis(300));
+    // Caller A over UDP: talks, goes on hold by re-INVITE, comes back, hangs up.
+    let a = rig.sipp(
+        &uac(
+            ("198.18.0.3", 30000),
+            &format!(
+                r#"<pause milliseconds="7000"/>
+REINVITE_SENDONLY<pause milliseconds="3000"/>
+REINVITE_SENDRECV<pause milliseconds="2000"/>
+{}"#,
+                bye()
+            ),
+        ),
+        "198.18.0.2",
+        &["-s", "conf-room", "-m", "1", "-p", "5070", "-mp", "7000"],
+        40,
+    );
+    // Caller B over TCP: talks, and tutti hangs up when the API deletes it.
+    let b = rig.sipp(
+        &uac(("198.18.0.4", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-room",
+            "-m",
+            "1",
+            "-p",
+            "5072",
+            "-mp",
+            "7100",
+            "-t",
+            "t1",
+        ],
+        40,
+    );
+    t.wait_for(10, "two SIP participants", |t| {
+        participants(t, "room").len() == 2
+    });
+    let pa = by_remote(t, "room", "198.18.0.3:30000").expect("caller A");
+    let pb = by_remote(t, "room", "198.18.0.4:30000").expect("caller B");
+    assert_eq!(pa["codec"], "pcmu", "{pa}");
+    assert_eq!(pa["telephone_event_pt"], 101, "{pa}");
+    assert_eq!(pa["hold"], false, "{pa}");
+    // A SIP participant in the REST API: its call.
+    assert!(
+        pa["sip"]["call_id"].as_str().is_some_and(|c| !c.is_empty()),
+        "{pa}"
+    );
+    assert_eq!(pa["sip"]["from"], "sip:sipp@198.18.0.2:5070", "{pa}");
+    assert_eq!(pa["sip"]["to"], "sip:conf-room@198.18.0.1:5060", "{pa}");
+    let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
+    let peers = [
+        Peer::start(
+            &rig.clients,
+            "198.18.0.3:30000",
+            pa["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[0]),
+        ),
+        Peer::start(
+            &rig.clients,
+            "198.18.0.4:30000",
+            pb["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[1]),
+        ),
+    ];
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    for (i, r) in reports.iter().enumerate() {
+        let (own, other) = (db(r, FREQS[i]), db(r, FREQS[1 - i]));
+        assert!(r["received"].as_u64().unwrap() >= 100, "{r}");
+        assert!(
+            other - own >= 30.0,
+            "caller {i} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}"
+        );
+    }
+
+    let hold = |want: bool| {
+        move |t: &Tutti| by_remote(t, "room", "198.18.0.3:30000").is_some_and(|p| p["hold"] == want)
+    };
+    t.wait_for(15, "caller A on hold", hold(true));
+    t.wait_for(10, "caller A back", hold(false));
+    let (ok, log) = a.finish();
+    assert!(ok, "caller A: {log}\n{}", t.stderr());
+    assert_eq!(participants(t, "room").len(), 1);
+
+    let pid = pb["id"].as_str().unwrap();
+    let (status, v) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/room/participants/{pid}"),
+        None,
+    );
+    assert_eq!(status, 204, "{v}");
+    let (ok, log) = b.finish();
+    assert!(ok, "caller B got no BYE: {log}\n{}", t.stderr());
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        4.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
+        1.0
+    );
+
+    // CANCEL while it rings: 487, and the call never joins.
+    let (ok, log) = rig
+        .sipp(
+            &cancel(),
+            "198.18.0.2",
+            &["-s", "conf-room", "-m", "1", "-p", "5074", "-mp", "7200"],
+            20,
+        )
+        .finish();
+    assert!(ok, "cancel: {log}\n{}", t.stderr());
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"487\"}"),
+        1.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"CANCEL\",code=\"200\"}"),
+        1.0
+    );
+    assert!(participants(t, "room").is_empty());
+
+    // A wrong domain is not ours.
+    let r = rig.exchange(&[(
+        "198.18.0.2",
+        request(
+            "INVITE",
+            "sip:conf-room@elsewhere.test",
+            "198.18.0.2",
+            "d1",
+            1,
+            &[],
+            &offer("198.18.0.2", 4000, "0", ""),
+        ),
+    )]);
+    assert_eq!(code(last(&r[0])), 404, "{r:?}");
+
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+    let text = events.join().unwrap();
+    let evs = sse_events(&text);
+    let kinds: Vec<(&str, Option<&str>)> = evs
+        .iter()
+        .filter(|e| e["type"].as_str().is_some_and(|k| k.starts_with("call_")))
+        .map(|e| (e["type"].as_str().unwrap(), e["reason"].as_str()))
+        .collect();
+    for want in [
+        ("call_ringing", None),
+        ("call_answered", None),
+        ("call_held", None),
+        ("call_resumed", None),
+        ("call_ended", Some("bye")),
+        ("call_ended", Some("deleted")),
+        ("call_ended", Some("cancel")),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
+    }
+}
+
+#[test]
+fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n  invite_rate: 200\n  max_calls: 150\n");
+    let t = &rig.t;
+    let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    // sipp's built-in UAC: 100 calls at 50 per second, each up for 8 s, RTP echoed.
+    let calls = rig.sipp(
+        "uac",
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-load",
+            "-m",
+            "100",
+            "-l",
+            "100",
+            "-r",
+            "50",
+            "-d",
+            "8000",
+            "-rtp_echo",
+            "-mp",
+            "6000",
+        ],
+        60,
+    );
+    t.wait_for(20, "100 SIP participants", |t| {
+        participants(t, "load").len() == 100
+    });
+    assert_eq!(t.metric("tutti_sip_dialogs"), 100.0);
+
+    let (ok, log) = calls.finish();
+    assert!(ok, "sipp: {log}\n{}", t.stderr());
+    // Media flowed both ways: each call's stream came back from sipp's echo (about 400
+    // packets a call over 8 s; at least 50 a call, on a machine shared with builds).
+    let echoed = t.metric("tutti_rx_packets_total{core=\"1\"}") - rx0;
+    eprintln!("100 SIP calls: {echoed} packets received back from sipp's RTP echo");
+    assert!(echoed >= 100.0 * 50.0, "{echoed} packets echoed");
+    t.wait_for(10, "the calls ended", |t| {
+        participants(t, "load").is_empty()
+    });
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        100.0
+    );
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
+        100.0
+    );
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+}
+
+/// A baresip client in `rig`'s clients' namespace: SIP on `ip`:5080, saying a tone of
+/// `hz` (an 8 kHz WAV through the aufile module), recording what it hears (the sndfile
+/// module's dump of the decoded stream; the player is an aubridge to nowhere), dialling
+/// `uri` at start and quitting after `secs`.
+fn baresip(
+    rig: &SipRig,
+    ip: &str,
+    hz: u32,
+    uri: &str,
+    secs: u32,
+) -> (std::process::Child, std::path::PathBuf) {
+    let dir = rig.t.dir.join(unique("baresip"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let say = dir.join("say.wav");
+    must(
+        "python3",
+        &[
+            "-c",
+            "import math, struct, sys, wave\nw = wave.open(sys.argv[1], 'wb'); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)\nw.writeframes(b''.join(struct.pack('<h', int(6000 * math.sin(2 * math.pi * float(sys.argv[2]) * i / 8000))) for i in range(8000 * 30)))\n",
+            say.to_str().unwrap(),
+            &hz.to_string(),
+        ],
+    );
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen {ip}:5080\naudio_player aubridge,{ip}\naudio_source aufile,{say}\naudio_alert aubridge,{ip}\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nrtp_ports 10000-10100\nsnd_path {dir}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule menu.so\nmodule account.so\n",
+            say = say.display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:caller@{ip}>;regint=0;audio_codecs=PCMU/8000\n"),
+    )
+    .unwrap();
+    let dial = format!("/dial {uri}");
+    let secs_s = secs.to_string();
+    let child = ns_spawn(
+        &rig.clients,
+        secs + 10,
+        &[
+            "baresip",
+            "-4",
+            "-f",
+            dir.to_str().unwrap(),
+            "-e",
+            &dial,
+            "-t",
+            &secs_s,
+        ],
+    );
+    (child, dir)
+}
+
+/// The sndfile module's dump of what a baresip client decoded, in `dir`.
+fn decoded_wav(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no decoded dump in {}: {:?}",
+                dir.display(),
+                std::fs::read_dir(dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect::<Vec<_>>()
+            )
+        })
+}
+
+#[test]
+fn two_baresip_clients_in_one_conference_hear_each_other() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n");
+    let a = baresip(&rig, "198.18.0.3", FREQS[0], "sip:conf-bare@198.18.0.1", 10);
+    let b = baresip(&rig, "198.18.0.4", FREQS[1], "sip:conf-bare@198.18.0.1", 10);
+    rig.t.wait_for(10, "two baresip participants", |t| {
+        participants(t, "bare").len() == 2
+    });
+    let mut heard = Vec::new();
+    for (mut child, dir) in [a, b] {
+        let _ = child.wait();
+        heard.push(decoded_wav(&dir));
+    }
+    for (i, wav) in heard.iter().enumerate() {
+        let out = must(
+            "python3",
+            &[
+                repo_path("scripts/rtp-peer").to_str().unwrap(),
+                "--analyze-wav",
+                wav.to_str().unwrap(),
+                "--analyze",
+                &FREQS[0].to_string(),
+                "--analyze",
+                &FREQS[1].to_string(),
+            ],
+        );
+        let r: Value = serde_json::from_str(&out).unwrap();
+        let (own, other) = (db(&r, FREQS[i]), db(&r, FREQS[1 - i]));
+        eprintln!("baresip {i} heard: {r}");
+        assert!(
+            r["seconds"].as_f64().unwrap() >= 3.0 && other - own >= 20.0,
+            "baresip {i} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}"
+        );
+    }
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+}
+
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_at_the_rtp_timeout() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\norphan:\n  rtp_timeout: 2s\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 25);
+    let caller = rig.sipp(
+        &uac(("198.18.0.3", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &["-s", "conf-quiet", "-m", "1", "-p", "5070", "-mp", "7000"],
+        30,
+    );
+    t.wait_for(10, "the SIP participant", |t| {
+        participants(t, "quiet").len() == 1
+    });
+    let p = by_remote(t, "quiet", "198.18.0.3:30000").expect("caller");
+    // One second of RTP, then none: a dead phone.
+    Peer::start(
+        &rig.clients,
+        "198.18.0.3:30000",
+        p["local"].as_str().unwrap(),
+        1,
+        &[],
+    )
+    .finish();
+    let (ok, log) = caller.finish();
+    assert!(ok, "the caller got no BYE: {log}\n{}", t.stderr());
+    assert!(participants(t, "quiet").is_empty());
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+    let evs = sse_events(&events.join().unwrap());
+    assert!(
+        evs.iter()
+            .any(|e| e["type"] == "call_ended" && e["reason"] == "rtp_timeout"),
+        "{evs:?}"
+    );
+}
