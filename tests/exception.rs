@@ -60,47 +60,12 @@ fn kernel_services_answer(client_ns: &Netns, t: &Tutti) {
 #[test]
 fn kernel_services_ping_and_a_flood_during_a_conference() {
     let _turn = one_at_a_time();
-    require_environment();
-    let tutti_ns = Netns::new();
-    let clients = Netns::new();
-    let nic = unique("xn");
-    let kernel_if = unique("xk");
-    let prefix = unique("tuttiexc");
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={nic}"),
-        "net_tap0",
-        &[],
-        Some("198.18.0.2"),
-        api,
-        &prefix,
-    )
-    .replace(
-        "    ipv4: 198.18.0.1/24\n",
-        &format!("    ipv4: 198.18.0.1/24\n    exception: {{iface: {kernel_if}, rate_pps: 2000, burst: 100}}\n"),
-    );
-    let mut t = Tutti::start_in(&tutti_ns, &yaml, &prefix, api);
+    let mut rig = exception_rig("x", ", rate_pps: 2000, burst: 100", "");
+    let (t, clients, tutti_ns) = (&mut rig.t, &rig.clients, &rig.tutti_ns);
+    let kernel_if = rig.kernel_if.clone();
     // Real-time media on two CPUs shared with builds and other tests: the appliance
     // runs above them, the flood below (the clients stay at the default).
     renice_threads(t.child.id(), -20);
-    clients.adopt_from(Some(&tutti_ns), &nic, "198.18.0.2/24");
-    // The clients' side of the wire has a MAC of its own (net_tap gives the kernel end
-    // the port's MAC).
-    must(
-        "ip",
-        &[
-            "-n",
-            &clients.name,
-            "link",
-            "set",
-            &nic,
-            "address",
-            "02:00:00:00:00:02",
-        ],
-    );
-    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
-        must("ip", &["-n", &clients.name, "addr", "add", a, "dev", &nic]);
-    }
 
     // tutti configured the kernel side itself: the port's MAC and address, link up,
     // the default route via the gateway.
@@ -130,9 +95,9 @@ fn kernel_services_ping_and_a_flood_during_a_conference() {
     assert!(t.metric("tutti_icmp_echo_replies_total{core=\"1\"}") >= 3.0);
 
     // TCP and UDP: the kernel's, through the exception path.
-    let mut services = ns_spawn(&tutti_ns, 60, &["python3", "-c", SERVICES, "50"]);
+    let mut services = ns_spawn(tutti_ns, 60, &["python3", "-c", SERVICES, "50"]);
     std::thread::sleep(Duration::from_millis(500));
-    kernel_services_answer(&clients, &t);
+    kernel_services_answer(clients, t);
     assert!(t.metric("tutti_exception_punted_packets_total{core=\"1\"}") >= 4.0);
     assert!(t.metric("tutti_exception_injected_packets_total{core=\"1\"}") >= 4.0);
 
@@ -152,7 +117,7 @@ fn kernel_services_ping_and_a_flood_during_a_conference() {
         .map(|i| {
             let extra = vec!["--tone".to_string(), FREQS[i].to_string()];
             Peer::start(
-                &clients,
+                clients,
                 &format!("198.18.0.{}:4000", i + 2),
                 parts[i]["local"].as_str().unwrap(),
                 secs,
@@ -176,7 +141,7 @@ fn kernel_services_ping_and_a_flood_during_a_conference() {
         ];
         cmd.extend(args);
         cmd.push("198.18.0.1");
-        ns_spawn(&clients, 6, &cmd)
+        ns_spawn(clients, 6, &cmd)
     })
     .collect();
     for mut f in floods {

@@ -721,3 +721,46 @@ fn a_caller_whose_rtp_stops_is_hung_up_at_the_rtp_timeout() {
         "{evs:?}"
     );
 }
+
+#[test]
+fn tutti_sends_its_bye_to_the_callers_contact_not_to_where_the_invite_came_from() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig("  auto_create: true\n");
+    let t = &rig.t;
+    // The phone answers for its dialogs at 198.18.0.3:5071 (its Contact), while its
+    // INVITE comes from 198.18.0.2:5070; the caller's sipp only calls (INVITE, ACK).
+    let caller = uac(("198.18.0.2", 30000), "").replace(
+        "Contact: <sip:sipp@[local_ip]:[local_port];",
+        "Contact: <sip:sipp@198.18.0.3:5071;",
+    );
+    assert!(caller.contains("198.18.0.3:5071"), "{caller}");
+    let contact = rig.sipp(
+        &scenario(BYE_FROM_TUTTI),
+        "198.18.0.3",
+        &["-p", "5071", "-m", "1"],
+        30,
+    );
+    let caller = rig.sipp(
+        &caller,
+        "198.18.0.2",
+        &["-s", "conf-target", "-m", "1", "-p", "5070", "-mp", "7000"],
+        20,
+    );
+    let (ok, log) = caller.finish();
+    assert!(ok, "the call was not set up: {log}\n{}", t.stderr());
+    let p = by_remote(t, "target", "198.18.0.2:30000").expect("the caller's participant");
+    let pid = p["id"].as_str().unwrap();
+    let (code, _) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/target/participants/{pid}"),
+        None,
+    );
+    assert_eq!(code, 204);
+    let (ok, log) = contact.finish();
+    assert!(ok, "no BYE at the caller's Contact: {log}\n{}", t.stderr());
+    assert_eq!(
+        t.metric("tutti_sip_dialogs"),
+        0.0,
+        "the dialog outlived its BYE"
+    );
+}

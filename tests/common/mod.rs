@@ -920,4 +920,66 @@ pub fn metric_at(addr: SocketAddr, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
 }
+/// tutti in a namespace of its own with an exception port, its NIC (a net_tap) moved
+/// into a second namespace with the clients (198.18.0.2-4, a MAC of their own):
+/// the rig the exception-path and SIP tests share. Dropped in field order: tutti first,
+/// then the namespaces.
+pub struct ExceptionRig {
+    pub t: Tutti,
+    pub clients: Netns,
+    pub tutti_ns: Netns,
+    /// The exception interface tutti created in its namespace.
+    pub kernel_if: String,
+}
+
+/// Start an [`ExceptionRig`]: `tag` names its interfaces and file prefix, `exception`
+/// is the port's `exception:` flow mapping after `iface` (e.g. `, rate_pps: 2000`), and
+/// `extra_yaml` is appended to the configuration (e.g. a `sip:` section).
+pub fn exception_rig(tag: &str, exception: &str, extra_yaml: &str) -> ExceptionRig {
+    require_environment();
+    let tutti_ns = Netns::new();
+    let clients = Netns::new();
+    let nic = unique(&format!("{tag}n"));
+    let kernel_if = unique(&format!("{tag}k"));
+    let prefix = unique(&format!("tutti{tag}"));
+    let api = free_port();
+    let yaml = config(
+        &format!("net_tap0,iface={nic}"),
+        "net_tap0",
+        &[],
+        Some("198.18.0.2"),
+        api,
+        &prefix,
+    )
+    .replace(
+        "    ipv4: 198.18.0.1/24\n",
+        &format!("    ipv4: 198.18.0.1/24\n    exception: {{iface: {kernel_if}{exception}}}\n"),
+    );
+    let t = Tutti::start_in(&tutti_ns, &format!("{yaml}{extra_yaml}"), &prefix, api);
+    clients.adopt_from(Some(&tutti_ns), &nic, "198.18.0.2/24");
+    // The clients' side of the wire has a MAC of its own (net_tap gives the kernel end
+    // the port's MAC).
+    must(
+        "ip",
+        &[
+            "-n",
+            &clients.name,
+            "link",
+            "set",
+            &nic,
+            "address",
+            "02:00:00:00:00:02",
+        ],
+    );
+    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
+        must("ip", &["-n", &clients.name, "addr", "add", a, "dev", &nic]);
+    }
+    ExceptionRig {
+        t,
+        clients,
+        tutti_ns,
+        kernel_if,
+    }
+}
+
 pub mod sip;

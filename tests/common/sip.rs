@@ -15,50 +15,16 @@ pub struct SipRig {
 
 /// The `sip:` section's lines after `listen` (indented by two spaces).
 pub fn sip_rig(sip_extra: &str) -> SipRig {
-    require_environment();
-    let tutti_ns = Netns::new();
-    let clients = Netns::new();
-    let nic = unique("sn");
-    let kernel_if = unique("sk");
-    let prefix = unique("tuttisip");
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={nic}"),
-        "net_tap0",
-        &[],
-        Some("198.18.0.2"),
-        api,
-        &prefix,
-    )
-    .replace(
-        "    ipv4: 198.18.0.1/24\n",
-        &format!("    ipv4: 198.18.0.1/24\n    exception: {{iface: {kernel_if}}}\n"),
+    let rig = exception_rig(
+        "s",
+        "",
+        &format!("sip:\n  listen: [\"udp:198.18.0.1:5060\", \"tcp:198.18.0.1:5060\"]\n{sip_extra}"),
     );
-    let yaml = format!(
-        "{yaml}sip:\n  listen: [\"udp:198.18.0.1:5060\", \"tcp:198.18.0.1:5060\"]\n{sip_extra}"
-    );
-    let t = Tutti::start_in(&tutti_ns, &yaml, &prefix, api);
-    clients.adopt_from(Some(&tutti_ns), &nic, "198.18.0.2/24");
-    must(
-        "ip",
-        &[
-            "-n",
-            &clients.name,
-            "link",
-            "set",
-            &nic,
-            "address",
-            "02:00:00:00:00:02",
-        ],
-    );
-    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
-        must("ip", &["-n", &clients.name, "addr", "add", a, "dev", &nic]);
-    }
-    let dir = t.dir.clone();
+    let dir = rig.t.dir.clone();
     let rig = SipRig {
-        t,
-        clients,
-        tutti_ns,
+        t: rig.t,
+        clients: rig.clients,
+        tutti_ns: rig.tutti_ns,
         dir,
     };
     rig.reachable();

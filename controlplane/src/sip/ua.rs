@@ -2,8 +2,8 @@
 //! call, what an offer negotiates to and what a dialog does to the conference are the
 //! control core's ([`tutti_control_core::sip`]); this module speaks SIP around them:
 //! parse (rsipstack), check, answer, keep the dialogs, absorb retransmissions, resend
-//! a 2xx over UDP until its ACK, and send BYE when a participant is deleted elsewhere
-//! (API, orphan reclamation, conference deletion).
+//! a 2xx over UDP until its ACK, and send BYE (to the caller's Contact) when a
+//! participant is deleted elsewhere (API, orphan reclamation, conference deletion).
 
 use super::{SipConfig, SipMetrics, Transport};
 use crate::events::Delivery;
@@ -74,6 +74,43 @@ impl Peer {
         }
     }
 
+    /// Send an in-dialog request to the dialog's remote target (the peer's Contact, RFC
+    /// 3261 12.2.1.1): over UDP from the dialog's socket to the target's address (a
+    /// name is resolved first), not to where the dialog's requests came from; over TCP
+    /// through the dialog's connection (RFC 5923 reuse: a client behind NAT is reachable
+    /// only there).
+    fn send_request(&self, target: &str, bytes: Vec<u8>) {
+        let Peer::Udp { socket, .. } = self else {
+            return self.send(bytes);
+        };
+        let Some((host, port)) = next_hop(target) else {
+            tracing::warn!(
+                target,
+                "in-dialog request not sent: the remote target is no SIP URI"
+            );
+            return;
+        };
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Peer::Udp {
+                socket: socket.clone(),
+                addr: SocketAddr::new(ip, port),
+            }
+            .send(bytes);
+        }
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(mut addrs) => match addrs.next() {
+                    Some(addr) => Peer::Udp { socket, addr }.send(bytes),
+                    None => tracing::warn!(host, "in-dialog request not sent: no address"),
+                },
+                Err(e) => {
+                    tracing::warn!(host, error = %e, "in-dialog request not sent: not resolved")
+                }
+            }
+        });
+    }
+
     /// Send one message; a full socket buffer or a closed connection loses it (SIP
     /// retransmits over UDP; a TCP peer that went away has no dialog to answer).
     fn send(&self, bytes: Vec<u8>) {
@@ -98,7 +135,8 @@ struct Call {
     /// The From and To header values of the INVITE, To with our tag.
     from: String,
     to: String,
-    /// Where in-dialog requests go (the caller's Contact).
+    /// The remote target: in-dialog requests' Request-URI and, over UDP, where they go
+    /// (the caller's Contact, else its From URI).
     target: String,
     peer: Peer,
     acked: Arc<AtomicBool>,
@@ -195,6 +233,24 @@ fn timer_headers(interval: Option<Duration>) -> Vec<String> {
             "Require: timer".to_string(),
         ]
     })
+}
+
+/// The host and port a request to SIP URI `target` goes to (the port 5060, or 5061
+/// for `sips:`, if it names none); `None` if it is not a SIP URI.
+fn next_hop(target: &str) -> Option<(String, u16)> {
+    use rsipstack::sip::{Host, Scheme};
+    let uri = rsipstack::sip::Uri::try_from(target).ok()?;
+    let default = match uri.scheme {
+        Some(Scheme::Sip) => 5060,
+        Some(Scheme::Sips) => 5061,
+        _ => return None,
+    };
+    let port = uri.host_with_port.port.map_or(default, |p| p.value());
+    let host = match uri.host_with_port.host {
+        Host::IpAddr(ip) => ip.to_string(),
+        Host::Domain(d) => d.0,
+    };
+    Some((host, port))
 }
 
 /// The URI inside a name-addr (`"A" <sip:a@h>;tag=x` → `sip:a@h`).
@@ -863,7 +919,7 @@ impl Ua {
             call.cseq
         );
         tracing::info!(call_id = %call.call_id, "SIP BYE sent");
-        call.peer.send(msg.into_bytes());
+        call.peer.send_request(&call.target, msg.into_bytes());
     }
 
     /// Every second, end dead calls with BYE: a session not refreshed in time (RFC
@@ -984,6 +1040,25 @@ mod tests {
                 Incoming::Response => panic!("a response"),
             }
         }
+    }
+
+    #[test]
+    fn in_dialog_requests_go_to_the_remote_targets_host_and_port() {
+        assert_eq!(
+            next_hop("sip:alice@198.18.0.3:5071;transport=udp"),
+            Some(("198.18.0.3".into(), 5071))
+        );
+        assert_eq!(
+            next_hop("sip:bob@example.org"),
+            Some(("example.org".into(), 5060))
+        );
+        assert_eq!(
+            next_hop("sips:carol@example.org"),
+            Some(("example.org".into(), 5061))
+        );
+        assert_eq!(next_hop("sip:[::1]:5070"), Some(("::1".into(), 5070)));
+        assert_eq!(next_hop("not a uri <>"), None);
+        assert_eq!(next_hop("tel:+15551234"), None);
     }
 
     #[test]
