@@ -722,45 +722,91 @@ fn a_caller_whose_rtp_stops_is_hung_up_at_the_rtp_timeout() {
     );
 }
 
-#[test]
-fn tutti_sends_its_bye_to_the_callers_contact_not_to_where_the_invite_came_from() {
-    let _turn = one_at_a_time();
-    let rig = sip_rig("  auto_create: true\n");
+/// A call from 198.18.0.2:5070 to conference `conf` whose INVITE says `Contact:
+/// <sip:sipp@198.18.0.3:5071>` and carries the header lines `extra`, ended by DELETE:
+/// tutti's BYE must reach `hop` (a sipp there checks that its Request-URI is the Contact
+/// and that it has each line of `routes`) and nowhere else.
+fn bye_reaches(rig: &SipRig, conf: &str, extra: &str, hop: (&str, u16), routes: &[&str]) {
     let t = &rig.t;
-    // The phone answers for its dialogs at 198.18.0.3:5071 (its Contact), while its
-    // INVITE comes from 198.18.0.2:5070; the caller's sipp only calls (INVITE, ACK).
-    let caller = uac(("198.18.0.2", 30000), "").replace(
-        "Contact: <sip:sipp@[local_ip]:[local_port];",
-        "Contact: <sip:sipp@198.18.0.3:5071;",
-    );
+    let caller = uac(("198.18.0.2", 30000), "")
+        .replace(
+            "Contact: <sip:sipp@[local_ip]:[local_port];",
+            "Contact: <sip:sipp@198.18.0.3:5071;",
+        )
+        .replacen(
+            "Max-Forwards: 70\n",
+            &format!("Max-Forwards: 70\n{extra}"),
+            1,
+        );
     assert!(caller.contains("198.18.0.3:5071"), "{caller}");
-    let contact = rig.sipp(
-        &scenario(BYE_FROM_TUTTI),
-        "198.18.0.3",
-        &["-p", "5071", "-m", "1"],
-        30,
+    let checks: String = std::iter::once("BYE sip:sipp@198[.]18[.]0[.]3:5071;".to_string())
+        .chain(routes.iter().map(|r| {
+            r.replace('.', "[.]")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        }))
+        .enumerate()
+        .map(|(i, re)| {
+            format!(
+                "<ereg regexp=\"{re}\" search_in=\"msg\" check_it=\"true\" assign_to=\"m{i}\"/>\n"
+            )
+        })
+        .collect();
+    let catcher = BYE_FROM_TUTTI.replacen(
+        "<recv request=\"BYE\" timeout=\"60000\"/>",
+        &format!(
+            "<recv request=\"BYE\" timeout=\"60000\"><action>\n{checks}</action></recv>\n<Reference variables=\"{}\"/>",
+            (0..=routes.len()).map(|i| format!("m{i}")).collect::<Vec<_>>().join(",")
+        ),
+        1,
     );
+    let port = hop.1.to_string();
+    let catcher = rig.sipp(&scenario(&catcher), hop.0, &["-p", &port, "-m", "1"], 30);
     let caller = rig.sipp(
         &caller,
         "198.18.0.2",
-        &["-s", "conf-target", "-m", "1", "-p", "5070", "-mp", "7000"],
+        &[
+            "-s",
+            &format!("conf-{conf}"),
+            "-m",
+            "1",
+            "-p",
+            "5070",
+            "-mp",
+            "7000",
+        ],
         20,
     );
     let (ok, log) = caller.finish();
     assert!(ok, "the call was not set up: {log}\n{}", t.stderr());
-    let p = by_remote(t, "target", "198.18.0.2:30000").expect("the caller's participant");
+    let p = by_remote(t, conf, "198.18.0.2:30000").expect("the caller's participant");
     let pid = p["id"].as_str().unwrap();
     let (code, _) = t.call(
         "DELETE",
-        &format!("/v1/conferences/target/participants/{pid}"),
+        &format!("/v1/conferences/{conf}/participants/{pid}"),
         None,
     );
     assert_eq!(code, 204);
-    let (ok, log) = contact.finish();
-    assert!(ok, "no BYE at the caller's Contact: {log}\n{}", t.stderr());
-    assert_eq!(
-        t.metric("tutti_sip_dialogs"),
-        0.0,
-        "the dialog outlived its BYE"
+    let (ok, log) = catcher.finish();
+    assert!(ok, "no BYE as expected at {hop:?}: {log}\n{}", t.stderr());
+    t.wait_for(5, "the dialog gone", |t| {
+        t.metric("tutti_sip_dialogs") == 0.0
+    });
+}
+
+#[test]
+fn tutti_sends_its_bye_along_the_route_set_to_the_callers_contact() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig("  auto_create: true\n");
+    // No route set: to the Contact, not to where the INVITE came from.
+    bye_reaches(&rig, "target", "", ("198.18.0.3", 5071), &[]);
+    // A record-routing proxy at 198.18.0.4:5072: through it, the Contact the
+    // Request-URI (RFC 3261 12.2.1.1, loose routing).
+    bye_reaches(
+        &rig,
+        "routed",
+        "Record-Route: <sip:198.18.0.4:5072;lr>\n",
+        ("198.18.0.4", 5072),
+        &["Route: <sip:198.18.0.4:5072;lr>"],
     );
 }

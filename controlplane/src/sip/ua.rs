@@ -74,19 +74,19 @@ impl Peer {
         }
     }
 
-    /// Send an in-dialog request to the dialog's remote target (the peer's Contact, RFC
-    /// 3261 12.2.1.1): over UDP from the dialog's socket to the target's address (a
-    /// name is resolved first), not to where the dialog's requests came from; over TCP
-    /// through the dialog's connection (RFC 5923 reuse: a client behind NAT is reachable
-    /// only there).
-    fn send_request(&self, target: &str, bytes: Vec<u8>) {
+    /// Send an in-dialog request to `hop` (a SIP URI: the dialog's first route, else its
+    /// remote target, see [`in_dialog_route`]): over UDP from the dialog's socket to its
+    /// address (a name is resolved first), not to where the dialog's requests came from;
+    /// over TCP through the dialog's connection (RFC 5923 reuse: a client behind NAT is
+    /// reachable only there).
+    fn send_request(&self, hop: &str, bytes: Vec<u8>) {
         let Peer::Udp { socket, .. } = self else {
             return self.send(bytes);
         };
-        let Some((host, port)) = next_hop(target) else {
+        let Some((host, port)) = next_hop(hop) else {
             tracing::warn!(
-                target,
-                "in-dialog request not sent: the remote target is no SIP URI"
+                hop,
+                "in-dialog request not sent: its next hop is no SIP URI"
             );
             return;
         };
@@ -135,9 +135,10 @@ struct Call {
     /// The From and To header values of the INVITE, To with our tag.
     from: String,
     to: String,
-    /// The remote target: in-dialog requests' Request-URI and, over UDP, where they go
-    /// (the caller's Contact, else its From URI).
+    /// The remote target (the caller's Contact, else its From URI) and the route set
+    /// (the INVITE's Record-Route entries, in order): where in-dialog requests go.
     target: String,
+    route: Vec<String>,
     peer: Peer,
     acked: Arc<AtomicBool>,
     /// Our SDP's session id and version (a re-INVITE answer bumps it).
@@ -233,6 +234,69 @@ fn timer_headers(interval: Option<Duration>) -> Vec<String> {
             "Require: timer".to_string(),
         ]
     })
+}
+
+/// The entries of a comma-separated header value (commas inside `<>` or quotes do not
+/// separate).
+fn split_list(value: &str) -> Vec<String> {
+    let (mut out, mut cur, mut angle, mut quoted) = (Vec::new(), String::new(), false, false);
+    for c in value.chars() {
+        match c {
+            '"' if !angle => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !angle && !quoted => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// The route set of a dialog we answer (RFC 3261 12.1.1): `req`'s Record-Route
+/// entries, in order.
+fn route_set(req: &Request) -> Vec<String> {
+    req.headers
+        .iter()
+        .filter_map(|h| {
+            let line = header_line(h);
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case("Record-Route")
+                .then(|| split_list(v))
+        })
+        .flatten()
+        .collect()
+}
+
+/// An in-dialog request to remote target `target` over route set `route` (RFC 3261
+/// 12.2.1.1): its Request-URI, its Route header values and the URI of its next hop.
+/// A first route with `lr` is a loose router (the target stays the Request-URI); one
+/// without is a strict router (it becomes the Request-URI, the target the last Route).
+fn in_dialog_route(target: &str, route: &[String]) -> (String, Vec<String>, String) {
+    let Some(first) = route.first() else {
+        return (target.to_string(), Vec::new(), target.to_string());
+    };
+    let hop = uri_of(first);
+    let loose = hop.split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("lr"))
+    });
+    if loose {
+        (target.to_string(), route.to_vec(), hop)
+    } else {
+        let mut rest = route[1..].to_vec();
+        rest.push(format!("<{target}>"));
+        (hop.clone(), rest, hop)
+    }
 }
 
 /// The host and port a request to SIP URI `target` goes to (the port 5060, or 5061
@@ -686,6 +750,7 @@ impl Ua {
             from,
             to,
             target,
+            route: route_set(p.req),
             peer: peer.clone(),
             acked: acked.clone(),
             sdp: (session, 1),
@@ -910,16 +975,17 @@ impl Ua {
         // Our From is the INVITE's To (with our tag), our To its From.
         let from = call.to.replacen("To:", "From:", 1);
         let to = call.from.replacen("From:", "To:", 1);
+        let (uri, routes, hop) = in_dialog_route(&call.target, &call.route);
+        let routes: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
         let msg = format!(
-            "BYE {} SIP/2.0\r\nVia: SIP/2.0/{} {local};branch={branch}\r\nMax-Forwards: 70\r\n\
-             {from}\r\n{to}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nServer: tutti\r\nContent-Length: 0\r\n\r\n",
-            call.target,
+            "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/{} {local};branch={branch}\r\nMax-Forwards: 70\r\n\
+             {routes}{from}\r\n{to}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nServer: tutti\r\nContent-Length: 0\r\n\r\n",
             call.peer.transport().as_str(),
             call.call_id,
             call.cseq
         );
-        tracing::info!(call_id = %call.call_id, "SIP BYE sent");
-        call.peer.send_request(&call.target, msg.into_bytes());
+        tracing::info!(call_id = %call.call_id, next_hop = %hop, "SIP BYE sent");
+        call.peer.send_request(&hop, msg.into_bytes());
     }
 
     /// Every second, end dead calls with BYE: a session not refreshed in time (RFC
@@ -1059,6 +1125,49 @@ mod tests {
         assert_eq!(next_hop("sip:[::1]:5070"), Some(("::1".into(), 5070)));
         assert_eq!(next_hop("not a uri <>"), None);
         assert_eq!(next_hop("tel:+15551234"), None);
+    }
+
+    #[test]
+    fn in_dialog_requests_follow_the_route_set() {
+        let t = "sip:alice@198.18.0.3:5071";
+        assert_eq!(in_dialog_route(t, &[]), (t.into(), vec![], t.into()));
+        let loose = vec![
+            "<sip:198.18.0.9:5060;lr>".to_string(),
+            "<sip:p2.example.org;lr>".to_string(),
+        ];
+        assert_eq!(
+            in_dialog_route(t, &loose),
+            (t.into(), loose.clone(), "sip:198.18.0.9:5060;lr".into())
+        );
+        let strict = vec!["<sip:198.18.0.9>".to_string(), loose[1].clone()];
+        assert_eq!(
+            in_dialog_route(t, &strict),
+            (
+                "sip:198.18.0.9".into(),
+                vec![loose[1].clone(), format!("<{t}>")],
+                "sip:198.18.0.9".into()
+            )
+        );
+        let req = INVITE.replace(
+            "Call-ID: c1\r\n",
+            "Call-ID: c1\r\nRecord-Route: <sip:198.18.0.9;lr>, \"a,b\" <sip:p2.example.org;lr>\r\nRecord-Route: <sip:p3;lr>\r\n",
+        );
+        assert_eq!(
+            route_set(&read_request(&req)),
+            vec![
+                "<sip:198.18.0.9;lr>".to_string(),
+                "\"a,b\" <sip:p2.example.org;lr>".to_string(),
+                "<sip:p3;lr>".to_string()
+            ]
+        );
+        assert!(route_set(&read_request(INVITE)).is_empty());
+    }
+
+    fn read_request(text: &str) -> Request {
+        match read(text.as_bytes()) {
+            Incoming::Request(r) => *r,
+            _ => panic!("not a request: {text}"),
+        }
     }
 
     #[test]
