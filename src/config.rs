@@ -964,7 +964,7 @@ control:
                 "sip.session_expires: at least 90s".to_string(),
             ),
             (
-                "  listen: [\"udp:127.0.0.1:5060\"]\n  trusted: [10.0.0.0]\n".to_string(),
+                "  listen: [\"udp:127.0.0.1:5060\"]\n  trusted: [198.18.0.0]\n".to_string(),
                 "not an address with a prefix".to_string(),
             ),
             (
