@@ -166,6 +166,7 @@ impl PortSource for DpdkPorts {
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let prompts = load_prompts(&cfg)?;
+    let store = open_store(&cfg)?;
     let eal = Eal::init(&cfg.eal)?;
     let main_lcore = eal.main_lcore();
     for &c in &cfg.dataplane.cores {
@@ -330,7 +331,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock);
+    let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock, store);
 
     // Shut down in order: cores, then ports, then pools, then the EAL.
     stop.store(true, Ordering::Relaxed);
@@ -367,6 +368,7 @@ fn serve_control(
     media: Arc<DpdkMedia>,
     mut pump: MediaPump,
     clock: TscClock,
+    store: tutti_controlplane::store::queue::StoreQueue,
 ) -> anyhow::Result<()> {
     if let Some(cpu) = cfg.control.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -397,6 +399,7 @@ fn serve_control(
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
         state = state.with_gateway(gw);
     }
+    let state = state.with_store(store);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -488,4 +491,31 @@ async fn shutdown_signal() {
         _ = term.recv() => info!("SIGTERM, shutting down"),
         _ = int.recv() => info!("SIGINT, shutting down"),
     }
+}
+
+/// The provisioning store: the database in `state_dir` (created if missing), or one in
+/// memory when none is configured; behind its request queue.
+fn open_store(cfg: &Config) -> anyhow::Result<tutti_controlplane::store::queue::StoreQueue> {
+    use tutti_controlplane::store::embedded::Embedded;
+    let store = match &cfg.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
+            let store = Embedded::open(dir).map_err(|e| anyhow::anyhow!("state_dir: {e}"))?;
+            tracing::info!(state_dir = %dir.display(), "provisioning store opened");
+            store
+        }
+        None => {
+            tracing::warn!(
+                "no state_dir configured: provisioning (/v1/directory) is kept in memory \
+                 and lost at exit"
+            );
+            Embedded::in_memory().map_err(|e| anyhow::anyhow!("provisioning store: {e}"))?
+        }
+    };
+    let (capacity, timeout) = cfg.store.settings();
+    let (queue, _worker) =
+        tutti_controlplane::store::queue::StoreQueue::start(Box::new(store), capacity, timeout)
+            .context("starting the store's worker thread")?;
+    Ok(queue)
 }

@@ -19,6 +19,8 @@
 //!   watch and the reclamation procedure that carries its steps out;
 //! - [`control`]: [`Control`], the operations the REST API (and later SIP and the IVR)
 //!   call;
+//! - [`directory`]: provisioning — conference codes and their profiles (PINs,
+//!   moderators, keypad maps), validated once;
 //! - [`gateway`]: the gateway's table of relayed conferences and the handover plan, a
 //!   state machine driven by peer responses, relay events and timeouts;
 //! - [`events`], [`error`], [`clock`], [`peer`], [`media`]: what goes in and out.
@@ -30,6 +32,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod gateway;
