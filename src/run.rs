@@ -34,7 +34,7 @@ const PUMP_INTERVAL: Duration = Duration::from_millis(5);
 /// The spoken prompts shipped in the repository (`prompts/`, made by
 /// scripts/make-prompts), built into the binary so a configuration without a prompts
 /// directory still has them.
-const BUILT_IN_PROMPTS: [(&str, &[u8]); 6] = [
+const BUILT_IN_PROMPTS: [(&str, &[u8]); 18] = [
     ("stay", include_bytes!("../prompts/stay.wav")),
     ("goodbye", include_bytes!("../prompts/goodbye.wav")),
     ("disconnect", include_bytes!("../prompts/disconnect.wav")),
@@ -44,6 +44,36 @@ const BUILT_IN_PROMPTS: [(&str, &[u8]); 6] = [
         include_bytes!("../prompts/invalid-code.wav"),
     ),
     ("joining", include_bytes!("../prompts/joining.wav")),
+    ("enter-pin", include_bytes!("../prompts/enter-pin.wav")),
+    ("invalid-pin", include_bytes!("../prompts/invalid-pin.wav")),
+    ("try-later", include_bytes!("../prompts/try-later.wav")),
+    ("ivr-goodbye", include_bytes!("../prompts/ivr-goodbye.wav")),
+    (
+        "conference-full",
+        include_bytes!("../prompts/conference-full.wav"),
+    ),
+    (
+        "conference-locked",
+        include_bytes!("../prompts/conference-locked.wav"),
+    ),
+    (
+        "first-participant",
+        include_bytes!("../prompts/first-participant.wav"),
+    ),
+    (
+        "waiting-for-moderator",
+        include_bytes!("../prompts/waiting-for-moderator.wav"),
+    ),
+    (
+        "moderator-joined",
+        include_bytes!("../prompts/moderator-joined.wav"),
+    ),
+    (
+        "moderator-left",
+        include_bytes!("../prompts/moderator-left.wav"),
+    ),
+    ("muted", include_bytes!("../prompts/muted.wav")),
+    ("unmuted", include_bytes!("../prompts/unmuted.wav")),
 ];
 
 /// The prompt library: the configured directory (which must load), else the installed
@@ -518,4 +548,21 @@ fn open_store(cfg: &Config) -> anyhow::Result<tutti_controlplane::store::queue::
         tutti_controlplane::store::queue::StoreQueue::start(Box::new(store), capacity, timeout)
             .context("starting the store's worker thread")?;
     Ok(queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_prompts_load_and_have_every_ivr_prompt() {
+        let mut lib = PromptLibrary::new();
+        for (name, wav) in BUILT_IN_PROMPTS {
+            lib.add_wav(name, wav)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for p in tutti_controlplane::ivr::IvrPrompt::ALL {
+            assert!(lib.id(p.name()).is_some(), "no prompt {}", p.name());
+        }
+    }
 }

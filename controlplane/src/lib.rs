@@ -26,7 +26,7 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 
-pub use tutti_control_core::{leases, media, orphan, reclaim, sessions};
+pub use tutti_control_core::{directory, ivr, leases, media, orphan, reclaim, sessions};
 
 use events::EventHub;
 use media::MediaPlane;

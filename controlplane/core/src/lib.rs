@@ -21,6 +21,8 @@
 //!   call;
 //! - [`directory`]: provisioning — conference codes and their profiles (PINs,
 //!   moderators, keypad maps), validated once;
+//! - [`ivr`]: the conference IVR for one caller (code, PIN, attempts, timeouts), a state
+//!   machine whose prompts, store lookups and joins the drivers carry out;
 //! - [`gateway`]: the gateway's table of relayed conferences and the handover plan, a
 //!   state machine driven by peer responses, relay events and timeouts;
 //! - [`events`], [`error`], [`clock`], [`peer`], [`media`]: what goes in and out.
@@ -36,6 +38,7 @@ pub mod directory;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod ivr;
 pub mod leases;
 pub mod media;
 pub mod orphan;
