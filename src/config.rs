@@ -33,6 +33,47 @@ pub struct Config {
     /// The SIP user agent (absent: no SIP).
     #[serde(default)]
     pub sip: Option<SipSection>,
+    /// Where tutti keeps what must survive a restart (the provisioning database,
+    /// `tutti.redb`); created if missing. Absent: provisioning lives in memory only.
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// The provisioning store's request queue.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `store:`: the bounded queue in front of the provisioning store.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Requests waiting for the store at most [256]; more are refused at once (503).
+    pub queue: Option<usize>,
+    /// How long a request waits for the store's answer [1s].
+    pub timeout: Option<HumanDuration>,
+}
+
+impl StoreSection {
+    /// The queue's capacity and timeout, with defaults for what the file leaves out.
+    pub fn settings(&self) -> (usize, Duration) {
+        use tutti_controlplane::store::queue::{DEFAULT_CAPACITY, DEFAULT_TIMEOUT};
+        (
+            self.queue.unwrap_or(DEFAULT_CAPACITY),
+            self.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+        )
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.queue.is_some_and(|q| !(1..=65536).contains(&q)) {
+            return Err("store.queue: use 1 to 65536".into());
+        }
+        if self
+            .timeout
+            .is_some_and(|t| t.0 < Duration::from_millis(10) || t.0 > Duration::from_secs(60))
+        {
+            return Err("store.timeout: use 10ms to 60s".into());
+        }
+        Ok(())
+    }
 }
 
 /// `sip:`: phones, PBXs and trunks call `sip:conf-<id>@<domain or address>`.
@@ -604,6 +645,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.store.validate()?;
+        if self
+            .state_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err("state_dir: must not be empty".into());
+        }
         if self.ports.is_empty() {
             return Err("ports: at least one port is needed".into());
         }
@@ -1012,6 +1061,30 @@ control:
         for (text, want) in cases {
             let e = Config::parse(&text, "t.yaml").unwrap_err().to_string();
             assert!(e.contains(want), "{e} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn the_state_dir_and_store_queue_have_defaults_and_explained_errors() {
+        let c = Config::parse(GOOD, "t.yaml").unwrap();
+        assert_eq!(c.state_dir, None);
+        assert_eq!(c.store.settings(), (256, Duration::from_secs(1)));
+        let set =
+            format!("{GOOD}state_dir: /var/lib/tutti\nstore: {{queue: 32, timeout: 250ms}}\n");
+        let c = Config::parse(&set, "t.yaml").unwrap();
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new("/var/lib/tutti")));
+        assert_eq!(c.store.settings(), (32, Duration::from_millis(250)));
+        for (extra, want) in [
+            ("store: {queue: 0}", "store.queue: use 1 to 65536"),
+            ("store: {timeout: 1ms}", "store.timeout: use 10ms to 60s"),
+            ("store: {timeout: 2m}", "store.timeout"),
+            ("store: {depth: 3}", "unknown field `depth`"),
+            ("state_dir: ''", "state_dir: must not be empty"),
+        ] {
+            let e = Config::parse(&format!("{GOOD}{extra}\n"), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
         }
     }
 }

@@ -34,7 +34,7 @@ const PUMP_INTERVAL: Duration = Duration::from_millis(5);
 /// The spoken prompts shipped in the repository (`prompts/`, made by
 /// scripts/make-prompts), built into the binary so a configuration without a prompts
 /// directory still has them.
-const BUILT_IN_PROMPTS: [(&str, &[u8]); 6] = [
+const BUILT_IN_PROMPTS: [(&str, &[u8]); 18] = [
     ("stay", include_bytes!("../prompts/stay.wav")),
     ("goodbye", include_bytes!("../prompts/goodbye.wav")),
     ("disconnect", include_bytes!("../prompts/disconnect.wav")),
@@ -44,6 +44,36 @@ const BUILT_IN_PROMPTS: [(&str, &[u8]); 6] = [
         include_bytes!("../prompts/invalid-code.wav"),
     ),
     ("joining", include_bytes!("../prompts/joining.wav")),
+    ("enter-pin", include_bytes!("../prompts/enter-pin.wav")),
+    ("invalid-pin", include_bytes!("../prompts/invalid-pin.wav")),
+    ("try-later", include_bytes!("../prompts/try-later.wav")),
+    ("ivr-goodbye", include_bytes!("../prompts/ivr-goodbye.wav")),
+    (
+        "conference-full",
+        include_bytes!("../prompts/conference-full.wav"),
+    ),
+    (
+        "conference-locked",
+        include_bytes!("../prompts/conference-locked.wav"),
+    ),
+    (
+        "first-participant",
+        include_bytes!("../prompts/first-participant.wav"),
+    ),
+    (
+        "waiting-for-moderator",
+        include_bytes!("../prompts/waiting-for-moderator.wav"),
+    ),
+    (
+        "moderator-joined",
+        include_bytes!("../prompts/moderator-joined.wav"),
+    ),
+    (
+        "moderator-left",
+        include_bytes!("../prompts/moderator-left.wav"),
+    ),
+    ("muted", include_bytes!("../prompts/muted.wav")),
+    ("unmuted", include_bytes!("../prompts/unmuted.wav")),
 ];
 
 /// The prompt library: the configured directory (which must load), else the installed
@@ -166,6 +196,7 @@ impl PortSource for DpdkPorts {
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let prompts = load_prompts(&cfg)?;
+    let store = open_store(&cfg)?;
     let eal = Eal::init(&cfg.eal)?;
     let main_lcore = eal.main_lcore();
     for &c in &cfg.dataplane.cores {
@@ -330,7 +361,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock);
+    let served = serve_control(&cfg, cores, &ports, media.clone(), pump, clock, store);
 
     // Shut down in order: cores, then ports, then pools, then the EAL.
     stop.store(true, Ordering::Relaxed);
@@ -367,6 +398,7 @@ fn serve_control(
     media: Arc<DpdkMedia>,
     mut pump: MediaPump,
     clock: TscClock,
+    store: tutti_controlplane::store::queue::StoreQueue,
 ) -> anyhow::Result<()> {
     if let Some(cpu) = cfg.control.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -397,6 +429,7 @@ fn serve_control(
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
         state = state.with_gateway(gw);
     }
+    let state = state.with_store(store);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -487,5 +520,49 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM, shutting down"),
         _ = int.recv() => info!("SIGINT, shutting down"),
+    }
+}
+
+/// The provisioning store: the database in `state_dir` (created if missing), or one in
+/// memory when none is configured; behind its request queue.
+fn open_store(cfg: &Config) -> anyhow::Result<tutti_controlplane::store::queue::StoreQueue> {
+    use tutti_controlplane::store::embedded::Embedded;
+    let store = match &cfg.state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
+            let store = Embedded::open(dir).map_err(|e| anyhow::anyhow!("state_dir: {e}"))?;
+            tracing::info!(state_dir = %dir.display(), "provisioning store opened");
+            store
+        }
+        None => {
+            tracing::warn!(
+                "no state_dir configured: provisioning (/v1/directory) is kept in memory \
+                 and lost at exit"
+            );
+            Embedded::in_memory().map_err(|e| anyhow::anyhow!("provisioning store: {e}"))?
+        }
+    };
+    let (capacity, timeout) = cfg.store.settings();
+    let (queue, _worker) =
+        tutti_controlplane::store::queue::StoreQueue::start(Box::new(store), capacity, timeout)
+            .context("starting the store's worker thread")?;
+    Ok(queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_prompts_load_and_have_every_ivr_prompt() {
+        let mut lib = PromptLibrary::new();
+        for (name, wav) in BUILT_IN_PROMPTS {
+            lib.add_wav(name, wav)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for p in tutti_controlplane::ivr::IvrPrompt::ALL {
+            assert!(lib.id(p.name()).is_some(), "no prompt {}", p.name());
+        }
     }
 }

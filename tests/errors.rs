@@ -188,3 +188,26 @@ fn exception_interface_that_exists_already_is_a_clear_error() {
     );
     assert_eq!(t.hugepage_files(), 0, "hugepage files left behind");
 }
+
+#[test]
+fn an_unusable_state_dir_stops_start_up_naming_it() {
+    require_environment();
+    // A regular file where the directory should be.
+    let file = std::env::temp_dir().join(unique("tutti-state-file-"));
+    std::fs::write(&file, "not a directory").unwrap();
+    let prefix = unique("dirbad");
+    let api = free_port();
+    let yaml = format!(
+        "{}state_dir: {}\n",
+        config("net_null0", "net_null0", &[], None, api, &prefix),
+        file.display()
+    );
+    let mut t = Tutti::spawn(&yaml, &prefix, api);
+    assert!(!wait_exit(&mut t, 60).success());
+    let err = t.stderr();
+    assert!(
+        err.contains("state_dir") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&file);
+}

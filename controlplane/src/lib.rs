@@ -8,6 +8,7 @@
 //! - [`gateway`]: the peer client that carries the core's requests to mixers (reqwest)
 //!   and feeds their answers back;
 //! - [`events`]: the broadcaster of the core's events to `/v1/events` subscribers;
+//! - [`store`]: the provisioning store (embedded redb) behind its bounded request queue;
 //! - [`metrics`]: Prometheus text rendered at scrape time;
 //! - [`pump`]: the task that feeds the core the dataplane's events and its timers on
 //!   the injected clock, and carries out its effects.
@@ -21,10 +22,11 @@ pub mod http;
 pub mod metrics;
 pub mod pump;
 pub mod sip;
+pub mod store;
 #[cfg(test)]
 mod test_support;
 
-pub use tutti_control_core::{leases, media, orphan, reclaim, sessions};
+pub use tutti_control_core::{directory, ivr, leases, media, orphan, reclaim, sessions};
 
 use events::EventHub;
 use media::MediaPlane;
@@ -90,6 +92,8 @@ pub struct ControlState {
     pub gateway: Option<Arc<gateway::Gateway>>,
     /// SIP counters, when the SIP user agent runs.
     pub sip: Option<Arc<sip::SipMetrics>>,
+    /// The provisioning store's request queue (the binary always starts one).
+    pub store: Option<store::queue::StoreQueue>,
 }
 
 /// The control core, locked; the events it queued are published when the lock is let
@@ -150,7 +154,14 @@ impl ControlState {
             clock,
             gateway: None,
             sip: None,
+            store: None,
         }
+    }
+
+    /// The same state with the provisioning store behind `queue`.
+    pub fn with_store(mut self, queue: store::queue::StoreQueue) -> Self {
+        self.store = Some(queue);
+        self
     }
 
     /// The same state with the gateway role.

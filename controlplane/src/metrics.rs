@@ -562,6 +562,21 @@ pub fn render(state: &ControlState) -> Result<String, fmt::Error> {
             sip.dialogs.clone(),
         );
     }
+    if let Some(store) = &state.store {
+        registry.register(
+            "tutti_store_requests",
+            "Provisioning store requests, by operation and result (ok, busy, timeout, \
+             closed, corrupt, error)",
+            store.metrics().requests.clone(),
+        );
+        let depth = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        depth.set(i64::try_from(store.depth()).unwrap_or(i64::MAX));
+        registry.register(
+            "tutti_store_queue_depth",
+            "Provisioning store requests waiting for the store",
+            depth,
+        );
+    }
     let mut out = String::with_capacity(8192);
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

@@ -172,6 +172,14 @@ pub fn harness_with(
         orphan,
         1,
     );
+    let store = crate::store::embedded::Embedded::in_memory().expect("in-memory store");
+    let (queue, _worker) = crate::store::queue::StoreQueue::start(
+        Box::new(store),
+        crate::store::queue::DEFAULT_CAPACITY,
+        crate::store::queue::DEFAULT_TIMEOUT,
+    )
+    .expect("store worker");
+    let state = state.with_store(queue);
     Harness {
         state,
         media,

@@ -19,6 +19,10 @@
 //!   watch and the reclamation procedure that carries its steps out;
 //! - [`control`]: [`Control`], the operations the REST API (and later SIP and the IVR)
 //!   call;
+//! - [`directory`]: provisioning — conference codes and their profiles (PINs,
+//!   moderators, keypad maps), validated once;
+//! - [`ivr`]: the conference IVR for one caller (code, PIN, attempts, timeouts), a state
+//!   machine whose prompts, store lookups and joins the drivers carry out;
 //! - [`gateway`]: the gateway's table of relayed conferences and the handover plan, a
 //!   state machine driven by peer responses, relay events and timeouts;
 //! - [`events`], [`error`], [`clock`], [`peer`], [`media`]: what goes in and out.
@@ -30,9 +34,11 @@
 
 pub mod clock;
 pub mod control;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod ivr;
 pub mod leases;
 pub mod media;
 pub mod orphan;

@@ -2,9 +2,11 @@
 //! 4xx/5xx status. [`HttpError`] is either the core's [`ControlError`] — mapped to a
 //! status here, exactly once — or a request axum could not take apart.
 
+use crate::store::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tutti_control_core::directory::DirectoryError;
 use tutti_control_core::error::ControlError;
 use tutti_control_core::leases::LeaseError;
 use tutti_control_core::media::MediaError;
@@ -21,6 +23,12 @@ pub enum HttpError {
     /// The control core refused or failed.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// A provisioning value the core refused (400).
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The provisioning store failed, is busy or did not answer in time.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// axum refused the request body or path (400, 413 or 415).
     #[error("{message}")]
     Rejected {
@@ -87,6 +95,14 @@ impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
             HttpError::Control(e) => status_of(e),
+            HttpError::Directory(_) => StatusCode::BAD_REQUEST,
+            HttpError::Store(e) => match e {
+                StoreError::Busy(_) | StoreError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                StoreError::Backend(_) | StoreError::Corrupt { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
             HttpError::Rejected { status, .. } => *status,
         }
     }
@@ -94,7 +110,12 @@ impl HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        error(self.status(), self.to_string())
+        let mut r = error(self.status(), self.to_string());
+        if matches!(self, HttpError::Store(StoreError::Busy(_))) {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 1.into());
+        }
+        r
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod call_managers;
 mod conferences;
+mod directory;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -70,6 +71,16 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
         (
             "/v1/call-managers/{cm}/heartbeat",
             post(call_managers::heartbeat),
+        ),
+        (
+            "/v1/directory/conferences",
+            get(directory::list).post(directory::create),
+        ),
+        (
+            "/v1/directory/conferences/{code}",
+            get(directory::get)
+                .put(directory::put)
+                .delete(directory::delete),
         ),
     ]);
     all

@@ -1,5 +1,8 @@
 //! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`.
 
+use super::directory::{
+    DEFAULT_LIMIT as DIRECTORY_DEFAULT_LIMIT, MAX_LIMIT as DIRECTORY_MAX_LIMIT,
+};
 use super::dto::{
     DEFAULT_INPUT_DELAY_MS, DEFAULT_MAX_PARTICIPANTS, DEFAULT_TELEPHONE_EVENT_PT, GAIN_DB,
     MAX_PARTICIPANTS,
@@ -10,6 +13,9 @@ use crate::orphan::Reason;
 use crate::reclaim::MAX_OWNER_LEN;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
+use tutti_control_core::directory::{
+    KeyAction, MAX_CODE_LEN, MAX_NAME_LEN, MAX_PIN_LEN, MAX_PROFILE_PARTICIPANTS,
+};
 use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;
 use tutti_dataplane::mixer::{Ptime, MAX_LOUDEST};
 
@@ -465,6 +471,164 @@ fn paths() -> Value {
     })
 }
 
+/// The provisioning entry's profile fields (everything a client writes but the code).
+fn directory_profile() -> Map<String, Value> {
+    let pin = |what: &str| {
+        json!({ "type": "string", "pattern": format!("^[0-9]{{1,{MAX_PIN_LEN}}}$"),
+                "description": what })
+    };
+    let actions: Vec<&str> = KeyAction::ALL.into_iter().map(KeyAction::as_str).collect();
+    let keys = |what: &str| {
+        json!({ "type": "object", "additionalProperties": { "type": "string", "enum": actions },
+                "description": format!("{what}: DTMF key (one of 0-9, *, #, A-D) → action") })
+    };
+    let profile = json!({
+        "conference": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
+                        "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
+                        "description": "The conference callers with this code join \
+                                        (default: the code)" },
+        "name": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
+        "pin": pin("Callers key it after the code (unless they key the moderator PIN)"),
+        "moderator_pin": pin("Keying it makes the caller a moderator; differs from pin"),
+        "max_participants": { "type": "integer", "minimum": 1,
+                              "maximum": MAX_PROFILE_PARTICIPANTS },
+        "wait_for_moderator": { "type": "boolean", "default": false,
+                                "description": "Music on hold until a moderator joins \
+                                                (needs moderator_pin)" },
+        "end_with_moderator": { "type": "boolean", "default": false,
+                                "description": "The conference ends when its last \
+                                                moderator leaves (needs moderator_pin)" },
+        "locked": { "type": "boolean", "default": false },
+        "announce": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "first_participant": { "type": "boolean", "default": true },
+                "count": { "type": "boolean", "default": false },
+                "join_leave_tones": { "type": "boolean", "default": true }
+            }
+        },
+        "keys": keys("Participants' keys (default 0 mute, 1/2/3 talk volume down/zero/up, \
+                      4/5/6 listen volume down/zero/up, # hang up; no moderator actions)"),
+        "moderator_keys": keys("Moderators' keys (default the participants' plus * \
+                                lock_toggle, 8 mute_all_toggle)")
+    });
+    match profile {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn directory_schemas() -> Value {
+    let code = json!({ "type": "string", "pattern": format!("^[0-9]{{1,{MAX_CODE_LEN}}}$"),
+                       "description": "The digits callers key in" });
+    let mut create = directory_profile();
+    create.insert("code".into(), code.clone());
+    let mut entry = directory_profile();
+    entry.insert("code".into(), code);
+    json!({
+        "DirectoryEntrySpec": { "type": "object", "additionalProperties": false,
+                                "properties": directory_profile() },
+        "DirectoryEntryCreate": { "type": "object", "additionalProperties": false,
+                                  "required": ["code"], "properties": create },
+        "DirectoryEntry": {
+            "type": "object",
+            "required": ["code", "conference", "wait_for_moderator", "end_with_moderator",
+                         "locked", "announce", "keys", "moderator_keys"],
+            "properties": entry
+        },
+        "DirectoryPage": {
+            "type": "object", "required": ["entries"],
+            "properties": {
+                "entries": { "type": "array", "items": schema("DirectoryEntry") },
+                "next": { "type": "string",
+                          "description": "Pass as `after` for the next page; absent on the \
+                                          last" }
+            }
+        }
+    })
+}
+
+fn directory_paths() -> Value {
+    let code = path_param("code", "Conference code");
+    const STORE: [(&str, &str); 3] = [
+        ("500", "The store failed or holds a damaged record"),
+        ("503", "The store is busy (Retry-After) or not running"),
+        (
+            "504",
+            "The store did not answer in time; a change may or may not have been made",
+        ),
+    ];
+    let with_store = |errors: &[(&'static str, &'static str)]| {
+        let mut all = errors.to_vec();
+        all.extend(STORE);
+        all
+    };
+    let list_params = json!([
+        { "name": "after", "in": "query", "required": false,
+          "description": "Start after this code", "schema": { "type": "string" } },
+        { "name": "limit", "in": "query", "required": false,
+          "schema": { "type": "integer", "minimum": 1, "maximum": DIRECTORY_MAX_LIMIT,
+                      "default": DIRECTORY_DEFAULT_LIMIT } }
+    ]);
+    let mut put = responses(
+        ("200", "Replaced", Some("DirectoryEntry")),
+        &with_store(&[BAD_BODY, TOO_LARGE, NOT_JSON]),
+    );
+    put["201"] = json!({ "description": "Created",
+                         "content": json_content(schema("DirectoryEntry")) });
+    json!({
+        "/v1/directory/conferences": {
+            "get": {
+                "summary": "Conference codes and their profiles, in code order",
+                "operationId": "listDirectory",
+                "parameters": list_params,
+                "responses": responses(("200", "A page", Some("DirectoryPage")),
+                                       &with_store(&[("400", "Bad query parameters")]))
+            },
+            "post": {
+                "summary": "Provision a conference code",
+                "operationId": "createDirectoryEntry",
+                "requestBody": body("DirectoryEntryCreate"),
+                "responses": responses(("201", "Created", Some("DirectoryEntry")),
+                    &with_store(&[BAD_BODY, ("409", "The code exists already"),
+                                  TOO_LARGE, NOT_JSON]))
+            }
+        },
+        "/v1/directory/conferences/{code}": {
+            "parameters": [code],
+            "get": {
+                "summary": "One conference code's profile",
+                "operationId": "getDirectoryEntry",
+                "responses": responses(("200", "The entry", Some("DirectoryEntry")),
+                    &with_store(&[("400", "Not a conference code"),
+                                  ("404", "No such code")]))
+            },
+            "put": {
+                "summary": "Create or replace a conference code's profile (fields left out \
+                            take their defaults)",
+                "operationId": "putDirectoryEntry",
+                "requestBody": body("DirectoryEntrySpec"),
+                "responses": put
+            },
+            "delete": {
+                "summary": "Remove a conference code",
+                "operationId": "deleteDirectoryEntry",
+                "responses": responses(("204", "Deleted", None),
+                    &with_store(&[("400", "Not a conference code"),
+                                  ("404", "No such code")]))
+            }
+        }
+    })
+}
+
+/// `base` with every member of the objects `more` added.
+fn merged(mut base: Value, more: Value) -> Value {
+    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
 /// The OpenAPI 3.0 document for API version `version`.
 pub fn document(version: &str) -> Value {
     json!({
@@ -478,8 +642,8 @@ pub fn document(version: &str) -> Value {
                  most {MAX_BODY_BYTES} bytes."
             )
         },
-        "paths": paths(),
-        "components": { "schemas": schemas() }
+        "paths": merged(paths(), directory_paths()),
+        "components": { "schemas": merged(schemas(), directory_schemas()) }
     })
 }
 
