@@ -42,15 +42,35 @@ pub struct Config {
     pub store: StoreSection,
 }
 
-/// `store:`: the bounded queue in front of the provisioning store.
+/// `store:`: where provisioning is kept, and the bounded queue in front of it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
+    /// `embedded` [default]: redb in `state_dir`; `redis`: a Redis server at `url`.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The Redis server, `redis://host:port/db` (backend redis only).
+    pub url: Option<String>,
+    /// Prefix of every Redis key [tutti] (backend redis only).
+    pub prefix: Option<String>,
     /// Requests waiting for the store at most [256]; more are refused at once (503).
     pub queue: Option<usize>,
-    /// How long a request waits for the store's answer [1s].
+    /// How long a request waits for the store's answer [1s] (also Redis's connect,
+    /// read and write timeout).
     pub timeout: Option<HumanDuration>,
 }
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+/// Default `store.prefix`.
+pub const DEFAULT_STORE_PREFIX: &str = "tutti";
 
 impl StoreSection {
     /// The queue's capacity and timeout, with defaults for what the file leaves out.
@@ -63,6 +83,31 @@ impl StoreSection {
     }
 
     fn validate(&self) -> Result<(), String> {
+        match (self.backend, &self.url) {
+            (StoreBackend::Redis, None) => {
+                return Err("store.url: backend redis needs the server's URL, e.g. \
+                            redis://127.0.0.1:6379/0"
+                    .into())
+            }
+            (StoreBackend::Redis, Some(url)) if !url.starts_with("redis://") => {
+                return Err(format!("store.url: {url:?} is not a redis:// URL"))
+            }
+            (StoreBackend::Embedded, Some(_)) => {
+                return Err("store.url: only with backend redis".into())
+            }
+            _ => {}
+        }
+        if self.prefix.is_some() && self.backend != StoreBackend::Redis {
+            return Err("store.prefix: only with backend redis".into());
+        }
+        if self.prefix.as_deref().is_some_and(|p| {
+            p.is_empty()
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        }) {
+            return Err("store.prefix: use A-Z, a-z, 0-9, '_', '-', '.' and ':'".into());
+        }
         if self.queue.is_some_and(|q| !(1..=65536).contains(&q)) {
             return Err("store.queue: use 1 to 65536".into());
         }
@@ -1074,12 +1119,30 @@ control:
         let c = Config::parse(&set, "t.yaml").unwrap();
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/var/lib/tutti")));
         assert_eq!(c.store.settings(), (32, Duration::from_millis(250)));
+        let redis = format!("{GOOD}store: {{backend: redis, url: 'redis://127.0.0.1:6379/0'}}\n");
+        let c = Config::parse(&redis, "t.yaml").unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Redis);
         for (extra, want) in [
             ("store: {queue: 0}", "store.queue: use 1 to 65536"),
             ("store: {timeout: 1ms}", "store.timeout: use 10ms to 60s"),
             ("store: {timeout: 2m}", "store.timeout"),
             ("store: {depth: 3}", "unknown field `depth`"),
             ("state_dir: ''", "state_dir: must not be empty"),
+            (
+                "store: {backend: redis}",
+                "backend redis needs the server's URL",
+            ),
+            (
+                "store: {backend: redis, url: 'http://x'}",
+                "not a redis:// URL",
+            ),
+            ("store: {url: 'redis://x'}", "only with backend redis"),
+            ("store: {prefix: a}", "only with backend redis"),
+            (
+                "store: {backend: redis, url: 'redis://x', prefix: 'a b'}",
+                "store.prefix",
+            ),
+            ("store: {backend: sqlite}", "unknown variant `sqlite`"),
         ] {
             let e = Config::parse(&format!("{GOOD}{extra}\n"), "t.yaml")
                 .unwrap_err()

@@ -526,26 +526,35 @@ async fn shutdown_signal() {
 /// The provisioning store: the database in `state_dir` (created if missing), or one in
 /// memory when none is configured; behind its request queue.
 fn open_store(cfg: &Config) -> anyhow::Result<tutti_controlplane::store::queue::StoreQueue> {
-    use tutti_controlplane::store::embedded::Embedded;
-    let store = match &cfg.state_dir {
-        Some(dir) => {
+    use crate::config::{StoreBackend, DEFAULT_STORE_PREFIX};
+    use tutti_controlplane::store::{embedded::Embedded, redis::Redis, Store};
+    let (capacity, timeout) = cfg.store.settings();
+    let store: Box<dyn Store> = match (cfg.store.backend, &cfg.state_dir) {
+        (StoreBackend::Redis, _) => {
+            let url = cfg.store.url.as_deref().unwrap_or_default();
+            let prefix = cfg.store.prefix.as_deref().unwrap_or(DEFAULT_STORE_PREFIX);
+            let store =
+                Redis::new(url, prefix, timeout).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+            tracing::info!(url, prefix, "provisioning store: redis");
+            Box::new(store)
+        }
+        (StoreBackend::Embedded, Some(dir)) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
             let store = Embedded::open(dir).map_err(|e| anyhow::anyhow!("state_dir: {e}"))?;
             tracing::info!(state_dir = %dir.display(), "provisioning store opened");
-            store
+            Box::new(store)
         }
-        None => {
+        (StoreBackend::Embedded, None) => {
             tracing::warn!(
                 "no state_dir configured: provisioning (/v1/directory) is kept in memory \
                  and lost at exit"
             );
-            Embedded::in_memory().map_err(|e| anyhow::anyhow!("provisioning store: {e}"))?
+            Box::new(Embedded::in_memory().map_err(|e| anyhow::anyhow!("provisioning store: {e}"))?)
         }
     };
-    let (capacity, timeout) = cfg.store.settings();
     let (queue, _worker) =
-        tutti_controlplane::store::queue::StoreQueue::start(Box::new(store), capacity, timeout)
+        tutti_controlplane::store::queue::StoreQueue::start(store, capacity, timeout)
             .context("starting the store's worker thread")?;
     Ok(queue)
 }

@@ -51,3 +51,71 @@ fn provisioning_survives_a_restart() {
     assert!(status.success(), "{}", t.stderr());
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Debian's redis-server on a free loopback port, stopped by PID when dropped.
+struct RedisServer(std::process::Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn two_appliances_share_provisioning_in_redis() {
+    require_environment();
+    let _serial = one_at_a_time();
+    let port = free_port();
+    let redis = RedisServer(
+        std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server)"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let store =
+        format!("store: {{backend: redis, url: 'redis://127.0.0.1:{port}/0', prefix: e2e}}\n");
+    let start = |tag: &str| {
+        let prefix = unique(tag);
+        let api = free_port();
+        let yaml = format!(
+            "{}{store}",
+            config("net_null0", "net_null0", &[], None, api, &prefix)
+        );
+        Tutti::start(&yaml, &prefix, api)
+    };
+    let mut a = start("rda");
+    let mut b = start("rdb");
+    let (code, created) = a.call("POST", "/v1/directory/conferences", Some(ENTRY));
+    assert_eq!(code, 201, "{created}");
+    let (code, got) = b.call("GET", "/v1/directory/conferences/4711", None);
+    assert_eq!((code, &got), (200, &created), "B reads what A wrote");
+    assert_eq!(
+        b.call("POST", "/v1/directory/conferences", Some(ENTRY)).0,
+        409
+    );
+    // The store going away is a clear 500 naming it, and the appliances keep serving.
+    drop(redis);
+    let (code, err) = a.call("GET", "/v1/directory/conferences/4711", None);
+    assert_eq!(code, 500, "{err}");
+    assert!(
+        err["error"].as_str().unwrap_or_default().contains("redis"),
+        "{err}"
+    );
+    assert_eq!(a.get("/healthz").0, 200);
+    assert!(a.metric(r#"tutti_store_requests_total{op="get",result="error"}"#) >= 1.0);
+    for t in [&mut a, &mut b] {
+        let (status, _) = t.terminate();
+        assert!(status.success(), "{}", t.stderr());
+    }
+}

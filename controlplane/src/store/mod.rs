@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod queue;
+pub mod redis;
 
 use tutti_control_core::directory::{Code, DirectoryError, Entry};
 
@@ -63,4 +64,40 @@ pub trait Store: Send + 'static {
     fn delete_entry(&mut self, code: &Code) -> Result<bool, StoreError>;
     /// Up to `limit` entries in code order, starting after `after`.
     fn entries(&mut self, after: Option<&Code>, limit: usize) -> Result<Vec<Entry>, StoreError>;
+}
+
+/// What every backend must do, run by each backend's tests on a fresh, empty store.
+#[cfg(test)]
+pub(crate) fn conformance(s: &mut dyn Store) {
+    let entry = |code: &str, json: &str| {
+        Entry::from_spec(code, serde_json::from_str(json).unwrap()).unwrap()
+    };
+    let code = |c: &str| Code::parse(c).unwrap();
+    let e = entry("4711", r#"{"pin": "1234", "name": "Ops bridge"}"#);
+    assert_eq!(s.entry(&code("4711")).unwrap(), None);
+    assert!(s.insert_entry(&e).unwrap());
+    assert!(
+        !s.insert_entry(&entry("4711", "{}")).unwrap(),
+        "insert does not replace"
+    );
+    assert_eq!(s.entry(&code("4711")).unwrap(), Some(e));
+    let changed = entry("4711", r#"{"pin": "9999", "locked": true}"#);
+    assert!(!s.put_entry(&changed).unwrap(), "put replaces");
+    assert_eq!(s.entry(&code("4711")).unwrap(), Some(changed));
+    assert!(s.delete_entry(&code("4711")).unwrap());
+    assert!(!s.delete_entry(&code("4711")).unwrap());
+    assert_eq!(s.entry(&code("4711")).unwrap(), None);
+    // Listing: code order (bytewise: "10" < "2"), a page at a time.
+    for c in ["30", "10", "2", "40"] {
+        assert!(s.put_entry(&entry(c, "{}")).unwrap());
+    }
+    let codes = |v: Vec<Entry>| {
+        v.into_iter()
+            .map(|e| e.code.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes(s.entries(None, 3).unwrap()), ["10", "2", "30"]);
+    assert_eq!(codes(s.entries(Some(&code("30")), 3).unwrap()), ["40"]);
+    assert_eq!(codes(s.entries(Some(&code("35")), 3).unwrap()), ["40"]);
+    assert!(s.entries(Some(&code("40")), 3).unwrap().is_empty());
 }
