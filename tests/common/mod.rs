@@ -936,49 +936,71 @@ pub struct ExceptionRig {
 /// is the port's `exception:` flow mapping after `iface` (e.g. `, rate_pps: 2000`), and
 /// `extra_yaml` is appended to the configuration (e.g. a `sip:` section).
 pub fn exception_rig(tag: &str, exception: &str, extra_yaml: &str) -> ExceptionRig {
-    require_environment();
-    let tutti_ns = Netns::new();
     let clients = Netns::new();
-    let nic = unique(&format!("{tag}n"));
-    let kernel_if = unique(&format!("{tag}k"));
-    let prefix = unique(&format!("tutti{tag}"));
-    let api = free_port();
-    let yaml = config(
-        &format!("net_tap0,iface={nic}"),
-        "net_tap0",
-        &[],
-        Some("198.18.0.2"),
-        api,
-        &prefix,
-    )
-    .replace(
-        "    ipv4: 198.18.0.1/24\n",
-        &format!("    ipv4: 198.18.0.1/24\n    exception: {{iface: {kernel_if}{exception}}}\n"),
-    );
-    let t = Tutti::start_in(&tutti_ns, &format!("{yaml}{extra_yaml}"), &prefix, api);
-    clients.adopt_from(Some(&tutti_ns), &nic, "198.18.0.2/24");
-    // The clients' side of the wire has a MAC of its own (net_tap gives the kernel end
-    // the port's MAC).
-    must(
-        "ip",
-        &[
-            "-n",
-            &clients.name,
-            "link",
-            "set",
-            &nic,
-            "address",
-            "02:00:00:00:00:02",
-        ],
-    );
-    for a in ["198.18.0.3/24", "198.18.0.4/24"] {
-        must("ip", &["-n", &clients.name, "addr", "add", a, "dev", &nic]);
-    }
+    let a = Appliance::start(tag, exception, extra_yaml, 0, &clients);
     ExceptionRig {
-        t,
+        t: a.t,
         clients,
-        tutti_ns,
-        kernel_if,
+        tutti_ns: a.ns,
+        kernel_if: a.kernel_if,
+    }
+}
+
+/// One tutti in a namespace of its own with an exception port, service address
+/// 198.18.`net`.1/24, its NIC (a net_tap) moved into the namespace `clients` as
+/// 198.18.`net`.2-4/24 (its gateway .2) with a MAC of its own. Several appliances can
+/// share one clients' namespace (each on its own subnet). Dropped in field order.
+pub struct Appliance {
+    pub t: Tutti,
+    pub ns: Netns,
+    /// The exception interface tutti created in its namespace.
+    pub kernel_if: String,
+}
+
+impl Appliance {
+    /// Start one: `tag`, `exception` and `extra_yaml` as for [`exception_rig`]; every
+    /// `198.18.0.` in `extra_yaml` is put on subnet `net`.
+    pub fn start(
+        tag: &str,
+        exception: &str,
+        extra_yaml: &str,
+        net: u8,
+        clients: &Netns,
+    ) -> Appliance {
+        require_environment();
+        let ns = Netns::new();
+        let nic = unique(&format!("{tag}n"));
+        let kernel_if = unique(&format!("{tag}k"));
+        let prefix = unique(&format!("tutti{tag}"));
+        let api = free_port();
+        let subnet = format!("198.18.{net}.");
+        let yaml = config(
+            &format!("net_tap0,iface={nic}"),
+            "net_tap0",
+            &[],
+            Some(&format!("{subnet}2")),
+            api,
+            &prefix,
+        )
+        .replace(
+            "    ipv4: 198.18.0.1/24\n",
+            &format!("    ipv4: {subnet}1/24\n    exception: {{iface: {kernel_if}{exception}}}\n"),
+        );
+        let extra = extra_yaml.replace("198.18.0.", &subnet);
+        let t = Tutti::start_in(&ns, &format!("{yaml}{extra}"), &prefix, api);
+        clients.adopt_from(Some(&ns), &nic, &format!("{subnet}2/24"));
+        // The clients' side of the wire has a MAC of its own (net_tap gives the kernel
+        // end the port's MAC).
+        let mac = format!("02:00:00:00:{net:02x}:02");
+        must(
+            "ip",
+            &["-n", &clients.name, "link", "set", &nic, "address", &mac],
+        );
+        for host in [3, 4] {
+            let a = format!("{subnet}{host}/24");
+            must("ip", &["-n", &clients.name, "addr", "add", &a, "dev", &nic]);
+        }
+        Appliance { t, ns, kernel_if }
     }
 }
 

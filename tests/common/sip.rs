@@ -4,6 +4,7 @@
 //! over UDP from a given client address (a Python socket in the clients' namespace).
 
 use super::*;
+use std::path::Path;
 
 /// tutti with SIP, and the clients' namespace.
 pub struct SipRig {
@@ -54,35 +55,58 @@ impl Drop for Sipp {
     }
 }
 
+/// Run sipp in `ns` from `local_ip` to `target` with `scenario` (XML text, written to
+/// `dir`, or a built-in scenario name with `-sn`) and more arguments, for at most `secs`;
+/// its errors logged in `dir`.
+pub fn sipp(
+    ns: &Netns,
+    dir: &Path,
+    target: &str,
+    scenario: &str,
+    local_ip: &str,
+    args: &[&str],
+    secs: u32,
+) -> Sipp {
+    let log = dir.join(format!("{}.log", unique("sipp")));
+    let mut argv: Vec<String> = vec![
+        "sipp".into(),
+        target.into(),
+        "-i".into(),
+        local_ip.into(),
+        "-nostdin".into(),
+        "-timeout".into(),
+        format!("{secs}s"),
+        "-timeout_error".into(),
+        "-trace_err".into(),
+        "-error_file".into(),
+        log.display().to_string(),
+    ];
+    if scenario.trim_start().starts_with('<') {
+        let file = dir.join(format!("{}.xml", unique("scenario")));
+        std::fs::write(&file, scenario).unwrap();
+        argv.extend(["-sf".into(), file.display().to_string()]);
+    } else {
+        argv.extend(["-sn".into(), scenario.into()]);
+    }
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let child = ns_spawn(ns, secs + 10, &a);
+    Sipp { child, log }
+}
+
 impl SipRig {
-    /// Run sipp in the clients' namespace from `local_ip` with `scenario` (XML text, or
-    /// a built-in scenario name with `-sn`) and more arguments, for at most `secs`.
+    /// Run sipp in the clients' namespace from `local_ip` to tutti's SIP address with
+    /// `scenario` (see [`sipp`]).
     pub fn sipp(&self, scenario: &str, local_ip: &str, args: &[&str], secs: u32) -> Sipp {
-        let log = self.dir.join(format!("{}.log", unique("sipp")));
-        let mut argv: Vec<String> = vec![
-            "sipp".into(),
-            "198.18.0.1:5060".into(),
-            "-i".into(),
-            local_ip.into(),
-            "-nostdin".into(),
-            "-timeout".into(),
-            format!("{secs}s"),
-            "-timeout_error".into(),
-            "-trace_err".into(),
-            "-error_file".into(),
-            log.display().to_string(),
-        ];
-        if scenario.trim_start().starts_with('<') {
-            let file = self.dir.join(format!("{}.xml", unique("scenario")));
-            std::fs::write(&file, scenario).unwrap();
-            argv.extend(["-sf".into(), file.display().to_string()]);
-        } else {
-            argv.extend(["-sn".into(), scenario.into()]);
-        }
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let child = ns_spawn(&self.clients, secs + 10, &a);
-        Sipp { child, log }
+        sipp(
+            &self.clients,
+            &self.dir,
+            "198.18.0.1:5060",
+            scenario,
+            local_ip,
+            args,
+            secs,
+        )
     }
 
     /// Wait until SIP answers each client address (OPTIONS; at most 10 tries each): the

@@ -543,6 +543,13 @@ impl Ua {
                     out.push_str(&header_line(h));
                     out.push_str("\r\n");
                 }
+                // A response that makes a dialog carries the request's Record-Route, in
+                // order, so the caller's in-dialog requests take the same proxies
+                // (RFC 3261 12.1.1).
+                Header::RecordRoute(_) if (101..300).contains(&r.code) => {
+                    out.push_str(&header_line(h));
+                    out.push_str("\r\n");
+                }
                 Header::To(_) => {
                     out.push_str(&header_line(h));
                     if let (None, Some(tag)) = (&p.to_tag, tag) {
