@@ -90,6 +90,8 @@ pub struct ControlState {
     pub gateway: Option<Arc<gateway::Gateway>>,
     /// SIP counters, when the SIP user agent runs.
     pub sip: Option<Arc<sip::SipMetrics>>,
+    /// The SIP user agent, once it runs (dial-out).
+    pub sip_ua: Arc<std::sync::OnceLock<std::sync::Weak<sip::ua::Ua>>>,
 }
 
 /// The control core, locked; the events it queued are published when the lock is let
@@ -150,6 +152,7 @@ impl ControlState {
             clock,
             gateway: None,
             sip: None,
+            sip_ua: Arc::default(),
         }
     }
 

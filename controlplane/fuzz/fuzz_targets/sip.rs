@@ -22,6 +22,6 @@ fuzz_target!(|data: &[u8]| {
         Incoming::Malformed(why) => {
             let _ = bad_request(data, &why);
         }
-        Incoming::Response => {}
+        Incoming::Response(_) => {}
     }
 });
