@@ -810,3 +810,158 @@ fn tutti_sends_its_bye_along_the_route_set_to_the_callers_contact() {
         &["Route: <sip:198.18.0.4:5072;lr>"],
     );
 }
+
+/// A sipp UAS scenario: the INVITE, 100, then `answer` (XML), for dial-out tests.
+fn uas(answer: &str) -> String {
+    scenario(&format!(
+        r#"<recv request="INVITE" timeout="20000"/>
+{}{answer}"#,
+        respond("100 Trying", "", "")
+    ))
+}
+
+/// A sipp `<send>` of a response to the last request received, with `to_tag` (sipp's
+/// tag, or none) and a `cseq` other than the request's if given.
+fn respond(status: &str, to_tag: &str, cseq: &str) -> String {
+    let cseq = if cseq.is_empty() {
+        "[last_CSeq:]".to_string()
+    } else {
+        format!("CSeq: {cseq}")
+    };
+    format!(
+        "<send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:]{to_tag}\n[last_Call-ID:]\n{cseq}\nContact: <sip:sipp@[local_ip]:[local_port]>\nContent-Length: 0\n\n]]></send>\n"
+    )
+}
+
+const SIPP_TAG: &str = ";tag=[pid]SIPpTag01[call_number]";
+
+fn dial(t: &Tutti, conf: &str, body: &str) -> (u16, Value) {
+    t.call("POST", &format!("/v1/conferences/{conf}/dial"), Some(body))
+}
+
+fn wait_dial_state(t: &Tutti, conf: &str, pid: &str, state: &str) -> Value {
+    let path = format!("/v1/conferences/{conf}/participants/{pid}");
+    let mut last = Value::Null;
+    t.wait_for(20, &format!("{pid} {state}"), |t| {
+        last = t.call("GET", &path, None).1;
+        last["dial"]["state"] == state
+    });
+    last
+}
+
+#[test]
+fn dial_out_answered_refused_and_unanswered() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 45);
+    assert_eq!(
+        t.call("POST", "/v1/conferences", Some(r#"{"id": "d"}"#)).0,
+        201
+    );
+    // Refused before anything is sent: unknown conference, bad URI, bad codec.
+    assert_eq!(dial(t, "nope", r#"{"to": "sip:a@198.18.0.2:5070"}"#).0, 404);
+    assert_eq!(dial(t, "d", r#"{"to": "alice"}"#).0, 422);
+    let (code, e) = dial(t, "d", r#"{"to": "sip:a@198.18.0.2", "codecs": ["G729"]}"#);
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(participants(t, "d").len(), 0);
+
+    // Answered: sipp's built-in UAS echoing RTP at 198.18.0.2:6100.
+    let callee = rig.sipp(
+        "uas",
+        "198.18.0.2",
+        &["-p", "5070", "-m", "1", "-rtp_echo", "-mp", "6100"],
+        40,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:alice@198.18.0.2:5070", "codecs": ["PCMU"]}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    assert_eq!(p["dial"]["state"], "calling", "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &pid, "answered");
+    assert_eq!(p["remote"], "198.18.0.2:6100", "{p}");
+    assert_eq!(p["codec"], "pcmu", "{p}");
+    assert_eq!(t.metric("tutti_sip_dialogs"), 1.0);
+    // Media both ways: tutti's stream to sipp comes back from its echo.
+    t.wait_for(15, "RTP echoed back from the dialled callee", |t| {
+        t.metric("tutti_rx_packets_total{core=\"1\"}") - rx0 >= 100.0
+    });
+    let (code, _) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/d/participants/{pid}"),
+        None,
+    );
+    assert_eq!(code, 204);
+    let (ok, log) = callee.finish();
+    assert!(ok, "the UAS did not get tutti's BYE: {log}\n{}", t.stderr());
+
+    // Refused: 486 Busy Here, ACKed.
+    let busy = uas(&format!(
+        "{}<recv request=\"ACK\"/>\n",
+        respond("486 Busy Here", SIPP_TAG, "")
+    ));
+    let callee = rig.sipp(&busy, "198.18.0.3", &["-p", "5071", "-m", "1"], 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(t, "d", r#"{"to": "sip:bob@198.18.0.3:5071"}"#);
+    assert_eq!(code, 202, "{p}");
+    let busy_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &busy_pid, "failed");
+    assert_eq!(
+        (p["dial"]["reason"].as_str(), p["dial"]["code"].as_u64()),
+        (Some("busy"), Some(486)),
+        "{p}"
+    );
+    let (ok, log) = callee.finish();
+    assert!(ok, "no ACK for the 486: {log}\n{}", t.stderr());
+
+    // No answer: it only rings; at timeout_ms tutti CANCELs (200, then 487 and its ACK).
+    let ringing = uas(&format!(
+        "{}<recv request=\"CANCEL\" timeout=\"10000\"/>\n{}{}<recv request=\"ACK\"/>\n",
+        respond("180 Ringing", SIPP_TAG, ""),
+        respond("200 OK", SIPP_TAG, ""),
+        respond("487 Request Terminated", SIPP_TAG, "1 INVITE")
+    ));
+    let callee = rig.sipp(&ringing, "198.18.0.4", &["-p", "5072", "-m", "1"], 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:carol@198.18.0.4:5072", "timeout_ms": 1000}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    let silent_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &silent_pid, "failed");
+    assert_eq!(p["dial"]["reason"], "no_answer", "{p}");
+    let (ok, log) = callee.finish();
+    assert!(ok, "the UAS saw no CANCEL: {log}\n{}", t.stderr());
+
+    // The failed ones are gone from the conference (ports freed), visible until deleted.
+    assert!(participants(t, "d").is_empty());
+    let uri = format!("/v1/conferences/d/participants/{busy_pid}");
+    assert_eq!(t.call("DELETE", &uri, None).0, 204);
+    assert_eq!(t.call("GET", &uri, None).0, 404);
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+
+    let evs = sse_events(&events.join().unwrap());
+    let of = |kind: &str, pid: &str| {
+        evs.iter()
+            .find(|e| e["type"] == kind && e["participant"] == pid)
+            .cloned()
+    };
+    assert!(of("call_ringing", &pid).is_some(), "{evs:?}");
+    assert!(of("call_answered", &pid).is_some(), "{evs:?}");
+    let failed = of("call_failed", &busy_pid).expect("call_failed for the busy callee");
+    assert_eq!(
+        (failed["reason"].as_str(), failed["code"].as_u64()),
+        (Some("busy"), Some(486))
+    );
+    let failed = of("call_failed", &silent_pid).expect("call_failed for the silent callee");
+    assert_eq!(failed["reason"], "no_answer");
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+}

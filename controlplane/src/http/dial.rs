@@ -52,9 +52,11 @@ impl DialBody {
                             offer.codecs.push(CodecKind::Pcma)
                         }
                         "telephone-event" => offer.telephone_event = true,
-                        _ => return Err(format!(
+                        _ => {
+                            return Err(format!(
                             "codecs: {n:?} is not one of PCMU, PCMA, telephone-event (each once)"
-                        )),
+                        ))
+                        }
                     }
                 }
                 if offer.codecs.is_empty() {
