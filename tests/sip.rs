@@ -940,6 +940,47 @@ fn dial_out_answered_refused_and_unanswered() {
     let (ok, log) = callee.finish();
     assert!(ok, "the UAS saw no CANCEL: {log}\n{}", t.stderr());
 
+    // Over TCP (the URI says so): from the TCP listener's address, on one connection.
+    let callee = rig.sipp(
+        "uas",
+        "198.18.0.2",
+        &[
+            "-p",
+            "5073",
+            "-t",
+            "t1",
+            "-m",
+            "1",
+            "-rtp_echo",
+            "-mp",
+            "6200",
+        ],
+        40,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:dave@198.18.0.2:5073;transport=tcp"}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    let tcp_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &tcp_pid, "answered");
+    assert_eq!(p["remote"], "198.18.0.2:6200", "{p}");
+    let uri = format!("/v1/conferences/d/participants/{tcp_pid}");
+    assert_eq!(t.call("DELETE", &uri, None).0, 204);
+    let (ok, log) = callee.finish();
+    assert!(
+        ok,
+        "the TCP UAS did not get tutti's BYE: {log}\n{}",
+        t.stderr()
+    );
+    // Nobody listens: the connection is refused, the call unreachable.
+    let (code, p) = dial(t, "d", r#"{"to": "sip:eve@198.18.0.3:5999;transport=tcp"}"#);
+    assert_eq!(code, 202, "{p}");
+    let p = wait_dial_state(t, "d", p["id"].as_str().unwrap(), "failed");
+    assert_eq!(p["dial"]["reason"], "unreachable", "{p}");
+
     // The failed ones are gone from the conference (ports freed), visible until deleted.
     assert!(participants(t, "d").is_empty());
     let uri = format!("/v1/conferences/d/participants/{busy_pid}");

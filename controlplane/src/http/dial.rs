@@ -103,7 +103,7 @@ pub(crate) async fn dial(
             "SIP is not configured (no sip: section)",
         ));
     };
-    let pid = match ua.dial(&id, req) {
+    let pid = match ua.dial(&id, req).await {
         Ok(pid) => pid,
         Err(DialError::Invalid(why)) => return Ok(error(StatusCode::UNPROCESSABLE_ENTITY, why)),
         Err(DialError::Unavailable(why)) => return Ok(error(StatusCode::SERVICE_UNAVAILABLE, why)),

@@ -34,6 +34,8 @@ const ACK_WAIT: Duration = Duration::from_secs(32);
 /// Answers kept for retransmitted requests at most, and for how long.
 const ANSWERS_KEPT: usize = 16_384;
 const ANSWER_TTL: Duration = Duration::from_secs(32);
+/// How long a dial-out over TCP may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call rings (180) before it is answered: the window in which a CANCEL
 /// ends it with 487 before it touches the conference.
 pub const RING: Duration = Duration::from_millis(200);
@@ -208,7 +210,9 @@ struct Dialing {
     conf: String,
     pid: String,
     info: CallInfo,
-    socket: Arc<UdpSocket>,
+    /// Where its requests go: our UDP socket (each to its next hop), or its TCP
+    /// connection (`None` while it is being opened).
+    peer: Option<Peer>,
     local_media: SocketAddrV4,
     /// Whether its participant is still ours to report on (not deleted).
     live: bool,
@@ -1135,42 +1139,64 @@ impl Ua {
         self.inner().udp.push(socket);
     }
 
-    /// Dial `req.to` into conference `conf`: its participant is reserved, the INVITE
-    /// sent; the call goes on in [`Ua::drive_dials`] and the responses.
-    pub fn dial(self: &Arc<Self>, conf: &str, req: DialRequest) -> Result<String, DialError> {
+    /// Dial `req.to` into conference `conf` over UDP, or TCP if the URI says
+    /// `transport=tcp`, from a listener of that transport: its participant is reserved,
+    /// the INVITE sent; the call goes on in [`Ua::drive_dials`] and the responses.
+    pub async fn dial(self: &Arc<Self>, conf: &str, req: DialRequest) -> Result<String, DialError> {
         let uri = rsipstack::sip::Uri::try_from(req.to.as_str())
             .map_err(|e| DialError::Invalid(format!("to: not a SIP URI ({e})")))?;
         if uri.scheme != Some(rsipstack::sip::Scheme::Sip) {
             return Err(DialError::Invalid("to: a sip: URI is needed".into()));
         }
-        let tcp = uri
-            .params
-            .iter()
-            .any(|p| p.to_string().eq_ignore_ascii_case("transport=tcp"));
-        if tcp {
-            return Err(DialError::Invalid(
-                "to: dial-out is over UDP (transport=tcp is not supported)".into(),
-            ));
-        }
-        if next_hop(&req.to).is_none() {
-            return Err(DialError::Invalid("to: no host to call".into()));
-        }
+        use rsipstack::sip::uri::Param;
+        let transport = match uri.params.iter().find_map(|p| match p {
+            Param::Transport(t) => Some(t),
+            _ => None,
+        }) {
+            None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
+            Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
+            Some(t) => {
+                return Err(DialError::Invalid(format!(
+                    "to: transport {t} is not supported (udp or tcp)"
+                )))
+            }
+        };
+        let (host, port) =
+            next_hop(&req.to).ok_or_else(|| DialError::Invalid("to: no host to call".into()))?;
         if let Some(from) = &req.from {
             rsipstack::sip::Uri::try_from(from.as_str())
                 .map_err(|e| DialError::Invalid(format!("from: not a SIP URI ({e})")))?;
         }
-        let socket = {
+        let unavailable = || {
+            DialError::Unavailable(format!(
+                "no SIP {} listener to dial from",
+                transport.as_str()
+            ))
+        };
+        let (udp, local) = {
             let inner = self.inner();
             inner
                 .admission
                 .room(inner.active())
                 .map_err(|r| DialError::Unavailable(r.reason))?;
-            inner.udp.first().cloned()
-        }
-        .ok_or_else(|| DialError::Unavailable("no SIP UDP listener to dial from".into()))?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| DialError::Unavailable(format!("SIP socket: {e}")))?;
+            match transport {
+                Transport::Udp => {
+                    let socket = inner.udp.first().cloned().ok_or_else(unavailable)?;
+                    let local = socket
+                        .local_addr()
+                        .map_err(|e| DialError::Unavailable(format!("SIP socket: {e}")))?;
+                    (Some(socket), local)
+                }
+                Transport::Tcp => {
+                    let l = self
+                        .cfg
+                        .listen
+                        .iter()
+                        .find(|l| l.transport == Transport::Tcp);
+                    (None, l.ok_or_else(unavailable)?.addr)
+                }
+            }
+        };
         let tag = self.tag();
         let call_id = format!("{tag}@tutti");
         let from = req
@@ -1185,14 +1211,15 @@ impl Ua {
             .state
             .control()
             .dial_reserve(conf, &req.offer, info.clone())?;
+        let tcp_param = if udp.is_none() { ";transport=tcp" } else { "" };
         let setup = DialSetup {
             call_id: call_id.clone(),
             local_tag: tag,
             to: req.to,
             from,
-            contact: format!("sip:tutti@{local}"),
+            contact: format!("sip:tutti@{local}{tcp_param}"),
             via: local.to_string(),
-            reliable: false,
+            reliable: udp.is_none(),
             local_media: joined.local,
             codecs: req.offer.codecs.clone(),
             telephone_event: req.offer.telephone_event,
@@ -1200,7 +1227,11 @@ impl Ua {
             session_expires: Some(self.cfg.session_expires),
         };
         let dial = Dial::new(self.state.clock.now(), setup);
-        tracing::info!(call_id = %call_id, conference = %conf, participant = %joined.pid, "SIP dial-out");
+        tracing::info!(call_id = %call_id, conference = %conf, participant = %joined.pid, transport = transport.as_str(), "SIP dial-out");
+        let peer = udp.map(|socket| Peer::Udp {
+            socket,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        });
         {
             let mut inner = self.inner();
             inner
@@ -1213,14 +1244,51 @@ impl Ua {
                     conf: joined.conf,
                     pid: joined.pid.clone(),
                     info,
-                    socket,
+                    peer,
                     local_media: joined.local,
                     live: true,
                 },
             );
         }
+        if transport == Transport::Tcp {
+            self.open_dial_connection(&call_id, local.ip(), (host, port))
+                .await;
+        }
         self.pump_dial(&call_id);
         Ok(joined.pid)
+    }
+
+    /// Connect dial-out `call_id` over TCP to `host:port` (resolved if a name) from
+    /// `from`; a callee we cannot connect to fails the call as unreachable.
+    async fn open_dial_connection(
+        self: &Arc<Self>,
+        call_id: &str,
+        from: std::net::IpAddr,
+        (host, port): (String, u16),
+    ) {
+        let connect = async {
+            let to = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other("the name has no address"))?;
+            super::transport::connect(from, to, self.clone()).await
+        };
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
+        let mut inner = self.inner();
+        let Some(d) = inner.dials.get_mut(call_id) else {
+            return;
+        };
+        match opened {
+            Ok(Ok(peer)) => d.peer = Some(peer),
+            Ok(Err(e)) => {
+                tracing::info!(call_id, error = %e, "dial-out connection failed");
+                d.dial.transport_error();
+            }
+            Err(_) => {
+                tracing::info!(call_id, "dial-out connection timed out");
+                d.dial.transport_error();
+            }
+        }
     }
 
     /// A response: to a dial-out's request, else (answers to our BYEs) nothing to do.
@@ -1267,18 +1335,22 @@ impl Ua {
     /// Send what dial-out `call_id` queued and carry out what happened to it.
     fn pump_dial(&self, call_id: &str) {
         loop {
-            let (out, ev, socket, conf, pid, live) = {
+            let (out, ev, peer, conf, pid, live) = {
                 let mut inner = self.inner();
                 let Some(d) = inner.dials.get_mut(call_id) else {
                     return;
                 };
-                let out: Vec<_> = std::iter::from_fn(|| d.dial.poll_transmit()).collect();
+                // Held until its connection is open.
+                let out: Vec<_> = match d.peer {
+                    Some(_) => std::iter::from_fn(|| d.dial.poll_transmit()).collect(),
+                    None => Vec::new(),
+                };
                 let ev = d.dial.poll_event();
                 let done = d.dial.is_done() && ev.is_none();
                 let r = (
                     out,
                     ev,
-                    d.socket.clone(),
+                    d.peer.clone(),
                     d.conf.clone(),
                     d.pid.clone(),
                     d.live,
@@ -1288,24 +1360,22 @@ impl Ua {
                 }
                 r
             };
-            let peer = Peer::Udp {
-                socket,
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            };
-            for t in out {
-                peer.send_request(&t.hop, t.bytes);
+            if let Some(peer) = &peer {
+                for t in out {
+                    peer.send_request(&t.hop, t.bytes);
+                }
             }
             self.dial_timer.notify_one();
             let Some(ev) = ev else {
                 return;
             };
             if live {
-                self.dial_event(call_id, &conf, &pid, ev, &peer);
+                self.dial_event(call_id, &conf, &pid, ev, peer);
             }
         }
     }
 
-    fn dial_event(&self, call_id: &str, conf: &str, pid: &str, ev: DialEvent, peer: &Peer) {
+    fn dial_event(&self, call_id: &str, conf: &str, pid: &str, ev: DialEvent, peer: Option<Peer>) {
         match ev {
             DialEvent::Ringing => self.state.control().dial_ringing(conf, pid),
             DialEvent::Failed { reason, code } => {
@@ -1316,6 +1386,9 @@ impl Ua {
             }
             DialEvent::Ended { reason } => self.end_call(call_id, reason, true),
             DialEvent::Answered(a) => {
+                let Some(peer) = peer else {
+                    return;
+                };
                 let (info, local_media, tag) = {
                     let inner = self.inner();
                     let Some(d) = inner.dials.get(call_id) else {
@@ -1347,7 +1420,7 @@ impl Ua {
                     to: format!("To: {}", a.local),
                     target: a.target.clone(),
                     route: a.route.clone(),
-                    peer: peer.clone(),
+                    peer,
                     acked: Arc::new(AtomicBool::new(true)),
                     sdp: (session, 1),
                     local_media,
