@@ -514,13 +514,61 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
     }
 }
 
+/// Junk for the SIP listeners while calls are up, from 198.18.0.3: `n` datagrams of
+/// unreadable SIP (garbage, binary, truncated, no Via, huge headers, broken SDP, a bad
+/// response) over UDP; `n / 20` TCP connections holding half a message open meanwhile,
+/// and `n / 20` sending one that cannot be framed (each waits for the 400 and the close,
+/// 2 s at most). Prints how many tutti closed.
+const JUNK: &str = r#"
+import socket, sys, time
+n = int(sys.argv[1])
+via = "Via: SIP/2.0/UDP 198.18.0.3:5999;branch=z9hG4bKjunk"
+junk = [
+    b"\x00\xff\xfe garbage",
+    b"INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n\r\n",
+    ("INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n" + via + "\r\nCSeq: x INVITE\r\n\r\n").encode(),
+    ("BYE sip:x SIP/2.0\r\n" + via + "\r\nCall-ID: nope\r\nX: " + "y" * 60000 + "\r\n\r\n").encode(),
+    ("INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n" + via + "\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:conf-load@198.18.0.1>\r\n"
+     "Call-ID: junk\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 9\r\n\r\nv=0\r\nm=x").encode(),
+    b"SIP/2.0 200 OK\r\nCall-ID: whatever\r\nCSeq: 1 INVITE\r\n\r\n",
+    b"\r\n\r\n",
+]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("198.18.0.3", 0))
+for i in range(n):
+    u.sendto(junk[i % len(junk)], ("198.18.0.1", 5060))
+    if i % 50 == 0:
+        time.sleep(0.01)
+# Half a message on each of these, left open meanwhile; unframable ones get 400 and close.
+half = []
+for i in range(n // 20):
+    t = socket.create_connection(("198.18.0.1", 5060), timeout=2, source_address=("198.18.0.3", 0))
+    t.sendall(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 10")
+    half.append(t)
+closed = 0
+for i in range(n // 20):
+    t = socket.create_connection(("198.18.0.1", 5060), timeout=2, source_address=("198.18.0.3", 0))
+    t.sendall(junk[1 + 2 * (i % 2)])
+    try:
+        while t.recv(65535):
+            pass
+        closed += 1
+    except socket.timeout:
+        pass
+    t.close()
+for t in half:
+    t.close()
+print(closed)
+"#;
+
 #[test]
-fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
+fn two_hundred_concurrent_sipp_calls_with_media_echoed_through_malformed_sip() {
     let _turn = one_at_a_time();
-    let mut rig = sip_rig("  auto_create: true\n  invite_rate: 200\n  max_calls: 150\n");
+    // The defaults but auto_create: max_calls 1000, invite_rate 100 per source.
+    let mut rig = sip_rig("  auto_create: true\n");
     let t = &rig.t;
     let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
-    // sipp's built-in UAC: 100 calls at 50 per second, each up for 8 s, RTP echoed.
+    // sipp's built-in UAC: 200 calls at 50 per second, each up for 10 s, RTP echoed.
     let calls = rig.sipp(
         "uac",
         "198.18.0.2",
@@ -528,42 +576,59 @@ fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
             "-s",
             "conf-load",
             "-m",
-            "100",
+            "200",
             "-l",
-            "100",
+            "200",
             "-r",
             "50",
             "-d",
-            "8000",
+            "10000",
             "-rtp_echo",
             "-mp",
             "6000",
         ],
-        60,
+        80,
     );
-    t.wait_for(20, "100 SIP participants", |t| {
-        participants(t, "load").len() == 100
+    t.wait_for(30, "200 SIP participants", |t| {
+        participants(t, "load").len() == 200
     });
-    assert_eq!(t.metric("tutti_sip_dialogs"), 100.0);
+    assert_eq!(t.metric("tutti_sip_dialogs"), 200.0);
+    // Junk over UDP and TCP while they are up changes nothing for them.
+    let junk = rig.clients.exec("python3", &["-c", JUNK, "400"]);
+    assert!(
+        junk.status.success(),
+        "junk: {:?} {} {}",
+        junk.status,
+        String::from_utf8_lossy(&junk.stdout),
+        String::from_utf8_lossy(&junk.stderr)
+    );
+    let closed = String::from_utf8_lossy(&junk.stdout).trim().to_string();
+    assert_eq!(
+        closed, "20",
+        "every unframable TCP message closes its connection"
+    );
+    assert_eq!(participants(t, "load").len(), 200, "{}", t.stderr());
+    assert_eq!(t.get("/healthz").0, 200);
 
     let (ok, log) = calls.finish();
     assert!(ok, "sipp: {log}\n{}", t.stderr());
-    // Media flowed both ways: each call's stream came back from sipp's echo (about 400
-    // packets a call over 8 s; at least 50 a call, on a machine shared with builds).
+    // Media flowed both ways: each call's stream came back from sipp's echo (about 500
+    // packets a call over 10 s; at least 50 a call, on a machine shared with builds).
     let echoed = t.metric("tutti_rx_packets_total{core=\"1\"}") - rx0;
-    eprintln!("100 SIP calls: {echoed} packets received back from sipp's RTP echo");
-    assert!(echoed >= 100.0 * 50.0, "{echoed} packets echoed");
+    eprintln!("200 SIP calls: {echoed} packets received back from sipp's RTP echo");
+    assert!(echoed >= 200.0 * 50.0, "{echoed} packets echoed");
     t.wait_for(10, "the calls ended", |t| {
         participants(t, "load").is_empty()
     });
     assert_eq!(
         t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
-        100.0
+        200.0
     );
     assert_eq!(
         t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
-        100.0
+        200.0
     );
+    assert!(t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"400\"}") > 0.0);
     assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
     let (st, _) = rig.t.terminate();
     assert!(st.success(), "exit status {st}");

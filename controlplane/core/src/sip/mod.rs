@@ -20,8 +20,9 @@ use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::conference::{ParticipantSettings, Timing};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 
-/// Participants an auto-created conference admits (the API's default too).
-pub const AUTO_CONFERENCE_PARTICIPANTS: u16 = 100;
+/// Participants an auto-created conference admits: the most the API allows, since a
+/// trunk may put hundreds of callers into one conference and cannot say how many.
+pub const AUTO_CONFERENCE_PARTICIPANTS: u16 = 1000;
 /// How long a source over its INVITE rate is told to wait (Retry-After, seconds).
 pub const RETRY_AFTER_SECS: u32 = 1;
 /// Sources whose INVITE counts are kept at most; beyond, the oldest windows go.
