@@ -451,13 +451,18 @@ fn serve_control(
         if let (Some(sip), Some(metrics)) = (&cfg.sip, sip_metrics) {
             let settings = sip.settings();
             let ua = sip::ua::Ua::new(state.clone(), settings.clone(), metrics);
+            let _ = state.sip_ua.set(Arc::downgrade(&ua));
             for l in settings.listen {
                 let bound = sip::transport::bind(l)
                     .await
                     .with_context(|| format!("sip.listen: cannot listen on {l}"))?;
+                if let sip::transport::Bound::Udp(socket) = &bound {
+                    ua.add_udp_socket(socket.clone());
+                }
                 tokio::spawn(sip::transport::serve(bound, ua.clone()));
             }
             tokio::spawn(ua.clone().watch_sessions());
+            tokio::spawn(ua.clone().drive_dials());
             tokio::spawn(ua.watch_events());
             info!(
                 "SIP on {}",

@@ -514,13 +514,61 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
     }
 }
 
+/// Junk for the SIP listeners while calls are up, from 198.18.0.3: `n` datagrams of
+/// unreadable SIP (garbage, binary, truncated, no Via, huge headers, broken SDP, a bad
+/// response) over UDP; `n / 20` TCP connections holding half a message open meanwhile,
+/// and `n / 20` sending one that cannot be framed (each waits for the 400 and the close,
+/// 2 s at most). Prints how many tutti closed.
+const JUNK: &str = r#"
+import socket, sys, time
+n = int(sys.argv[1])
+via = "Via: SIP/2.0/UDP 198.18.0.3:5999;branch=z9hG4bKjunk"
+junk = [
+    b"\x00\xff\xfe garbage",
+    b"INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n\r\n",
+    ("INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n" + via + "\r\nCSeq: x INVITE\r\n\r\n").encode(),
+    ("BYE sip:x SIP/2.0\r\n" + via + "\r\nCall-ID: nope\r\nX: " + "y" * 60000 + "\r\n\r\n").encode(),
+    ("INVITE sip:conf-load@198.18.0.1 SIP/2.0\r\n" + via + "\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:conf-load@198.18.0.1>\r\n"
+     "Call-ID: junk\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 9\r\n\r\nv=0\r\nm=x").encode(),
+    b"SIP/2.0 200 OK\r\nCall-ID: whatever\r\nCSeq: 1 INVITE\r\n\r\n",
+    b"\r\n\r\n",
+]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("198.18.0.3", 0))
+for i in range(n):
+    u.sendto(junk[i % len(junk)], ("198.18.0.1", 5060))
+    if i % 50 == 0:
+        time.sleep(0.01)
+# Half a message on each of these, left open meanwhile; unframable ones get 400 and close.
+half = []
+for i in range(n // 20):
+    t = socket.create_connection(("198.18.0.1", 5060), timeout=2, source_address=("198.18.0.3", 0))
+    t.sendall(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 10")
+    half.append(t)
+closed = 0
+for i in range(n // 20):
+    t = socket.create_connection(("198.18.0.1", 5060), timeout=2, source_address=("198.18.0.3", 0))
+    t.sendall(junk[1 + 2 * (i % 2)])
+    try:
+        while t.recv(65535):
+            pass
+        closed += 1
+    except socket.timeout:
+        pass
+    t.close()
+for t in half:
+    t.close()
+print(closed)
+"#;
+
 #[test]
-fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
+fn two_hundred_concurrent_sipp_calls_with_media_echoed_through_malformed_sip() {
     let _turn = one_at_a_time();
-    let mut rig = sip_rig("  auto_create: true\n  invite_rate: 200\n  max_calls: 150\n");
+    // The defaults but auto_create: max_calls 1000, invite_rate 100 per source.
+    let mut rig = sip_rig("  auto_create: true\n");
     let t = &rig.t;
     let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
-    // sipp's built-in UAC: 100 calls at 50 per second, each up for 8 s, RTP echoed.
+    // sipp's built-in UAC: 200 calls at 50 per second, each up for 10 s, RTP echoed.
     let calls = rig.sipp(
         "uac",
         "198.18.0.2",
@@ -528,42 +576,59 @@ fn a_hundred_concurrent_sipp_calls_with_media_echoed() {
             "-s",
             "conf-load",
             "-m",
-            "100",
+            "200",
             "-l",
-            "100",
+            "200",
             "-r",
             "50",
             "-d",
-            "8000",
+            "10000",
             "-rtp_echo",
             "-mp",
             "6000",
         ],
-        60,
+        80,
     );
-    t.wait_for(20, "100 SIP participants", |t| {
-        participants(t, "load").len() == 100
+    t.wait_for(30, "200 SIP participants", |t| {
+        participants(t, "load").len() == 200
     });
-    assert_eq!(t.metric("tutti_sip_dialogs"), 100.0);
+    assert_eq!(t.metric("tutti_sip_dialogs"), 200.0);
+    // Junk over UDP and TCP while they are up changes nothing for them.
+    let junk = rig.clients.exec("python3", &["-c", JUNK, "400"]);
+    assert!(
+        junk.status.success(),
+        "junk: {:?} {} {}",
+        junk.status,
+        String::from_utf8_lossy(&junk.stdout),
+        String::from_utf8_lossy(&junk.stderr)
+    );
+    let closed = String::from_utf8_lossy(&junk.stdout).trim().to_string();
+    assert_eq!(
+        closed, "20",
+        "every unframable TCP message closes its connection"
+    );
+    assert_eq!(participants(t, "load").len(), 200, "{}", t.stderr());
+    assert_eq!(t.get("/healthz").0, 200);
 
     let (ok, log) = calls.finish();
     assert!(ok, "sipp: {log}\n{}", t.stderr());
-    // Media flowed both ways: each call's stream came back from sipp's echo (about 400
-    // packets a call over 8 s; at least 50 a call, on a machine shared with builds).
+    // Media flowed both ways: each call's stream came back from sipp's echo (about 500
+    // packets a call over 10 s; at least 50 a call, on a machine shared with builds).
     let echoed = t.metric("tutti_rx_packets_total{core=\"1\"}") - rx0;
-    eprintln!("100 SIP calls: {echoed} packets received back from sipp's RTP echo");
-    assert!(echoed >= 100.0 * 50.0, "{echoed} packets echoed");
+    eprintln!("200 SIP calls: {echoed} packets received back from sipp's RTP echo");
+    assert!(echoed >= 200.0 * 50.0, "{echoed} packets echoed");
     t.wait_for(10, "the calls ended", |t| {
         participants(t, "load").is_empty()
     });
     assert_eq!(
         t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
-        100.0
+        200.0
     );
     assert_eq!(
         t.metric("tutti_sip_requests_total{method=\"BYE\",code=\"200\"}"),
-        100.0
+        200.0
     );
+    assert!(t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"400\"}") > 0.0);
     assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
     let (st, _) = rig.t.terminate();
     assert!(st.success(), "exit status {st}");
@@ -809,4 +874,200 @@ fn tutti_sends_its_bye_along_the_route_set_to_the_callers_contact() {
         ("198.18.0.4", 5072),
         &["Route: <sip:198.18.0.4:5072;lr>"],
     );
+}
+
+/// A sipp UAS scenario: the INVITE, 100, then `answer` (XML), for dial-out tests.
+fn uas(answer: &str) -> String {
+    scenario(&format!(
+        r#"<recv request="INVITE" timeout="20000"/>
+{}{answer}"#,
+        respond("100 Trying", "", "")
+    ))
+}
+
+/// A sipp `<send>` of a response to the last request received, with `to_tag` (sipp's
+/// tag, or none) and a `cseq` other than the request's if given.
+fn respond(status: &str, to_tag: &str, cseq: &str) -> String {
+    let cseq = if cseq.is_empty() {
+        "[last_CSeq:]".to_string()
+    } else {
+        format!("CSeq: {cseq}")
+    };
+    format!(
+        "<send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:]{to_tag}\n[last_Call-ID:]\n{cseq}\nContact: <sip:sipp@[local_ip]:[local_port]>\nContent-Length: 0\n\n]]></send>\n"
+    )
+}
+
+const SIPP_TAG: &str = ";tag=[pid]SIPpTag01[call_number]";
+
+fn dial(t: &Tutti, conf: &str, body: &str) -> (u16, Value) {
+    t.call("POST", &format!("/v1/conferences/{conf}/dial"), Some(body))
+}
+
+fn wait_dial_state(t: &Tutti, conf: &str, pid: &str, state: &str) -> Value {
+    let path = format!("/v1/conferences/{conf}/participants/{pid}");
+    let mut last = Value::Null;
+    t.wait_for(20, &format!("{pid} {state}"), |t| {
+        last = t.call("GET", &path, None).1;
+        last["dial"]["state"] == state
+    });
+    last
+}
+
+#[test]
+fn dial_out_answered_refused_and_unanswered() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig("  auto_create: true\n");
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 45);
+    assert_eq!(
+        t.call("POST", "/v1/conferences", Some(r#"{"id": "d"}"#)).0,
+        201
+    );
+    // Refused before anything is sent: unknown conference, bad URI, bad codec.
+    assert_eq!(dial(t, "nope", r#"{"to": "sip:a@198.18.0.2:5070"}"#).0, 404);
+    assert_eq!(dial(t, "d", r#"{"to": "alice"}"#).0, 422);
+    let (code, e) = dial(t, "d", r#"{"to": "sip:a@198.18.0.2", "codecs": ["G729"]}"#);
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(participants(t, "d").len(), 0);
+
+    // Answered: sipp's built-in UAS echoing RTP at 198.18.0.2:6100.
+    let callee = rig.sipp(
+        "uas",
+        "198.18.0.2",
+        &["-p", "5070", "-m", "1", "-rtp_echo", "-mp", "6100"],
+        40,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let rx0 = t.metric("tutti_rx_packets_total{core=\"1\"}");
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:alice@198.18.0.2:5070", "codecs": ["PCMU"]}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    assert_eq!(p["dial"]["state"], "calling", "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &pid, "answered");
+    assert_eq!(p["remote"], "198.18.0.2:6100", "{p}");
+    assert_eq!(p["codec"], "pcmu", "{p}");
+    assert_eq!(t.metric("tutti_sip_dialogs"), 1.0);
+    // Media both ways: tutti's stream to sipp comes back from its echo.
+    t.wait_for(15, "RTP echoed back from the dialled callee", |t| {
+        t.metric("tutti_rx_packets_total{core=\"1\"}") - rx0 >= 100.0
+    });
+    let (code, _) = t.call(
+        "DELETE",
+        &format!("/v1/conferences/d/participants/{pid}"),
+        None,
+    );
+    assert_eq!(code, 204);
+    let (ok, log) = callee.finish();
+    assert!(ok, "the UAS did not get tutti's BYE: {log}\n{}", t.stderr());
+
+    // Refused: 486 Busy Here, ACKed.
+    let busy = uas(&format!(
+        "{}<recv request=\"ACK\"/>\n",
+        respond("486 Busy Here", SIPP_TAG, "")
+    ));
+    let callee = rig.sipp(&busy, "198.18.0.3", &["-p", "5071", "-m", "1"], 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(t, "d", r#"{"to": "sip:bob@198.18.0.3:5071"}"#);
+    assert_eq!(code, 202, "{p}");
+    let busy_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &busy_pid, "failed");
+    assert_eq!(
+        (p["dial"]["reason"].as_str(), p["dial"]["code"].as_u64()),
+        (Some("busy"), Some(486)),
+        "{p}"
+    );
+    let (ok, log) = callee.finish();
+    assert!(ok, "no ACK for the 486: {log}\n{}", t.stderr());
+
+    // No answer: it only rings; at timeout_ms tutti CANCELs (200, then 487 and its ACK).
+    let ringing = uas(&format!(
+        "{}<recv request=\"CANCEL\" timeout=\"10000\"/>\n{}{}<recv request=\"ACK\"/>\n",
+        respond("180 Ringing", SIPP_TAG, ""),
+        respond("200 OK", SIPP_TAG, ""),
+        respond("487 Request Terminated", SIPP_TAG, "1 INVITE")
+    ));
+    let callee = rig.sipp(&ringing, "198.18.0.4", &["-p", "5072", "-m", "1"], 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:carol@198.18.0.4:5072", "timeout_ms": 1000}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    let silent_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &silent_pid, "failed");
+    assert_eq!(p["dial"]["reason"], "no_answer", "{p}");
+    let (ok, log) = callee.finish();
+    assert!(ok, "the UAS saw no CANCEL: {log}\n{}", t.stderr());
+
+    // Over TCP (the URI says so): from the TCP listener's address, on one connection.
+    let callee = rig.sipp(
+        "uas",
+        "198.18.0.2",
+        &[
+            "-p",
+            "5073",
+            "-t",
+            "t1",
+            "-m",
+            "1",
+            "-rtp_echo",
+            "-mp",
+            "6200",
+        ],
+        40,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, p) = dial(
+        t,
+        "d",
+        r#"{"to": "sip:dave@198.18.0.2:5073;transport=tcp"}"#,
+    );
+    assert_eq!(code, 202, "{p}");
+    let tcp_pid = p["id"].as_str().unwrap().to_string();
+    let p = wait_dial_state(t, "d", &tcp_pid, "answered");
+    assert_eq!(p["remote"], "198.18.0.2:6200", "{p}");
+    let uri = format!("/v1/conferences/d/participants/{tcp_pid}");
+    assert_eq!(t.call("DELETE", &uri, None).0, 204);
+    let (ok, log) = callee.finish();
+    assert!(
+        ok,
+        "the TCP UAS did not get tutti's BYE: {log}\n{}",
+        t.stderr()
+    );
+    // Nobody listens: the connection is refused, the call unreachable.
+    let (code, p) = dial(t, "d", r#"{"to": "sip:eve@198.18.0.3:5999;transport=tcp"}"#);
+    assert_eq!(code, 202, "{p}");
+    let p = wait_dial_state(t, "d", p["id"].as_str().unwrap(), "failed");
+    assert_eq!(p["dial"]["reason"], "unreachable", "{p}");
+
+    // The failed ones are gone from the conference (ports freed), visible until deleted.
+    assert!(participants(t, "d").is_empty());
+    let uri = format!("/v1/conferences/d/participants/{busy_pid}");
+    assert_eq!(t.call("DELETE", &uri, None).0, 204);
+    assert_eq!(t.call("GET", &uri, None).0, 404);
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+
+    let evs = sse_events(&events.join().unwrap());
+    let of = |kind: &str, pid: &str| {
+        evs.iter()
+            .find(|e| e["type"] == kind && e["participant"] == pid)
+            .cloned()
+    };
+    assert!(of("call_ringing", &pid).is_some(), "{evs:?}");
+    assert!(of("call_answered", &pid).is_some(), "{evs:?}");
+    let failed = of("call_failed", &busy_pid).expect("call_failed for the busy callee");
+    assert_eq!(
+        (failed["reason"].as_str(), failed["code"].as_u64()),
+        (Some("busy"), Some(486))
+    );
+    let failed = of("call_failed", &silent_pid).expect("call_failed for the silent callee");
+    assert_eq!(failed["reason"], "no_answer");
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
 }

@@ -94,6 +94,8 @@ pub struct ControlState {
     pub sip: Option<Arc<sip::SipMetrics>>,
     /// The provisioning store's request queue (the binary always starts one).
     pub store: Option<store::queue::StoreQueue>,
+    /// The SIP user agent, once it runs (dial-out).
+    pub sip_ua: Arc<std::sync::OnceLock<std::sync::Weak<sip::ua::Ua>>>,
 }
 
 /// The control core, locked; the events it queued are published when the lock is let
@@ -155,6 +157,7 @@ impl ControlState {
             gateway: None,
             sip: None,
             store: None,
+            sip_ua: Arc::default(),
         }
     }
 

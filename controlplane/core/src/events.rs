@@ -48,6 +48,9 @@ pub struct Detail {
     /// orphan procedure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// The callee's SIP status code (`call_failed`, when it answered one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
     /// How a participant replied (`reply_heard`): `voice` or `digit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<&'static str>,

@@ -215,6 +215,18 @@ pub struct Participant {
     pub created_at: SystemTime,
     /// The SIP call it came by, if it did.
     pub call: Option<crate::sip::CallInfo>,
+    /// How its dial-out goes, if tutti called it; while it is calling or ringing the
+    /// participant only holds its port pair and slot (nothing on the dataplane).
+    pub dial: Option<crate::sip::DialStatus>,
+}
+
+impl Participant {
+    /// Whether it is a dial-out not answered yet (not on the dataplane).
+    pub fn pending(&self) -> bool {
+        self.dial
+            .as_ref()
+            .is_some_and(crate::sip::DialStatus::pending)
+    }
 }
 
 impl Participant {
@@ -572,6 +584,7 @@ impl Sessions {
             hold: false,
             created_at: now,
             call: None,
+            dial: None,
         };
         Ok(conf.participants.entry(key).or_insert(participant))
     }
@@ -615,6 +628,32 @@ impl Sessions {
     ) -> Option<&Participant> {
         let p = self.participant_mut(conf, part)?;
         p.call = Some(call);
+        Some(p)
+    }
+
+    /// Record how a participant's dial-out goes.
+    pub fn set_participant_dial(
+        &mut self,
+        conf: ConfKey,
+        part: PartKey,
+        dial: crate::sip::DialStatus,
+    ) -> Option<&Participant> {
+        let p = self.participant_mut(conf, part)?;
+        p.dial = Some(dial);
+        Some(p)
+    }
+
+    /// Record the media a dialled participant's answer negotiated.
+    pub fn set_participant_media(
+        &mut self,
+        conf: ConfKey,
+        part: PartKey,
+        remote: SocketAddrV4,
+        codec: CodecKind,
+        telephone_event_pt: Option<u8>,
+    ) -> Option<&Participant> {
+        let p = self.participant_mut(conf, part)?;
+        (p.remote, p.codec, p.telephone_event_pt) = (remote, codec, telephone_event_pt);
         Some(p)
     }
 

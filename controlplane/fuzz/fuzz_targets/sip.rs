@@ -1,11 +1,12 @@
 //! Any bytes through the SIP user agent's reading half (what `Ua::handle` does before
 //! it touches any state): parse, check the headers an answer needs, build the 400 for
-//! what cannot be read, and negotiate an INVITE's SDP. Nothing may panic.
+//! what cannot be read, negotiate an INVITE's SDP, and read a response as a dial-out
+//! takes it (and its SDP as an answer). Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tutti_control_core::sip::sdp;
-use tutti_controlplane::sip::ua::{bad_request, parts, read, Incoming};
+use tutti_controlplane::sip::ua::{bad_request, dial_response, parts, read, Incoming};
 
 fuzz_target!(|data: &[u8]| {
     match read(data) {
@@ -22,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
         Incoming::Malformed(why) => {
             let _ = bad_request(data, &why);
         }
-        Incoming::Response => {}
+        Incoming::Response(r) => {
+            if let Some(r) = dial_response(&r) {
+                let _ = sdp::negotiate(&r.body);
+            }
+        }
     }
 });

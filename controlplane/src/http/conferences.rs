@@ -24,9 +24,13 @@ fn conference_view(c: &Control, id: &str) -> Result<ConferenceView, ControlError
     ))
 }
 
-/// The view of participant `pid` of conference `id`.
-fn participant_view(c: &Control, id: &str, pid: &str) -> Result<ParticipantView, ControlError> {
-    Ok(ParticipantView::new(id, c.sessions().participant(id, pid)?))
+/// The view of participant `pid` of conference `id` (or of its failed dial-out).
+pub(super) fn participant_view(
+    c: &Control,
+    id: &str,
+    pid: &str,
+) -> Result<ParticipantView, ControlError> {
+    Ok(ParticipantView::new(id, c.participant_or_failed(id, pid)?))
 }
 
 /// `GET /v1/conferences`.

@@ -376,6 +376,9 @@ pub struct ParticipantView {
     /// The SIP call it came by (call-id, from, to), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     sip: Option<tutti_control_core::sip::CallInfo>,
+    /// How tutti's call to it goes, if tutti dialled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dial: Option<tutti_control_core::sip::DialStatus>,
 }
 
 impl ParticipantView {
@@ -395,6 +398,7 @@ impl ParticipantView {
             hold: p.hold,
             created_at: timestamp(p.created_at),
             sip: p.call.clone(),
+            dial: p.dial,
         }
     }
 }
@@ -471,6 +475,7 @@ impl RelayedParticipantView {
                 hold: p.hold,
                 created_at: timestamp(p.created_at),
                 sip: None,
+                dial: None,
             },
             mixer_participant: p.on_mixer.id.clone(),
         }

@@ -7,6 +7,7 @@
 
 mod call_managers;
 mod conferences;
+mod dial;
 mod directory;
 pub mod dto;
 pub mod error;
@@ -66,6 +67,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
             axum::routing::put(c::set_rtp_basis),
         ),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
+        ("/v1/conferences/{id}/dial", post(dial::dial)),
         ("/v1/conferences/{id}/adopt", post(call_managers::adopt)),
         ("/v1/call-managers", get(call_managers::list)),
         (

@@ -1,5 +1,6 @@
 //! The OpenAPI 3.0 description of the HTTP API, served at `/openapi.json`.
 
+use super::dial::MAX_DIAL_TIMEOUT_MS;
 use super::directory::{
     DEFAULT_LIMIT as DIRECTORY_DEFAULT_LIMIT, MAX_LIMIT as DIRECTORY_MAX_LIMIT,
 };
@@ -183,7 +184,29 @@ fn schemas() -> Value {
                         "from": { "type": "string" },
                         "to": { "type": "string" }
                     }
+                },
+                "dial": {
+                    "type": "object",
+                    "description": "How tutti's call to it goes (dialled participants only); \
+                                    a failed one stays visible for 5 minutes or until deleted",
+                    "required": ["state"],
+                    "properties": {
+                        "state": { "type": "string", "enum": ["calling", "ringing", "answered", "failed"] },
+                        "reason": { "type": "string", "description": "Why it failed: busy, no_answer, rejected, timeout, no_common_codec, unreachable, media" },
+                        "code": { "type": "integer", "description": "The callee's final SIP status" }
+                    }
                 }
+            }
+        },
+        "Dial": {
+            "type": "object", "additionalProperties": false, "required": ["to"],
+            "properties": {
+                "to": { "type": "string", "description": "The callee's SIP URI (UDP)", "example": "sip:alice@198.18.0.2:5070" },
+                "from": { "type": "string", "description": "Our From URI (default sip:tutti@<SIP address>)" },
+                "codecs": { "type": "array", "minItems": 1, "items": { "type": "string", "enum": ["PCMU", "PCMA", "telephone-event"] },
+                            "description": "What to offer, in order (default PCMU, PCMA, telephone-event)" },
+                "timeout_ms": { "type": "integer", "minimum": 1, "maximum": MAX_DIAL_TIMEOUT_MS, "default": 30000,
+                                "description": "How long it may ring before tutti cancels it" }
             }
         },
         "ParticipantList": {
@@ -428,6 +451,20 @@ fn paths() -> Value {
                 "responses": responses(("200", "Set", Some("Participant")),
                     &[BAD_BODY, NO_PART, ("409", "The conference does not have input timing"),
                       TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/dial": {
+            "parameters": [id.clone()],
+            "post": {
+                "summary": "Call a SIP user into the conference; the participant is reserved at \
+                            once and joins when the call is answered (events call_ringing, \
+                            call_answered, call_failed)",
+                "operationId": "dial",
+                "requestBody": body("Dial"),
+                "responses": responses(("202", "Calling", Some("Participant")),
+                    &[BAD_BODY, NO_CONF, ("409", "The conference has max_participants"),
+                      ("422", "Not a SIP URI, or a codec we do not offer"), TOO_LARGE, NOT_JSON,
+                      ("503", "SIP is not configured, sip.max_calls calls are up, or a core is full")])
             }
         },
         "/v1/conferences/{id}/adopt": {

@@ -7,6 +7,7 @@ use super::ua::{Peer, Ua};
 use super::{Listen, Transport};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -112,10 +113,21 @@ pub fn content_length(head: &[u8]) -> Result<usize, &'static str> {
 }
 
 async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) {
-    let Ok(local) = stream.local_addr() else {
+    let Some((peer, rd, writer)) = open(stream, addr) else {
         return;
     };
-    let (mut rd, mut wr) = stream.into_split();
+    read_messages(rd, &peer, &ua).await;
+    drop(peer);
+    let _ = writer.await;
+}
+
+/// A connection's peer (its writer task takes whole messages) and its reading half.
+fn open(
+    stream: TcpStream,
+    addr: std::net::SocketAddr,
+) -> Option<(Peer, OwnedReadHalf, tokio::task::JoinHandle<()>)> {
+    let local = stream.local_addr().ok()?;
+    let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
@@ -125,7 +137,37 @@ async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) 
         }
         let _ = wr.shutdown().await;
     });
-    let peer = Peer::Tcp { tx, addr, local };
+    Some((Peer::Tcp { tx, addr, local }, rd, writer))
+}
+
+/// Open a TCP connection from `from` (a listener's address, any port) to `to` for
+/// requests we send (dial-out); what comes back on it goes to [`Ua::handle`]. The
+/// connection stays open while the returned peer (or a clone) lives.
+pub async fn connect(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    ua: Arc<Ua>,
+) -> std::io::Result<Peer> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    let stream = socket.connect(to).await?;
+    let (peer, rd, writer) = open(stream, to)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotConnected, "no local address"))?;
+    let reader_peer = peer.clone();
+    tokio::spawn(async move {
+        read_messages(rd, &reader_peer, &ua).await;
+        drop(reader_peer);
+        let _ = writer.await;
+    });
+    Ok(peer)
+}
+
+/// Read whole messages from `rd` and hand each to `ua`, until the stream ends or
+/// cannot be framed.
+async fn read_messages(mut rd: OwnedReadHalf, peer: &Peer, ua: &Arc<Ua>) {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 8192];
     'read: loop {
@@ -139,7 +181,7 @@ async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) 
             buf.drain(..skip);
             let Some(end) = header_end(&buf) else {
                 if buf.len() > MAX_MESSAGE {
-                    ua.malformed(&buf, "header block too long", &peer);
+                    ua.malformed(&buf, "header block too long", peer);
                     break 'read;
                 }
                 break;
@@ -148,11 +190,11 @@ async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) 
             let len = match content_length(&buf[..end]) {
                 Ok(n) if end + n <= MAX_MESSAGE => n,
                 Ok(_) => {
-                    ua.malformed(&buf[..end], "message too long", &peer);
+                    ua.malformed(&buf[..end], "message too long", peer);
                     break 'read;
                 }
                 Err(why) => {
-                    ua.malformed(&buf[..end], why, &peer);
+                    ua.malformed(&buf[..end], why, peer);
                     break 'read;
                 }
             };
@@ -160,15 +202,13 @@ async fn connection(stream: TcpStream, addr: std::net::SocketAddr, ua: Arc<Ua>) 
                 break;
             }
             let msg: Vec<u8> = buf.drain(..end + len).collect();
-            ua.handle(&msg, &peer);
+            ua.handle(&msg, peer);
         }
         match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    drop(peer);
-    let _ = writer.await;
 }
 
 #[cfg(test)]

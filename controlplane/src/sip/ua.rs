@@ -9,7 +9,7 @@ use super::{SipConfig, SipMetrics, Transport};
 use crate::events::Delivery;
 use crate::ControlState;
 use futures_util::StreamExt;
-use rsipstack::sip::{HeadersExt, Method, Request, SipMessage};
+use rsipstack::sip::{Headers, HeadersExt, Method, Request, SipMessage};
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tutti_control_core::sip::dial::{self, Dial, DialEvent, DialSetup};
 use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{
-    conference_of, rtp_deadline, session_deadline, session_interval, Admission, CallInfo, Policy,
-    Refusal, MIN_SE_SECS,
+    conference_of, in_dialog_route, rtp_deadline, session_deadline, session_interval, uri_of,
+    Admission, CallInfo, DialOffer, Policy, Refusal, MIN_SE_SECS,
 };
 use tutti_dataplane::clock::Instant;
 
@@ -33,6 +34,8 @@ const ACK_WAIT: Duration = Duration::from_secs(32);
 /// Answers kept for retransmitted requests at most, and for how long.
 const ANSWERS_KEPT: usize = 16_384;
 const ANSWER_TTL: Duration = Duration::from_secs(32);
+/// How long a dial-out over TCP may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call rings (180) before it is answered: the window in which a CANCEL
 /// ends it with 487 before it touches the conference.
 pub const RING: Duration = Duration::from_millis(200);
@@ -182,6 +185,63 @@ struct Inner {
     by_participant: HashMap<(String, String), String>,
     answers: HashMap<TxKey, (Instant, Vec<u8>)>,
     next_tag: u64,
+    /// Dial-outs by Call-ID: calling, ringing, or answered (then also in `calls`).
+    dials: HashMap<String, Dialing>,
+    /// Our UDP sockets (dial-outs are sent from the first).
+    udp: Vec<Arc<UdpSocket>>,
+}
+
+impl Inner {
+    /// Calls up or on their way: answered, ringing in, dialled out and not answered.
+    fn active(&self) -> usize {
+        let pending_dials = self
+            .dials
+            .keys()
+            .filter(|id| !self.calls.contains_key(*id))
+            .count();
+        self.calls.len() + self.ringing.len() + pending_dials
+    }
+}
+
+/// A dial-out and what it is for.
+#[derive(Debug)]
+struct Dialing {
+    dial: Dial,
+    conf: String,
+    pid: String,
+    info: CallInfo,
+    /// Where its requests go: our UDP socket (each to its next hop), or its TCP
+    /// connection (`None` while it is being opened).
+    peer: Option<Peer>,
+    local_media: SocketAddrV4,
+    /// Whether its participant is still ours to report on (not deleted).
+    live: bool,
+}
+
+/// A dial-out request (`POST /v1/conferences/{id}/dial`), validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DialRequest {
+    /// The callee's SIP URI.
+    pub to: String,
+    /// Our From URI (else `sip:tutti@<our address>`).
+    pub from: Option<String>,
+    pub offer: DialOffer,
+    /// How long it may ring.
+    pub timeout: Duration,
+}
+
+/// Why a dial-out was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The request names something we cannot call (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// No room for another call, or no transport to call on (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The control core refused (its mapping).
+    #[error(transparent)]
+    Control(#[from] tutti_control_core::ControlError),
 }
 
 /// The user agent.
@@ -190,6 +250,8 @@ pub struct Ua {
     cfg: SipConfig,
     metrics: Arc<SipMetrics>,
     inner: Mutex<Inner>,
+    /// Wakes [`Ua::drive_dials`] when a dial's next timeout may have moved.
+    dial_timer: tokio::sync::Notify,
 }
 
 /// The request's headers we answer with, and what we need of them.
@@ -205,9 +267,9 @@ fn header_line(h: &impl std::fmt::Display) -> String {
     h.to_string()
 }
 
-/// The value of `req`'s first header named `name` or its compact form `short`.
-fn header_value(req: &Request, name: &str, short: &str) -> Option<String> {
-    req.headers.iter().find_map(|h| {
+/// The value of the first of `headers` named `name` or its compact form `short`.
+fn header_value(headers: &Headers, name: &str, short: &str) -> Option<String> {
+    headers.iter().find_map(|h| {
         let line = header_line(h);
         let (n, v) = line.split_once(':')?;
         let n = n.trim();
@@ -219,9 +281,9 @@ fn header_value(req: &Request, name: &str, short: &str) -> Option<String> {
 /// What the request says of RFC 4028 timers: its Session-Expires (seconds) and
 /// whether it supports `timer`.
 fn timer_request(req: &Request) -> (Option<u64>, bool) {
-    let asked = header_value(req, "Session-Expires", "x")
+    let asked = header_value(&req.headers, "Session-Expires", "x")
         .and_then(|v| v.split(';').next().and_then(|n| n.trim().parse().ok()));
-    let supported = header_value(req, "Supported", "k")
+    let supported = header_value(&req.headers, "Supported", "k")
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
     (asked, supported)
 }
@@ -260,10 +322,10 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The route set of a dialog we answer (RFC 3261 12.1.1): `req`'s Record-Route
-/// entries, in order.
-fn route_set(req: &Request) -> Vec<String> {
-    req.headers
+/// The Record-Route entries of `headers`, in order: the route set of a dialog we
+/// answer (RFC 3261 12.1.1), reversed of one we set up (12.1.2).
+fn route_set(headers: &Headers) -> Vec<String> {
+    headers
         .iter()
         .filter_map(|h| {
             let line = header_line(h);
@@ -274,29 +336,6 @@ fn route_set(req: &Request) -> Vec<String> {
         })
         .flatten()
         .collect()
-}
-
-/// An in-dialog request to remote target `target` over route set `route` (RFC 3261
-/// 12.2.1.1): its Request-URI, its Route header values and the URI of its next hop.
-/// A first route with `lr` is a loose router (the target stays the Request-URI); one
-/// without is a strict router (it becomes the Request-URI, the target the last Route).
-fn in_dialog_route(target: &str, route: &[String]) -> (String, Vec<String>, String) {
-    let Some(first) = route.first() else {
-        return (target.to_string(), Vec::new(), target.to_string());
-    };
-    let hop = uri_of(first);
-    let loose = hop.split(';').skip(1).any(|p| {
-        p.split('=')
-            .next()
-            .is_some_and(|n| n.trim().eq_ignore_ascii_case("lr"))
-    });
-    if loose {
-        (target.to_string(), route.to_vec(), hop)
-    } else {
-        let mut rest = route[1..].to_vec();
-        rest.push(format!("<{target}>"));
-        (hop.clone(), rest, hop)
-    }
 }
 
 /// The host and port a request to SIP URI `target` goes to (the port 5060, or 5061
@@ -317,22 +356,14 @@ fn next_hop(target: &str) -> Option<(String, u16)> {
     Some((host, port))
 }
 
-/// The URI inside a name-addr (`"A" <sip:a@h>;tag=x` → `sip:a@h`).
-fn uri_of(value: &str) -> String {
-    match (value.find('<'), value.find('>')) {
-        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
-        _ => value.split(';').next().unwrap_or("").trim().to_string(),
-    }
-}
-
 /// What a received message is, before any state is touched: the reading half of
 /// [`Ua::handle`] (which the `sip` fuzz target drives).
 #[derive(Debug)]
 pub enum Incoming {
     /// A request (its headers still to be checked by [`parts`]).
     Request(Box<Request>),
-    /// A response (to a BYE we sent).
-    Response,
+    /// A response (to a request we sent).
+    Response(Box<rsipstack::sip::Response>),
     /// Not SIP, with why.
     Malformed(String),
 }
@@ -341,7 +372,7 @@ pub enum Incoming {
 pub fn read(raw: &[u8]) -> Incoming {
     match SipMessage::try_from(raw) {
         Ok(SipMessage::Request(r)) => Incoming::Request(Box::new(r)),
-        Ok(SipMessage::Response(_)) => Incoming::Response,
+        Ok(SipMessage::Response(r)) => Incoming::Response(Box::new(r)),
         Err(e) => Incoming::Malformed(e.to_string()),
     }
 }
@@ -444,7 +475,10 @@ impl Ua {
                 by_participant: HashMap::new(),
                 answers: HashMap::new(),
                 next_tag: seed | 1,
+                dials: HashMap::new(),
+                udp: Vec::new(),
             }),
+            dial_timer: tokio::sync::Notify::new(),
         })
     }
 
@@ -456,8 +490,7 @@ impl Ua {
     pub fn handle(self: &Arc<Self>, raw: &[u8], peer: &Peer) {
         let req = match read(raw) {
             Incoming::Request(r) => r,
-            // Answers to our BYEs: nothing more to do.
-            Incoming::Response => return,
+            Incoming::Response(r) => return self.response_in(&r),
             Incoming::Malformed(why) => return self.malformed(raw, &why, peer),
         };
         let parts = match parts(&req) {
@@ -640,7 +673,7 @@ impl Ua {
             if inner.calls.contains_key(&p.call_id) || inner.ringing.contains_key(&p.call_id) {
                 return refuse(Refusal::new(482, "Loop Detected"));
             }
-            let active = inner.calls.len() + inner.ringing.len();
+            let active = inner.active();
             if let Err(r) = inner.admission.admit_invite(peer.addr().ip(), now, active) {
                 return refuse(r);
             }
@@ -725,7 +758,8 @@ impl Ua {
     fn accept(self: &Arc<Self>, p: &Parts<'_>, r: &Ringing) -> (u16, Vec<u8>) {
         let (tag, conf, media, peer, interval) = (&r.tag, &r.conf, &r.media, &r.peer, r.interval);
         let refuse = |r: Refusal| (r.code, self.response(p, &r, Some(tag), &[], None));
-        let header = |name: &str| header_value(p.req, name, name).map(|v| format!("{name}: {v}"));
+        let header =
+            |name: &str| header_value(&p.req.headers, name, name).map(|v| format!("{name}: {v}"));
         let from = header("From").unwrap_or_default();
         let to = format!("{};tag={tag}", header("To").unwrap_or_default());
         let info = CallInfo {
@@ -757,7 +791,7 @@ impl Ua {
             from,
             to,
             target,
-            route: route_set(p.req),
+            route: route_set(&p.req.headers),
             peer: peer.clone(),
             acked: acked.clone(),
             sdp: (session, 1),
@@ -926,10 +960,7 @@ impl Ua {
     }
 
     fn options(&self, p: &Parts<'_>) -> (u16, Vec<u8>) {
-        let active = {
-            let inner = self.inner();
-            inner.calls.len() + inner.ringing.len()
-        };
+        let active = self.inner().active();
         let full = {
             let cap = self.state.control().sessions().capacity();
             cap.free == 0
@@ -958,7 +989,9 @@ impl Ua {
         let call = {
             let mut inner = self.inner();
             let Some(call) = inner.calls.remove(call_id) else {
-                return;
+                drop(inner);
+                // A dial-out not answered yet: CANCEL it.
+                return self.hang_up_dial(call_id, send_bye);
             };
             inner
                 .by_participant
@@ -967,7 +1000,9 @@ impl Ua {
             call
         };
         self.state.control().sip_end(&call.conf, &call.pid, reason);
-        if send_bye {
+        if self.inner().dials.contains_key(call_id) {
+            self.hang_up_dial(call_id, send_bye);
+        } else if send_bye {
             self.send_bye(call);
         }
     }
@@ -1077,6 +1112,373 @@ impl Ua {
     }
 }
 
+/// A response to one of our requests as the dial state machine takes it; `None`
+/// without the CSeq it needs.
+pub fn dial_response(r: &rsipstack::sip::Response) -> Option<dial::Response> {
+    let cseq = r.cseq_header().ok()?;
+    let answers = match cseq.method().ok()? {
+        Method::Invite => dial::Answers::Invite,
+        Method::Cancel => dial::Answers::Cancel,
+        Method::Bye => dial::Answers::Bye,
+        _ => dial::Answers::Other,
+    };
+    let session_expires = header_value(&r.headers, "Session-Expires", "x").and_then(|v| {
+        let mut it = v.split(';');
+        let secs = it.next()?.trim().parse().ok()?;
+        let uac = it.any(|p| p.trim().eq_ignore_ascii_case("refresher=uac"));
+        Some((secs, uac))
+    });
+    Some(dial::Response {
+        code: r.status_code.code(),
+        cseq: cseq.seq().ok()?,
+        answers,
+        to: header_value(&r.headers, "To", "t")?,
+        contact: header_value(&r.headers, "Contact", "m").map(|c| uri_of(&c)),
+        record_route: route_set(&r.headers),
+        session_expires,
+        body: r.body.clone(),
+    })
+}
+
+impl Ua {
+    /// Dial-outs are sent from `socket` (the first UDP listener given).
+    pub fn add_udp_socket(&self, socket: Arc<UdpSocket>) {
+        self.inner().udp.push(socket);
+    }
+
+    /// Dial `req.to` into conference `conf` over UDP, or TCP if the URI says
+    /// `transport=tcp`, from a listener of that transport: its participant is reserved,
+    /// the INVITE sent; the call goes on in [`Ua::drive_dials`] and the responses.
+    pub async fn dial(self: &Arc<Self>, conf: &str, req: DialRequest) -> Result<String, DialError> {
+        let uri = rsipstack::sip::Uri::try_from(req.to.as_str())
+            .map_err(|e| DialError::Invalid(format!("to: not a SIP URI ({e})")))?;
+        if uri.scheme != Some(rsipstack::sip::Scheme::Sip) {
+            return Err(DialError::Invalid("to: a sip: URI is needed".into()));
+        }
+        use rsipstack::sip::uri::Param;
+        let transport = match uri.params.iter().find_map(|p| match p {
+            Param::Transport(t) => Some(t),
+            _ => None,
+        }) {
+            None | Some(rsipstack::sip::Transport::Udp) => Transport::Udp,
+            Some(rsipstack::sip::Transport::Tcp) => Transport::Tcp,
+            Some(t) => {
+                return Err(DialError::Invalid(format!(
+                    "to: transport {t} is not supported (udp or tcp)"
+                )))
+            }
+        };
+        let (host, port) =
+            next_hop(&req.to).ok_or_else(|| DialError::Invalid("to: no host to call".into()))?;
+        if let Some(from) = &req.from {
+            rsipstack::sip::Uri::try_from(from.as_str())
+                .map_err(|e| DialError::Invalid(format!("from: not a SIP URI ({e})")))?;
+        }
+        let unavailable = || {
+            DialError::Unavailable(format!(
+                "no SIP {} listener to dial from",
+                transport.as_str()
+            ))
+        };
+        let (udp, local) = {
+            let inner = self.inner();
+            inner
+                .admission
+                .room(inner.active())
+                .map_err(|r| DialError::Unavailable(r.reason))?;
+            match transport {
+                Transport::Udp => {
+                    let socket = inner.udp.first().cloned().ok_or_else(unavailable)?;
+                    let local = socket
+                        .local_addr()
+                        .map_err(|e| DialError::Unavailable(format!("SIP socket: {e}")))?;
+                    (Some(socket), local)
+                }
+                Transport::Tcp => {
+                    let l = self
+                        .cfg
+                        .listen
+                        .iter()
+                        .find(|l| l.transport == Transport::Tcp);
+                    (None, l.ok_or_else(unavailable)?.addr)
+                }
+            }
+        };
+        let tag = self.tag();
+        let call_id = format!("{tag}@tutti");
+        let from = req
+            .from
+            .unwrap_or_else(|| format!("sip:tutti@{}", local.ip()));
+        let info = CallInfo {
+            call_id: call_id.clone(),
+            from: from.clone(),
+            to: req.to.clone(),
+        };
+        let joined = self
+            .state
+            .control()
+            .dial_reserve(conf, &req.offer, info.clone())?;
+        let tcp_param = if udp.is_none() { ";transport=tcp" } else { "" };
+        let setup = DialSetup {
+            call_id: call_id.clone(),
+            local_tag: tag,
+            to: req.to,
+            from,
+            contact: format!("sip:tutti@{local}{tcp_param}"),
+            via: local.to_string(),
+            reliable: udp.is_none(),
+            local_media: joined.local,
+            codecs: req.offer.codecs.clone(),
+            telephone_event: req.offer.telephone_event,
+            timeout: req.timeout,
+            session_expires: Some(self.cfg.session_expires),
+        };
+        let dial = Dial::new(self.state.clock.now(), setup);
+        tracing::info!(call_id = %call_id, conference = %conf, participant = %joined.pid, transport = transport.as_str(), "SIP dial-out");
+        let peer = udp.map(|socket| Peer::Udp {
+            socket,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        });
+        {
+            let mut inner = self.inner();
+            inner
+                .by_participant
+                .insert((joined.conf.clone(), joined.pid.clone()), call_id.clone());
+            inner.dials.insert(
+                call_id.clone(),
+                Dialing {
+                    dial,
+                    conf: joined.conf,
+                    pid: joined.pid.clone(),
+                    info,
+                    peer,
+                    local_media: joined.local,
+                    live: true,
+                },
+            );
+        }
+        if transport == Transport::Tcp {
+            self.open_dial_connection(&call_id, local.ip(), (host, port))
+                .await;
+        }
+        self.pump_dial(&call_id);
+        Ok(joined.pid)
+    }
+
+    /// Connect dial-out `call_id` over TCP to `host:port` (resolved if a name) from
+    /// `from`; a callee we cannot connect to fails the call as unreachable.
+    async fn open_dial_connection(
+        self: &Arc<Self>,
+        call_id: &str,
+        from: std::net::IpAddr,
+        (host, port): (String, u16),
+    ) {
+        let connect = async {
+            let to = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other("the name has no address"))?;
+            super::transport::connect(from, to, self.clone()).await
+        };
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, connect).await;
+        let mut inner = self.inner();
+        let Some(d) = inner.dials.get_mut(call_id) else {
+            return;
+        };
+        match opened {
+            Ok(Ok(peer)) => d.peer = Some(peer),
+            Ok(Err(e)) => {
+                tracing::info!(call_id, error = %e, "dial-out connection failed");
+                d.dial.transport_error();
+            }
+            Err(_) => {
+                tracing::info!(call_id, "dial-out connection timed out");
+                d.dial.transport_error();
+            }
+        }
+    }
+
+    /// A response: to a dial-out's request, else (answers to our BYEs) nothing to do.
+    fn response_in(&self, r: &rsipstack::sip::Response) {
+        let Ok(call_id) = r.call_id_header().map(|c| c.value().to_string()) else {
+            return;
+        };
+        let Some(resp) = dial_response(r) else {
+            return;
+        };
+        let now = self.state.clock.now();
+        match self.inner().dials.get_mut(&call_id) {
+            Some(d) => d.dial.handle_response(now, &resp),
+            None => return,
+        }
+        self.pump_dial(&call_id);
+    }
+
+    /// The caller's side of dial-out `call_id` ends: CANCEL or BYE (`send`), or, the
+    /// callee having ended it, just forget it.
+    fn hang_up_dial(&self, call_id: &str, send: bool) {
+        let now = self.state.clock.now();
+        {
+            let mut inner = self.inner();
+            let Some(d) = inner.dials.get_mut(call_id) else {
+                return;
+            };
+            d.live = false;
+            let key = (d.conf.clone(), d.pid.clone());
+            inner.by_participant.remove(&key);
+            let Some(d) = inner.dials.get_mut(call_id) else {
+                return;
+            };
+            if send {
+                d.dial.hangup(now);
+            } else {
+                inner.dials.remove(call_id);
+                return;
+            }
+        }
+        self.pump_dial(call_id);
+    }
+
+    /// Send what dial-out `call_id` queued and carry out what happened to it.
+    fn pump_dial(&self, call_id: &str) {
+        loop {
+            let (out, ev, peer, conf, pid, live) = {
+                let mut inner = self.inner();
+                let Some(d) = inner.dials.get_mut(call_id) else {
+                    return;
+                };
+                // Held until its connection is open.
+                let out: Vec<_> = match d.peer {
+                    Some(_) => std::iter::from_fn(|| d.dial.poll_transmit()).collect(),
+                    None => Vec::new(),
+                };
+                let ev = d.dial.poll_event();
+                let done = d.dial.is_done() && ev.is_none();
+                let r = (
+                    out,
+                    ev,
+                    d.peer.clone(),
+                    d.conf.clone(),
+                    d.pid.clone(),
+                    d.live,
+                );
+                if done {
+                    inner.dials.remove(call_id);
+                }
+                r
+            };
+            if let Some(peer) = &peer {
+                for t in out {
+                    peer.send_request(&t.hop, t.bytes);
+                }
+            }
+            self.dial_timer.notify_one();
+            let Some(ev) = ev else {
+                return;
+            };
+            if live {
+                self.dial_event(call_id, &conf, &pid, ev, peer);
+            }
+        }
+    }
+
+    fn dial_event(&self, call_id: &str, conf: &str, pid: &str, ev: DialEvent, peer: Option<Peer>) {
+        match ev {
+            DialEvent::Ringing => self.state.control().dial_ringing(conf, pid),
+            DialEvent::Failed { reason, code } => {
+                self.inner()
+                    .by_participant
+                    .remove(&(conf.to_string(), pid.to_string()));
+                self.state.control().dial_failed(conf, pid, reason, code);
+            }
+            DialEvent::Ended { reason } => self.end_call(call_id, reason, true),
+            DialEvent::Answered(a) => {
+                let Some(peer) = peer else {
+                    return;
+                };
+                let (info, local_media, tag) = {
+                    let inner = self.inner();
+                    let Some(d) = inner.dials.get(call_id) else {
+                        return;
+                    };
+                    let tag = a.local.rsplit_once("tag=").map(|(_, t)| t.to_string());
+                    (d.info.clone(), d.local_media, tag.unwrap_or_default())
+                };
+                let joined = self
+                    .state
+                    .control()
+                    .dial_answered(conf, pid, &a.media, info);
+                if let Err(e) = joined {
+                    tracing::info!(call_id, error = %e, "answered dial-out ended");
+                    self.inner()
+                        .by_participant
+                        .remove(&(conf.to_string(), pid.to_string()));
+                    return self.hang_up_dial(call_id, true);
+                }
+                let now = self.state.clock.now();
+                let session = u64::from_str_radix(tag.get(..12).unwrap_or("1"), 16).unwrap_or(1);
+                // The dialog as the UAS side keeps it: `from` the other party, `to` us.
+                let call = Call {
+                    call_id: call_id.to_string(),
+                    conf: conf.to_string(),
+                    pid: pid.to_string(),
+                    local_tag: tag,
+                    from: format!("From: {}", a.remote),
+                    to: format!("To: {}", a.local),
+                    target: a.target.clone(),
+                    route: a.route.clone(),
+                    peer,
+                    acked: Arc::new(AtomicBool::new(true)),
+                    sdp: (session, 1),
+                    local_media,
+                    cseq: 1,
+                    timer: a.peer_refreshes.map(|i| (i, now)),
+                    quiet_since: None,
+                };
+                tracing::info!(call_id, conference = %conf, participant = %pid, "SIP dial-out answered");
+                let mut inner = self.inner();
+                inner.calls.insert(call_id.to_string(), call);
+                self.metrics.dialogs.set(inner.calls.len() as i64);
+            }
+        }
+    }
+
+    /// Run the dial-outs' timers (retransmissions, timeouts, refreshes) as they fall
+    /// due, forever.
+    pub async fn drive_dials(self: Arc<Self>) {
+        loop {
+            let now = self.state.clock.now();
+            let next = self
+                .inner()
+                .dials
+                .values()
+                .filter_map(|d| d.dial.poll_timeout())
+                .min();
+            let wait = next.map_or(Duration::from_secs(1), |t| t.saturating_since(now));
+            tokio::select! {
+                _ = self.dial_timer.notified() => {}
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(1))) => {}
+            }
+            let now = self.state.clock.now();
+            let due: Vec<String> = {
+                let mut inner = self.inner();
+                inner
+                    .dials
+                    .iter_mut()
+                    .filter(|(_, d)| d.dial.poll_timeout().is_some_and(|t| t <= now))
+                    .map(|(id, d)| {
+                        d.dial.handle_timeout(now);
+                        id.clone()
+                    })
+                    .collect()
+            };
+            for id in due {
+                self.pump_dial(&id);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1110,7 +1512,7 @@ mod tests {
                     assert!(e.contains(why), "{e}");
                 }
                 Incoming::Malformed(e) => assert!(!e.is_empty()),
-                Incoming::Response => panic!("a response"),
+                Incoming::Response(_) => panic!("a response"),
             }
         }
     }
@@ -1160,14 +1562,14 @@ mod tests {
             "Call-ID: c1\r\nRecord-Route: <sip:198.18.0.9;lr>, \"a,b\" <sip:p2.example.org;lr>\r\nRecord-Route: <sip:p3;lr>\r\n",
         );
         assert_eq!(
-            route_set(&read_request(&req)),
+            route_set(&read_request(&req).headers),
             vec![
                 "<sip:198.18.0.9;lr>".to_string(),
                 "\"a,b\" <sip:p2.example.org;lr>".to_string(),
                 "<sip:p3;lr>".to_string()
             ]
         );
-        assert!(route_set(&read_request(INVITE)).is_empty());
+        assert!(route_set(&read_request(INVITE).headers).is_empty());
     }
 
     fn read_request(text: &str) -> Request {

@@ -36,6 +36,8 @@ pub struct Control {
     /// The RNG for everything but SSRCs (the session table has its own).
     pub(crate) rng: StdRng,
     pub(crate) observations: Vec<Observation>,
+    /// Dial-outs that failed, kept a while for `GET` of their participant.
+    pub(crate) failed_dials: crate::sip::FailedDials,
     events: VecDeque<Event>,
 }
 
@@ -69,6 +71,7 @@ impl Control {
             gateway: None,
             rng: StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
             observations: Vec::new(),
+            failed_dials: crate::sip::FailedDials::default(),
             events: VecDeque::new(),
             media,
             clock,
@@ -169,7 +172,11 @@ impl Control {
     }
 
     /// The keys of participant `pid` of conference `id` and the conference's core.
-    fn part_keys(&self, id: &str, pid: &str) -> Result<(usize, ConfKey, PartKey), ControlError> {
+    pub(crate) fn part_keys(
+        &self,
+        id: &str,
+        pid: &str,
+    ) -> Result<(usize, ConfKey, PartKey), ControlError> {
         let core = self.sessions.conference(id)?.core;
         let p = self.sessions.participant(id, pid)?;
         Ok((core, p.conf, p.key))
@@ -195,7 +202,8 @@ impl Control {
         let (core, conf, part) = self.part_keys(id, pid)?;
         let p = self.sessions.participant(id, pid)?;
         let (settings, hold) = patch.applied_to(p);
-        if settings != p.settings {
+        // A dial-out not answered yet takes its settings to the dataplane when it is.
+        if settings != p.settings && !p.pending() {
             self.media.apply(
                 core,
                 MediaOp::UpdateParticipant {
@@ -221,6 +229,7 @@ impl Control {
         basis: RtpBasis,
     ) -> Result<(), ControlError> {
         let (core, conf, part) = self.part_keys(id, pid)?;
+        self.answered(id, pid)?;
         if self.sessions.conference(id)?.timing == Timing::Arrival {
             return Err(ControlError::NotInputTimed(id.to_string()));
         }
@@ -232,10 +241,27 @@ impl Control {
         Ok(())
     }
 
-    /// Delete participant `pid` of conference `id`.
+    /// Delete participant `pid` of conference `id` (or forget its failed dial-out).
     pub fn delete_participant(&mut self, id: &str, pid: &str) -> Result<(), ControlError> {
+        if self.sessions.participant(id, pid).is_err() {
+            let now = self.clock.now();
+            if self.failed_dials.forget(now, id, pid) {
+                return Ok(());
+            }
+        }
         let (_, conf, part) = self.part_keys(id, pid)?;
         self.remove_participant(conf, part, None)
+    }
+
+    /// An error unless participant `pid` is on the dataplane (a dial-out not answered
+    /// yet is not).
+    fn answered(&self, id: &str, pid: &str) -> Result<(), ControlError> {
+        if self.sessions.participant(id, pid)?.pending() {
+            return Err(ControlError::Invalid(format!(
+                "participant {pid} is being dialled and has no media yet"
+            )));
+        }
+        Ok(())
     }
 
     /// Play prompt `prompt` to conference `id`, or to one of its participants.
@@ -248,7 +274,10 @@ impl Control {
         let c = self.sessions.conference(id)?;
         let (core, conf) = (c.core, c.key);
         let part = match participant {
-            Some(pid) => Some(self.sessions.participant(id, pid)?.key),
+            Some(pid) => {
+                self.answered(id, pid)?;
+                Some(self.sessions.participant(id, pid)?.key)
+            }
             None => None,
         };
         let Some(prompt_id) = self.media.prompt(prompt) else {
@@ -332,10 +361,16 @@ impl Control {
             .conference_by_key(conf)
             .ok_or(ControlError::Gone)?;
         let (core, conf_id) = (c.core, c.id.clone());
+        let pending = c
+            .participants()
+            .find(|p| p.key == part)
+            .is_some_and(|p| p.pending());
         let _span = tracing::info_span!("conference", id = %conf_id).entered();
-        self.media
-            .apply(core, MediaOp::RemoveParticipant { conf, part })?;
-        self.reclaim.participant_removed(conf, part);
+        if !pending {
+            self.media
+                .apply(core, MediaOp::RemoveParticipant { conf, part })?;
+            self.reclaim.participant_removed(conf, part);
+        }
         let Some(p) = self.sessions.remove_participant(conf, part) else {
             return Ok(());
         };

@@ -5,6 +5,7 @@
 //! conference if allowed + add a participant; hold = the participant's `hold`; end =
 //! delete it). The SIP transport and message handling live in the server crate.
 
+pub mod dial;
 pub mod sdp;
 
 use crate::control::Control;
@@ -15,11 +16,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use tutti_dataplane::clock::Instant;
+use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::conference::{ParticipantSettings, Timing};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 
-/// Participants an auto-created conference admits (the API's default too).
-pub const AUTO_CONFERENCE_PARTICIPANTS: u16 = 100;
+/// Participants an auto-created conference admits: the most the API allows, since a
+/// trunk may put hundreds of callers into one conference and cannot say how many.
+pub const AUTO_CONFERENCE_PARTICIPANTS: u16 = 1000;
 /// How long a source over its INVITE rate is told to wait (Retry-After, seconds).
 pub const RETRY_AFTER_SECS: u32 = 1;
 /// Sources whose INVITE counts are kept at most; beyond, the oldest windows go.
@@ -239,6 +242,37 @@ pub fn conference_of(user: Option<&str>) -> Result<&str, Refusal> {
         .ok_or_else(|| Refusal::new(404, "Not a conference (call sip:conf-<id>@...)"))
 }
 
+/// An in-dialog request to remote target `target` over route set `route` (RFC 3261
+/// 12.2.1.1): its Request-URI, its Route header values and the URI of its next hop.
+/// A first route with `lr` is a loose router (the target stays the Request-URI); one
+/// without is a strict router (it becomes the Request-URI, the target the last Route).
+pub fn in_dialog_route(target: &str, route: &[String]) -> (String, Vec<String>, String) {
+    let Some(first) = route.first() else {
+        return (target.to_string(), Vec::new(), target.to_string());
+    };
+    let hop = uri_of(first);
+    let loose = hop.split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("lr"))
+    });
+    if loose {
+        (target.to_string(), route.to_vec(), hop)
+    } else {
+        let mut rest = route[1..].to_vec();
+        rest.push(format!("<{target}>"));
+        (hop.clone(), rest, hop)
+    }
+}
+
+/// The URI inside a name-addr (`"A" <sip:a@h>;tag=x` → `sip:a@h`).
+pub fn uri_of(value: &str) -> String {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
+        _ => value.split(';').next().unwrap_or("").trim().to_string(),
+    }
+}
+
 /// The SIP side of a participant: what the REST API shows of its call.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CallInfo {
@@ -248,6 +282,104 @@ pub struct CallInfo {
     pub from: String,
     /// The callee (To URI).
     pub to: String,
+}
+
+/// Where a dial-out is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialState {
+    Calling,
+    Ringing,
+    Answered,
+    Failed,
+}
+
+/// A dialled participant's call, as the REST API shows it (`dial`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DialStatus {
+    pub state: DialState,
+    /// Why it failed (`busy`, `no_answer`, `rejected`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// The callee's final status code, when it failed with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+impl DialStatus {
+    fn new(state: DialState) -> DialStatus {
+        DialStatus {
+            state,
+            reason: None,
+            code: None,
+        }
+    }
+
+    /// Calling or ringing: not answered, not failed.
+    pub fn pending(&self) -> bool {
+        matches!(self.state, DialState::Calling | DialState::Ringing)
+    }
+}
+
+/// How long a failed dial-out stays visible in `GET` of its participant, and how many
+/// are kept at most.
+pub const FAILED_DIAL_TTL: Duration = Duration::from_secs(300);
+pub const FAILED_DIALS_KEPT: usize = 1024;
+
+/// Failed dial-outs (their participant as it was, with the reason), the oldest first.
+#[derive(Debug, Default)]
+pub struct FailedDials {
+    kept: std::collections::VecDeque<(Instant, String, crate::sessions::Participant)>,
+}
+
+impl FailedDials {
+    fn expire(&mut self, now: Instant) {
+        while self
+            .kept
+            .front()
+            .is_some_and(|(at, ..)| now.saturating_since(*at) >= FAILED_DIAL_TTL)
+        {
+            self.kept.pop_front();
+        }
+    }
+
+    fn keep(&mut self, now: Instant, conf: &str, p: crate::sessions::Participant) {
+        self.expire(now);
+        if self.kept.len() >= FAILED_DIALS_KEPT {
+            self.kept.pop_front();
+        }
+        self.kept.push_back((now, conf.to_string(), p));
+    }
+
+    /// Failed participant `pid` of conference `conf`, if kept and not expired at `now`.
+    pub fn get(
+        &self,
+        now: Instant,
+        conf: &str,
+        pid: &str,
+    ) -> Option<&crate::sessions::Participant> {
+        self.kept
+            .iter()
+            .find(|(at, c, p)| {
+                c == conf && p.id == pid && now.saturating_since(*at) < FAILED_DIAL_TTL
+            })
+            .map(|(.., p)| p)
+    }
+
+    /// Forget failed participant `pid` of conference `conf`; whether it was kept.
+    pub fn forget(&mut self, now: Instant, conf: &str, pid: &str) -> bool {
+        self.expire(now);
+        let before = self.kept.len();
+        self.kept.retain(|(_, c, p)| !(c == conf && p.id == pid));
+        self.kept.len() != before
+    }
+}
+
+/// A dial-out to make: the codecs to offer (at least one), telephone-event too or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialOffer {
+    pub codecs: Vec<tutti_dataplane::codec::CodecKind>,
+    pub telephone_event: bool,
 }
 
 /// A participant a call joined.
@@ -332,6 +464,144 @@ impl Control {
         }
         self.call_event("call_answered", conf, Some(&joined.pid), None);
         Ok(joined)
+    }
+
+    /// Reserve a participant of conference `conf` for a dial-out offering `offer`: its
+    /// port pair and slot, nothing on the dataplane until [`Control::dial_answered`].
+    pub fn dial_reserve(
+        &mut self,
+        conf: &str,
+        offer: &DialOffer,
+        call: CallInfo,
+    ) -> Result<Joined, ControlError> {
+        let codec = *offer
+            .codecs
+            .first()
+            .ok_or_else(|| ControlError::Invalid("a dial-out offers at least one codec".into()))?;
+        let now = self.clock.wall();
+        let p = self.sessions.add_participant(
+            conf,
+            NewParticipant {
+                remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                codec,
+                telephone_event_pt: None,
+                rtcp: true,
+                settings: ParticipantSettings::default(),
+            },
+            now,
+        )?;
+        let (conf_key, part) = (p.conf, p.key);
+        self.sessions.set_participant_call(conf_key, part, call);
+        let p = self
+            .sessions
+            .set_participant_dial(conf_key, part, DialStatus::new(DialState::Calling))
+            .ok_or(ControlError::Gone)?;
+        let joined = Joined {
+            conf: conf.to_string(),
+            pid: p.id.clone(),
+            local: p.local,
+        };
+        tracing::info!(conference = %conf, participant = %joined.pid, "dialling");
+        Ok(joined)
+    }
+
+    /// A dial-out rings (180/183).
+    pub fn dial_ringing(&mut self, conf: &str, pid: &str) {
+        let Ok(p) = self.sessions.participant(conf, pid) else {
+            return;
+        };
+        let (conf_key, part) = (p.conf, p.key);
+        self.sessions
+            .set_participant_dial(conf_key, part, DialStatus::new(DialState::Ringing));
+        self.call_event("call_ringing", conf, Some(pid), None);
+    }
+
+    /// A dial-out was answered with `media` (and ACKed): its participant goes on the
+    /// dataplane and is an ordinary call participant from now on. On an error (it was
+    /// deleted meanwhile, the dataplane refused) the caller ends the call.
+    pub fn dial_answered(
+        &mut self,
+        conf: &str,
+        pid: &str,
+        media: &sdp::Negotiated,
+        call: CallInfo,
+    ) -> Result<(), ControlError> {
+        let (core, conf_key, part) = self.part_keys(conf, pid)?;
+        if !self.sessions.participant(conf, pid)?.pending() {
+            return Err(ControlError::Gone);
+        }
+        self.sessions.set_participant_media(
+            conf_key,
+            part,
+            media.remote,
+            media.codec,
+            media.telephone_event_pt,
+        );
+        self.sessions.set_participant_call(conf_key, part, call);
+        let p = self
+            .sessions
+            .set_participant_dial(conf_key, part, DialStatus::new(DialState::Answered))
+            .ok_or(ControlError::Gone)?;
+        let spec = p.spec(self.reclaim.config().liveness());
+        if let Err(e) = self.media.apply(core, MediaOp::AddParticipant(spec)) {
+            tracing::warn!(conference = %conf, participant = %pid, error = %e, "answered dial-out not added");
+            self.sessions
+                .set_participant_dial(conf_key, part, DialStatus::new(DialState::Calling));
+            self.dial_failed(conf, pid, "media", None);
+            return Err(e.into());
+        }
+        tracing::info!(conference = %conf, participant = %pid, remote = %spec.remote, "dial-out answered");
+        self.reclaim
+            .participant_added(conf_key, part, self.clock.now());
+        self.session_event("participant_created", conf, Some(pid));
+        if media.hold {
+            self.sip_hold(conf, pid, true)?;
+        }
+        self.call_event("call_answered", conf, Some(pid), None);
+        Ok(())
+    }
+
+    /// A dial-out failed (`reason`, the callee's `code`): its reserved port pair and
+    /// slot are freed, and the participant, failed, stays visible for
+    /// [`FAILED_DIAL_TTL`] (at most [`FAILED_DIALS_KEPT`] of them).
+    pub fn dial_failed(&mut self, conf: &str, pid: &str, reason: &'static str, code: Option<u16>) {
+        let Ok(p) = self.sessions.participant(conf, pid) else {
+            return;
+        };
+        if !p.pending() {
+            return;
+        }
+        let (conf_key, part) = (p.conf, p.key);
+        let Some(mut p) = self.sessions.remove_participant(conf_key, part) else {
+            return;
+        };
+        p.dial = Some(DialStatus {
+            state: DialState::Failed,
+            reason: Some(reason),
+            code,
+        });
+        tracing::info!(conference = %conf, participant = %pid, reason, code, "dial-out failed");
+        let now = self.clock.now();
+        self.failed_dials.keep(now, conf, p);
+        let mut ev = Event::session("call_failed", conf, Some(pid), self.clock.wall());
+        ev.detail.reason = Some(reason);
+        ev.detail.code = code;
+        self.publish(ev);
+    }
+
+    /// Participant `pid` of conference `conf`, or its failed dial-out while it is kept.
+    pub fn participant_or_failed(
+        &self,
+        conf: &str,
+        pid: &str,
+    ) -> Result<&crate::sessions::Participant, ControlError> {
+        match self.sessions.participant(conf, pid) {
+            Ok(p) => Ok(p),
+            Err(e) => self
+                .failed_dials
+                .get(self.clock.now(), conf, pid)
+                .ok_or_else(|| e.into()),
+        }
     }
 
     /// A re-INVITE put the call on hold or took it off.

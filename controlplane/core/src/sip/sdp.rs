@@ -62,6 +62,14 @@ fn encoding_name(codec: CodecKind) -> &'static str {
 
 /// Negotiate `offer` (the body of an INVITE or re-INVITE).
 pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
+    negotiate_among(offer, &[CodecKind::Pcmu, CodecKind::Pcma])
+}
+
+/// Negotiate `sdp` taking only the codecs in `codecs`: an offer to answer, or the
+/// answer to our own offer of those codecs (RFC 3264: the answer's codecs are a
+/// subset of the offer's; its first one we offered is what we send).
+pub fn negotiate_among(sdp: &[u8], codecs: &[CodecKind]) -> Result<Negotiated, SdpError> {
+    let offer = sdp;
     let text = std::str::from_utf8(offer)
         .map_err(|_| SdpError::Malformed("the body is not UTF-8".into()))?;
     // ezk wants lines ending in CRLF or LF; a body with neither is not SDP.
@@ -84,7 +92,7 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
         .fmts
         .iter()
         .find_map(|&pt| {
-            let kind = static_codec(pt)?;
+            let kind = static_codec(pt).filter(|k| codecs.contains(k))?;
             // A payload type re-mapped to another codec by rtpmap is not ours.
             match rtpmap(pt) {
                 Some(r) if !r.encoding.eq_ignore_ascii_case(encoding_name(kind)) => None,
@@ -137,21 +145,64 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
 /// The answer to a negotiated offer: our media address `local`, session id and version
 /// for `o=`.
 pub fn answer(n: &Negotiated, local: SocketAddrV4, session: u64, version: u64) -> String {
-    let pt = payload_type(n.codec).unwrap_or(0);
+    describe(
+        &[n.codec],
+        n.telephone_event_pt,
+        n.direction,
+        local,
+        (session, version),
+    )
+}
+
+/// The telephone-event/8000 payload type we offer.
+pub const TELEPHONE_EVENT_PT: u8 = 101;
+
+/// Our offer of `codecs` (in our order of preference) and telephone-event/8000 as
+/// payload type `telephone_event_pt` if given, sendrecv, media at `local`, with
+/// session id and version for `o=`.
+pub fn offer(
+    codecs: &[CodecKind],
+    telephone_event_pt: Option<u8>,
+    local: SocketAddrV4,
+    session: u64,
+    version: u64,
+) -> String {
+    describe(
+        codecs,
+        telephone_event_pt,
+        Direction::SendRecv,
+        local,
+        (session, version),
+    )
+}
+
+/// A session description of one audio stream at `local` with `codecs` (those without
+/// a static payload type are left out), ptime 20.
+fn describe(
+    codecs: &[CodecKind],
+    telephone_event_pt: Option<u8>,
+    direction: Direction,
+    local: SocketAddrV4,
+    (session, version): (u64, u64),
+) -> String {
     let ip = local.ip();
-    let mut fmts = pt.to_string();
-    let mut attrs = format!("a=rtpmap:{pt} {}/8000\r\n", encoding_name(n.codec));
-    if let Some(te) = n.telephone_event_pt {
-        fmts.push_str(&format!(" {te}"));
+    let (mut fmts, mut attrs) = (Vec::new(), String::new());
+    for (pt, c) in codecs.iter().filter_map(|&c| Some((payload_type(c)?, c))) {
+        fmts.push(pt.to_string());
+        attrs.push_str(&format!("a=rtpmap:{pt} {}/8000\r\n", encoding_name(c)));
+    }
+    if let Some(te) = telephone_event_pt {
+        fmts.push(te.to_string());
         attrs.push_str(&format!(
             "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
         ));
     }
     format!(
         "v=0\r\no=tutti {session} {version} IN IP4 {ip}\r\ns=tutti\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP {fmts}\r\n{attrs}a=ptime:20\r\na={}\r\n",
+         m=audio {} RTP/AVP {}\r\n{attrs}a=ptime:20\r\na={}\r\n",
         local.port(),
-        n.direction.as_str()
+        fmts.join(" "),
+        direction.as_str()
     )
 }
 
@@ -195,6 +246,37 @@ mod tests {
         let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), 7, 1);
         assert!(a.contains("m=audio 20000 RTP/AVP 0\r\n"), "{a}");
         assert!(!a.contains("telephone-event"), "{a}");
+    }
+
+    #[test]
+    fn offers_list_our_codecs_and_answers_are_read_among_them() {
+        let local = "198.18.0.1:20002".parse().unwrap();
+        let o = super::offer(
+            &[CodecKind::Pcmu, CodecKind::Pcma],
+            Some(TELEPHONE_EVENT_PT),
+            local,
+            9,
+            1,
+        );
+        assert!(o.contains("m=audio 20002 RTP/AVP 0 8 101\r\n"), "{o}");
+        assert!(o.contains("o=tutti 9 1 IN IP4 198.18.0.1\r\n"), "{o}");
+        assert!(o.contains("a=ptime:20\r\na=sendrecv\r\n"), "{o}");
+        let n = negotiate(o.as_bytes()).unwrap();
+        assert_eq!(
+            (n.codec, n.telephone_event_pt),
+            (CodecKind::Pcmu, Some(101))
+        );
+        let only_a = super::offer(&[CodecKind::Pcma], None, local, 9, 1);
+        assert!(only_a.contains("m=audio 20002 RTP/AVP 8\r\n"), "{only_a}");
+        // An answer with a codec we did not offer has no common codec.
+        let answer = super::offer(&[CodecKind::Pcmu], None, local, 1, 1);
+        assert!(matches!(
+            negotiate_among(answer.as_bytes(), &[CodecKind::Pcma]),
+            Err(SdpError::NotAcceptable(_))
+        ));
+        let both = super::offer(&[CodecKind::Pcmu, CodecKind::Pcma], None, local, 1, 1);
+        let n = negotiate_among(both.as_bytes(), &[CodecKind::Pcma]).unwrap();
+        assert_eq!(n.codec, CodecKind::Pcma);
     }
 
     #[test]
