@@ -3,10 +3,12 @@
 
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+use tutti_controlplane::gateway::peer::MixerAccess;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
+use tutti_controlplane::http::Access;
 use tutti_controlplane::orphan::OrphanConfig;
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
 use tutti_dataplane::net::exception::ExceptionConfig;
@@ -150,6 +152,19 @@ pub struct GatewaySection {
     pub max_align: Option<HumanDuration>,
     /// Each call to a mixer's API gives up after this long [2s].
     pub mixer_timeout: Option<HumanDuration>,
+    /// The bearer token every gateway API request but `/healthz` needs (or `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the gateway API's token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The token the gateway sends to its mixers (their `control.token`), or
+    /// `mixer_token_file`.
+    #[serde(default)]
+    pub mixer_token: Option<String>,
+    /// A file holding the mixers' token.
+    #[serde(default)]
+    pub mixer_token_file: Option<PathBuf>,
 }
 
 impl GatewaySection {
@@ -172,7 +187,27 @@ impl GatewaySection {
         }
     }
 
-    fn validate(&self, control: SocketAddr) -> Result<(), String> {
+    /// Who may use the gateway API (`/metrics` as `control.metrics_public` says).
+    pub fn access(&self, metrics_public: bool) -> Result<Access, String> {
+        Ok(secret("gateway.token", &self.token, &self.token_file)?
+            .map_or_else(Access::open, |t| Access::bearer(&t, metrics_public)))
+    }
+
+    /// How the gateway authenticates to its mixers.
+    pub fn mixer_access(&self) -> Result<MixerAccess, String> {
+        Ok(MixerAccess {
+            token: secret(
+                "gateway.mixer_token",
+                &self.mixer_token,
+                &self.mixer_token_file,
+            )?,
+        })
+    }
+
+    fn validate(&self, control: &ControlConfig) -> Result<(), String> {
+        self.access(control.metrics_public)?;
+        self.mixer_access()?;
+        let control = control.listen;
         if self.listen == control {
             return Err(format!(
                 "gateway.listen: {} is control.listen too; the gateway API needs its own address",
@@ -506,6 +541,47 @@ pub struct ControlConfig {
     /// CPU to pin the control thread to (optional).
     #[serde(default)]
     pub core: Option<usize>,
+    /// The bearer token every API request but `/healthz` needs (or `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the token (read at start-up, trailing newline trimmed).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `/metrics` needs no token even when the API has one.
+    #[serde(default)]
+    pub metrics_public: bool,
+}
+
+impl ControlConfig {
+    /// Who may use the control API.
+    pub fn access(&self) -> Result<Access, String> {
+        Ok(secret("control.token", &self.token, &self.token_file)?
+            .map_or_else(Access::open, |t| Access::bearer(&t, self.metrics_public)))
+    }
+}
+
+/// A secret given in the file as `key` or in a file named by `key_file` (at most one of
+/// them): the file's text without its trailing newline, which must not be empty.
+fn secret(
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("{key} and {key}_file: give one of them, not both")),
+        (Some(t), None) if t.trim().is_empty() => Err(format!("{key}: must not be empty")),
+        (Some(t), None) => Ok(Some(t.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display()))?;
+            let t = text.trim_end_matches(['\n', '\r']);
+            if t.trim().is_empty() {
+                return Err(format!("{key}_file: {} is empty", path.display()));
+            }
+            Ok(Some(t.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// An IPv4 address with a prefix length, written `a.b.c.d/len`.
@@ -675,8 +751,9 @@ impl Config {
                 ));
             }
         }
+        self.control.access()?;
         if let Some(g) = &self.gateway {
-            g.validate(self.control.listen)?;
+            g.validate(&self.control)?;
         }
         if let Some(sip) = &self.sip {
             sip.validate()?;
@@ -857,6 +934,76 @@ control:
         let bad = format!("{GOOD}orphan:\n  lease_misses: 0\n");
         let e = Config::parse(&bad, "t.yaml").unwrap_err().to_string();
         assert!(e.contains("orphan.lease_misses: 0 must be from 1"), "{e}");
+    }
+
+    #[test]
+    fn tokens_come_inline_or_from_a_file_and_bad_ones_are_explained() {
+        let dir = std::env::temp_dir().join(format!("tutti-cfg-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let control = |extra: &str| {
+            GOOD.replace(
+                "control:\n  listen: 127.0.0.1:8080\n",
+                &format!("control:\n  listen: 127.0.0.1:8080\n{extra}"),
+            )
+        };
+        let c = Config::parse(GOOD, "t.yaml").unwrap();
+        assert!(!c.control.access().unwrap().is_protected());
+        let c = Config::parse(&control("  token: s3cret\n"), "t.yaml").unwrap();
+        assert!(c.control.access().unwrap().is_protected());
+        let c = Config::parse(
+            &control(&format!("  token_file: {}\n", file.display())),
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            secret("control.token", &None, &c.control.token_file).unwrap(),
+            Some("from-file".to_string())
+        );
+        let missing = dir.join("missing");
+        for (extra, want) in [
+            (
+                format!("  token: a\n  token_file: {}\n", file.display()),
+                "control.token and control.token_file: give one of them".to_string(),
+            ),
+            (
+                "  token: \"\"\n".into(),
+                "control.token: must not be empty".into(),
+            ),
+            (
+                format!("  token_file: {}\n", empty.display()),
+                format!("control.token_file: {} is empty", empty.display()),
+            ),
+            (
+                format!("  token_file: {}\n", missing.display()),
+                format!("control.token_file: cannot read {}", missing.display()),
+            ),
+        ] {
+            let e = Config::parse(&control(&extra), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&want), "{extra}: {e}");
+        }
+        let gw = format!(
+            "{GOOD}gateway:\n  listen: 127.0.0.1:8090\n  mixers: []\n  mixer_token_file: {}\n",
+            missing.display()
+        );
+        let e = Config::parse(&gw, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("gateway.mixer_token_file: cannot read"), "{e}");
+        let gw = format!(
+            "{GOOD}gateway:\n  listen: 127.0.0.1:8090\n  mixers: []\n  token: g\n  mixer_token_file: {}\n",
+            file.display()
+        );
+        let g = Config::parse(&gw, "t.yaml").unwrap().gateway.unwrap();
+        assert_eq!(
+            g.mixer_access().unwrap().token.as_deref(),
+            Some("from-file")
+        );
+        assert!(g.access(false).unwrap().is_protected());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

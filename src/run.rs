@@ -392,10 +392,18 @@ fn serve_control(
         .as_ref()
         .map(|_| Arc::new(tutti_controlplane::sip::SipMetrics::default()));
     state.sip = sip_metrics.clone();
+    let access = cfg.control.access().map_err(anyhow::Error::msg)?;
+    warn_if_open("control", cfg.control.listen, &access);
+    let mut gateway_access = None;
     if let Some(g) = &cfg.gateway {
-        let gw = Gateway::new(g.settings())
+        let gw = Gateway::new(g.settings(), g.mixer_access().map_err(anyhow::Error::msg)?)
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
         state = state.with_gateway(gw);
+        let a = g
+            .access(cfg.control.metrics_public)
+            .map_err(anyhow::Error::msg)?;
+        warn_if_open("gateway", g.listen, &a);
+        gateway_access = Some(a);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -445,7 +453,7 @@ fn serve_control(
             let _ = rx.wait_for(|s| *s).await;
         };
         let gateway_api = gateway_listener.map(|l| {
-            let router = api::gateway_router(state.clone());
+            let router = api::gateway_router(state.clone(), gateway_access.unwrap_or_default());
             tokio::spawn(api::serve(
                 l,
                 router,
@@ -459,7 +467,7 @@ fn serve_control(
         });
         let served = api::serve(
             listener,
-            api::router(state.clone()),
+            api::router(state.clone(), access),
             state.events.clone(),
             stopped(stop_rx),
         )
@@ -472,6 +480,16 @@ fn serve_control(
         }
         served
     })
+}
+
+/// Warn that the `section` API on `listen` is reachable from the network without a token.
+fn warn_if_open(section: &str, listen: std::net::SocketAddr, access: &api::Access) {
+    if !listen.ip().is_loopback() && !access.is_protected() {
+        warn!(
+            "{section}.listen {listen} is not a loopback address and {section}.token is not set: \
+             anyone who can reach it can use the API"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -14,20 +14,31 @@ use tutti_control_core::sessions::{NewConference, NewParticipant};
 use tutti_dataplane::conference::Timing;
 use tutti_dataplane::mixer::ActiveSpeakers;
 
+/// How the gateway authenticates to its mixers (`gateway.mixer_token`).
+#[derive(Clone, Debug, Default)]
+pub struct MixerAccess {
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub token: Option<String>,
+}
+
 /// An HTTP client for mixers, with a bounded time per call.
 #[derive(Clone, Debug)]
 pub struct MixerClient {
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl MixerClient {
-    /// A client whose calls give up after `timeout`.
-    pub fn new(timeout: Duration) -> Result<MixerClient, String> {
+    /// A client whose calls give up after `timeout`, authenticated by `access`.
+    pub fn new(timeout: Duration, access: MixerAccess) -> Result<MixerClient, String> {
         reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map(|http| MixerClient { http })
+            .map(|http| MixerClient {
+                http,
+                token: access.token,
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -42,6 +53,9 @@ impl MixerClient {
     ) -> Result<Value, PeerError> {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -952,9 +952,12 @@ mod tests {
             .header("content-type", "text/plain")
             .body(axum::body::Body::from("id=x"))
             .unwrap();
-        let r = tower::ServiceExt::oneshot(crate::http::router(h.state.clone()), r)
-            .await
-            .unwrap();
+        let r = tower::ServiceExt::oneshot(
+            crate::http::router(h.state.clone(), crate::http::Access::open()),
+            r,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         for uri in [
             "/v1/conferences/nope",

@@ -5,6 +5,7 @@
 //! status. Handlers import [`mod@error`], [`extract`] and [`dto`]; nothing here imports
 //! the handlers but the route table.
 
+pub mod auth;
 mod call_managers;
 mod conferences;
 pub mod dto;
@@ -15,6 +16,7 @@ pub mod openapi;
 
 use crate::events::{timestamp, Delivery};
 use crate::{metrics, ControlState};
+pub use auth::Access;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -99,15 +101,15 @@ async fn count_requests(State(s): State<ControlState>, req: Request, next: Next)
     response
 }
 
-/// The router with every endpoint of the mixer API.
-pub fn router(state: ControlState) -> Router {
-    build(routes(), state)
+/// The router with every endpoint of the mixer API, open to whom `access` lets in.
+pub fn router(state: ControlState, access: Access) -> Router {
+    build(routes(), state, access)
 }
 
 /// The router of the gateway API: the shared endpoints and the gateway's conference
-/// calls.
-pub fn gateway_router(state: ControlState) -> Router {
-    build(gateway_routes(), state)
+/// calls, open to whom `access` lets in.
+pub fn gateway_router(state: ControlState, access: Access) -> Router {
+    build(gateway_routes(), state, access)
 }
 
 fn gateway_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
@@ -122,7 +124,11 @@ pub fn gateway_route_paths() -> Vec<&'static str> {
     gateway_routes().into_iter().map(|(path, _)| path).collect()
 }
 
-fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: ControlState) -> Router {
+fn build(
+    routes: Vec<(&'static str, MethodRouter<ControlState>)>,
+    state: ControlState,
+    access: Access,
+) -> Router {
     routes
         .into_iter()
         .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
@@ -134,6 +140,7 @@ fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: Control
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(access, auth::require_token))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -355,10 +362,13 @@ mod tests {
     async fn openapi_documents_exactly_the_routes_served() {
         let h = harness(vec![media_core(10)]);
         documents_exactly(router, &h.state, route_paths(), "tutti control API").await;
-        let gateway = crate::gateway::Gateway::new(crate::gateway::GatewayConfig {
-            mixers: Vec::new(),
-            handover: Default::default(),
-        })
+        let gateway = crate::gateway::Gateway::new(
+            crate::gateway::GatewayConfig {
+                mixers: Vec::new(),
+                handover: Default::default(),
+            },
+            Default::default(),
+        )
         .unwrap();
         let g = h.state.clone().with_gateway(gateway);
         documents_exactly(
@@ -373,14 +383,18 @@ mod tests {
     /// `/openapi.json` of `make(state)` documents exactly `served_paths`, every method
     /// served is documented and the other way round, and references resolve.
     async fn documents_exactly(
-        make: fn(ControlState) -> Router,
+        make: fn(ControlState, Access) -> Router,
         state: &ControlState,
         served_paths: Vec<&str>,
         title: &str,
     ) {
-        let (code, text) =
-            crate::test_support::send_via(make(state.clone()), Method::GET, "/openapi.json", None)
-                .await;
+        let (code, text) = crate::test_support::send_via(
+            make(state.clone(), Access::open()),
+            Method::GET,
+            "/openapi.json",
+            None,
+        )
+        .await;
         assert_eq!(code, StatusCode::OK);
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.0."));
@@ -401,8 +415,13 @@ mod tests {
                     continue;
                 }
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let (code, text) =
-                    crate::test_support::send_via(make(state.clone()), m, &uri, Some("{}")).await;
+                let (code, text) = crate::test_support::send_via(
+                    make(state.clone(), Access::open()),
+                    m,
+                    &uri,
+                    Some("{}"),
+                )
+                .await;
                 assert_eq!(
                     served(code, &text),
                     documented,
@@ -525,7 +544,7 @@ mod tests {
         use tower::ServiceExt;
         let h = harness(vec![media_core(10)]);
         let st = &h.state;
-        let r = router(st.clone())
+        let r = router(st.clone(), Access::open())
             .oneshot(
                 axum::http::Request::get("/v1/events")
                     .body(axum::body::Body::empty())
@@ -636,7 +655,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
-            router(h.state.clone()),
+            router(h.state.clone(), Access::open()),
             h.state.events.clone(),
             async {
                 let _ = stopped.await;

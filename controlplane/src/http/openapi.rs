@@ -465,8 +465,54 @@ fn paths() -> Value {
     })
 }
 
+/// Declare the bearer scheme, require it of every operation but `/healthz`'s, and
+/// document their 401.
+fn secure(doc: &mut Value) {
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "control.token (gateway.token on the gateway API): when set, every \
+                            request but GET /healthz needs Authorization: Bearer <token>, and \
+                            so does /metrics unless control.metrics_public is true; \
+                            /openapi.json follows the API's rule. Without a token set the API \
+                            is open."
+        }
+    });
+    doc["security"] = json!([{ "bearer": [] }]);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (_, op) in ops.iter_mut().filter(|(m, _)| *m != "parameters") {
+            if path == "/healthz" {
+                op["security"] = json!([]);
+                continue;
+            }
+            if path == "/metrics" {
+                op["security"] = json!([{ "bearer": [] }, {}]);
+            }
+            op["responses"]["401"] = json!({
+                "description": "No bearer token, or the wrong one (the API has a token)",
+                "headers": { "WWW-Authenticate": { "schema": { "type": "string" },
+                    "description": "Bearer realm=\"tutti\" (with error=\"invalid_token\" for a wrong one)" } },
+                "content": json_content(schema("Error"))
+            });
+        }
+    }
+}
+
 /// The OpenAPI 3.0 document for API version `version`.
 pub fn document(version: &str) -> Value {
+    let mut doc = mixer_document(version);
+    secure(&mut doc);
+    doc
+}
+
+/// [`document`] before [`secure`].
+fn mixer_document(version: &str) -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -501,7 +547,7 @@ const GATEWAY_SHARED: [&str; 11] = [
 
 /// The OpenAPI 3.0 document of the gateway API (`gateway.listen`).
 pub fn gateway_document(version: &str) -> Value {
-    let mut doc = document(version);
+    let mut doc = mixer_document(version);
     doc["info"]["title"] = "tutti gateway API".into();
     doc["info"]["description"] = format!(
         "Conferences relayed through the tutti media gateway to its mixers, and their \
@@ -603,5 +649,6 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
+    secure(&mut doc);
     doc
 }
