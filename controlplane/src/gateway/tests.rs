@@ -257,6 +257,22 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
     )
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "the mixers' refusal: {v}");
+    let adopt = r#"{"owner":"cm2"}"#;
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences/c1/adopt", Some(adopt)).await;
+    assert_eq!(
+        code,
+        StatusCode::CONFLICT,
+        "the mixer's: cm2 holds no lease: {v}"
+    );
+    let hb = r#"{"interval_ms":1000}"#;
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/call-managers/cm2/heartbeat",
+        Some(hb),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
     let (code, v) = gw(
         &g,
         Method::POST,

@@ -295,6 +295,19 @@ mod tests {
         let h = harness(vec![media_core(10)]);
         let body = r#"{"id": "room-1", "owner": "kamailio-a", "ptime_ms": 40,
                        "max_participants": 7, "active_speakers": "ALL"}"#;
+        // An owner must hold a lease first: else nothing would keep the conference.
+        let (code, e) = post(&h, "/v1/conferences", body).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{e}");
+        let want = "call manager \"kamailio-a\" holds no lease: send POST \
+                    /v1/call-managers/kamailio-a/heartbeat first";
+        assert!(e["error"].as_str().unwrap().starts_with(want), "{e}");
+        assert_eq!(
+            get(&h, "/v1/conferences/room-1").await.0,
+            StatusCode::NOT_FOUND
+        );
+        let hb = r#"{"interval_ms": 1000}"#;
+        let beat = post(&h, "/v1/call-managers/kamailio-a/heartbeat", hb).await;
+        assert_eq!(beat.0, StatusCode::CREATED);
         let (code, c) = post(&h, "/v1/conferences", body).await;
         assert_eq!(code, StatusCode::CREATED, "{c}");
         assert_eq!((&c["id"], &c["core"]), (&json!("room-1"), &json!(3)));
@@ -975,8 +988,11 @@ mod tests {
         );
         assert_eq!(after, before);
         // A valid owner of the maximum length is fine and the remote may be loopback.
-        let owner =
-            json!({"owner": "ü".repeat(tutti_control_core::reclaim::MAX_OWNER_LEN)}).to_string();
+        let max = tutti_control_core::reclaim::MAX_OWNER_LEN;
+        let beat = format!("/v1/call-managers/{}/heartbeat", "%C3%BC".repeat(max));
+        let (code, _) = post(&h, &beat, r#"{"interval_ms": 1000}"#).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let owner = json!({"owner": "ü".repeat(max)}).to_string();
         assert_eq!(post(&h, conf, &owner).await.0, StatusCode::CREATED);
         assert_eq!(
             post(&h, parts, &p("127.0.0.1:4000")).await.0,

@@ -48,14 +48,21 @@ fn bad(message: String) -> ControlError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConference {
+    #[serde(default, deserialize_with = "given")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     ptime_ms: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     max_participants: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     active_speakers: Option<Value>,
     /// `"arrival"` (the default) or `"input"`.
+    #[serde(default, deserialize_with = "given")]
     timing: Option<String>,
     /// Only with `"timing": "input"`.
+    #[serde(default, deserialize_with = "given")]
     input_delay_ms: Option<u32>,
 }
 
@@ -152,9 +159,12 @@ impl CreateConference {
     }
 }
 
-/// Deserialize a field that is present (possibly `null`) as `Some`, so that a missing
-/// field (`None` via `#[serde(default)]`) differs from an explicit `null`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+/// Deserialize a field that is present as `Some(T)`, so that a missing field (`None` via
+/// `#[serde(default)]`) differs from an explicit `null`. The API's one rule for
+/// optional fields: leave a field out for its default; `null` is a value only where the
+/// schema says `nullable` (then `T` is an `Option`, as for `telephone_event_pt`), and
+/// anywhere else it is refused (400, naming the field) like any other wrong type.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -165,11 +175,15 @@ pub struct AddParticipant {
     remote: String,
     codec: String,
     /// Missing: [`DEFAULT_TELEPHONE_EVENT_PT`]; `null`: no telephone-events.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "given")]
     telephone_event_pt: Option<Option<u8>>,
+    #[serde(default, deserialize_with = "given")]
     rtcp: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     muted: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     deaf: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     gain_db: Option<f32>,
 }
 
@@ -239,9 +253,13 @@ impl AddParticipant {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchParticipant {
+    #[serde(default, deserialize_with = "given")]
     muted: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     deaf: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     gain_db: Option<f32>,
+    #[serde(default, deserialize_with = "given")]
     hold: Option<bool>,
 }
 
@@ -274,6 +292,7 @@ pub struct PutRtpBasis {
 #[serde(deny_unknown_fields)]
 pub struct PlayPrompt {
     pub prompt: String,
+    #[serde(default, deserialize_with = "given")]
     pub participant: Option<String>,
 }
 
@@ -549,15 +568,23 @@ impl HandoverView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelayedConference {
+    #[serde(default, deserialize_with = "given")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     ptime_ms: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     max_participants: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     active_speakers: Option<Value>,
     /// A mixer's base URL; by default the one with the most free capacity.
+    #[serde(default, deserialize_with = "given")]
     mixer: Option<String>,
     /// Refused: the gateway's mixers mix by input timestamps.
+    #[serde(default, deserialize_with = "given")]
     timing: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
     input_delay_ms: Option<Value>,
 }
 
@@ -597,7 +624,9 @@ impl CreateRelayedConference {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandoverRequest {
+    #[serde(default, deserialize_with = "given")]
     to: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     mode: Option<String>,
 }
 

@@ -14,7 +14,7 @@ pub mod extract;
 mod gateway;
 pub mod openapi;
 
-use crate::events::{timestamp, Delivery};
+use crate::events::{lagged, Delivery};
 use crate::{metrics, ControlState};
 pub use auth::Access;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -228,15 +228,9 @@ async fn events(
     let stream = s.events.subscribe().map(move |d| {
         let built = match d {
             Delivery::Event(ev) => sse::Event::default().event(ev.kind).json_data(&ev),
-            Delivery::Lagged(missed) => {
-                sse::Event::default()
-                    .event("lagged")
-                    .json_data(serde_json::json!({
-                        "type": "lagged",
-                        "missed": missed,
-                        "timestamp": timestamp(clock.wall()),
-                    }))
-            }
+            Delivery::Lagged(missed) => sse::Event::default()
+                .event("lagged")
+                .json_data(lagged(missed, clock.wall())),
         };
         Ok(built
             .unwrap_or_else(|e| sse::Event::default().comment(format!("event not encoded: {e}"))))
@@ -434,6 +428,42 @@ mod tests {
                 }
             }
         }
+        // Every operation that creates something links to the operations that use its
+        // id, each link to an operation with those path parameters.
+        let ops: std::collections::BTreeMap<&str, (&str, &serde_json::Value)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object().unwrap().values().filter_map(move |op| {
+                    Some((op.get("operationId")?.as_str()?, (path.as_str(), op)))
+                })
+            })
+            .collect();
+        let mut linked = 0;
+        for (id, (_, op)) in &ops {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status == "201" {
+                    assert!(r.get("links").is_some(), "{id} {status} has no links");
+                }
+                for (name, l) in r
+                    .get("links")
+                    .and_then(|l| l.as_object())
+                    .into_iter()
+                    .flatten()
+                {
+                    let target = l["operationId"].as_str().unwrap();
+                    let (path, _) = ops.get(target).unwrap_or_else(|| panic!("{id}: {target}"));
+                    for (param, expr) in l["parameters"].as_object().unwrap() {
+                        assert!(
+                            path.contains(&format!("{{{param}}}")),
+                            "{name}: {path} {param}"
+                        );
+                        assert!(expr.as_str().unwrap().starts_with("$response.body#/"));
+                    }
+                    linked += 1;
+                }
+            }
+        }
+        assert!(linked >= 12, "{linked} links");
         // References resolve.
         let text = doc.to_string();
         for r in text.split("\"#/components/schemas/").skip(1) {
@@ -645,6 +675,168 @@ mod tests {
         assert_eq!(ev["participant"], p["id"]);
         let ev = next_event(&mut body, "conference_deleted").await;
         assert_eq!(ev["conference"], "ev");
+    }
+
+    #[test]
+    fn every_event_kind_and_field_is_in_the_event_schema() {
+        use crate::events::{Detail, Event};
+        use openapi::check::mismatch;
+        use std::time::SystemTime;
+        let doc = openapi::document("test");
+        let schema = serde_json::json!({ "$ref": "#/components/schemas/Event" });
+        let documented: BTreeSet<&str> = doc["components"]["schemas"]["Event"]["properties"]
+            ["type"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        let kinds: BTreeSet<&str> = tutti_control_core::events::KINDS.into_iter().collect();
+        assert_eq!(documented, kinds);
+        let every_field = Detail {
+            digit: Some('5'),
+            source: Some("inband"),
+            prompt: Some("stay".into()),
+            completed: Some(true),
+            sid_before: Some(false),
+            reason: Some("bye"),
+            by: Some("voice"),
+            missing: Some(false),
+            call_manager: Some("cm1".into()),
+            previous_owner: Some("cm0".into()),
+            error: Some("mixer gone".into()),
+        };
+        for kind in tutti_control_core::events::KINDS {
+            let mut ev = Event::session(kind, "c1", Some("p1"), SystemTime::UNIX_EPOCH);
+            let v = serde_json::to_value(&ev).unwrap();
+            assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+            *ev.detail = every_field.clone();
+            let v = serde_json::to_value(&ev).unwrap();
+            assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+            let v = serde_json::to_value(Event::lease(kind, "cm1", SystemTime::UNIX_EPOCH));
+            assert_eq!(mismatch(&doc, &schema, &v.unwrap(), "event"), None);
+        }
+        let v = lagged(3, SystemTime::UNIX_EPOCH);
+        assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+        // What the schema does not say is caught: a kind, a field, a type.
+        let ev = Event::session("made_up", "c1", None, SystemTime::UNIX_EPOCH);
+        let v = serde_json::to_value(&ev).unwrap();
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("made_up"));
+        let mut v = lagged(3, SystemTime::UNIX_EPOCH);
+        v["extra"] = 1.into();
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("extra"));
+        v = lagged(3, SystemTime::UNIX_EPOCH);
+        v["missed"] = "3".into();
+        assert!(mismatch(&doc, &schema, &v, "event").is_some());
+        v["missed"] = serde_json::Value::Null;
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("null"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn null_is_taken_only_where_the_schema_says_nullable() {
+        let h = harness(vec![media_core(10)]);
+        let st = &h.state;
+        let doc = openapi::document("test");
+        let (code, _) = json(st, Method::POST, "/v1/conferences", Some(r#"{"id":"c"}"#)).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let add = r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#;
+        let (_, p) = json(
+            st,
+            Method::POST,
+            "/v1/conferences/c/participants",
+            Some(add),
+        )
+        .await;
+        let part = format!(
+            "/v1/conferences/c/participants/{}",
+            p["id"].as_str().unwrap()
+        );
+        let input = r#"{"id":"t","timing":"input"}"#;
+        assert_eq!(
+            json(st, Method::POST, "/v1/conferences", Some(input))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+        let beat = r#"{"interval_ms":1000}"#;
+        let hb = "/v1/call-managers/cm/heartbeat";
+        assert_eq!(
+            json(st, Method::POST, hb, Some(beat)).await.0,
+            StatusCode::CREATED
+        );
+        let cases = [
+            (
+                Method::POST,
+                "/v1/conferences".to_string(),
+                "ConferenceCreate",
+                "{}",
+            ),
+            (
+                Method::POST,
+                "/v1/conferences/c/participants".into(),
+                "ParticipantCreate",
+                add,
+            ),
+            (Method::PATCH, part.clone(), "ParticipantPatch", "{}"),
+            (
+                Method::POST,
+                "/v1/conferences/c/prompts".into(),
+                "PromptRequest",
+                r#"{"prompt":"stay"}"#,
+            ),
+            (Method::POST, hb.into(), "Heartbeat", beat),
+            (
+                Method::POST,
+                "/v1/conferences/c/adopt".into(),
+                "Adopt",
+                r#"{"owner":"cm"}"#,
+            ),
+        ];
+        let mut checked = 0;
+        for (method, uri, name, base) in cases {
+            let props = doc["components"]["schemas"][name]["properties"]
+                .as_object()
+                .unwrap();
+            for (field, schema) in props {
+                let mut body: serde_json::Value = serde_json::from_str(base).unwrap();
+                body[field] = serde_json::Value::Null;
+                let text = body.to_string();
+                let (code, v) = json(st, method.clone(), &uri, Some(&text)).await;
+                if schema["nullable"] == true {
+                    assert!(code.is_success(), "{name}.{field}: {code} {v}");
+                } else {
+                    assert_eq!(code, StatusCode::BAD_REQUEST, "{name}.{field}: {v}");
+                    let msg = v["error"].as_str().unwrap();
+                    assert!(
+                        msg.contains(field.as_str()) && msg.contains("null"),
+                        "{msg}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "{checked}");
+        // A nullable field's null means what the schema says: no telephone-events.
+        let (code, p) = json(
+            st,
+            Method::POST,
+            "/v1/conferences/c/participants",
+            Some(r#"{"remote":"198.18.0.3:4000","codec":"pcmu","telephone_event_pt":null}"#),
+        )
+        .await;
+        assert_eq!(
+            (code, &p["telephone_event_pt"]),
+            (StatusCode::CREATED, &serde_json::Value::Null)
+        );
+        // A body must be an object (serde would take a struct from an array).
+        let (code, v) = json(st, Method::POST, "/v1/conferences", Some("[]")).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
     }
 
     #[tokio::test(flavor = "current_thread")]

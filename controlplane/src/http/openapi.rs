@@ -10,6 +10,7 @@ use crate::orphan::Reason;
 use crate::reclaim::MAX_OWNER_LEN;
 use crate::sessions::MAX_CONFERENCE_ID_LEN;
 use serde_json::{json, Map, Value};
+use tutti_control_core::events::KINDS;
 use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;
 use tutti_dataplane::mixer::{Ptime, MAX_LOUDEST};
 
@@ -93,7 +94,11 @@ fn schemas() -> Value {
                         "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
                         "description": "Generated when absent" },
                 "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
-                           "description": "The call manager that owns the conference" },
+                           "description": "The call manager that owns the conference. It \
+                                           must hold a lease (POST \
+                                           /v1/call-managers/{cm}/heartbeat first), else \
+                                           409; if its lease has lapsed the conference is \
+                                           orphaned at once (orphaned: true)" },
                 "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
                 "max_participants": { "type": "integer", "minimum": 1,
                                       "maximum": MAX_PARTICIPANTS,
@@ -260,33 +265,41 @@ fn schemas() -> Value {
             }
         },
         "Event": {
-            "type": "object", "required": ["type", "conference", "participant", "timestamp"],
+            "type": "object", "additionalProperties": false,
+            "required": ["type", "conference", "participant", "timestamp"],
+            "description": "One event; the fields after timestamp come with the kinds named in \
+                            their descriptions",
             "properties": {
-                "type": { "type": "string", "enum": [
-                    "talk_start", "talk_stop", "digit", "prompt_done", "participant_quiet",
-                    "participant_active", "sid_seen", "rtcp_seen", "rtcp_timeout", "bye",
-                    "tick_overrun", "conference_created", "conference_deleted",
-                    "participant_created", "participant_deleted", "lease_lapsed",
-                    "lease_renewed", "conference_orphaned", "prompt_played", "reply_heard",
-                    "conference_released", "conference_adopted"] },
+                "type": { "type": "string", "enum": KINDS.as_slice() },
                 "conference": { "type": "string", "nullable": true,
-                                "description": "null for lease events" },
+                                "description": "null for lease events and lagged" },
                 "participant": { "type": "string", "nullable": true },
                 "timestamp": { "type": "string", "format": "date-time" },
-                "digit": { "type": "string" },
-                "source": { "type": "string", "enum": ["rfc4733", "inband"] },
-                "prompt": { "type": "string" },
-                "completed": { "type": "boolean" },
-                "sid_before": { "type": "boolean" },
-                "reason": { "type": "string", "enum": Reason::ALL.map(Reason::as_str),
-                            "description": "Why the orphan procedure took the step" },
+                "digit": { "type": "string", "description": "digit" },
+                "source": { "type": "string", "enum": ["rfc4733", "inband"],
+                            "description": "digit" },
+                "prompt": { "type": "string", "description": "prompt_done, prompt_played" },
+                "completed": { "type": "boolean", "description": "prompt_done" },
+                "sid_before": { "type": "boolean", "description": "participant_quiet" },
+                "reason": { "type": "string",
+                            "description": format!(
+                                "Why: the orphan procedure's step ({}; participant_deleted, \
+                                 conference_released, conference_deleted, prompt_played), or \
+                                 how a SIP call ended (call_ended: bye, cancel, no_ack, \
+                                 session_expired, rtp_timeout, deleted, or the procedure's \
+                                 reason)", Reason::ALL.map(Reason::as_str).join(", ")) },
                 "by": { "type": "string", "enum": ["voice", "digit"],
                         "description": "How a participant replied (reply_heard)" },
                 "missing": { "type": "boolean",
-                             "description": "The prompt is not in the library; the procedure went on without it" },
-                "call_manager": { "type": "string" },
-                "previous_owner": { "type": "string", "nullable": true },
-                "error": { "type": "string" }
+                             "description": "The prompt is not in the library; the procedure went on without it (prompt_played)" },
+                "call_manager": { "type": "string",
+                                  "description": "lease_lapsed, lease_renewed, conference_orphaned, conference_adopted (the new owner)" },
+                "previous_owner": { "type": "string", "nullable": true,
+                                    "description": "conference_adopted" },
+                "error": { "type": "string",
+                           "description": "What failed (prompt_played, handover_aborted, handover_participant_failed_over) or a note (handover_completed)" },
+                "missed": { "type": "integer", "minimum": 1,
+                            "description": "Events the subscriber missed (lagged)" }
             }
         },
         "Status": {
@@ -348,7 +361,7 @@ fn paths() -> Value {
         }},
         "/v1/events": { "get": {
             "summary": "Server-Sent Events: each `event: <type>` with a JSON Event as data; \
-                        `lagged` ({\"type\":\"lagged\",\"missed\":n}) when the subscriber fell behind",
+                        `lagged` (with `missed`) when the subscriber fell behind",
             "operationId": "events",
             "responses": { "200": { "description": "Event stream",
                                     "content": { "text/event-stream": { "schema": schema("Event") } } } }
@@ -363,7 +376,8 @@ fn paths() -> Value {
                 "operationId": "createConference",
                 "requestBody": body("ConferenceCreate"),
                 "responses": responses(("201", "Created", Some("Conference")),
-                    &[BAD_BODY, ("409", "A conference with this id exists"), TOO_LARGE,
+                    &[BAD_BODY, ("409", "A conference with this id exists, or the owner \
+                                         holds no lease (send a heartbeat first)"), TOO_LARGE,
                       NOT_JSON, DATAPLANE, BUSY])
             }
         },
@@ -432,7 +446,8 @@ fn paths() -> Value {
                 "operationId": "adoptConference",
                 "requestBody": body("Adopt"),
                 "responses": responses(("200", "Adopted", Some("Conference")),
-                    &[BAD_BODY, NO_CONF, TOO_LARGE, NOT_JSON])
+                    &[BAD_BODY, NO_CONF, ("409", "The owner holds no lease (send a heartbeat \
+                                                  first)"), TOO_LARGE, NOT_JSON])
             }
         },
         "/v1/call-managers": {
@@ -463,6 +478,100 @@ fn paths() -> Value {
             }
         }
     })
+}
+
+/// Links from each create response to the operations that use its id (so a stateful
+/// client or fuzzer can follow them): `(operation, status, [(target, parameters)])`,
+/// each parameter taken from the response body.
+const LINKS: [(&str, &str, &[Link]); 4] = [
+    (
+        "createConference",
+        "201",
+        &[
+            ("getConference", &[("id", "/id")]),
+            ("deleteConference", &[("id", "/id")]),
+            ("listParticipants", &[("id", "/id")]),
+            ("addParticipant", &[("id", "/id")]),
+            ("playPrompt", &[("id", "/id")]),
+            ("adoptConference", &[("id", "/id")]),
+            ("handoverConference", &[("id", "/id")]),
+        ],
+    ),
+    (
+        "addParticipant",
+        "201",
+        &[
+            ("getParticipant", &[("id", "/conference"), ("pid", "/id")]),
+            (
+                "updateParticipant",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+            (
+                "deleteParticipant",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+            (
+                "setParticipantRtp",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+        ],
+    ),
+    ("heartbeat", "201", &[("heartbeat", &[("cm", "/id")])]),
+    ("heartbeat", "200", &[("heartbeat", &[("cm", "/id")])]),
+];
+
+/// A link's target operation and its parameters: `(name, JSON pointer in the body)`.
+type Link = (&'static str, &'static [(&'static str, &'static str)]);
+
+/// Add [`LINKS`] whose operations the document has.
+fn link(doc: &mut Value) {
+    let mut ops = Map::new();
+    for item in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                ops.insert(id.to_string(), Value::Null);
+            }
+        }
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let id = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            for (_, status, targets) in LINKS.iter().filter(|(from, ..)| *from == id) {
+                let links: Map<String, Value> = targets
+                    .iter()
+                    .filter(|(target, _)| ops.contains_key(*target))
+                    .map(|(target, params)| {
+                        let params: Map<String, Value> = params
+                            .iter()
+                            .map(|(name, at)| {
+                                (name.to_string(), format!("$response.body#{at}").into())
+                            })
+                            .collect();
+                        (
+                            target.to_string(),
+                            json!({ "operationId": target, "parameters": params }),
+                        )
+                    })
+                    .collect();
+                op["responses"][*status]["links"] = Value::Object(links);
+            }
+        }
+    }
 }
 
 /// Declare the bearer scheme, require it of every operation but `/healthz`'s, and
@@ -507,6 +616,7 @@ fn secure(doc: &mut Value) {
 /// The OpenAPI 3.0 document for API version `version`.
 pub fn document(version: &str) -> Value {
     let mut doc = mixer_document(version);
+    link(&mut doc);
     secure(&mut doc);
     doc
 }
@@ -649,6 +759,104 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
+    link(&mut doc);
     secure(&mut doc);
     doc
+}
+
+/// Checking JSON against the document's schemas (the subset of OpenAPI 3.0 schema the
+/// document uses), for tests.
+#[cfg(test)]
+pub(crate) mod check {
+    use super::*;
+    use crate::events::Event;
+
+    /// Where `v` does not match `schema` (references resolved in `doc`), if anywhere.
+    pub fn mismatch(doc: &Value, schema: &Value, v: &Value, at: &str) -> Option<String> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let target = doc
+                .pointer(r.trim_start_matches('#'))
+                .expect("reference resolves");
+            return mismatch(doc, target, v, at);
+        }
+        if v.is_null() {
+            let nullable = schema.get("nullable") == Some(&Value::Bool(true));
+            return (!nullable).then(|| format!("{at}: null where the schema is not nullable"));
+        }
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            if let Some(m) = all.iter().find_map(|s| mismatch(doc, s, v, at)) {
+                return Some(m);
+            }
+        }
+        if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+            let fits = one
+                .iter()
+                .filter(|s| mismatch(doc, s, v, at).is_none())
+                .count();
+            if fits != 1 {
+                return Some(format!("{at}: {v} fits {fits} of oneOf"));
+            }
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            if !values.contains(v) {
+                return Some(format!("{at}: {v} is not one of {values:?}"));
+            }
+        }
+        let ty = schema.get("type").and_then(Value::as_str);
+        let typed = match ty {
+            None => true,
+            Some("object") => v.is_object(),
+            Some("array") => v.is_array(),
+            Some("string") => v.is_string(),
+            Some("integer") => v.is_i64() || v.is_u64(),
+            Some("number") => v.is_number(),
+            Some("boolean") => v.is_boolean(),
+            Some(other) => panic!("schema type {other} not checked"),
+        };
+        if !typed {
+            return Some(format!("{at}: {v} is not of type {}", ty.unwrap_or("?")));
+        }
+        if let Some(items) = schema.get("items") {
+            let arr = v.as_array()?;
+            return arr
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| mismatch(doc, items, x, &format!("{at}[{i}]")));
+        }
+        let obj = v.as_object()?;
+        let props = schema.get("properties").and_then(Value::as_object);
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = req.as_str().unwrap();
+            if !obj.contains_key(name) {
+                return Some(format!("{at}: required {name} missing"));
+            }
+        }
+        obj.iter().find_map(|(k, x)| {
+            let here = format!("{at}.{k}");
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => mismatch(doc, s, x, &here),
+                (None, Some(Value::Bool(false))) => Some(format!("{here}: not in the schema")),
+                (None, Some(s)) if s.is_object() => mismatch(doc, s, x, &here),
+                (None, _) => None,
+            }
+        })
+    }
+
+    /// Panic unless `ev`, as `/v1/events` sends it, matches the document's `Event`.
+    pub fn event_documented(ev: &Event) {
+        static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        let doc = DOC.get_or_init(|| document("test"));
+        let v = serde_json::to_value(ev).expect("events serialize");
+        if let Some(m) = mismatch(doc, &schema("Event"), &v, "event") {
+            panic!("event {v} does not match the Event schema of /openapi.json: {m}");
+        }
+    }
 }

@@ -119,9 +119,12 @@ impl Control {
         self.poll_handovers(now);
     }
 
-    /// Create a conference; a conference made for a call manager whose lease lapsed is
-    /// orphaned at once.
+    /// Create a conference; its owner (if any) must hold a lease, and a conference made
+    /// for a call manager whose lease lapsed is orphaned at once.
     pub fn create_conference(&mut self, new: NewConference) -> Result<ConfKey, ControlError> {
+        if let Some(owner) = &new.owner {
+            self.require_lease(owner)?;
+        }
         let now = self.clock.wall();
         let c = self.sessions.create_conference(new, now)?;
         let (core, key, spec, id) = (c.core, c.key, c.spec(), c.id.clone());

@@ -69,6 +69,16 @@ impl Control {
     }
 
     /// Orphan conference `key` if its owner's lease has lapsed.
+    /// Call manager `cm` holds a lease (else conferences made for it would have no
+    /// heartbeat to keep them).
+    pub(crate) fn require_lease(&self, cm: &str) -> Result<(), ControlError> {
+        if self.reclaim.leases.holds(cm) {
+            Ok(())
+        } else {
+            Err(ControlError::NoLease(cm.to_string()))
+        }
+    }
+
     pub(crate) fn orphan_if_lapsed(&mut self, key: ConfKey) {
         let owner = self
             .sessions
@@ -281,6 +291,7 @@ impl Control {
     pub fn adopt(&mut self, id: &str, owner: &str) -> Result<ConfKey, ControlError> {
         check_name("owner", owner)?;
         let c = self.sessions.conference(id)?;
+        self.require_lease(owner)?;
         let (key, previous) = (c.key, c.owner.clone());
         self.sessions.set_owner(key, owner.to_string());
         if let Some(w) = self.reclaim.watches.get_mut(&key) {
