@@ -262,7 +262,7 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
     assert_eq!(
         code,
         StatusCode::CONFLICT,
-        "the mixer's: cm2 holds no lease: {v}"
+        "the mixer's: cm2 holds no live lease: {v}"
     );
     let hb = r#"{"interval_ms":1000}"#;
     let (code, v) = gw(

@@ -251,10 +251,12 @@ mod tests {
             "{list}"
         );
         assert_eq!(list["call_managers"][0]["expires_in_ms"], 0);
-        // A conference created for the lapsed call manager is orphaned at once.
+        // No conference is created for the lapsed call manager (it would be reclaimed
+        // at once).
         let body = r#"{"id": "late", "owner": "cm1"}"#;
-        let (_, late) = call(&h, Method::POST, "/v1/conferences", Some(body)).await;
-        assert_eq!(late["orphaned"], true);
+        let (code, late) = call(&h, Method::POST, "/v1/conferences", Some(body)).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{late}");
+        assert!(late["error"].as_str().unwrap().contains("heartbeat first"));
         // The call manager is back: the procedure ends.
         let (code, _) = call(
             &h,
@@ -493,14 +495,20 @@ mod tests {
             assert_eq!(code, want, "{uri} {body}: {err}");
             assert!(err["error"].is_string());
         }
-        // Adopted by a call manager whose own lease lapsed: orphaned again.
-        let (_, c) = call(
+        // Not by a call manager whose own lease lapsed.
+        let (code, e) = call(
             &h,
             Method::POST,
             "/v1/conferences/c/adopt",
-            Some(r#"{"owner": "cm1"}"#),
+            Some(&adopt("cm1")),
         )
         .await;
-        assert_eq!(c["orphaned"], true, "{c}");
+        assert_eq!(code, StatusCode::CONFLICT, "{e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("no live lease"),
+            "{e}"
+        );
+        let (_, c) = call(&h, Method::GET, "/v1/conferences/c", None).await;
+        assert_eq!(c["owner"], "backup", "{c}");
     }
 }

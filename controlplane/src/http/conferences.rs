@@ -298,7 +298,7 @@ mod tests {
         // An owner must hold a lease first: else nothing would keep the conference.
         let (code, e) = post(&h, "/v1/conferences", body).await;
         assert_eq!(code, StatusCode::CONFLICT, "{e}");
-        let want = "call manager \"kamailio-a\" holds no lease: send POST \
+        let want = "call manager \"kamailio-a\" holds no live lease: send POST \
                     /v1/call-managers/kamailio-a/heartbeat first";
         assert!(e["error"].as_str().unwrap().starts_with(want), "{e}");
         assert_eq!(
@@ -908,6 +908,24 @@ mod tests {
                 Method::POST,
                 parts,
                 p("example.com:4000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                parts,
+                p("0.1.2.3:4000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                parts,
+                p("240.0.0.1:4000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                parts,
+                p("198.18.0.2:04000"),
                 StatusCode::BAD_REQUEST,
             ),
             (

@@ -193,10 +193,16 @@ fn parse_remote(remote: &str) -> Result<SocketAddrV4, ControlError> {
             "remote must be an IPv4 address and port such as \"198.18.0.2:4000\", not {remote:?}"
         ))
     })?;
-    let ip = addr.ip();
-    if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+    // 0/8 is "this network", 224/4 multicast and 240/4 reserved (with broadcast).
+    let first = addr.ip().octets()[0];
+    if addr.port() == 0 || first == 0 || first >= 224 {
         return Err(bad(format!(
-            "remote {remote:?} is not a unicast address with a non-zero port"
+            "remote {remote:?} is not a unicast address (first octet 1 to 223) with a non-zero port"
+        )));
+    }
+    if addr.to_string() != remote {
+        return Err(bad(format!(
+            "remote {remote:?} must be written as {addr} (no leading zeros)"
         )));
     }
     Ok(addr)

@@ -211,7 +211,9 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
 }
 
 async fn openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
-    Json(openapi::document(s.version))
+    let mut doc = openapi::document(s.version);
+    openapi::name_prompts(&mut doc, s.control().prompt_names());
+    Json(doc)
 }
 
 async fn gateway_openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
@@ -800,10 +802,17 @@ mod tests {
         ];
         let mut checked = 0;
         for (method, uri, name, base) in cases {
-            let props = doc["components"]["schemas"][name]["properties"]
-                .as_object()
-                .unwrap();
-            for (field, schema) in props {
+            // The properties of the schema, or of each of its oneOf forms.
+            let schema = &doc["components"]["schemas"][name];
+            let forms = schema["oneOf"]
+                .as_array()
+                .cloned()
+                .unwrap_or(vec![schema.clone()]);
+            let props: std::collections::BTreeMap<String, serde_json::Value> = forms
+                .iter()
+                .flat_map(|f| f["properties"].as_object().unwrap().clone())
+                .collect();
+            for (field, schema) in &props {
                 let mut body: serde_json::Value = serde_json::from_str(base).unwrap();
                 body[field] = serde_json::Value::Null;
                 let text = body.to_string();

@@ -63,6 +63,73 @@ const BUSY: (&str, &str) = (
 );
 const DATAPLANE: (&str, &str) = ("500", "The dataplane refused the command");
 
+/// A call manager's name: 1 to [`MAX_OWNER_LEN`] characters, none a control character.
+fn cm_name(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$", "description": description })
+}
+
+/// `POST /v1/conferences`: one of arrival timing (the default) or input timing with
+/// each ptime, whose `input_delay_ms` is a multiple of it and `active_speakers` "all".
+fn conference_create(speakers: &Value, timing: &Value) -> Value {
+    let common = json!({
+        "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
+                "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
+                "description": "Generated when absent" },
+        "owner": cm_name("The call manager that owns the conference. It must hold a live \
+                          lease (POST /v1/call-managers/{cm}/heartbeat first), else 409"),
+        "max_participants": { "type": "integer", "minimum": 1, "maximum": MAX_PARTICIPANTS,
+                              "default": DEFAULT_MAX_PARTICIPANTS }
+    });
+    let variant = |extra: Value, required: &[&str]| {
+        let mut props = common.clone();
+        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        json!({ "type": "object", "additionalProperties": false, "required": required,
+                "properties": props })
+    };
+    let mut variants = vec![variant(
+        json!({
+            "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
+            "active_speakers": speakers,
+            "timing": { "type": "string", "enum": ["arrival"], "default": "arrival" }
+        }),
+        &[],
+    )];
+    for ptime in [Ptime::Ms10, Ptime::Ms20, Ptime::Ms30, Ptime::Ms40] {
+        let ms = ptime.millis();
+        let is_default = ptime == Ptime::default();
+        let required: &[&str] = if is_default {
+            &["timing"]
+        } else {
+            &["timing", "ptime_ms"]
+        };
+        variants.push(variant(
+            json!({
+                "ptime_ms": { "type": "integer", "enum": [ms] },
+                "active_speakers": { "type": "string", "enum": ["all"] },
+                "timing": { "type": "string", "enum": ["input"] },
+                "input_delay_ms": { "type": "integer", "minimum": ms, "multipleOf": ms,
+                                    "maximum": ms * u32::from(MAX_INPUT_DELAY_FRAMES),
+                                    "description": format!(
+                                        "A multiple of ptime_ms, 1 to {MAX_INPUT_DELAY_FRAMES} \
+                                         frames; default {DEFAULT_INPUT_DELAY_MS} ms rounded up \
+                                         to whole frames") }
+            }),
+            required,
+        ));
+    }
+    json!({ "oneOf": variants, "description": timing["description"] })
+}
+
+/// A remote RTP address as `POST .../participants` takes it (see `dto::parse_remote`).
+const REMOTE_PATTERN: &str = concat!(
+    "^(22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)",
+    "(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}",
+    ":([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+);
+
 fn schemas() -> Value {
     let speakers = json!({
         "oneOf": [
@@ -87,33 +154,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["error"],
             "properties": { "error": { "type": "string" } }
         },
-        "ConferenceCreate": {
-            "type": "object", "additionalProperties": false,
-            "properties": {
-                "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
-                        "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
-                        "description": "Generated when absent" },
-                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
-                           "description": "The call manager that owns the conference. It \
-                                           must hold a lease (POST \
-                                           /v1/call-managers/{cm}/heartbeat first), else \
-                                           409; if its lease has lapsed the conference is \
-                                           orphaned at once (orphaned: true)" },
-                "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
-                "max_participants": { "type": "integer", "minimum": 1,
-                                      "maximum": MAX_PARTICIPANTS,
-                                      "default": DEFAULT_MAX_PARTICIPANTS },
-                "active_speakers": speakers.clone(),
-                "timing": timing.clone(),
-                "input_delay_ms": { "type": "integer", "minimum": Ptime::Ms10.millis(),
-                                    "maximum": Ptime::Ms40.millis()
-                                        * u32::from(MAX_INPUT_DELAY_FRAMES),
-                                    "description": format!(
-                                        "Only with timing input: a multiple of ptime_ms, 1 to \
-                                         {MAX_INPUT_DELAY_FRAMES} frames; default \
-                                         {DEFAULT_INPUT_DELAY_MS} ms rounded up to whole frames") }
-            }
-        },
+        "ConferenceCreate": conference_create(&speakers, &timing),
         "Conference": {
             "type": "object",
             "required": ["id", "core", "ptime_ms", "max_participants", "active_speakers",
@@ -143,7 +184,9 @@ fn schemas() -> Value {
             "type": "object", "additionalProperties": false, "required": ["remote", "codec"],
             "properties": {
                 "remote": { "type": "string", "example": "198.18.0.2:4000",
-                            "description": "Unicast IPv4 address and non-zero port" },
+                            "pattern": REMOTE_PATTERN,
+                            "description": "Unicast IPv4 address (first octet 1 to 223) and \
+                                            port (1 to 65535), written without leading zeros" },
                 "codec": { "type": "string", "enum": ["pcmu", "pcma"],
                            "description": "Case-insensitive" },
                 "telephone_event_pt": { "type": "integer", "minimum": 96, "maximum": 127,
@@ -260,8 +303,8 @@ fn schemas() -> Value {
         "Adopt": {
             "type": "object", "additionalProperties": false, "required": ["owner"],
             "properties": {
-                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
-                           "description": "The call manager that takes the conference over" }
+                "owner": cm_name("The call manager that takes the conference over; it must \
+                                  hold a live lease (else 409)")
             }
         },
         "Event": {
@@ -377,7 +420,7 @@ fn paths() -> Value {
                 "requestBody": body("ConferenceCreate"),
                 "responses": responses(("201", "Created", Some("Conference")),
                     &[BAD_BODY, ("409", "A conference with this id exists, or the owner \
-                                         holds no lease (send a heartbeat first)"), TOO_LARGE,
+                                         holds no live lease (send a heartbeat first)"), TOO_LARGE,
                       NOT_JSON, DATAPLANE, BUSY])
             }
         },
@@ -446,7 +489,7 @@ fn paths() -> Value {
                 "operationId": "adoptConference",
                 "requestBody": body("Adopt"),
                 "responses": responses(("200", "Adopted", Some("Conference")),
-                    &[BAD_BODY, NO_CONF, ("409", "The owner holds no lease (send a heartbeat \
+                    &[BAD_BODY, NO_CONF, ("409", "The owner holds no live lease (send a heartbeat \
                                                   first)"), TOO_LARGE, NOT_JSON])
             }
         },
@@ -457,7 +500,9 @@ fn paths() -> Value {
             }
         },
         "/v1/call-managers/{cm}/heartbeat": {
-            "parameters": [path_param("cm", "Call manager id")],
+            "parameters": [{ "name": "cm", "in": "path", "required": true,
+                             "description": "Call manager id",
+                             "schema": cm_name("Call manager id") }],
             "post": {
                 "summary": "Create or renew the call manager's lease; renewing a lapsed \
                             lease ends its conferences' orphaned state",
@@ -639,6 +684,14 @@ fn mixer_document(version: &str) -> Value {
     })
 }
 
+/// Name the prompts `PromptRequest.prompt` may be (the library this appliance loaded).
+pub fn name_prompts(doc: &mut Value, names: Vec<String>) {
+    if !names.is_empty() {
+        doc["components"]["schemas"]["PromptRequest"]["properties"]["prompt"]["enum"] =
+            names.into();
+    }
+}
+
 /// The paths the gateway API serves as a mixer's do (its conference calls are a mixer's,
 /// answered through the hosting mixer).
 const GATEWAY_SHARED: [&str; 11] = [
@@ -689,9 +742,16 @@ pub fn gateway_document(version: &str) -> Value {
         );
     }
     let schemas = &mut doc["components"]["schemas"];
+    // The mixer's arrival-timing form, without timing (the gateway's mixers mix by
+    // input timestamps, so everyone is mixed).
+    let create = schemas["ConferenceCreate"]["oneOf"][0].clone();
+    schemas["ConferenceCreate"] = create;
     if let Some(props) = schemas["ConferenceCreate"]["properties"].as_object_mut() {
         props.remove("timing");
-        props.remove("input_delay_ms");
+        props.insert(
+            "active_speakers".into(),
+            json!({ "type": "string", "enum": ["all"] }),
+        );
         props.insert(
             "mixer".into(),
             json!({ "type": "string", "format": "uri",
