@@ -8,9 +8,10 @@ use std::str::FromStr;
 use std::time::Duration;
 use tutti_controlplane::gateway::peer::MixerAccess;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
-use tutti_controlplane::http::Access;
+use tutti_controlplane::http::{tls, Access};
 use tutti_controlplane::orphan::OrphanConfig;
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
+use tutti_controlplane::tokio_rustls::TlsAcceptor;
 use tutti_dataplane::net::exception::ExceptionConfig;
 
 /// The whole configuration file.
@@ -165,6 +166,12 @@ pub struct GatewaySection {
     /// A file holding the mixers' token.
     #[serde(default)]
     pub mixer_token_file: Option<PathBuf>,
+    /// PEM certificates an `https://` mixer's certificate must chain to.
+    #[serde(default)]
+    pub mixer_ca: Option<PathBuf>,
+    /// Serve the gateway API over HTTPS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
 }
 
 impl GatewaySection {
@@ -193,7 +200,7 @@ impl GatewaySection {
             .map_or_else(Access::open, |t| Access::bearer(&t, metrics_public)))
     }
 
-    /// How the gateway authenticates to its mixers.
+    /// How the gateway reaches its mixers: its token and the roots for https mixers.
     pub fn mixer_access(&self) -> Result<MixerAccess, String> {
         Ok(MixerAccess {
             token: secret(
@@ -201,12 +208,22 @@ impl GatewaySection {
                 &self.mixer_token,
                 &self.mixer_token_file,
             )?,
+            roots: match &self.mixer_ca {
+                Some(path) => tls::certificates("gateway.mixer_ca", path)?,
+                None => Vec::new(),
+            },
         })
+    }
+
+    /// The gateway API's TLS server, if `tls` is set.
+    pub fn tls(&self) -> Result<Option<TlsAcceptor>, String> {
+        acceptor("gateway", &self.tls)
     }
 
     fn validate(&self, control: &ControlConfig) -> Result<(), String> {
         self.access(control.metrics_public)?;
         self.mixer_access()?;
+        self.tls()?;
         let control = control.listen;
         if self.listen == control {
             return Err(format!(
@@ -215,9 +232,18 @@ impl GatewaySection {
             ));
         }
         for (i, m) in self.mixers.iter().enumerate() {
-            let rest = m.strip_prefix("http://").ok_or_else(|| {
+            let rest = m
+                .strip_prefix("http://")
+                .or_else(|| m.strip_prefix("https://"));
+            let rest = rest.ok_or_else(|| {
                 format!("gateway.mixers[{i}]: '{m}' is not a base URL like http://198.18.0.11:8080")
             })?;
+            if m.starts_with("https://") && self.mixer_ca.is_none() {
+                return Err(format!(
+                    "gateway.mixers[{i}]: '{m}' is https: set gateway.mixer_ca to the PEM \
+                     certificates that sign the mixers' certificates"
+                ));
+            }
             if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
                 return Err(format!(
                     "gateway.mixers[{i}]: '{m}' must be a base URL without a path"
@@ -550,9 +576,37 @@ pub struct ControlConfig {
     /// `/metrics` needs no token even when the API has one.
     #[serde(default)]
     pub metrics_public: bool,
+    /// Serve HTTPS (on `listen`) with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls: {cert, key}`: PEM files, the certificate chain (leaf first) and its key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The TLS server for `section`'s API.
+    pub fn acceptor(&self, section: &str) -> Result<TlsAcceptor, String> {
+        tls::acceptor(&format!("{section}.tls"), &self.cert, &self.key)
+    }
+}
+
+/// The TLS server of `tls`, if it is set.
+fn acceptor(section: &str, tls: &Option<TlsFiles>) -> Result<Option<TlsAcceptor>, String> {
+    tls.as_ref().map(|t| t.acceptor(section)).transpose()
 }
 
 impl ControlConfig {
+    /// The control API's TLS server, if `tls` is set.
+    pub fn tls(&self) -> Result<Option<TlsAcceptor>, String> {
+        acceptor("control", &self.tls)
+    }
+
     /// Who may use the control API.
     pub fn access(&self) -> Result<Access, String> {
         Ok(secret("control.token", &self.token, &self.token_file)?
@@ -752,6 +806,7 @@ impl Config {
             }
         }
         self.control.access()?;
+        self.control.tls()?;
         if let Some(g) = &self.gateway {
             g.validate(&self.control)?;
         }
@@ -1044,6 +1099,18 @@ control:
             (
                 "  listen: 127.0.0.1:8090\n  mixer: []\n",
                 "unknown field `mixer`",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: [\"https://198.18.0.11:8443\"]\n",
+                "'https://198.18.0.11:8443' is https: set gateway.mixer_ca",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  mixer_ca: /nonexistent/ca.pem\n",
+                "gateway.mixer_ca: /nonexistent/ca.pem",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  tls: {cert: /nonexistent/c.pem, key: /k}\n",
+                "gateway.tls.cert: /nonexistent/c.pem",
             ),
         ] {
             let e = Config::parse(&with(body), "t.yaml")

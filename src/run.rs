@@ -318,13 +318,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     info!(
         cores = ?cfg.dataplane.cores,
-        "{} dataplane core(s) polling; control API on http://{}",
+        "{} dataplane core(s) polling; control API on {}://{}",
         cores.len(),
+        scheme(&cfg.control.tls),
         cfg.control.listen
     );
     if let Some(g) = &cfg.gateway {
         info!(
-            "gateway API on http://{}; mixers {}",
+            "gateway API on {}://{}; mixers {}",
+            scheme(&g.tls),
             g.listen,
             g.mixers.join(", ")
         );
@@ -393,8 +395,10 @@ fn serve_control(
         .map(|_| Arc::new(tutti_controlplane::sip::SipMetrics::default()));
     state.sip = sip_metrics.clone();
     let access = cfg.control.access().map_err(anyhow::Error::msg)?;
+    let tls = cfg.control.tls().map_err(anyhow::Error::msg)?;
     warn_if_open("control", cfg.control.listen, &access);
     let mut gateway_access = None;
+    let mut gateway_tls = None;
     if let Some(g) = &cfg.gateway {
         let gw = Gateway::new(g.settings(), g.mixer_access().map_err(anyhow::Error::msg)?)
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
@@ -404,6 +408,7 @@ fn serve_control(
             .map_err(anyhow::Error::msg)?;
         warn_if_open("gateway", g.listen, &a);
         gateway_access = Some(a);
+        gateway_tls = g.tls().map_err(anyhow::Error::msg)?;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -456,6 +461,7 @@ fn serve_control(
             let router = api::gateway_router(state.clone(), gateway_access.unwrap_or_default());
             tokio::spawn(api::serve(
                 l,
+                gateway_tls,
                 router,
                 state.events.clone(),
                 stopped(stop_rx.clone()),
@@ -467,6 +473,7 @@ fn serve_control(
         });
         let served = api::serve(
             listener,
+            tls,
             api::router(state.clone(), access),
             state.events.clone(),
             stopped(stop_rx),
@@ -480,6 +487,15 @@ fn serve_control(
         }
         served
     })
+}
+
+/// The URL scheme of an API served with `tls`.
+fn scheme(tls: &Option<crate::config::TlsFiles>) -> &'static str {
+    if tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// Warn that the `section` API on `listen` is reachable from the network without a token.

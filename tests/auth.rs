@@ -2,7 +2,8 @@
 //! `gateway.token`, `gateway.mixer_token`), asked with curl: no token or a wrong one is
 //! 401 with a challenge, the right one 200, `/healthz` open, `/metrics` open or closed
 //! as `control.metrics_public` says; a gateway creates conferences on a token-protected
-//! mixer with its mixer token.
+//! mixer with its mixer token; `control.tls` serves HTTPS (a self-signed certificate
+//! made with the openssl CLI) and plain HTTP gets no answer.
 
 mod common;
 use common::*;
@@ -121,5 +122,83 @@ fn tokens_guard_the_apis_and_the_gateway_uses_its_mixer_token() {
     assert!(body.contains("\"cm1\""), "{body}");
     drop(gateway);
     drop(mixer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn control_tls_serves_https_with_the_configured_certificate() {
+    require_environment();
+    let _one = one_at_a_time();
+    let dir = std::env::temp_dir().join(unique("tutti-tls-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    must(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=tutti-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            k,
+            "-out",
+            c,
+        ],
+    );
+    let prefix = unique("tuttitls");
+    let api = free_port();
+    let base = config("net_null0", "net_null0", &[], None, api, &prefix);
+    // A key that is not one is refused at start-up, naming the file.
+    let bad = format!("{base}  tls:\n    cert: {c}\n    key: {c}\n");
+    let f = dir.join("bad.yaml");
+    std::fs::write(&f, bad).unwrap();
+    let o = run(tutti_bin(), &["check-config", f.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("control.tls.key") && err.contains(c),
+        "{err}"
+    );
+
+    let yaml = format!("{base}  token: s3cret\n  tls:\n    cert: {c}\n    key: {k}\n");
+    let mut t = Tutti::spawn(&yaml, &prefix, api);
+    let https = format!("https://127.0.0.1:{api}");
+    let trusted = ["--cacert", c];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while curl(&https, "/healthz", &trusted).0 != 200 {
+        assert!(
+            t.child.try_wait().unwrap().is_none(),
+            "tutti exited: {}",
+            t.stderr()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no HTTPS: {}",
+            t.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let auth = ["--cacert", c, "-H", "Authorization: Bearer s3cret"];
+    let (code, body) = curl(&https, "/v1/status", &auth);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(curl(&https, "/v1/status", &trusted).0, 401);
+    // Without trusting the certificate, or in plain HTTP, there is no answer.
+    assert_eq!(curl(&https, "/healthz", &[]).0, 0);
+    let (code, _) = curl(&format!("http://127.0.0.1:{api}"), "/healthz", &[]);
+    assert_eq!(code, 0, "plain HTTP answered");
+    assert!(t
+        .stderr()
+        .contains(&format!("control API on https://127.0.0.1:{api}")));
+    let (status, _) = t.terminate();
+    assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }

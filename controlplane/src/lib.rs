@@ -24,6 +24,7 @@ pub mod sip;
 #[cfg(test)]
 mod test_support;
 
+pub use tokio_rustls;
 pub use tutti_control_core::{leases, media, orphan, reclaim, sessions};
 
 use events::EventHub;

@@ -14,11 +14,14 @@ use tutti_control_core::sessions::{NewConference, NewParticipant};
 use tutti_dataplane::conference::Timing;
 use tutti_dataplane::mixer::ActiveSpeakers;
 
-/// How the gateway authenticates to its mixers (`gateway.mixer_token`).
+/// How the gateway reaches its mixers: the token it sends (`gateway.mixer_token`) and
+/// the certificates it trusts for `https://` mixers (`gateway.mixer_ca`).
 #[derive(Clone, Debug, Default)]
 pub struct MixerAccess {
     /// Sent as `Authorization: Bearer <token>` on every request.
     pub token: Option<String>,
+    /// The roots an `https://` mixer's certificate must chain to (none: no https).
+    pub roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// An HTTP client for mixers, with a bounded time per call.
@@ -32,6 +35,7 @@ impl MixerClient {
     /// A client whose calls give up after `timeout`, authenticated by `access`.
     pub fn new(timeout: Duration, access: MixerAccess) -> Result<MixerClient, String> {
         reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::http::tls::client_config(&access.roots)?)
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()

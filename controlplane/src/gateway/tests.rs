@@ -110,6 +110,7 @@ async fn the_gateway_sends_its_mixer_token_on_every_call() {
     let (m, url) = guarded_mixer(10, api::Access::bearer("mixer-secret", false)).await;
     let token = |t: &str| MixerAccess {
         token: Some(t.to_string()),
+        ..MixerAccess::default()
     };
     // Without the mixer's token, or with a wrong one, the mixer refuses the gateway:
     // that is the gateway's failure (502), not the client's (401).
@@ -145,6 +146,72 @@ async fn the_gateway_sends_its_mixer_token_on_every_call() {
     assert_eq!(on_m["participant_count"], 1, "{on_m}");
     let (_, cms) = json(&m.state, Method::GET, "/v1/call-managers", None).await;
     assert_eq!(cms["call_managers"][0]["id"], "cm1", "{cms}");
+}
+
+/// A self-signed certificate for 127.0.0.1 written to PEM files in a fresh directory:
+/// (directory, certificate file, key file).
+fn self_signed() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tutti-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (dir, cert, key)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_gateway_reaches_an_https_mixer_that_its_mixer_ca_signs() {
+    let (dir, cert, key) = self_signed();
+    let m = harness(vec![media_core(10)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = crate::http::tls::acceptor("control.tls", &cert, &key).unwrap();
+    let router = api::router(m.state.clone(), api::Access::open());
+    tokio::spawn(api::serve(
+        listener,
+        Some(acceptor),
+        router,
+        m.state.events.clone(),
+        std::future::pending(),
+    ));
+    let url = format!("https://{addr}");
+    // Trusting the mixer's certificate: the conference is made over HTTPS.
+    let roots = crate::http::tls::certificates("gateway.mixer_ca", &cert).unwrap();
+    let access = MixerAccess {
+        roots,
+        ..MixerAccess::default()
+    };
+    let g = gateway_with(&[&url], Duration::from_secs(2), access);
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, _) = json(&m.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::OK);
+    // Trusting nothing: the handshake fails and so does the request.
+    let g = gateway_with(&[&url], Duration::from_secs(2), MixerAccess::default());
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c2"}"#)).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{v}");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let plain = format!("http://{addr}");
+    let g = gateway_with(&[&plain], Duration::from_secs(2), MixerAccess::default());
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c3"}"#)).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{v}");
+    // Files that are not what they should be are named in the error.
+    let e = crate::http::tls::acceptor("control.tls", &key, &key)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("control.tls.cert") && e.contains("key.pem"),
+        "{e}"
+    );
+    let e = crate::http::tls::acceptor("control.tls", &cert, &cert)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("control.tls.key") && e.contains("cert.pem"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -607,7 +607,7 @@ impl CreateRelayedConference {
                 )));
             }
         }
-        if let Some(m) = self.mixer.as_ref().filter(|m| !m.starts_with("http://")) {
+        if let Some(m) = self.mixer.as_ref().filter(|m| !is_base_url(m)) {
             return Err(bad(format!(
                 "mixer must be a mixer's base URL such as \"http://198.18.0.11:8080\", not {m:?}"
             )));
@@ -624,6 +624,11 @@ impl CreateRelayedConference {
         .validate()?;
         Ok((self.mixer, spec))
     }
+}
+
+/// Does `url` look like a mixer's base URL (`http://` or `https://`)?
+fn is_base_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// `POST /v1/conferences/{id}/handover` body.
@@ -648,7 +653,7 @@ impl HandoverRequest {
                 )))
             }
         };
-        if let Some(to) = self.to.as_ref().filter(|to| !to.starts_with("http://")) {
+        if let Some(to) = self.to.as_ref().filter(|to| !is_base_url(to)) {
             return Err(bad(format!(
                 "to must be a mixer's base URL such as \"http://198.18.0.12:8080\", not {to:?}"
             )));

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 mod gateway;
 pub mod openapi;
+pub mod tls;
 
 use crate::events::{lagged, Delivery};
 use crate::{metrics, ControlState};
@@ -258,21 +259,32 @@ async fn metrics_text(State(s): State<ControlState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// Serve `router` on `listener` until `shutdown` completes; then event streams end and
-/// requests in progress finish.
-/// (`events` is the hub whose streams end).
+/// Serve `router` on `listener` (over TLS with `tls`) until `shutdown` completes; then
+/// event streams end and requests in progress finish (`events` is the hub whose streams
+/// end).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     events: crate::events::EventHub,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            events.close();
-        })
-        .await
+    let shutdown = async move {
+        shutdown.await;
+        events.close();
+    };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]
@@ -856,6 +868,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
+            None,
             router(h.state.clone(), Access::open()),
             h.state.events.clone(),
             async {
