@@ -24,6 +24,21 @@ tutti_install_packages() {
   fi
 }
 
+# schemathesis (PyPI), pinned, in a venv under ~/.cache/tutti (created once).
+TUTTI_SCHEMATHESIS_VERSION=4.32.5
+TUTTI_SCHEMATHESIS_VENV="$HOME/.cache/tutti/schemathesis-$TUTTI_SCHEMATHESIS_VERSION"
+
+tutti_install_schemathesis() {
+  if [ -x "$TUTTI_SCHEMATHESIS_VENV/bin/schemathesis" ]; then
+    return
+  fi
+  echo "== installing schemathesis $TUTTI_SCHEMATHESIS_VERSION into $TUTTI_SCHEMATHESIS_VENV"
+  tutti_install_packages python3-venv
+  rm -rf "$TUTTI_SCHEMATHESIS_VENV"
+  python3 -m venv "$TUTTI_SCHEMATHESIS_VENV"
+  "$TUTTI_SCHEMATHESIS_VENV/bin/pip" install -q "schemathesis==$TUTTI_SCHEMATHESIS_VERSION"
+}
+
 # Make cargo reachable (rustup installs it under ~/.cargo/bin) or explain.
 tutti_find_cargo() {
   export PATH="$HOME/.cargo/bin:$PATH"

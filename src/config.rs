@@ -3,12 +3,15 @@
 
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+use tutti_controlplane::gateway::peer::MixerAccess;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
+use tutti_controlplane::http::{tls, Access};
 use tutti_controlplane::orphan::OrphanConfig;
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
+use tutti_controlplane::tokio_rustls::TlsAcceptor;
 use tutti_dataplane::net::exception::ExceptionConfig;
 
 /// The whole configuration file.
@@ -236,6 +239,25 @@ pub struct GatewaySection {
     pub max_align: Option<HumanDuration>,
     /// Each call to a mixer's API gives up after this long [2s].
     pub mixer_timeout: Option<HumanDuration>,
+    /// The bearer token every gateway API request but `/healthz` needs (or `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the gateway API's token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The token the gateway sends to its mixers (their `control.token`), or
+    /// `mixer_token_file`.
+    #[serde(default)]
+    pub mixer_token: Option<String>,
+    /// A file holding the mixers' token.
+    #[serde(default)]
+    pub mixer_token_file: Option<PathBuf>,
+    /// PEM certificates an `https://` mixer's certificate must chain to.
+    #[serde(default)]
+    pub mixer_ca: Option<PathBuf>,
+    /// Serve the gateway API over HTTPS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
 }
 
 impl GatewaySection {
@@ -258,7 +280,37 @@ impl GatewaySection {
         }
     }
 
-    fn validate(&self, control: SocketAddr) -> Result<(), String> {
+    /// Who may use the gateway API (`/metrics` as `control.metrics_public` says).
+    pub fn access(&self, metrics_public: bool) -> Result<Access, String> {
+        Ok(secret("gateway.token", &self.token, &self.token_file)?
+            .map_or_else(Access::open, |t| Access::bearer(&t, metrics_public)))
+    }
+
+    /// How the gateway reaches its mixers: its token and the roots for https mixers.
+    pub fn mixer_access(&self) -> Result<MixerAccess, String> {
+        Ok(MixerAccess {
+            token: secret(
+                "gateway.mixer_token",
+                &self.mixer_token,
+                &self.mixer_token_file,
+            )?,
+            roots: match &self.mixer_ca {
+                Some(path) => tls::certificates("gateway.mixer_ca", path)?,
+                None => Vec::new(),
+            },
+        })
+    }
+
+    /// The gateway API's TLS server, if `tls` is set.
+    pub fn tls(&self) -> Result<Option<TlsAcceptor>, String> {
+        acceptor("gateway", &self.tls)
+    }
+
+    fn validate(&self, control: &ControlConfig) -> Result<(), String> {
+        self.access(control.metrics_public)?;
+        self.mixer_access()?;
+        self.tls()?;
+        let control = control.listen;
         if self.listen == control {
             return Err(format!(
                 "gateway.listen: {} is control.listen too; the gateway API needs its own address",
@@ -266,9 +318,18 @@ impl GatewaySection {
             ));
         }
         for (i, m) in self.mixers.iter().enumerate() {
-            let rest = m.strip_prefix("http://").ok_or_else(|| {
+            let rest = m
+                .strip_prefix("http://")
+                .or_else(|| m.strip_prefix("https://"));
+            let rest = rest.ok_or_else(|| {
                 format!("gateway.mixers[{i}]: '{m}' is not a base URL like http://198.18.0.11:8080")
             })?;
+            if m.starts_with("https://") && self.mixer_ca.is_none() {
+                return Err(format!(
+                    "gateway.mixers[{i}]: '{m}' is https: set gateway.mixer_ca to the PEM \
+                     certificates that sign the mixers' certificates"
+                ));
+            }
             if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
                 return Err(format!(
                     "gateway.mixers[{i}]: '{m}' must be a base URL without a path"
@@ -592,6 +653,75 @@ pub struct ControlConfig {
     /// CPU to pin the control thread to (optional).
     #[serde(default)]
     pub core: Option<usize>,
+    /// The bearer token every API request but `/healthz` needs (or `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the token (read at start-up, trailing newline trimmed).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `/metrics` needs no token even when the API has one.
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// Serve HTTPS (on `listen`) with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls: {cert, key}`: PEM files, the certificate chain (leaf first) and its key.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The TLS server for `section`'s API.
+    pub fn acceptor(&self, section: &str) -> Result<TlsAcceptor, String> {
+        tls::acceptor(&format!("{section}.tls"), &self.cert, &self.key)
+    }
+}
+
+/// The TLS server of `tls`, if it is set.
+fn acceptor(section: &str, tls: &Option<TlsFiles>) -> Result<Option<TlsAcceptor>, String> {
+    tls.as_ref().map(|t| t.acceptor(section)).transpose()
+}
+
+impl ControlConfig {
+    /// The control API's TLS server, if `tls` is set.
+    pub fn tls(&self) -> Result<Option<TlsAcceptor>, String> {
+        acceptor("control", &self.tls)
+    }
+
+    /// Who may use the control API.
+    pub fn access(&self) -> Result<Access, String> {
+        Ok(secret("control.token", &self.token, &self.token_file)?
+            .map_or_else(Access::open, |t| Access::bearer(&t, self.metrics_public)))
+    }
+}
+
+/// A secret given in the file as `key` or in a file named by `key_file` (at most one of
+/// them): the file's text without its trailing newline, which must not be empty.
+fn secret(
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("{key} and {key}_file: give one of them, not both")),
+        (Some(t), None) if t.trim().is_empty() => Err(format!("{key}: must not be empty")),
+        (Some(t), None) => Ok(Some(t.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display()))?;
+            let t = text.trim_end_matches(['\n', '\r']);
+            if t.trim().is_empty() {
+                return Err(format!("{key}_file: {} is empty", path.display()));
+            }
+            Ok(Some(t.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// An IPv4 address with a prefix length, written `a.b.c.d/len`.
@@ -769,8 +899,10 @@ impl Config {
                 ));
             }
         }
+        self.control.access()?;
+        self.control.tls()?;
         if let Some(g) = &self.gateway {
-            g.validate(self.control.listen)?;
+            g.validate(&self.control)?;
         }
         if let Some(sip) = &self.sip {
             sip.validate()?;
@@ -954,6 +1086,76 @@ control:
     }
 
     #[test]
+    fn tokens_come_inline_or_from_a_file_and_bad_ones_are_explained() {
+        let dir = std::env::temp_dir().join(format!("tutti-cfg-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let control = |extra: &str| {
+            GOOD.replace(
+                "control:\n  listen: 127.0.0.1:8080\n",
+                &format!("control:\n  listen: 127.0.0.1:8080\n{extra}"),
+            )
+        };
+        let c = Config::parse(GOOD, "t.yaml").unwrap();
+        assert!(!c.control.access().unwrap().is_protected());
+        let c = Config::parse(&control("  token: s3cret\n"), "t.yaml").unwrap();
+        assert!(c.control.access().unwrap().is_protected());
+        let c = Config::parse(
+            &control(&format!("  token_file: {}\n", file.display())),
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            secret("control.token", &None, &c.control.token_file).unwrap(),
+            Some("from-file".to_string())
+        );
+        let missing = dir.join("missing");
+        for (extra, want) in [
+            (
+                format!("  token: a\n  token_file: {}\n", file.display()),
+                "control.token and control.token_file: give one of them".to_string(),
+            ),
+            (
+                "  token: \"\"\n".into(),
+                "control.token: must not be empty".into(),
+            ),
+            (
+                format!("  token_file: {}\n", empty.display()),
+                format!("control.token_file: {} is empty", empty.display()),
+            ),
+            (
+                format!("  token_file: {}\n", missing.display()),
+                format!("control.token_file: cannot read {}", missing.display()),
+            ),
+        ] {
+            let e = Config::parse(&control(&extra), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&want), "{extra}: {e}");
+        }
+        let gw = format!(
+            "{GOOD}gateway:\n  listen: 127.0.0.1:8090\n  mixers: []\n  mixer_token_file: {}\n",
+            missing.display()
+        );
+        let e = Config::parse(&gw, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("gateway.mixer_token_file: cannot read"), "{e}");
+        let gw = format!(
+            "{GOOD}gateway:\n  listen: 127.0.0.1:8090\n  mixers: []\n  token: g\n  mixer_token_file: {}\n",
+            file.display()
+        );
+        let g = Config::parse(&gw, "t.yaml").unwrap().gateway.unwrap();
+        assert_eq!(
+            g.mixer_access().unwrap().token.as_deref(),
+            Some("from-file")
+        );
+        assert!(g.access(false).unwrap().is_protected());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_gateway_section_has_defaults_and_explained_errors() {
         assert!(Config::parse(GOOD, "t.yaml").unwrap().gateway.is_none());
         let with = |body: &str| format!("{GOOD}gateway:\n{body}");
@@ -991,6 +1193,18 @@ control:
             (
                 "  listen: 127.0.0.1:8090\n  mixer: []\n",
                 "unknown field `mixer`",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: [\"https://198.18.0.11:8443\"]\n",
+                "'https://198.18.0.11:8443' is https: set gateway.mixer_ca",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  mixer_ca: /nonexistent/ca.pem\n",
+                "gateway.mixer_ca: /nonexistent/ca.pem",
+            ),
+            (
+                "  listen: 127.0.0.1:8090\n  mixers: []\n  tls: {cert: /nonexistent/c.pem, key: /k}\n",
+                "gateway.tls.cert: /nonexistent/c.pem",
             ),
         ] {
             let e = Config::parse(&with(body), "t.yaml")

@@ -349,13 +349,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     info!(
         cores = ?cfg.dataplane.cores,
-        "{} dataplane core(s) polling; control API on http://{}",
+        "{} dataplane core(s) polling; control API on {}://{}",
         cores.len(),
+        scheme(&cfg.control.tls),
         cfg.control.listen
     );
     if let Some(g) = &cfg.gateway {
         info!(
-            "gateway API on http://{}; mixers {}",
+            "gateway API on {}://{}; mixers {}",
+            scheme(&g.tls),
             g.listen,
             g.mixers.join(", ")
         );
@@ -424,10 +426,21 @@ fn serve_control(
         .as_ref()
         .map(|_| Arc::new(tutti_controlplane::sip::SipMetrics::default()));
     state.sip = sip_metrics.clone();
+    let access = cfg.control.access().map_err(anyhow::Error::msg)?;
+    let tls = cfg.control.tls().map_err(anyhow::Error::msg)?;
+    warn_if_open("control", cfg.control.listen, &access);
+    let mut gateway_access = None;
+    let mut gateway_tls = None;
     if let Some(g) = &cfg.gateway {
-        let gw = Gateway::new(g.settings())
+        let gw = Gateway::new(g.settings(), g.mixer_access().map_err(anyhow::Error::msg)?)
             .map_err(|e| anyhow::anyhow!("gateway: cannot make an HTTP client: {e}"))?;
         state = state.with_gateway(gw);
+        let a = g
+            .access(cfg.control.metrics_public)
+            .map_err(anyhow::Error::msg)?;
+        warn_if_open("gateway", g.listen, &a);
+        gateway_access = Some(a);
+        gateway_tls = g.tls().map_err(anyhow::Error::msg)?;
     }
     let state = state.with_store(store);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -483,9 +496,10 @@ fn serve_control(
             let _ = rx.wait_for(|s| *s).await;
         };
         let gateway_api = gateway_listener.map(|l| {
-            let router = api::gateway_router(state.clone());
+            let router = api::gateway_router(state.clone(), gateway_access.unwrap_or_default());
             tokio::spawn(api::serve(
                 l,
+                gateway_tls,
                 router,
                 state.events.clone(),
                 stopped(stop_rx.clone()),
@@ -497,7 +511,8 @@ fn serve_control(
         });
         let served = api::serve(
             listener,
-            api::router(state.clone()),
+            tls,
+            api::router(state.clone(), access),
             state.events.clone(),
             stopped(stop_rx),
         )
@@ -510,6 +525,25 @@ fn serve_control(
         }
         served
     })
+}
+
+/// The URL scheme of an API served with `tls`.
+fn scheme(tls: &Option<crate::config::TlsFiles>) -> &'static str {
+    if tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Warn that the `section` API on `listen` is reachable from the network without a token.
+fn warn_if_open(section: &str, listen: std::net::SocketAddr, access: &api::Access) {
+    if !listen.ip().is_loopback() && !access.is_protected() {
+        warn!(
+            "{section}.listen {listen} is not a loopback address and {section}.token is not set: \
+             anyone who can reach it can use the API"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -19,6 +19,9 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
     let events = sse_collect(t.api, "/v1/events", 12);
     std::thread::sleep(Duration::from_millis(300));
 
+    let beat = r#"{"interval_ms": 60000}"#;
+    let (code, v) = t.call("POST", "/v1/call-managers/cm1/heartbeat", Some(beat));
+    assert_eq!(code, 201, "{v}");
     let (code, conf) = t.call(
         "POST",
         "/v1/conferences",

@@ -186,13 +186,14 @@ fn orphaned_conferences_are_reclaimed_by_the_rules_and_adoption_stops_it() {
     // solo: one participant. dead: two talkers, one that dies and one on remote hold.
     // gone: everyone dies. reply: a talker, and three DTX endpoints that are silent:
     // one answers the stay prompt with a key, one by speaking, one never.
+    // Each owner holds a lease before its conference is made (else it is refused).
+    let beats = Heartbeats::start(&t, &["cm-solo", "cm-dead", "cm-gone", "cm-reply"]);
     let solo = conference(&t, "solo", "cm-solo", &[4000]);
     let dead = conference(&t, "dead", "cm-dead", &[4010, 4012, 4014, 4016]);
     let gone = conference(&t, "gone", "cm-gone", &[4020, 4022]);
     let reply = conference(&t, "reply", "cm-reply", &[4030, 4032, 4034, 4036]);
     let hold = format!("/v1/conferences/dead/participants/{}", pid(&dead[3]));
     assert_eq!(t.call("PATCH", &hold, Some(r#"{"hold": true}"#)).0, 200);
-    let beats = Heartbeats::start(&t, &["cm-solo", "cm-dead", "cm-gone", "cm-reply"]);
 
     // Peer timeline (seconds from their start): heartbeats stop at 1.0, so the
     // conferences are orphaned at about 1.9; silent participants are asked to stay at
@@ -269,7 +270,11 @@ fn orphaned_conferences_are_reclaimed_by_the_rules_and_adoption_stops_it() {
     );
     assert!(members(&t, "solo").is_empty() && members(&t, "gone").is_empty());
 
-    // A backup call manager adopts: nothing more happens to the conference.
+    // A backup call manager (holding a lease) adopts: nothing more happens to the
+    // conference.
+    let beat = r#"{"interval_ms": 60000}"#;
+    let (code, v) = t.call("POST", "/v1/call-managers/cm-backup/heartbeat", Some(beat));
+    assert_eq!(code, 201, "{v}");
     let (code, c) = t.call(
         "POST",
         "/v1/conferences/reply/adopt",

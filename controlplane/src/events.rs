@@ -35,9 +35,23 @@ impl Default for EventHub {
     }
 }
 
+/// The `lagged` event: the subscriber missed `missed` events before `at`.
+pub fn lagged(missed: u64, at: std::time::SystemTime) -> serde_json::Value {
+    serde_json::json!({
+        "type": "lagged",
+        "conference": null,
+        "participant": null,
+        "timestamp": timestamp(at),
+        "missed": missed,
+    })
+}
+
 impl EventHub {
     /// Send `ev` to every current subscriber (none is fine).
     pub fn publish(&self, ev: Event) {
+        // Every event any test makes must match its schema in the OpenAPI document.
+        #[cfg(test)]
+        crate::http::openapi::check::event_documented(&ev);
         // An error only means nobody is listening.
         let _ = self.tx.send(ev);
     }

@@ -14,6 +14,8 @@
 //!   the injected clock, and carries out its effects.
 
 #![forbid(unsafe_code)]
+// The OpenAPI document is written as `json!` literals, deeper than the default limit.
+#![recursion_limit = "256"]
 
 pub mod clock;
 pub mod events;
@@ -26,6 +28,7 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 
+pub use tokio_rustls;
 pub use tutti_control_core::{directory, ivr, leases, media, orphan, reclaim, sessions};
 
 use events::EventHub;

@@ -195,7 +195,13 @@ pub async fn send(
     uri: &str,
     body: Option<&str>,
 ) -> (StatusCode, String) {
-    send_via(api::router(st.clone()), method, uri, body).await
+    send_via(
+        api::router(st.clone(), api::Access::open()),
+        method,
+        uri,
+        body,
+    )
+    .await
 }
 
 /// [`send`] to `router`.

@@ -225,21 +225,85 @@ impl Default for Announce {
     }
 }
 
-/// A provisioning entry as a client writes it: every field but the code optional.
+/// A field that is present is `Some`: `null` is refused like any other wrong type (the
+/// API's rule: leave a field out for its default).
+fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A provisioning entry as a client writes it: every field but the code optional, and
+/// left out (not `null`) for its default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntrySpec {
     /// The conference to join (default: the code itself).
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub conference: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pin: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub moderator_pin: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_participants: Option<u16>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wait_for_moderator: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end_with_moderator: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub locked: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub announce: Option<Announce>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub keys: Option<Keys>,
+    #[serde(
+        default,
+        deserialize_with = "given",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub moderator_keys: Option<Keys>,
 }
 
@@ -467,6 +531,8 @@ mod tests {
             r#"{"keys": {"1": "explode"}}"#,
             r#"{"colour": "red"}"#,
             r#"{"announce": {"count": true, "loud": true}}"#,
+            r#"{"pin": null}"#,
+            r#"{"max_participants": null}"#,
         ] {
             assert!(serde_json::from_str::<EntrySpec>(json).is_err(), "{json}");
         }

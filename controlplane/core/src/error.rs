@@ -24,6 +24,13 @@ pub enum ControlError {
     /// The prompt library has no such prompt.
     #[error("unknown prompt {prompt:?}; available prompts: {available}")]
     UnknownPrompt { prompt: String, available: String },
+    /// A conference's owner is a call manager without a live lease (it never sent a
+    /// heartbeat, or its lease lapsed).
+    #[error(
+        "call manager {0:?} holds no live lease: send POST /v1/call-managers/{0}/heartbeat \
+         first, then create or adopt conferences for it"
+    )]
+    NoLease(String),
     /// The conference went away while the request was being handled.
     #[error("the conference no longer exists")]
     Gone,

@@ -70,6 +70,55 @@ pub struct Detail {
     pub error: Option<String>,
 }
 
+/// Every kind of event `/v1/events` sends: the OpenAPI document's `Event` schema lists
+/// exactly these, and the server's tests check each event they publish against it.
+pub const KINDS: [&str; 38] = [
+    // The dataplane's, per participant or conference.
+    "talk_start",
+    "talk_stop",
+    "digit",
+    "prompt_done",
+    "participant_quiet",
+    "participant_active",
+    "sid_seen",
+    "rtcp_seen",
+    "rtcp_timeout",
+    "bye",
+    "tick_overrun",
+    // Session changes.
+    "conference_created",
+    "conference_deleted",
+    "participant_created",
+    "participant_deleted",
+    // Leases and the orphan procedure.
+    "lease_lapsed",
+    "lease_renewed",
+    "conference_orphaned",
+    "prompt_played",
+    "reply_heard",
+    "conference_released",
+    "conference_adopted",
+    // SIP calls.
+    "call_ringing",
+    "call_answered",
+    "call_held",
+    "call_resumed",
+    "call_ended",
+    "call_failed",
+    // Gateway handovers.
+    "handover_started",
+    "handover_duplicating",
+    "handover_validating",
+    "handover_cutting_over",
+    "handover_completed",
+    "handover_aborted",
+    "handover_participant_validated",
+    "handover_participant_cut_over",
+    "handover_participant_failed_over",
+    // The subscriber fell behind (`missed` events).
+    "lagged",
+];
+
 /// Format `t` as RFC 3339 UTC with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

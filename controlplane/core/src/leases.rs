@@ -129,6 +129,11 @@ impl Leases {
             .min()
     }
 
+    /// Whether `cm` holds a lease, live or lapsed.
+    pub fn holds(&self, cm: &str) -> bool {
+        self.table.contains_key(cm)
+    }
+
     /// Whether `cm` holds a lease that has lapsed (no lease: not lapsed).
     pub fn is_lapsed(&self, cm: &str) -> bool {
         self.table.get(cm).is_some_and(|l| l.lapsed)

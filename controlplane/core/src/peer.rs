@@ -25,15 +25,11 @@ pub enum PeerError {
 }
 
 impl PeerError {
-    /// The mixer refused the request itself (4xx): the caller's fault, not the mixer's.
+    /// The mixer refused the request itself (4xx): the caller's fault, not the mixer's
+    /// — except 401, the mixer refusing the gateway's own credentials.
     pub fn refused_request(&self) -> bool {
-        matches!(
-            self,
-            PeerError::Refused {
-                status: 400..=499,
-                ..
-            }
-        )
+        matches!(self, PeerError::Refused { status, .. }
+            if (400..=499).contains(status) && *status != 401)
     }
 
     /// The mixer does not know what was named (404).

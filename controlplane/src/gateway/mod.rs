@@ -8,7 +8,7 @@ pub mod peer;
 mod tests;
 
 use crate::ControlState;
-use peer::MixerClient;
+use peer::{MixerAccess, MixerClient};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -69,10 +69,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The gateway for `config`.
-    pub fn new(config: GatewayConfig) -> Result<Gateway, String> {
+    /// The gateway for `config`, reaching its mixers with `access`.
+    pub fn new(config: GatewayConfig, access: MixerAccess) -> Result<Gateway, String> {
         Ok(Gateway {
-            client: MixerClient::new(config.handover.mixer_timeout)?,
+            client: MixerClient::new(config.handover.mixer_timeout, access)?,
             config,
             metrics: HandoverMetrics::default(),
             driving: Arc::default(),

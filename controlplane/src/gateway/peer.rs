@@ -14,20 +14,35 @@ use tutti_control_core::sessions::{NewConference, NewParticipant};
 use tutti_dataplane::conference::Timing;
 use tutti_dataplane::mixer::ActiveSpeakers;
 
+/// How the gateway reaches its mixers: the token it sends (`gateway.mixer_token`) and
+/// the certificates it trusts for `https://` mixers (`gateway.mixer_ca`).
+#[derive(Clone, Debug, Default)]
+pub struct MixerAccess {
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub token: Option<String>,
+    /// The roots an `https://` mixer's certificate must chain to (none: no https).
+    pub roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
 /// An HTTP client for mixers, with a bounded time per call.
 #[derive(Clone, Debug)]
 pub struct MixerClient {
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl MixerClient {
-    /// A client whose calls give up after `timeout`.
-    pub fn new(timeout: Duration) -> Result<MixerClient, String> {
+    /// A client whose calls give up after `timeout`, authenticated by `access`.
+    pub fn new(timeout: Duration, access: MixerAccess) -> Result<MixerClient, String> {
         reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::http::tls::client_config(&access.roots)?)
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map(|http| MixerClient { http })
+            .map(|http| MixerClient {
+                http,
+                token: access.token,
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -42,6 +57,9 @@ impl MixerClient {
     ) -> Result<Value, PeerError> {
         let url = format!("{}{path}", base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

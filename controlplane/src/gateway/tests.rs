@@ -3,6 +3,7 @@
 //! the handovers' timers run in virtual time: the test moves the gateway's clock and
 //! sends the peer requests the control core queued ([`ControlState::drive_peers`]).
 
+use super::peer::MixerAccess;
 use super::{Gateway, GatewayConfig, HandoverSettings};
 use crate::http as api;
 use crate::test_support::{harness, json, media_core, send_via, Harness};
@@ -16,31 +17,50 @@ use tutti_dataplane::wire::rewrite::RtpRewrite;
 
 /// A mixer: the mixer API over a recording dataplane with room for `capacity`, on TCP.
 async fn mixer(capacity: u32) -> (Harness, String) {
+    guarded_mixer(capacity, api::Access::open()).await
+}
+
+/// [`mixer`] whose API lets in whom `access` does.
+async fn guarded_mixer(capacity: u32, access: api::Access) -> (Harness, String) {
     let h = harness(vec![media_core(capacity)]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = api::router(h.state.clone());
+    let router = api::router(h.state.clone(), access);
     tokio::spawn(async move { axum::serve(listener, router).await });
     (h, url)
 }
 
 fn gateway(mixers: &[&str], validation_timeout: Duration) -> Harness {
+    gateway_with(mixers, validation_timeout, MixerAccess::default())
+}
+
+/// [`gateway`] reaching its mixers with `access`.
+fn gateway_with(mixers: &[&str], validation_timeout: Duration, access: MixerAccess) -> Harness {
     let mut h = harness(vec![media_core(100)]);
-    let g = Gateway::new(GatewayConfig {
-        mixers: mixers.iter().map(|m| m.to_string()).collect(),
-        handover: HandoverSettings {
-            validation_timeout,
-            mixer_timeout: Duration::from_secs(2),
-            ..HandoverSettings::default()
+    let g = Gateway::new(
+        GatewayConfig {
+            mixers: mixers.iter().map(|m| m.to_string()).collect(),
+            handover: HandoverSettings {
+                validation_timeout,
+                mixer_timeout: Duration::from_secs(2),
+                ..HandoverSettings::default()
+            },
         },
-    })
+        access,
+    )
     .unwrap();
     h.state = h.state.with_gateway(g);
     h
 }
 
 async fn gw(h: &Harness, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let (code, text) = send_via(api::gateway_router(h.state.clone()), method, uri, body).await;
+    let (code, text) = send_via(
+        api::gateway_router(h.state.clone(), api::Access::open()),
+        method,
+        uri,
+        body,
+    )
+    .await;
     let v = serde_json::from_str(&text).unwrap_or(Value::Null);
     (code, v)
 }
@@ -83,6 +103,115 @@ async fn handover_state(h: &Harness, id: &str) -> Value {
         .await
         .1["handover"]
         .clone()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_gateway_sends_its_mixer_token_on_every_call() {
+    let (m, url) = guarded_mixer(10, api::Access::bearer("mixer-secret", false)).await;
+    let token = |t: &str| MixerAccess {
+        token: Some(t.to_string()),
+        ..MixerAccess::default()
+    };
+    // Without the mixer's token, or with a wrong one, the mixer refuses the gateway:
+    // that is the gateway's failure (502), not the client's (401).
+    for access in [MixerAccess::default(), token("wrong")] {
+        let g = gateway_with(&[&url], Duration::from_secs(2), access);
+        let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
+        assert_eq!(code, StatusCode::BAD_GATEWAY, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("401"), "{v}");
+    }
+    let g = gateway_with(&[&url], Duration::from_secs(2), token("mixer-secret"));
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let add = r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#;
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/conferences/c1/participants",
+        Some(add),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let hb = r#"{"interval_ms":1000}"#;
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/call-managers/cm1/heartbeat",
+        Some(hb),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    settle(&g).await;
+    let (_, on_m) = json(&m.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(on_m["participant_count"], 1, "{on_m}");
+    let (_, cms) = json(&m.state, Method::GET, "/v1/call-managers", None).await;
+    assert_eq!(cms["call_managers"][0]["id"], "cm1", "{cms}");
+}
+
+/// A self-signed certificate for 127.0.0.1 written to PEM files in a fresh directory:
+/// (directory, certificate file, key file).
+fn self_signed() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tutti-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (dir, cert, key)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_gateway_reaches_an_https_mixer_that_its_mixer_ca_signs() {
+    let (dir, cert, key) = self_signed();
+    let m = harness(vec![media_core(10)]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = crate::http::tls::acceptor("control.tls", &cert, &key).unwrap();
+    let router = api::router(m.state.clone(), api::Access::open());
+    tokio::spawn(api::serve(
+        listener,
+        Some(acceptor),
+        router,
+        m.state.events.clone(),
+        std::future::pending(),
+    ));
+    let url = format!("https://{addr}");
+    // Trusting the mixer's certificate: the conference is made over HTTPS.
+    let roots = crate::http::tls::certificates("gateway.mixer_ca", &cert).unwrap();
+    let access = MixerAccess {
+        roots,
+        ..MixerAccess::default()
+    };
+    let g = gateway_with(&[&url], Duration::from_secs(2), access);
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, _) = json(&m.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::OK);
+    // Trusting nothing: the handshake fails and so does the request.
+    let g = gateway_with(&[&url], Duration::from_secs(2), MixerAccess::default());
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c2"}"#)).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{v}");
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let plain = format!("http://{addr}");
+    let g = gateway_with(&[&plain], Duration::from_secs(2), MixerAccess::default());
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c3"}"#)).await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{v}");
+    // Files that are not what they should be are named in the error.
+    let e = crate::http::tls::acceptor("control.tls", &key, &key)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("control.tls.cert") && e.contains("key.pem"),
+        "{e}"
+    );
+    let e = crate::http::tls::acceptor("control.tls", &cert, &cert)
+        .err()
+        .unwrap();
+    assert!(
+        e.contains("control.tls.key") && e.contains("cert.pem"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -195,6 +324,22 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
     )
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "the mixers' refusal: {v}");
+    let adopt = r#"{"owner":"cm2"}"#;
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences/c1/adopt", Some(adopt)).await;
+    assert_eq!(
+        code,
+        StatusCode::CONFLICT,
+        "the mixer's: cm2 holds no live lease: {v}"
+    );
+    let hb = r#"{"interval_ms":1000}"#;
+    let (code, v) = gw(
+        &g,
+        Method::POST,
+        "/v1/call-managers/cm2/heartbeat",
+        Some(hb),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
     let (code, v) = gw(
         &g,
         Method::POST,
@@ -379,7 +524,7 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
     let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "deleted on A");
     let (_, text) = send_via(
-        api::gateway_router(g.state.clone()),
+        api::gateway_router(g.state.clone(), api::Access::open()),
         Method::GET,
         "/metrics",
         None,
@@ -482,7 +627,7 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
     let (_, c) = gw(&g, Method::GET, "/v1/conferences/c1", None).await;
     assert_eq!(c["mixer"], url_a.as_str());
     let (_, text) = send_via(
-        api::gateway_router(g.state.clone()),
+        api::gateway_router(g.state.clone(), api::Access::open()),
         Method::GET,
         "/metrics",
         None,

@@ -76,6 +76,13 @@ mod tests {
         json(&h.state, method, uri, body).await
     }
 
+    /// Give call manager `cm` a lease of a minute.
+    async fn lease(h: &Harness, cm: &str) {
+        let uri = format!("/v1/call-managers/{cm}/heartbeat");
+        let (code, v) = call(h, Method::POST, &uri, Some(r#"{"interval_ms": 60000}"#)).await;
+        assert!(code.is_success(), "{v}");
+    }
+
     async fn metric(h: &Harness, sample: &str) -> f64 {
         let (_, text) = get(&h.state, "/metrics").await;
         text.lines()
@@ -83,8 +90,10 @@ mod tests {
             .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
     }
 
-    /// A conference `id` owned by `owner` with `n` participants; their dataplane keys.
+    /// A conference `id` owned by `owner` (given a lease of a minute first, which the
+    /// test's own heartbeats then renew) with `n` participants; their dataplane keys.
     async fn conference(h: &Harness, id: &str, owner: &str, n: u16) -> Vec<(PartKey, String)> {
+        lease(h, owner).await;
         let body = json!({"id": id, "owner": owner}).to_string();
         assert_eq!(
             call(h, Method::POST, "/v1/conferences", Some(&body))
@@ -230,7 +239,7 @@ mod tests {
         let (_, a) = call(&h, Method::GET, "/v1/conferences/a", None).await;
         assert_eq!(a["orphaned"], true, "{a}");
         let (_, b) = call(&h, Method::GET, "/v1/conferences/b", None).await;
-        assert_eq!(b["orphaned"], false, "no lease, never orphaned: {b}");
+        assert_eq!(b["orphaned"], false, "its lease runs: {b}");
         assert_eq!(metric(&h, "tutti_orphaned_conferences").await, 1.0);
         assert_eq!(
             metric(&h, r#"tutti_call_manager_lease_up{cm="cm1"}"#).await,
@@ -242,10 +251,12 @@ mod tests {
             "{list}"
         );
         assert_eq!(list["call_managers"][0]["expires_in_ms"], 0);
-        // A conference created for the lapsed call manager is orphaned at once.
+        // No conference is created for the lapsed call manager (it would be reclaimed
+        // at once).
         let body = r#"{"id": "late", "owner": "cm1"}"#;
-        let (_, late) = call(&h, Method::POST, "/v1/conferences", Some(body)).await;
-        assert_eq!(late["orphaned"], true);
+        let (code, late) = call(&h, Method::POST, "/v1/conferences", Some(body)).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{late}");
+        assert!(late["error"].as_str().unwrap().contains("heartbeat first"));
         // The call manager is back: the procedure ends.
         let (code, _) = call(
             &h,
@@ -432,11 +443,25 @@ mod tests {
                 .any(|(_, op)| matches!(op, MediaOp::PlayPrompt(_))),
             "asked to stay"
         );
+        let adopt = |owner: &str| json!({ "owner": owner }).to_string();
+        let (code, e) = call(
+            &h,
+            Method::POST,
+            "/v1/conferences/c/adopt",
+            Some(&adopt("backup")),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CONFLICT, "a backup without a lease: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("heartbeat first"),
+            "{e}"
+        );
+        lease(&h, "backup").await;
         let (code, c) = call(
             &h,
             Method::POST,
             "/v1/conferences/c/adopt",
-            Some(r#"{"owner": "backup"}"#),
+            Some(&adopt("backup")),
         )
         .await;
         assert_eq!(code, StatusCode::OK, "{c}");
@@ -470,14 +495,20 @@ mod tests {
             assert_eq!(code, want, "{uri} {body}: {err}");
             assert!(err["error"].is_string());
         }
-        // Adopted by a call manager whose own lease lapsed: orphaned again.
-        let (_, c) = call(
+        // Not by a call manager whose own lease lapsed.
+        let (code, e) = call(
             &h,
             Method::POST,
             "/v1/conferences/c/adopt",
-            Some(r#"{"owner": "cm1"}"#),
+            Some(&adopt("cm1")),
         )
         .await;
-        assert_eq!(c["orphaned"], true, "{c}");
+        assert_eq!(code, StatusCode::CONFLICT, "{e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("no live lease"),
+            "{e}"
+        );
+        let (_, c) = call(&h, Method::GET, "/v1/conferences/c", None).await;
+        assert_eq!(c["owner"], "backup", "{c}");
     }
 }

@@ -299,6 +299,19 @@ mod tests {
         let h = harness(vec![media_core(10)]);
         let body = r#"{"id": "room-1", "owner": "kamailio-a", "ptime_ms": 40,
                        "max_participants": 7, "active_speakers": "ALL"}"#;
+        // An owner must hold a lease first: else nothing would keep the conference.
+        let (code, e) = post(&h, "/v1/conferences", body).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{e}");
+        let want = "call manager \"kamailio-a\" holds no live lease: send POST \
+                    /v1/call-managers/kamailio-a/heartbeat first";
+        assert!(e["error"].as_str().unwrap().starts_with(want), "{e}");
+        assert_eq!(
+            get(&h, "/v1/conferences/room-1").await.0,
+            StatusCode::NOT_FOUND
+        );
+        let hb = r#"{"interval_ms": 1000}"#;
+        let beat = post(&h, "/v1/call-managers/kamailio-a/heartbeat", hb).await;
+        assert_eq!(beat.0, StatusCode::CREATED);
         let (code, c) = post(&h, "/v1/conferences", body).await;
         assert_eq!(code, StatusCode::CREATED, "{c}");
         assert_eq!((&c["id"], &c["core"]), (&json!("room-1"), &json!(3)));
@@ -903,6 +916,24 @@ mod tests {
             ),
             (
                 Method::POST,
+                parts,
+                p("0.1.2.3:4000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                parts,
+                p("240.0.0.1:4000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                parts,
+                p("198.18.0.2:04000"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
                 "/v1/conferences/nope/participants",
                 ALICE.into(),
                 StatusCode::NOT_FOUND,
@@ -956,9 +987,12 @@ mod tests {
             .header("content-type", "text/plain")
             .body(axum::body::Body::from("id=x"))
             .unwrap();
-        let r = tower::ServiceExt::oneshot(crate::http::router(h.state.clone()), r)
-            .await
-            .unwrap();
+        let r = tower::ServiceExt::oneshot(
+            crate::http::router(h.state.clone(), crate::http::Access::open()),
+            r,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         for uri in [
             "/v1/conferences/nope",
@@ -976,8 +1010,11 @@ mod tests {
         );
         assert_eq!(after, before);
         // A valid owner of the maximum length is fine and the remote may be loopback.
-        let owner =
-            json!({"owner": "ü".repeat(tutti_control_core::reclaim::MAX_OWNER_LEN)}).to_string();
+        let max = tutti_control_core::reclaim::MAX_OWNER_LEN;
+        let beat = format!("/v1/call-managers/{}/heartbeat", "%C3%BC".repeat(max));
+        let (code, _) = post(&h, &beat, r#"{"interval_ms": 1000}"#).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let owner = json!({"owner": "ü".repeat(max)}).to_string();
         assert_eq!(post(&h, conf, &owner).await.0, StatusCode::CREATED);
         assert_eq!(
             post(&h, parts, &p("127.0.0.1:4000")).await.0,

@@ -48,14 +48,21 @@ fn bad(message: String) -> ControlError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConference {
+    #[serde(default, deserialize_with = "given")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     ptime_ms: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     max_participants: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     active_speakers: Option<Value>,
     /// `"arrival"` (the default) or `"input"`.
+    #[serde(default, deserialize_with = "given")]
     timing: Option<String>,
     /// Only with `"timing": "input"`.
+    #[serde(default, deserialize_with = "given")]
     input_delay_ms: Option<u32>,
 }
 
@@ -152,9 +159,12 @@ impl CreateConference {
     }
 }
 
-/// Deserialize a field that is present (possibly `null`) as `Some`, so that a missing
-/// field (`None` via `#[serde(default)]`) differs from an explicit `null`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+/// Deserialize a field that is present as `Some(T)`, so that a missing field (`None` via
+/// `#[serde(default)]`) differs from an explicit `null`. The API's one rule for
+/// optional fields: leave a field out for its default; `null` is a value only where the
+/// schema says `nullable` (then `T` is an `Option`, as for `telephone_event_pt`), and
+/// anywhere else it is refused (400, naming the field) like any other wrong type.
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -165,11 +175,15 @@ pub struct AddParticipant {
     remote: String,
     codec: String,
     /// Missing: [`DEFAULT_TELEPHONE_EVENT_PT`]; `null`: no telephone-events.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "given")]
     telephone_event_pt: Option<Option<u8>>,
+    #[serde(default, deserialize_with = "given")]
     rtcp: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     muted: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     deaf: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     gain_db: Option<f32>,
 }
 
@@ -179,10 +193,16 @@ fn parse_remote(remote: &str) -> Result<SocketAddrV4, ControlError> {
             "remote must be an IPv4 address and port such as \"198.18.0.2:4000\", not {remote:?}"
         ))
     })?;
-    let ip = addr.ip();
-    if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+    // 0/8 is "this network", 224/4 multicast and 240/4 reserved (with broadcast).
+    let first = addr.ip().octets()[0];
+    if addr.port() == 0 || first == 0 || first >= 224 {
         return Err(bad(format!(
-            "remote {remote:?} is not a unicast address with a non-zero port"
+            "remote {remote:?} is not a unicast address (first octet 1 to 223) with a non-zero port"
+        )));
+    }
+    if addr.to_string() != remote {
+        return Err(bad(format!(
+            "remote {remote:?} must be written as {addr} (no leading zeros)"
         )));
     }
     Ok(addr)
@@ -239,9 +259,13 @@ impl AddParticipant {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchParticipant {
+    #[serde(default, deserialize_with = "given")]
     muted: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     deaf: Option<bool>,
+    #[serde(default, deserialize_with = "given")]
     gain_db: Option<f32>,
+    #[serde(default, deserialize_with = "given")]
     hold: Option<bool>,
 }
 
@@ -274,6 +298,7 @@ pub struct PutRtpBasis {
 #[serde(deny_unknown_fields)]
 pub struct PlayPrompt {
     pub prompt: String,
+    #[serde(default, deserialize_with = "given")]
     pub participant: Option<String>,
 }
 
@@ -554,15 +579,23 @@ impl HandoverView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelayedConference {
+    #[serde(default, deserialize_with = "given")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     ptime_ms: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     max_participants: Option<u32>,
+    #[serde(default, deserialize_with = "given")]
     active_speakers: Option<Value>,
     /// A mixer's base URL; by default the one with the most free capacity.
+    #[serde(default, deserialize_with = "given")]
     mixer: Option<String>,
     /// Refused: the gateway's mixers mix by input timestamps.
+    #[serde(default, deserialize_with = "given")]
     timing: Option<Value>,
+    #[serde(default, deserialize_with = "given")]
     input_delay_ms: Option<Value>,
 }
 
@@ -579,7 +612,7 @@ impl CreateRelayedConference {
                 )));
             }
         }
-        if let Some(m) = self.mixer.as_ref().filter(|m| !m.starts_with("http://")) {
+        if let Some(m) = self.mixer.as_ref().filter(|m| !is_base_url(m)) {
             return Err(bad(format!(
                 "mixer must be a mixer's base URL such as \"http://198.18.0.11:8080\", not {m:?}"
             )));
@@ -598,11 +631,18 @@ impl CreateRelayedConference {
     }
 }
 
+/// Does `url` look like a mixer's base URL (`http://` or `https://`)?
+fn is_base_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 /// `POST /v1/conferences/{id}/handover` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandoverRequest {
+    #[serde(default, deserialize_with = "given")]
     to: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     mode: Option<String>,
 }
 
@@ -618,7 +658,7 @@ impl HandoverRequest {
                 )))
             }
         };
-        if let Some(to) = self.to.as_ref().filter(|to| !to.starts_with("http://")) {
+        if let Some(to) = self.to.as_ref().filter(|to| !is_base_url(to)) {
             return Err(bad(format!(
                 "to must be a mixer's base URL such as \"http://198.18.0.12:8080\", not {to:?}"
             )));

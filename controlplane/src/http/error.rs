@@ -47,6 +47,7 @@ pub fn status_of(e: &ControlError) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         ControlError::NotInputTimed(_)
+        | ControlError::NoLease(_)
         | ControlError::HandingOver { .. }
         | ControlError::Moved { .. } => StatusCode::CONFLICT,
         ControlError::NoRelayPorts | ControlError::NoMixer(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,7 @@
 //! status. Handlers import [`mod@error`], [`extract`] and [`dto`]; nothing here imports
 //! the handlers but the route table.
 
+pub mod auth;
 mod call_managers;
 mod conferences;
 mod dial;
@@ -14,9 +15,11 @@ pub mod error;
 pub mod extract;
 mod gateway;
 pub mod openapi;
+pub mod tls;
 
-use crate::events::{timestamp, Delivery};
+use crate::events::{lagged, Delivery};
 use crate::{metrics, ControlState};
+pub use auth::Access;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -112,15 +115,15 @@ async fn count_requests(State(s): State<ControlState>, req: Request, next: Next)
     response
 }
 
-/// The router with every endpoint of the mixer API.
-pub fn router(state: ControlState) -> Router {
-    build(routes(), state)
+/// The router with every endpoint of the mixer API, open to whom `access` lets in.
+pub fn router(state: ControlState, access: Access) -> Router {
+    build(routes(), state, access)
 }
 
 /// The router of the gateway API: the shared endpoints and the gateway's conference
-/// calls.
-pub fn gateway_router(state: ControlState) -> Router {
-    build(gateway_routes(), state)
+/// calls, open to whom `access` lets in.
+pub fn gateway_router(state: ControlState, access: Access) -> Router {
+    build(gateway_routes(), state, access)
 }
 
 fn gateway_routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
@@ -135,7 +138,11 @@ pub fn gateway_route_paths() -> Vec<&'static str> {
     gateway_routes().into_iter().map(|(path, _)| path).collect()
 }
 
-fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: ControlState) -> Router {
+fn build(
+    routes: Vec<(&'static str, MethodRouter<ControlState>)>,
+    state: ControlState,
+    access: Access,
+) -> Router {
     routes
         .into_iter()
         .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers))
@@ -147,6 +154,7 @@ fn build(routes: Vec<(&'static str, MethodRouter<ControlState>)>, state: Control
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(access, auth::require_token))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -217,7 +225,9 @@ async fn status(State(s): State<ControlState>) -> Json<impl Serialize> {
 }
 
 async fn openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
-    Json(openapi::document(s.version))
+    let mut doc = openapi::document(s.version);
+    openapi::name_prompts(&mut doc, s.control().prompt_names());
+    Json(doc)
 }
 
 async fn gateway_openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
@@ -234,15 +244,9 @@ async fn events(
     let stream = s.events.subscribe().map(move |d| {
         let built = match d {
             Delivery::Event(ev) => sse::Event::default().event(ev.kind).json_data(&ev),
-            Delivery::Lagged(missed) => {
-                sse::Event::default()
-                    .event("lagged")
-                    .json_data(serde_json::json!({
-                        "type": "lagged",
-                        "missed": missed,
-                        "timestamp": timestamp(clock.wall()),
-                    }))
-            }
+            Delivery::Lagged(missed) => sse::Event::default()
+                .event("lagged")
+                .json_data(lagged(missed, clock.wall())),
         };
         Ok(built
             .unwrap_or_else(|e| sse::Event::default().comment(format!("event not encoded: {e}"))))
@@ -268,21 +272,32 @@ async fn metrics_text(State(s): State<ControlState>, headers: HeaderMap) -> Resp
     }
 }
 
-/// Serve `router` on `listener` until `shutdown` completes; then event streams end and
-/// requests in progress finish.
-/// (`events` is the hub whose streams end).
+/// Serve `router` on `listener` (over TLS with `tls`) until `shutdown` completes; then
+/// event streams end and requests in progress finish (`events` is the hub whose streams
+/// end).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     events: crate::events::EventHub,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            events.close();
-        })
-        .await
+    let shutdown = async move {
+        shutdown.await;
+        events.close();
+    };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]
@@ -368,10 +383,13 @@ mod tests {
     async fn openapi_documents_exactly_the_routes_served() {
         let h = harness(vec![media_core(10)]);
         documents_exactly(router, &h.state, route_paths(), "tutti control API").await;
-        let gateway = crate::gateway::Gateway::new(crate::gateway::GatewayConfig {
-            mixers: Vec::new(),
-            handover: Default::default(),
-        })
+        let gateway = crate::gateway::Gateway::new(
+            crate::gateway::GatewayConfig {
+                mixers: Vec::new(),
+                handover: Default::default(),
+            },
+            Default::default(),
+        )
         .unwrap();
         let g = h.state.clone().with_gateway(gateway);
         documents_exactly(
@@ -386,14 +404,18 @@ mod tests {
     /// `/openapi.json` of `make(state)` documents exactly `served_paths`, every method
     /// served is documented and the other way round, and references resolve.
     async fn documents_exactly(
-        make: fn(ControlState) -> Router,
+        make: fn(ControlState, Access) -> Router,
         state: &ControlState,
         served_paths: Vec<&str>,
         title: &str,
     ) {
-        let (code, text) =
-            crate::test_support::send_via(make(state.clone()), Method::GET, "/openapi.json", None)
-                .await;
+        let (code, text) = crate::test_support::send_via(
+            make(state.clone(), Access::open()),
+            Method::GET,
+            "/openapi.json",
+            None,
+        )
+        .await;
         assert_eq!(code, StatusCode::OK);
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.0."));
@@ -414,8 +436,13 @@ mod tests {
                     continue;
                 }
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let (code, text) =
-                    crate::test_support::send_via(make(state.clone()), m, &uri, Some("{}")).await;
+                let (code, text) = crate::test_support::send_via(
+                    make(state.clone(), Access::open()),
+                    m,
+                    &uri,
+                    Some("{}"),
+                )
+                .await;
                 assert_eq!(
                     served(code, &text),
                     documented,
@@ -428,6 +455,42 @@ mod tests {
                 }
             }
         }
+        // Every operation that creates something links to the operations that use its
+        // id, each link to an operation with those path parameters.
+        let ops: std::collections::BTreeMap<&str, (&str, &serde_json::Value)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object().unwrap().values().filter_map(move |op| {
+                    Some((op.get("operationId")?.as_str()?, (path.as_str(), op)))
+                })
+            })
+            .collect();
+        let mut linked = 0;
+        for (id, (_, op)) in &ops {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status == "201" {
+                    assert!(r.get("links").is_some(), "{id} {status} has no links");
+                }
+                for (name, l) in r
+                    .get("links")
+                    .and_then(|l| l.as_object())
+                    .into_iter()
+                    .flatten()
+                {
+                    let target = l["operationId"].as_str().unwrap();
+                    let (path, _) = ops.get(target).unwrap_or_else(|| panic!("{id}: {target}"));
+                    for (param, expr) in l["parameters"].as_object().unwrap() {
+                        assert!(
+                            path.contains(&format!("{{{param}}}")),
+                            "{name}: {path} {param}"
+                        );
+                        assert!(expr.as_str().unwrap().starts_with("$response.body#/"));
+                    }
+                    linked += 1;
+                }
+            }
+        }
+        assert!(linked >= 12, "{linked} links");
         // References resolve.
         let text = doc.to_string();
         for r in text.split("\"#/components/schemas/").skip(1) {
@@ -538,7 +601,7 @@ mod tests {
         use tower::ServiceExt;
         let h = harness(vec![media_core(10)]);
         let st = &h.state;
-        let r = router(st.clone())
+        let r = router(st.clone(), Access::open())
             .oneshot(
                 axum::http::Request::get("/v1/events")
                     .body(axum::body::Body::empty())
@@ -641,6 +704,176 @@ mod tests {
         assert_eq!(ev["conference"], "ev");
     }
 
+    #[test]
+    fn every_event_kind_and_field_is_in_the_event_schema() {
+        use crate::events::{Detail, Event};
+        use openapi::check::mismatch;
+        use std::time::SystemTime;
+        let doc = openapi::document("test");
+        let schema = serde_json::json!({ "$ref": "#/components/schemas/Event" });
+        let documented: BTreeSet<&str> = doc["components"]["schemas"]["Event"]["properties"]
+            ["type"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        let kinds: BTreeSet<&str> = tutti_control_core::events::KINDS.into_iter().collect();
+        assert_eq!(documented, kinds);
+        let every_field = Detail {
+            digit: Some('5'),
+            source: Some("inband"),
+            prompt: Some("stay".into()),
+            completed: Some(true),
+            sid_before: Some(false),
+            reason: Some("bye"),
+            code: Some(486),
+            by: Some("voice"),
+            missing: Some(false),
+            call_manager: Some("cm1".into()),
+            previous_owner: Some("cm0".into()),
+            error: Some("mixer gone".into()),
+        };
+        for kind in tutti_control_core::events::KINDS {
+            let mut ev = Event::session(kind, "c1", Some("p1"), SystemTime::UNIX_EPOCH);
+            let v = serde_json::to_value(&ev).unwrap();
+            assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+            *ev.detail = every_field.clone();
+            let v = serde_json::to_value(&ev).unwrap();
+            assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+            let v = serde_json::to_value(Event::lease(kind, "cm1", SystemTime::UNIX_EPOCH));
+            assert_eq!(mismatch(&doc, &schema, &v.unwrap(), "event"), None);
+        }
+        let v = lagged(3, SystemTime::UNIX_EPOCH);
+        assert_eq!(mismatch(&doc, &schema, &v, "event"), None, "{v}");
+        // What the schema does not say is caught: a kind, a field, a type.
+        let ev = Event::session("made_up", "c1", None, SystemTime::UNIX_EPOCH);
+        let v = serde_json::to_value(&ev).unwrap();
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("made_up"));
+        let mut v = lagged(3, SystemTime::UNIX_EPOCH);
+        v["extra"] = 1.into();
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("extra"));
+        v = lagged(3, SystemTime::UNIX_EPOCH);
+        v["missed"] = "3".into();
+        assert!(mismatch(&doc, &schema, &v, "event").is_some());
+        v["missed"] = serde_json::Value::Null;
+        assert!(mismatch(&doc, &schema, &v, "event")
+            .unwrap()
+            .contains("null"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn null_is_taken_only_where_the_schema_says_nullable() {
+        let h = harness(vec![media_core(10)]);
+        let st = &h.state;
+        let doc = openapi::document("test");
+        let (code, _) = json(st, Method::POST, "/v1/conferences", Some(r#"{"id":"c"}"#)).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let add = r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#;
+        let (_, p) = json(
+            st,
+            Method::POST,
+            "/v1/conferences/c/participants",
+            Some(add),
+        )
+        .await;
+        let part = format!(
+            "/v1/conferences/c/participants/{}",
+            p["id"].as_str().unwrap()
+        );
+        let input = r#"{"id":"t","timing":"input"}"#;
+        assert_eq!(
+            json(st, Method::POST, "/v1/conferences", Some(input))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+        let beat = r#"{"interval_ms":1000}"#;
+        let hb = "/v1/call-managers/cm/heartbeat";
+        assert_eq!(
+            json(st, Method::POST, hb, Some(beat)).await.0,
+            StatusCode::CREATED
+        );
+        let cases = [
+            (
+                Method::POST,
+                "/v1/conferences".to_string(),
+                "ConferenceCreate",
+                "{}",
+            ),
+            (
+                Method::POST,
+                "/v1/conferences/c/participants".into(),
+                "ParticipantCreate",
+                add,
+            ),
+            (Method::PATCH, part.clone(), "ParticipantPatch", "{}"),
+            (
+                Method::POST,
+                "/v1/conferences/c/prompts".into(),
+                "PromptRequest",
+                r#"{"prompt":"stay"}"#,
+            ),
+            (Method::POST, hb.into(), "Heartbeat", beat),
+            (
+                Method::POST,
+                "/v1/conferences/c/adopt".into(),
+                "Adopt",
+                r#"{"owner":"cm"}"#,
+            ),
+        ];
+        let mut checked = 0;
+        for (method, uri, name, base) in cases {
+            // The properties of the schema, or of each of its oneOf forms.
+            let schema = &doc["components"]["schemas"][name];
+            let forms = schema["oneOf"]
+                .as_array()
+                .cloned()
+                .unwrap_or(vec![schema.clone()]);
+            let props: std::collections::BTreeMap<String, serde_json::Value> = forms
+                .iter()
+                .flat_map(|f| f["properties"].as_object().unwrap().clone())
+                .collect();
+            for (field, schema) in &props {
+                let mut body: serde_json::Value = serde_json::from_str(base).unwrap();
+                body[field] = serde_json::Value::Null;
+                let text = body.to_string();
+                let (code, v) = json(st, method.clone(), &uri, Some(&text)).await;
+                if schema["nullable"] == true {
+                    assert!(code.is_success(), "{name}.{field}: {code} {v}");
+                } else {
+                    assert_eq!(code, StatusCode::BAD_REQUEST, "{name}.{field}: {v}");
+                    let msg = v["error"].as_str().unwrap();
+                    assert!(
+                        msg.contains(field.as_str()) && msg.contains("null"),
+                        "{msg}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "{checked}");
+        // A nullable field's null means what the schema says: no telephone-events.
+        let (code, p) = json(
+            st,
+            Method::POST,
+            "/v1/conferences/c/participants",
+            Some(r#"{"remote":"198.18.0.3:4000","codec":"pcmu","telephone_event_pt":null}"#),
+        )
+        .await;
+        assert_eq!(
+            (code, &p["telephone_event_pt"]),
+            (StatusCode::CREATED, &serde_json::Value::Null)
+        );
+        // A body must be an object (serde would take a struct from an array).
+        let (code, v) = json(st, Method::POST, "/v1/conferences", Some("[]")).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn shutdown_ends_open_event_streams() {
         let h = harness(vec![media_core(10)]);
@@ -649,7 +882,8 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
-            router(h.state.clone()),
+            None,
+            router(h.state.clone(), Access::open()),
             h.state.events.clone(),
             async {
                 let _ = stopped.await;

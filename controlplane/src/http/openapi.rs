@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use tutti_control_core::directory::{
     KeyAction, MAX_CODE_LEN, MAX_NAME_LEN, MAX_PIN_LEN, MAX_PROFILE_PARTICIPANTS,
 };
+use tutti_control_core::events::KINDS;
 use tutti_dataplane::conference::MAX_INPUT_DELAY_FRAMES;
 use tutti_dataplane::mixer::{Ptime, MAX_LOUDEST};
 
@@ -69,6 +70,73 @@ const BUSY: (&str, &str) = (
 );
 const DATAPLANE: (&str, &str) = ("500", "The dataplane refused the command");
 
+/// A call manager's name: 1 to [`MAX_OWNER_LEN`] characters, none a control character.
+fn cm_name(description: &str) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$", "description": description })
+}
+
+/// `POST /v1/conferences`: one of arrival timing (the default) or input timing with
+/// each ptime, whose `input_delay_ms` is a multiple of it and `active_speakers` "all".
+fn conference_create(speakers: &Value, timing: &Value) -> Value {
+    let common = json!({
+        "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
+                "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
+                "description": "Generated when absent" },
+        "owner": cm_name("The call manager that owns the conference. It must hold a live \
+                          lease (POST /v1/call-managers/{cm}/heartbeat first), else 409"),
+        "max_participants": { "type": "integer", "minimum": 1, "maximum": MAX_PARTICIPANTS,
+                              "default": DEFAULT_MAX_PARTICIPANTS }
+    });
+    let variant = |extra: Value, required: &[&str]| {
+        let mut props = common.clone();
+        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        json!({ "type": "object", "additionalProperties": false, "required": required,
+                "properties": props })
+    };
+    let mut variants = vec![variant(
+        json!({
+            "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
+            "active_speakers": speakers,
+            "timing": { "type": "string", "enum": ["arrival"], "default": "arrival" }
+        }),
+        &[],
+    )];
+    for ptime in [Ptime::Ms10, Ptime::Ms20, Ptime::Ms30, Ptime::Ms40] {
+        let ms = ptime.millis();
+        let is_default = ptime == Ptime::default();
+        let required: &[&str] = if is_default {
+            &["timing"]
+        } else {
+            &["timing", "ptime_ms"]
+        };
+        variants.push(variant(
+            json!({
+                "ptime_ms": { "type": "integer", "enum": [ms] },
+                "active_speakers": { "type": "string", "enum": ["all"] },
+                "timing": { "type": "string", "enum": ["input"] },
+                "input_delay_ms": { "type": "integer", "minimum": ms, "multipleOf": ms,
+                                    "maximum": ms * u32::from(MAX_INPUT_DELAY_FRAMES),
+                                    "description": format!(
+                                        "A multiple of ptime_ms, 1 to {MAX_INPUT_DELAY_FRAMES} \
+                                         frames; default {DEFAULT_INPUT_DELAY_MS} ms rounded up \
+                                         to whole frames") }
+            }),
+            required,
+        ));
+    }
+    json!({ "oneOf": variants, "description": timing["description"] })
+}
+
+/// A remote RTP address as `POST .../participants` takes it (see `dto::parse_remote`).
+const REMOTE_PATTERN: &str = concat!(
+    "^(22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)",
+    "(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}",
+    ":([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+);
+
 fn schemas() -> Value {
     let speakers = json!({
         "oneOf": [
@@ -93,29 +161,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["error"],
             "properties": { "error": { "type": "string" } }
         },
-        "ConferenceCreate": {
-            "type": "object", "additionalProperties": false,
-            "properties": {
-                "id": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
-                        "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
-                        "description": "Generated when absent" },
-                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
-                           "description": "The call manager that owns the conference" },
-                "ptime_ms": { "type": "integer", "enum": [10, 20, 30, 40], "default": 20 },
-                "max_participants": { "type": "integer", "minimum": 1,
-                                      "maximum": MAX_PARTICIPANTS,
-                                      "default": DEFAULT_MAX_PARTICIPANTS },
-                "active_speakers": speakers.clone(),
-                "timing": timing.clone(),
-                "input_delay_ms": { "type": "integer", "minimum": Ptime::Ms10.millis(),
-                                    "maximum": Ptime::Ms40.millis()
-                                        * u32::from(MAX_INPUT_DELAY_FRAMES),
-                                    "description": format!(
-                                        "Only with timing input: a multiple of ptime_ms, 1 to \
-                                         {MAX_INPUT_DELAY_FRAMES} frames; default \
-                                         {DEFAULT_INPUT_DELAY_MS} ms rounded up to whole frames") }
-            }
-        },
+        "ConferenceCreate": conference_create(&speakers, &timing),
         "Conference": {
             "type": "object",
             "required": ["id", "core", "ptime_ms", "max_participants", "active_speakers",
@@ -145,7 +191,9 @@ fn schemas() -> Value {
             "type": "object", "additionalProperties": false, "required": ["remote", "codec"],
             "properties": {
                 "remote": { "type": "string", "example": "198.18.0.2:4000",
-                            "description": "Unicast IPv4 address and non-zero port" },
+                            "pattern": REMOTE_PATTERN,
+                            "description": "Unicast IPv4 address (first octet 1 to 223) and \
+                                            port (1 to 65535), written without leading zeros" },
                 "codec": { "type": "string", "enum": ["pcmu", "pcma"],
                            "description": "Case-insensitive" },
                 "telephone_event_pt": { "type": "integer", "minimum": 96, "maximum": 127,
@@ -284,38 +332,51 @@ fn schemas() -> Value {
         "Adopt": {
             "type": "object", "additionalProperties": false, "required": ["owner"],
             "properties": {
-                "owner": { "type": "string", "minLength": 1, "maxLength": MAX_OWNER_LEN,
-                           "description": "The call manager that takes the conference over" }
+                "owner": cm_name("The call manager that takes the conference over; it must \
+                                  hold a live lease (else 409)")
             }
         },
         "Event": {
-            "type": "object", "required": ["type", "conference", "participant", "timestamp"],
+            "type": "object", "additionalProperties": false,
+            "required": ["type", "conference", "participant", "timestamp"],
+            "description": "One event; the fields after timestamp come with the kinds named in \
+                            their descriptions",
             "properties": {
-                "type": { "type": "string", "enum": [
-                    "talk_start", "talk_stop", "digit", "prompt_done", "participant_quiet",
-                    "participant_active", "sid_seen", "rtcp_seen", "rtcp_timeout", "bye",
-                    "tick_overrun", "conference_created", "conference_deleted",
-                    "participant_created", "participant_deleted", "lease_lapsed",
-                    "lease_renewed", "conference_orphaned", "prompt_played", "reply_heard",
-                    "conference_released", "conference_adopted"] },
+                "type": { "type": "string", "enum": KINDS.as_slice() },
                 "conference": { "type": "string", "nullable": true,
-                                "description": "null for lease events" },
+                                "description": "null for lease events and lagged" },
                 "participant": { "type": "string", "nullable": true },
                 "timestamp": { "type": "string", "format": "date-time" },
-                "digit": { "type": "string" },
-                "source": { "type": "string", "enum": ["rfc4733", "inband"] },
-                "prompt": { "type": "string" },
-                "completed": { "type": "boolean" },
-                "sid_before": { "type": "boolean" },
-                "reason": { "type": "string", "enum": Reason::ALL.map(Reason::as_str),
-                            "description": "Why the orphan procedure took the step" },
+                "digit": { "type": "string", "description": "digit" },
+                "source": { "type": "string", "enum": ["rfc4733", "inband"],
+                            "description": "digit" },
+                "prompt": { "type": "string", "description": "prompt_done, prompt_played" },
+                "completed": { "type": "boolean", "description": "prompt_done" },
+                "sid_before": { "type": "boolean", "description": "participant_quiet" },
+                "reason": { "type": "string",
+                            "description": format!(
+                                "Why: the orphan procedure's step ({}; participant_deleted, \
+                                 conference_released, conference_deleted, prompt_played), or \
+                                 how a SIP call ended (call_ended: bye, cancel, no_ack, \
+                                 session_expired, rtp_timeout, deleted, or the procedure's \
+                                 reason), or why a dial-out failed (call_failed: busy, \
+                                 no_answer, rejected, unreachable, timeout, no_common_codec, cancelled)",
+                                Reason::ALL.map(Reason::as_str).join(", ")) },
+                "code": { "type": "integer", "minimum": 100, "maximum": 699,
+                          "description": "The callee's SIP status (call_failed, when it \
+                                          answered one)" },
                 "by": { "type": "string", "enum": ["voice", "digit"],
                         "description": "How a participant replied (reply_heard)" },
                 "missing": { "type": "boolean",
-                             "description": "The prompt is not in the library; the procedure went on without it" },
-                "call_manager": { "type": "string" },
-                "previous_owner": { "type": "string", "nullable": true },
-                "error": { "type": "string" }
+                             "description": "The prompt is not in the library; the procedure went on without it (prompt_played)" },
+                "call_manager": { "type": "string",
+                                  "description": "lease_lapsed, lease_renewed, conference_orphaned, conference_adopted (the new owner)" },
+                "previous_owner": { "type": "string", "nullable": true,
+                                    "description": "conference_adopted" },
+                "error": { "type": "string",
+                           "description": "What failed (prompt_played, handover_aborted, handover_participant_failed_over) or a note (handover_completed)" },
+                "missed": { "type": "integer", "minimum": 1,
+                            "description": "Events the subscriber missed (lagged)" }
             }
         },
         "Status": {
@@ -377,7 +438,7 @@ fn paths() -> Value {
         }},
         "/v1/events": { "get": {
             "summary": "Server-Sent Events: each `event: <type>` with a JSON Event as data; \
-                        `lagged` ({\"type\":\"lagged\",\"missed\":n}) when the subscriber fell behind",
+                        `lagged` (with `missed`) when the subscriber fell behind",
             "operationId": "events",
             "responses": { "200": { "description": "Event stream",
                                     "content": { "text/event-stream": { "schema": schema("Event") } } } }
@@ -392,7 +453,8 @@ fn paths() -> Value {
                 "operationId": "createConference",
                 "requestBody": body("ConferenceCreate"),
                 "responses": responses(("201", "Created", Some("Conference")),
-                    &[BAD_BODY, ("409", "A conference with this id exists"), TOO_LARGE,
+                    &[BAD_BODY, ("409", "A conference with this id exists, or the owner \
+                                         holds no live lease (send a heartbeat first)"), TOO_LARGE,
                       NOT_JSON, DATAPLANE, BUSY])
             }
         },
@@ -475,7 +537,8 @@ fn paths() -> Value {
                 "operationId": "adoptConference",
                 "requestBody": body("Adopt"),
                 "responses": responses(("200", "Adopted", Some("Conference")),
-                    &[BAD_BODY, NO_CONF, TOO_LARGE, NOT_JSON])
+                    &[BAD_BODY, NO_CONF, ("409", "The owner holds no live lease (send a heartbeat \
+                                                  first)"), TOO_LARGE, NOT_JSON])
             }
         },
         "/v1/call-managers": {
@@ -485,7 +548,9 @@ fn paths() -> Value {
             }
         },
         "/v1/call-managers/{cm}/heartbeat": {
-            "parameters": [path_param("cm", "Call manager id")],
+            "parameters": [{ "name": "cm", "in": "path", "required": true,
+                             "description": "Call manager id",
+                             "schema": cm_name("Call manager id") }],
             "post": {
                 "summary": "Create or renew the call manager's lease; renewing a lapsed \
                             lease ends its conferences' orphaned state",
@@ -666,8 +731,170 @@ fn merged(mut base: Value, more: Value) -> Value {
     base
 }
 
+/// Links from each create response to the operations that use its id (so a stateful
+/// client or fuzzer can follow them): `(operation, status, [(target, parameters)])`,
+/// each parameter taken from the response body.
+const LINKS: [(&str, &str, &[Link]); 8] = [
+    (
+        "createConference",
+        "201",
+        &[
+            ("getConference", &[("id", "/id")]),
+            ("deleteConference", &[("id", "/id")]),
+            ("listParticipants", &[("id", "/id")]),
+            ("addParticipant", &[("id", "/id")]),
+            ("playPrompt", &[("id", "/id")]),
+            ("adoptConference", &[("id", "/id")]),
+            ("handoverConference", &[("id", "/id")]),
+        ],
+    ),
+    (
+        "addParticipant",
+        "201",
+        &[
+            ("getParticipant", &[("id", "/conference"), ("pid", "/id")]),
+            (
+                "updateParticipant",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+            (
+                "deleteParticipant",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+            (
+                "setParticipantRtp",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+        ],
+    ),
+    (
+        "dial",
+        "202",
+        &[
+            ("getParticipant", &[("id", "/conference"), ("pid", "/id")]),
+            (
+                "deleteParticipant",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+        ],
+    ),
+    ("createDirectoryEntry", "201", DIRECTORY_LINKS),
+    ("putDirectoryEntry", "201", DIRECTORY_LINKS),
+    ("putDirectoryEntry", "200", DIRECTORY_LINKS),
+    ("heartbeat", "201", &[("heartbeat", &[("cm", "/id")])]),
+    ("heartbeat", "200", &[("heartbeat", &[("cm", "/id")])]),
+];
+
+/// From a provisioning entry to the operations on its code.
+const DIRECTORY_LINKS: &[Link] = &[
+    ("getDirectoryEntry", &[("code", "/code")]),
+    ("putDirectoryEntry", &[("code", "/code")]),
+    ("deleteDirectoryEntry", &[("code", "/code")]),
+];
+
+/// A link's target operation and its parameters: `(name, JSON pointer in the body)`.
+type Link = (&'static str, &'static [(&'static str, &'static str)]);
+
+/// Add [`LINKS`] whose operations the document has.
+fn link(doc: &mut Value) {
+    let mut ops = Map::new();
+    for item in doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
+        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                ops.insert(id.to_string(), Value::Null);
+            }
+        }
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let id = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            for (_, status, targets) in LINKS.iter().filter(|(from, ..)| *from == id) {
+                let links: Map<String, Value> = targets
+                    .iter()
+                    .filter(|(target, _)| ops.contains_key(*target))
+                    .map(|(target, params)| {
+                        let params: Map<String, Value> = params
+                            .iter()
+                            .map(|(name, at)| {
+                                (name.to_string(), format!("$response.body#{at}").into())
+                            })
+                            .collect();
+                        (
+                            target.to_string(),
+                            json!({ "operationId": target, "parameters": params }),
+                        )
+                    })
+                    .collect();
+                op["responses"][*status]["links"] = Value::Object(links);
+            }
+        }
+    }
+}
+
+/// Declare the bearer scheme, require it of every operation but `/healthz`'s, and
+/// document their 401.
+fn secure(doc: &mut Value) {
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "control.token (gateway.token on the gateway API): when set, every \
+                            request but GET /healthz needs Authorization: Bearer <token>, and \
+                            so does /metrics unless control.metrics_public is true; \
+                            /openapi.json follows the API's rule. Without a token set the API \
+                            is open."
+        }
+    });
+    doc["security"] = json!([{ "bearer": [] }]);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (_, op) in ops.iter_mut().filter(|(m, _)| *m != "parameters") {
+            if path == "/healthz" {
+                op["security"] = json!([]);
+                continue;
+            }
+            if path == "/metrics" {
+                op["security"] = json!([{ "bearer": [] }, {}]);
+            }
+            op["responses"]["401"] = json!({
+                "description": "No bearer token, or the wrong one (the API has a token)",
+                "headers": { "WWW-Authenticate": { "schema": { "type": "string" },
+                    "description": "Bearer realm=\"tutti\" (with error=\"invalid_token\" for a wrong one)" } },
+                "content": json_content(schema("Error"))
+            });
+        }
+    }
+}
+
 /// The OpenAPI 3.0 document for API version `version`.
 pub fn document(version: &str) -> Value {
+    let mut doc = mixer_document(version);
+    link(&mut doc);
+    secure(&mut doc);
+    doc
+}
+
+/// [`document`] before [`secure`].
+fn mixer_document(version: &str) -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -682,6 +909,14 @@ pub fn document(version: &str) -> Value {
         "paths": merged(paths(), directory_paths()),
         "components": { "schemas": merged(schemas(), directory_schemas()) }
     })
+}
+
+/// Name the prompts `PromptRequest.prompt` may be (the library this appliance loaded).
+pub fn name_prompts(doc: &mut Value, names: Vec<String>) {
+    if !names.is_empty() {
+        doc["components"]["schemas"]["PromptRequest"]["properties"]["prompt"]["enum"] =
+            names.into();
+    }
 }
 
 /// The paths the gateway API serves as a mixer's do (its conference calls are a mixer's,
@@ -702,7 +937,7 @@ const GATEWAY_SHARED: [&str; 11] = [
 
 /// The OpenAPI 3.0 document of the gateway API (`gateway.listen`).
 pub fn gateway_document(version: &str) -> Value {
-    let mut doc = document(version);
+    let mut doc = mixer_document(version);
     doc["info"]["title"] = "tutti gateway API".into();
     doc["info"]["description"] = format!(
         "Conferences relayed through the tutti media gateway to its mixers, and their \
@@ -734,9 +969,16 @@ pub fn gateway_document(version: &str) -> Value {
         );
     }
     let schemas = &mut doc["components"]["schemas"];
+    // The mixer's arrival-timing form, without timing (the gateway's mixers mix by
+    // input timestamps, so everyone is mixed).
+    let create = schemas["ConferenceCreate"]["oneOf"][0].clone();
+    schemas["ConferenceCreate"] = create;
     if let Some(props) = schemas["ConferenceCreate"]["properties"].as_object_mut() {
         props.remove("timing");
-        props.remove("input_delay_ms");
+        props.insert(
+            "active_speakers".into(),
+            json!({ "type": "string", "enum": ["all"] }),
+        );
         props.insert(
             "mixer".into(),
             json!({ "type": "string", "format": "uri",
@@ -804,5 +1046,104 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
+    link(&mut doc);
+    secure(&mut doc);
     doc
+}
+
+/// Checking JSON against the document's schemas (the subset of OpenAPI 3.0 schema the
+/// document uses), for tests.
+#[cfg(test)]
+pub(crate) mod check {
+    use super::*;
+    use crate::events::Event;
+
+    /// Where `v` does not match `schema` (references resolved in `doc`), if anywhere.
+    pub fn mismatch(doc: &Value, schema: &Value, v: &Value, at: &str) -> Option<String> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let target = doc
+                .pointer(r.trim_start_matches('#'))
+                .expect("reference resolves");
+            return mismatch(doc, target, v, at);
+        }
+        if v.is_null() {
+            let nullable = schema.get("nullable") == Some(&Value::Bool(true));
+            return (!nullable).then(|| format!("{at}: null where the schema is not nullable"));
+        }
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            if let Some(m) = all.iter().find_map(|s| mismatch(doc, s, v, at)) {
+                return Some(m);
+            }
+        }
+        if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+            let fits = one
+                .iter()
+                .filter(|s| mismatch(doc, s, v, at).is_none())
+                .count();
+            if fits != 1 {
+                return Some(format!("{at}: {v} fits {fits} of oneOf"));
+            }
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            if !values.contains(v) {
+                return Some(format!("{at}: {v} is not one of {values:?}"));
+            }
+        }
+        let ty = schema.get("type").and_then(Value::as_str);
+        let typed = match ty {
+            None => true,
+            Some("object") => v.is_object(),
+            Some("array") => v.is_array(),
+            Some("string") => v.is_string(),
+            Some("integer") => v.is_i64() || v.is_u64(),
+            Some("number") => v.is_number(),
+            Some("boolean") => v.is_boolean(),
+            Some(other) => panic!("schema type {other} not checked"),
+        };
+        if !typed {
+            return Some(format!("{at}: {v} is not of type {}", ty.unwrap_or("?")));
+        }
+        if let Some(items) = schema.get("items") {
+            let arr = v.as_array()?;
+            return arr
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| mismatch(doc, items, x, &format!("{at}[{i}]")));
+        }
+        let obj = v.as_object()?;
+        let props = schema.get("properties").and_then(Value::as_object);
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = req.as_str().unwrap();
+            if !obj.contains_key(name) {
+                return Some(format!("{at}: required {name} missing"));
+            }
+        }
+        obj.iter().find_map(|(k, x)| {
+            let here = format!("{at}.{k}");
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => mismatch(doc, s, x, &here),
+                (None, Some(Value::Bool(false))) => Some(format!("{here}: not in the schema")),
+                (None, Some(s)) if s.is_object() => mismatch(doc, s, x, &here),
+                (None, _) => None,
+            }
+        })
+    }
+
+    /// Panic unless `ev`, as `/v1/events` sends it, matches the document's `Event`.
+    pub fn event_documented(ev: &Event) {
+        static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        let doc = DOC.get_or_init(|| document("test"));
+        let v = serde_json::to_value(ev).expect("events serialize");
+        if let Some(m) = mismatch(doc, &schema("Event"), &v, "event") {
+            panic!("event {v} does not match the Event schema of /openapi.json: {m}");
+        }
+    }
 }

@@ -79,6 +79,11 @@ impl Control {
     }
 
     /// The session table.
+    /// The names of the prompts the dataplane can play.
+    pub fn prompt_names(&self) -> Vec<String> {
+        self.media.prompt_names()
+    }
+
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
     }
@@ -122,9 +127,11 @@ impl Control {
         self.poll_handovers(now);
     }
 
-    /// Create a conference; a conference made for a call manager whose lease lapsed is
-    /// orphaned at once.
+    /// Create a conference; its owner (if any) must hold a live lease.
     pub fn create_conference(&mut self, new: NewConference) -> Result<ConfKey, ControlError> {
+        if let Some(owner) = &new.owner {
+            self.require_lease(owner)?;
+        }
         let now = self.clock.wall();
         let c = self.sessions.create_conference(new, now)?;
         let (core, key, spec, id) = (c.core, c.key, c.spec(), c.id.clone());
@@ -137,7 +144,6 @@ impl Control {
         tracing::info!(lcore = c.lcore, "conference created");
         self.reclaim.conference_created(key);
         self.session_event("conference_created", &id, None);
-        self.orphan_if_lapsed(key);
         Ok(key)
     }
 

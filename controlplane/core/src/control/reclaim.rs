@@ -68,15 +68,14 @@ impl Control {
             .min()
     }
 
-    /// Orphan conference `key` if its owner's lease has lapsed.
-    pub(crate) fn orphan_if_lapsed(&mut self, key: ConfKey) {
-        let owner = self
-            .sessions
-            .conference_by_key(key)
-            .and_then(|c| c.owner.clone());
-        if let Some(cm) = owner.filter(|cm| self.reclaim.leases.is_lapsed(cm)) {
-            let now = self.clock.now();
-            self.orphan(key, &cm, now);
+    /// Call manager `cm` holds a live lease (else a conference made for it would have
+    /// no heartbeat to keep it, and be reclaimed at once).
+    pub(crate) fn require_lease(&self, cm: &str) -> Result<(), ControlError> {
+        let leases = &self.reclaim.leases;
+        if leases.holds(cm) && !leases.is_lapsed(cm) {
+            Ok(())
+        } else {
+            Err(ControlError::NoLease(cm.to_string()))
         }
     }
 
@@ -276,11 +275,12 @@ impl Control {
         ev
     }
 
-    /// A (backup) call manager `owner` takes conference `id` over; the orphan
-    /// procedure, if it runs, stops (unless the new owner's lease has lapsed too).
+    /// A (backup) call manager `owner`, which must hold a live lease, takes conference
+    /// `id` over; the orphan procedure, if it runs, stops.
     pub fn adopt(&mut self, id: &str, owner: &str) -> Result<ConfKey, ControlError> {
         check_name("owner", owner)?;
         let c = self.sessions.conference(id)?;
+        self.require_lease(owner)?;
         let (key, previous) = (c.key, c.owner.clone());
         self.sessions.set_owner(key, owner.to_string());
         if let Some(w) = self.reclaim.watches.get_mut(&key) {
@@ -289,7 +289,6 @@ impl Control {
         tracing::info!(conference = %id, owner = %owner, previous = ?previous, "conference adopted");
         let ev = self.adopted_event(id, owner, previous.as_deref());
         self.publish(ev);
-        self.orphan_if_lapsed(key);
         Ok(key)
     }
 }
