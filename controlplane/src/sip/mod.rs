@@ -6,7 +6,8 @@
 //!
 //! - [`transport`]: UDP and TCP listeners, TCP framing by Content-Length;
 //! - [`ua`]: the UAS: INVITE/ACK/BYE/CANCEL/OPTIONS, re-INVITE hold, retransmissions,
-//!   BYE when a participant is deleted elsewhere;
+//!   BYE when a participant is deleted elsewhere; and the driver of dial-outs (the core's
+//!   [`tutti_control_core::sip::dial::Dial`]: its messages, responses and timers);
 //! - [`SipMetrics`]: `tutti_sip_requests_total{method,code}`, `tutti_sip_dialogs`.
 
 pub mod transport;

@@ -4,6 +4,9 @@
 //! parse (rsipstack), check, answer, keep the dialogs, absorb retransmissions, resend
 //! a 2xx over UDP until its ACK, and send BYE (to the caller's Contact) when a
 //! participant is deleted elsewhere (API, orphan reclamation, conference deletion).
+//! Dial-outs ([`Ua::dial`]) are the core's sans-IO [`Dial`]s: this module sends what
+//! they queue, feeds them the responses and runs their timers ([`Ua::drive_dials`]);
+//! once answered, a dialled call is one of the dialogs above.
 
 use super::{SipConfig, SipMetrics, Transport};
 use crate::events::Delivery;
@@ -17,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tutti_control_core::sip::dial::{self, Dial, DialEvent, DialSetup};
+use tutti_control_core::sip::dial::{
+    self, Dial, DialEvent, DialSetup, T1, T2, TX_TIMEOUT as ACK_WAIT,
+};
 use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{
     conference_of, in_dialog_route, rtp_deadline, session_deadline, session_interval, uri_of,
@@ -27,10 +32,6 @@ use tutti_dataplane::clock::Instant;
 
 /// What we allow, accept and support (OPTIONS, 405).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
-/// RFC 3261 T1 and T2 (2xx retransmission over UDP), and the 64*T1 wait for an ACK.
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
-const ACK_WAIT: Duration = Duration::from_secs(32);
 /// Answers kept for retransmitted requests at most, and for how long.
 const ANSWERS_KEPT: usize = 16_384;
 const ANSWER_TTL: Duration = Duration::from_secs(32);

@@ -26,10 +26,11 @@ use std::time::Duration;
 use tutti_dataplane::clock::Instant;
 use tutti_dataplane::codec::CodecKind;
 
-/// RFC 3261 T1 and T2.
+/// RFC 3261 T1 and T2 (a UAS's 2xx retransmissions use them too).
 pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
-/// Timers B and F: how long a transaction waits for its final response.
+/// Timers B and F: how long a transaction waits for its final response (64·T1; a
+/// UAS waits as long for the ACK of its 2xx).
 pub const TX_TIMEOUT: Duration = Duration::from_secs(32);
 /// How long a refused refresh (491) waits before it is tried again.
 const REFRESH_RETRY: Duration = Duration::from_secs(2);
@@ -240,7 +241,7 @@ fn session_id(tag: &str) -> u64 {
 }
 
 /// Why a final response `code` refuses the call.
-pub fn failure_reason(code: u16) -> &'static str {
+fn failure_reason(code: u16) -> &'static str {
     match code {
         486 | 600 => "busy",
         408 | 480 => "no_answer",
@@ -285,16 +286,6 @@ impl Dial {
         d.invite = Some(ClientTx::new(now, 1, out.clone(), d.setup.reliable, false));
         d.out.push_back(out);
         d
-    }
-
-    /// The Call-ID.
-    pub fn call_id(&self) -> &str {
-        &self.setup.call_id
-    }
-
-    /// Whether the call is up (answered, not ended).
-    pub fn confirmed(&self) -> bool {
-        self.state == State::Confirmed
     }
 
     /// Whether nothing is left to do: the call is over and no transaction waits.
@@ -880,7 +871,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(d.confirmed());
+        assert_eq!(d.state, State::Confirmed);
         // A retransmitted 2xx is ACKed again, and nothing else happens.
         d.handle_response(at(1400), &ok);
         assert_eq!(sent(&mut d), ack);
