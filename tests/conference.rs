@@ -97,7 +97,7 @@ fn three_participants_mix_dtmf_events_bad_input_and_cleanup() {
         "/v1/conferences/e2e/prompts",
         Some(r#"{"prompt":"nope"}"#),
     );
-    assert_eq!(code, 404, "{v}");
+    assert_eq!(code, 422, "{v}");
 
     let secs = 4;
     let peers: Vec<Peer> = (0..3)

@@ -382,11 +382,6 @@ impl Entry {
                 return Err(DirectoryError::InvalidPin { field });
             }
         }
-        if spec.pin.is_some() && spec.pin == spec.moderator_pin {
-            return Err(DirectoryError::Invalid(
-                "pin and moderator_pin must differ (the PIN decides who is a moderator)".into(),
-            ));
-        }
         if let Some(n) = spec.max_participants {
             if !(1..=MAX_PROFILE_PARTICIPANTS).contains(&n) {
                 return Err(DirectoryError::Invalid(format!(
@@ -509,7 +504,6 @@ mod tests {
     #[test]
     fn inconsistent_profiles_are_refused_with_the_reason() {
         let cases = [
-            (r#"{"pin": "11", "moderator_pin": "11"}"#, "must differ"),
             (r#"{"wait_for_moderator": true}"#, "needs a moderator_pin"),
             (r#"{"end_with_moderator": true}"#, "needs a moderator_pin"),
             (r#"{"max_participants": 0}"#, "max_participants"),
@@ -555,6 +549,9 @@ mod tests {
         assert_eq!(m.admit(None), Admission::Participant);
         assert_eq!(m.admit(Some("2222")), Admission::Moderator);
         assert_eq!(m.admit(Some("1")), Admission::Refused);
+        // The same PIN for both: everyone who keys it is a moderator.
+        let same = Entry::from_spec("9", spec(r#"{"pin": "5", "moderator_pin": "5"}"#)).unwrap();
+        assert_eq!(same.admit(Some("5")), Admission::Moderator);
     }
 
     #[test]

@@ -43,6 +43,13 @@ pub enum ControlError {
     /// The request needs the gateway role, which this appliance does not have.
     #[error("this appliance is not a gateway")]
     NotAGateway,
+    /// The conference's owner holds no live lease: it is being reclaimed, and takes no
+    /// new participants through the API until a heartbeat or an adoption.
+    #[error(
+        "conference {0:?} is orphaned (its owner's lease lapsed): send the owner's heartbeat \
+         or adopt it before adding participants"
+    )]
+    Orphaned(String),
     /// The conference is being handed over (gateway).
     #[error("conference {conf} is being handed over to {to}; try again when the handover ends")]
     HandingOver { conf: String, to: String },

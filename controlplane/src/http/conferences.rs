@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
+use tutti_control_core::sessions::SessionError;
 use tutti_control_core::{Control, ControlError};
 
 /// The view of conference `id` with its participants.
@@ -100,6 +101,10 @@ pub(crate) async fn add_participant(
 ) -> Result<(StatusCode, Json<ParticipantView>), HttpError> {
     let new = req.validate()?;
     let mut c = s.control();
+    let conf = c.sessions().conference(&id)?.key;
+    if c.reclaim().is_orphaned(conf) {
+        return Err(ControlError::Orphaned(id).into());
+    }
     let key = c.add_participant(&id, new)?;
     let p = c
         .sessions()
@@ -158,8 +163,17 @@ pub(crate) async fn play_prompt(
     PathParams(id): PathParams<String>,
     JsonBody(req): JsonBody<PlayPrompt>,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
+    // A participant the body names and that does not exist is 422 (as an unknown
+    // prompt is): 404 is for the conference in the path.
     s.control()
-        .play_prompt(&id, req.participant.as_deref(), &req.prompt)?;
+        .play_prompt(&id, req.participant.as_deref(), &req.prompt)
+        .map_err(|e| match e {
+            ControlError::Session(SessionError::NoSuchParticipant { .. }) => HttpError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: e.to_string(),
+            },
+            e => e.into(),
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -592,7 +606,7 @@ mod tests {
 
         let n = h.media.ops().len();
         let (code, err) = post(&h, "/v1/conferences/c/prompts", r#"{"prompt": "nope"}"#).await;
-        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
         let msg = err["error"].as_str().unwrap();
         assert!(
             msg.contains("nope") && msg.contains("welcome, goodbye"),
@@ -601,7 +615,7 @@ mod tests {
         let body = r#"{"prompt": "welcome", "participant": "p999"}"#;
         assert_eq!(
             post(&h, "/v1/conferences/c/prompts", body).await.0,
-            StatusCode::NOT_FOUND
+            StatusCode::UNPROCESSABLE_ENTITY
         );
         let body = r#"{"prompt": "welcome"}"#;
         assert_eq!(

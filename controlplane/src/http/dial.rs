@@ -3,6 +3,7 @@
 //! call is answered; the SIP user agent ([`crate::sip::ua::Ua::dial`]) makes the call.
 
 use super::conferences::participant_view;
+use super::dto::given;
 use super::error::{error, HttpError};
 use super::extract::{JsonBody, PathParams};
 use crate::sip::ua::{DialError, DialRequest};
@@ -25,8 +26,11 @@ pub const MAX_DIAL_TIMEOUT_MS: u64 = 600_000;
 #[serde(deny_unknown_fields)]
 pub struct DialBody {
     to: String,
+    #[serde(default, deserialize_with = "given")]
     from: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     codecs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "given")]
     timeout_ms: Option<u64>,
 }
 

@@ -164,7 +164,9 @@ impl CreateConference {
 /// optional fields: leave a field out for its default; `null` is a value only where the
 /// schema says `nullable` (then `T` is an `Option`, as for `telephone_event_pt`), and
 /// anywhere else it is refused (400, naming the field) like any other wrong type.
-fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

@@ -43,11 +43,11 @@ pub enum HttpError {
 pub fn status_of(e: &ControlError) -> StatusCode {
     match e {
         ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ControlError::UnknownPrompt { .. } | ControlError::Gone | ControlError::NotAGateway => {
-            StatusCode::NOT_FOUND
-        }
+        ControlError::UnknownPrompt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ControlError::Gone | ControlError::NotAGateway => StatusCode::NOT_FOUND,
         ControlError::NotInputTimed(_)
         | ControlError::NoLease(_)
+        | ControlError::Orphaned(_)
         | ControlError::HandingOver { .. }
         | ControlError::Moved { .. } => StatusCode::CONFLICT,
         ControlError::NoRelayPorts | ControlError::NoMixer(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -251,7 +251,9 @@ fn schemas() -> Value {
             "properties": {
                 "to": { "type": "string", "description": "The callee's SIP URI (UDP)", "example": "sip:alice@198.18.0.2:5070" },
                 "from": { "type": "string", "description": "Our From URI (default sip:tutti@<SIP address>)" },
-                "codecs": { "type": "array", "minItems": 1, "items": { "type": "string", "enum": ["PCMU", "PCMA", "telephone-event"] },
+                "codecs": { "type": "array", "minItems": 1, "uniqueItems": true,
+                            "items": { "type": "string", "enum": ["PCMU", "PCMA", "telephone-event"] },
+                            "not": { "items": { "enum": ["telephone-event"] } },
                             "description": "What to offer, in order (default PCMU, PCMA, telephone-event)" },
                 "timeout_ms": { "type": "integer", "minimum": 1, "maximum": MAX_DIAL_TIMEOUT_MS, "default": 30000,
                                 "description": "How long it may ring before tutti cancels it" }
@@ -481,7 +483,7 @@ fn paths() -> Value {
                 "operationId": "addParticipant",
                 "requestBody": body("ParticipantCreate"),
                 "responses": responses(("201", "Added", Some("Participant")),
-                    &[BAD_BODY, NO_CONF, ("409", "The conference has max_participants"),
+                    &[BAD_BODY, NO_CONF, ("409", "The conference has max_participants, or is orphaned (its owner's lease lapsed: heartbeat or adopt first)"),
                       TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
             }
         },
@@ -566,7 +568,8 @@ fn paths() -> Value {
                 "operationId": "playPrompt",
                 "requestBody": body("PromptRequest"),
                 "responses": responses(("202", "Queued", Some("PromptAccepted")),
-                    &[BAD_BODY, ("404", "No such conference, participant or prompt"),
+                    &[BAD_BODY, NO_CONF,
+                      ("422", "The body names a participant or prompt that does not exist"),
                       TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
             }
         }
@@ -579,19 +582,31 @@ fn directory_profile() -> Map<String, Value> {
         json!({ "type": "string", "pattern": format!("^[0-9]{{1,{MAX_PIN_LEN}}}$"),
                 "description": what })
     };
-    let actions: Vec<&str> = KeyAction::ALL.into_iter().map(KeyAction::as_str).collect();
-    let keys = |what: &str| {
-        json!({ "type": "object", "additionalProperties": { "type": "string", "enum": actions },
-                "description": format!("{what}: DTMF key (one of 0-9, *, #, A-D) → action") })
+    let keys = |what: &str, moderator: bool| {
+        let actions: Vec<&str> = KeyAction::ALL
+            .into_iter()
+            .filter(|a| moderator || !a.moderator_only())
+            .map(KeyAction::as_str)
+            .collect();
+        let action = json!({ "type": "string", "enum": actions });
+        let props: Map<String, Value> = "0123456789*#ABCD"
+            .chars()
+            .map(|k| (k.to_string(), action.clone()))
+            .collect();
+        json!({ "type": "object", "additionalProperties": false, "properties": props,
+                "description": format!("{what}: DTMF key → action") })
     };
     let profile = json!({
         "conference": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$",
                         "minLength": 1, "maxLength": MAX_CONFERENCE_ID_LEN,
                         "description": "The conference callers with this code join \
                                         (default: the code)" },
-        "name": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN },
+        "name": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN,
+                  "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+                  "description": "Without control characters" },
         "pin": pin("Callers key it after the code (unless they key the moderator PIN)"),
-        "moderator_pin": pin("Keying it makes the caller a moderator; differs from pin"),
+        "moderator_pin": pin("Keying it makes the caller a moderator (if it is pin too, \
+                              everyone who keys it is one)"),
         "max_participants": { "type": "integer", "minimum": 1,
                               "maximum": MAX_PROFILE_PARTICIPANTS },
         "wait_for_moderator": { "type": "boolean", "default": false,
@@ -610,9 +625,10 @@ fn directory_profile() -> Map<String, Value> {
             }
         },
         "keys": keys("Participants' keys (default 0 mute, 1/2/3 talk volume down/zero/up, \
-                      4/5/6 listen volume down/zero/up, # hang up; no moderator actions)"),
+                      4/5/6 listen volume down/zero/up, # hang up; no moderator actions)",
+                     false),
         "moderator_keys": keys("Moderators' keys (default the participants' plus * \
-                                lock_toggle, 8 mute_all_toggle)")
+                                lock_toggle, 8 mute_all_toggle)", true)
     });
     match profile {
         Value::Object(m) => m,
@@ -627,11 +643,22 @@ fn directory_schemas() -> Value {
     create.insert("code".into(), code.clone());
     let mut entry = directory_profile();
     entry.insert("code".into(), code);
+    // wait_for_moderator and end_with_moderator need a moderator PIN.
+    let needs_moderator: Vec<Value> = ["wait_for_moderator", "end_with_moderator"]
+        .into_iter()
+        .map(|f| {
+            json!({ "anyOf": [
+                { "properties": { f: { "enum": [false] } } },
+                { "required": ["moderator_pin"] }
+            ] })
+        })
+        .collect();
     json!({
         "DirectoryEntrySpec": { "type": "object", "additionalProperties": false,
-                                "properties": directory_profile() },
+                                "properties": directory_profile(), "allOf": needs_moderator },
         "DirectoryEntryCreate": { "type": "object", "additionalProperties": false,
-                                  "required": ["code"], "properties": create },
+                                  "required": ["code"], "properties": create,
+                                  "allOf": needs_moderator },
         "DirectoryEntry": {
             "type": "object",
             "required": ["code", "conference", "wait_for_moderator", "end_with_moderator",
@@ -651,7 +678,8 @@ fn directory_schemas() -> Value {
 }
 
 fn directory_paths() -> Value {
-    let code = path_param("code", "Conference code");
+    let mut code = path_param("code", "Conference code");
+    code["schema"]["pattern"] = format!("^[0-9]{{1,{MAX_CODE_LEN}}}$").into();
     const STORE: [(&str, &str); 3] = [
         ("500", "The store failed or holds a damaged record"),
         ("503", "The store is busy (Retry-After) or not running"),
@@ -667,7 +695,8 @@ fn directory_paths() -> Value {
     };
     let list_params = json!([
         { "name": "after", "in": "query", "required": false,
-          "description": "Start after this code", "schema": { "type": "string" } },
+          "description": "Start after this code",
+          "schema": { "type": "string", "pattern": format!("^[0-9]{{1,{MAX_CODE_LEN}}}$") } },
         { "name": "limit", "in": "query", "required": false,
           "schema": { "type": "integer", "minimum": 1, "maximum": DIRECTORY_MAX_LIMIT,
                       "default": DIRECTORY_DEFAULT_LIMIT } }
@@ -743,7 +772,6 @@ const LINKS: [(&str, &str, &[Link]); 8] = [
             ("deleteConference", &[("id", "/id")]),
             ("listParticipants", &[("id", "/id")]),
             ("addParticipant", &[("id", "/id")]),
-            ("playPrompt", &[("id", "/id")]),
             ("adoptConference", &[("id", "/id")]),
             ("handoverConference", &[("id", "/id")]),
         ],
