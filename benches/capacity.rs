@@ -42,6 +42,7 @@ use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
 use tutti_dataplane::wire::{eth, ipv4, udp};
 use tutti_dpdk::TscClock;
@@ -127,7 +128,7 @@ fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
         local_port: port,
         remote: SocketAddrV4::new(GEN_IP, port),
         codec: CodecKind::Pcmu,
-        telephone_event_pt: Some(101),
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, Some(101)),
         rtcp: false,
         ssrc: 0x1000_0000 + n as u32,
         settings: ParticipantSettings::default(),

@@ -690,7 +690,7 @@ mod tests {
             local_port: 21000,
             remote: SocketAddrV4::new(PEER_IP, 4000),
             codec: CodecKind::Pcmu,
-            telephone_event_pt: None,
+            payload_types: crate::rx::PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
             rtcp: false,
             ssrc: 7,
             settings: ParticipantSettings::default(),

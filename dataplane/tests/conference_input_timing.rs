@@ -21,6 +21,7 @@ use tutti_dataplane::conference::{
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::wire::rtp::RtpPacket;
 
 /// Samples per frame (20 ms).
@@ -237,7 +238,7 @@ impl Mixer {
                 local_port: local_port(i),
                 remote: peer(i),
                 codec,
-                telephone_event_pt: Some(101),
+                payload_types: PayloadTypes::negotiated(codec, None, Some(101)),
                 rtcp: false,
                 ssrc: ssrc_base + i as u32,
                 settings: ParticipantSettings::default(),

@@ -19,6 +19,7 @@ use tutti_dataplane::io::PacketBuf;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::Command;
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::DropReason;
 use tutti_dataplane::wire::rtp::RtpPacket;
 use tutti_dataplane::wire::{eth, ipv4, udp};
@@ -73,7 +74,7 @@ fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
         local_port: 20000 + 2 * i as u16,
         remote: peer(i).1,
         codec: CodecKind::Pcmu,
-        telephone_event_pt: None,
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
         rtcp: false,
         ssrc: 0xabc0 + i as u32,
         settings: ParticipantSettings::default(),
@@ -104,7 +105,7 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
         };
         let spec = ParticipantSpec {
             codec,
-            telephone_event_pt: Some(101),
+            payload_types: PayloadTypes::negotiated(codec, None, Some(101)),
             rtcp: true,
             ..participant(conf, i)
         };
@@ -280,5 +281,75 @@ fn late_ticks_catch_up_and_long_stalls_skip_with_timestamps_advanced() {
     assert!(
         (160 * 19..=160 * 21).contains(&step),
         "timestamp jumped by {step} samples"
+    );
+}
+
+/// Payload types come from the session: an L16 leg on dynamic type 97 is received and sent
+/// with 97; without a negotiated type the participant cannot be built.
+#[test]
+fn payload_types_are_the_negotiated_ones() {
+    use tutti_dataplane::conference::engine::BuildError;
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let conf = ConfKey(3);
+    let l16 = ParticipantSpec {
+        codec: CodecKind::L16,
+        payload_types: PayloadTypes::negotiated(CodecKind::L16, None, None),
+        ..participant(conf, 0)
+    };
+    assert!(matches!(
+        Participant::new(l16, clock.now(), NtpClock::default()),
+        Err(BuildError::NoPayloadType(CodecKind::L16))
+    ));
+    add_conference(&mut s, conf, 4);
+    let l16 = ParticipantSpec {
+        payload_types: PayloadTypes::negotiated(CodecKind::L16, Some(97), None),
+        ..l16
+    };
+    add_participant(&mut s, clock.now(), l16);
+    add_participant(&mut s, clock.now(), participant(conf, 1));
+    s.lp.run_once(clock.now(), &clock);
+    assert_eq!(s.engine.participants.get(), 2);
+    // (payload type, payload length, tone level) per packet, by receiver.
+    let mut got: Vec<Vec<(u8, usize, f64)>> = vec![Vec::new(); 2];
+    for tick in 0..50u32 {
+        let pcm = tone(FREQS[0], 6000.0, tick as usize * 160, 160);
+        let l16_payload = encode(CodecKind::L16, &pcm);
+        let ts = 5000 + tick * 160;
+        let from_l16 = udp_frame(peer(0), (OUR_MAC, OUR_IP, 20000), &{
+            rtp(97, 1000 + tick as u16, ts, 0x1000, &l16_payload)
+        });
+        assert!(s.lp.io_mut(0).unwrap().inject(&from_l16));
+        // Silence from the PCMU participant (its MAC is learned from it).
+        let silence = encode(CodecKind::Pcmu, &[0; 160]);
+        let from_pcmu = rtp_frame(1, 1000 + tick as u16, ts, &silence, 20002);
+        assert!(s.lp.io_mut(0).unwrap().inject(&from_pcmu));
+        for _ in 0..20 {
+            s.lp.run_once(clock.now(), &clock);
+            clock.advance(Duration::from_millis(1));
+        }
+        let io = s.lp.io_mut(0).unwrap();
+        while let Some(b) = io.tx.pop_front() {
+            let d = b.data().to_vec();
+            io.recycle(b);
+            let Some(uh) = udp::UdpHeader::parse(&d[34..]) else {
+                continue;
+            };
+            let Some(i) = (0..2).find(|&i| peer(i).1.port() == uh.dst_port) else {
+                continue;
+            };
+            let rtp = RtpPacket::parse(&d[42..]).unwrap();
+            let codec = [CodecKind::L16, CodecKind::Pcmu][i];
+            let level = goertzel(&decode(codec, rtp.payload()), FREQS[0]);
+            got[i].push((rtp.payload_type(), rtp.payload().len(), level));
+        }
+    }
+    assert!(got[0].len() >= 45 && got[1].len() >= 45, "{got:?}");
+    assert!(got[0].iter().all(|&(pt, len, _)| pt == 97 && len == 320));
+    assert!(got[1].iter().all(|&(pt, len, _)| pt == 0 && len == 160));
+    // The PCMU listener hears the L16 talker's tone once the jitter buffer plays.
+    assert!(
+        got[1][got[1].len() - 10..].iter().all(|g| g.2 > 1e9),
+        "{got:?}"
     );
 }

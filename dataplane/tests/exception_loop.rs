@@ -25,6 +25,7 @@ use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::net::exception::ExceptionConfig;
 use tutti_dataplane::poll::{Command, PollLoop, TX_DRAIN};
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, DropReason, ExceptionDrop};
 use tutti_dataplane::wire::{arp, checksum, eth, ipv4};
 
@@ -68,7 +69,7 @@ fn setup(cfg: ExceptionConfig) -> Setup {
         local_port: MEDIA_PORT,
         remote: PEER,
         codec: CodecKind::Pcmu,
-        telephone_event_pt: None,
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
         rtcp: false,
         ssrc: 0xabc0,
         settings: ParticipantSettings::default(),

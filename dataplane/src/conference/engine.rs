@@ -48,15 +48,16 @@
 //! of those first frames are lost or late.
 
 use super::ops::{
-    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
+    ConfKey, ConferenceSpec, LegSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
     ParticipantSpec, Timing, MAX_INPUT_DELAY_FRAMES, TIMELINE_JUMP_FRAMES,
 };
 use crate::clock::Instant;
+use crate::codec::{Codec, CodecKind, LegCodec};
 use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
-    self, jitter::Playout, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId, PromptPlayer,
-    ReceiveConfig, ReceiveStream, RtpIn,
+    self, jitter::Playout, rtcp::NtpClock, Event, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
+    ReceiveStream, RtpIn,
 };
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
 use crate::wire::rtp::RtpPacket;
@@ -90,34 +91,39 @@ pub enum BuildError {
     InputTimingSpeakers,
     #[error("input delay of {0} frames is not from 1 to {MAX_INPUT_DELAY_FRAMES}")]
     InputDelay(u8),
+    #[error("no payload type negotiated for {0:?}")]
+    NoPayloadType(CodecKind),
 }
 
-/// One participant's state on its conference's core.
-pub struct Participant {
-    spec: ParticipantSpec,
+/// Most legs one participant has.
+pub const MAX_LEGS: usize = 4;
+
+/// The SRTP context of a leg. The SRTP issue adds its variants; until then no leg has
+/// one (the type has no values), and a leg's packets go out and come in unprotected.
+#[derive(Debug)]
+pub enum LegCrypto {}
+
+/// One RTP stream of a participant on its conference's core: its receive path, its
+/// sender, its codec instance and (room for) its SRTP context.
+pub struct Leg {
+    spec: LegSpec,
     rx: ReceiveStream,
     tx: RtpSender,
-    slot: Slot,
-    prompt: PromptPlayer,
-    pcm: Box<[i16]>,
+    codec: LegCodec,
+    crypto: Option<LegCrypto>,
 }
 
-impl Participant {
-    /// Build a participant (on the control core: this allocates).
-    pub fn new(
-        spec: ParticipantSpec,
-        now: Instant,
-        ntp: NtpClock,
-    ) -> Result<Box<Participant>, BuildError> {
+impl Leg {
+    /// Build a leg (on the control core: this allocates). `seed` keys its comfort noise
+    /// and RTCP randomisation.
+    pub fn new(spec: LegSpec, seed: u64, now: Instant, ntp: NtpClock) -> Result<Leg, BuildError> {
+        let payload_type = spec
+            .payload_types
+            .payload_type(spec.codec)
+            .ok_or(BuildError::NoPayloadType(spec.codec))?;
         let mut config = ReceiveConfig {
-            payload_types: PayloadTypes {
-                pcmu: Some(0),
-                pcma: Some(8),
-                l16: None,
-                comfort_noise: Some(13),
-                telephone_event: spec.telephone_event_pt,
-            },
-            seed: u64::from(spec.key.0) << 32 | u64::from(spec.ssrc),
+            payload_types: spec.payload_types,
+            seed,
             ..ReceiveConfig::default()
         };
         config.rtcp.ntp = ntp;
@@ -127,15 +133,62 @@ impl Participant {
         rx.set_local_ssrc(spec.ssrc);
         let tx = RtpSender::new(RtpSenderConfig {
             ssrc: spec.ssrc,
-            payload_type: spec.codec.static_payload_type().unwrap_or(96),
+            payload_type,
             initial_sequence: (spec.ssrc >> 16) as u16 ^ 0x5a5a,
             initial_timestamp: spec.ssrc.rotate_left(7),
         });
-        Ok(Box::new(Participant {
+        Ok(Leg {
             spec,
             rx,
             tx,
+            codec: LegCodec::new(spec.codec),
+            crypto: None,
+        })
+    }
+
+    /// What the leg was built from.
+    pub fn spec(&self) -> &LegSpec {
+        &self.spec
+    }
+
+    /// The leg's SRTP context, if it has one.
+    pub fn crypto(&self) -> Option<&LegCrypto> {
+        self.crypto.as_ref()
+    }
+}
+
+/// One participant's state on its conference's core: a mixer slot and its legs (one
+/// today). The slot's input is the heard leg's audio; the slot's mix goes to every leg.
+pub struct Participant {
+    conf: ConfKey,
+    key: PartKey,
+    settings: ParticipantSettings,
+    slot: Slot,
+    /// At most [`MAX_LEGS`], preallocated.
+    legs: Vec<Leg>,
+    /// Index into `legs` of the leg whose audio the others hear.
+    heard: usize,
+    prompt: PromptPlayer,
+    pcm: Box<[i16]>,
+}
+
+impl Participant {
+    /// Build a participant with its first leg (on the control core: this allocates).
+    pub fn new(
+        spec: ParticipantSpec,
+        now: Instant,
+        ntp: NtpClock,
+    ) -> Result<Box<Participant>, BuildError> {
+        let seed = u64::from(spec.key.0) << 32 | u64::from(spec.ssrc);
+        let mut legs = Vec::with_capacity(MAX_LEGS);
+        legs.push(Leg::new(spec.leg(), seed, now, ntp)?);
+        Ok(Box::new(Participant {
+            conf: spec.conf,
+            key: spec.key,
+            settings: spec.settings,
             slot: Slot(u32::MAX),
+            legs,
+            heard: 0,
             prompt: PromptPlayer::new(),
             pcm: vec![0; MAX_FRAME].into_boxed_slice(),
         }))
@@ -143,7 +196,17 @@ impl Participant {
 
     /// The participant's key.
     pub fn key(&self) -> PartKey {
-        self.spec.key
+        self.key
+    }
+
+    /// Its legs.
+    pub fn legs(&self) -> &[Leg] {
+        &self.legs
+    }
+
+    /// The leg whose audio is the participant's input.
+    pub fn heard_leg(&self) -> Option<&Leg> {
+        self.legs.get(self.heard)
     }
 }
 
@@ -215,8 +278,8 @@ impl Conference {
     /// anchor the timeline afresh.
     fn restart_timeline(&mut self) {
         self.cursor = None;
-        for p in self.parts.iter_mut().flatten() {
-            p.rx.restart_timeline();
+        for leg in self.parts.iter_mut().flatten().flat_map(|p| &mut p.legs) {
+            leg.rx.restart_timeline();
         }
     }
 }
@@ -311,6 +374,17 @@ pub trait Transmit {
     ) -> bool;
 }
 
+/// Which leg a local port belongs to.
+#[derive(Clone, Copy, Debug)]
+struct PortEntry {
+    /// Conference index in the engine.
+    conf: u32,
+    /// The participant's mixer slot (below [`mixer::MAX_CAPACITY`]).
+    slot: u16,
+    /// Index of the leg in the participant's legs.
+    leg: u8,
+}
+
 /// The conferences of one core.
 pub struct Engine {
     core: usize,
@@ -319,8 +393,8 @@ pub struct Engine {
     confs: Vec<Option<Box<Conference>>>,
     free_confs: Vec<u32>,
     by_key: HashMap<ConfKey, u32>,
-    /// Local port (offset in our range) -> (conference index, slot) of the participant.
-    ports: Box<[Option<(u32, u32)>]>,
+    /// Local port (offset in our range) -> the leg that receives on it.
+    ports: Box<[Option<PortEntry>]>,
     due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     events: rtrb::Producer<MediaEvent>,
     retired: rtrb::Producer<Retired>,
@@ -364,8 +438,7 @@ impl Engine {
     }
 
     fn port_index(&self, port: u16) -> Option<usize> {
-        let r = self.ranges.get(self.core)?;
-        r.contains(&port).then(|| usize::from(port - r.start()))
+        port_offset(self.ranges.get(self.core)?, port)
     }
 
     fn retire(&mut self, r: Retired) {
@@ -403,7 +476,7 @@ impl Engine {
                 };
                 if let Some(mut c) = self.confs[idx as usize].take() {
                     for p in c.parts.iter_mut().filter_map(Option::take) {
-                        self.unmap_ports(&p.spec);
+                        self.unmap_legs(&p);
                         self.counters.participants.sub(1);
                         self.retire(Retired::Participant(p));
                     }
@@ -413,22 +486,29 @@ impl Engine {
                 self.free_confs.push(idx);
             }
             MediaCommand::AddParticipant(mut p) => {
-                let rtp_port_ok = self.port_index(p.spec.local_port).is_some();
-                let rtcp_port_ok =
-                    !p.spec.rtcp || self.port_index(p.spec.local_port.wrapping_add(1)).is_some();
-                let ok = rtp_port_ok && rtcp_port_ok;
-                let idx = self.by_key.get(&p.spec.conf).copied();
+                let ok = p
+                    .legs
+                    .iter()
+                    .flat_map(|l| l.spec.ports())
+                    .all(|port| self.port_index(port).is_some());
+                let range = self.ranges.get(self.core).cloned();
+                let idx = self.by_key.get(&p.conf).copied();
                 let conf = idx.and_then(|i| self.confs[i as usize].as_mut());
                 let (Some(idx), Some(c), true) = (idx, conf, ok) else {
                     self.counters.commands_rejected.inc();
                     self.retire(Retired::Participant(p));
                     return;
                 };
+                let Some(codec) = p.heard_leg().map(|l| l.codec.kind()) else {
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Participant(p));
+                    return;
+                };
                 let cfg = mixer::ParticipantConfig {
-                    codec: p.spec.codec,
-                    muted: p.spec.settings.muted,
-                    deaf: p.spec.settings.deaf,
-                    gain: Gain::from_db(p.spec.settings.gain_db),
+                    codec,
+                    muted: p.settings.muted,
+                    deaf: p.settings.deaf,
+                    gain: Gain::from_db(p.settings.gain_db),
                 };
                 let Ok(slot) = c.mixer.add_participant(cfg) else {
                     self.counters.commands_rejected.inc();
@@ -437,19 +517,29 @@ impl Engine {
                 };
                 p.slot = slot;
                 if c.spec.timing != Timing::Arrival {
-                    p.rx.set_playout(Playout::Timeline);
-                }
-                let spec = p.spec;
-                match c.parts.get_mut(slot.0 as usize) {
-                    Some(s) => *s = Some(p),
-                    None => {
-                        let _ = c.mixer.remove_participant(slot);
-                        self.counters.commands_rejected.inc();
-                        self.retire(Retired::Participant(p));
-                        return;
+                    for leg in &mut p.legs {
+                        leg.rx.set_playout(Playout::Timeline);
                     }
                 }
-                self.map_ports(&spec, Some((idx, slot.0)));
+                let Some(part) = c.parts.get_mut(slot.0 as usize) else {
+                    let _ = c.mixer.remove_participant(slot);
+                    self.counters.commands_rejected.inc();
+                    self.retire(Retired::Participant(p));
+                    return;
+                };
+                let entry = |leg: usize| PortEntry {
+                    conf: idx,
+                    slot: slot.0 as u16,
+                    leg: leg as u8,
+                };
+                for (i, leg) in p.legs.iter().enumerate() {
+                    for port in leg.spec.ports() {
+                        if let Some(at) = range.as_ref().and_then(|r| port_offset(r, port)) {
+                            self.ports[at] = Some(entry(i));
+                        }
+                    }
+                }
+                *part = Some(p);
                 self.counters.participants.inc();
             }
             MediaCommand::UpdateParticipant {
@@ -462,7 +552,7 @@ impl Engine {
                     let _ = c.mixer.set_deaf(slot, settings.deaf);
                     let _ = c.mixer.set_gain(slot, Gain::from_db(settings.gain_db));
                     if let Some(Some(p)) = c.parts.get_mut(slot.0 as usize) {
-                        p.spec.settings = settings;
+                        p.settings = settings;
                     }
                 }
             }
@@ -472,7 +562,7 @@ impl Engine {
                 };
                 let _ = c.mixer.remove_participant(slot);
                 if let Some(p) = c.parts.get_mut(slot.0 as usize).and_then(Option::take) {
-                    self.unmap_ports(&p.spec);
+                    self.unmap_legs(&p);
                     self.counters.participants.sub(1);
                     self.retire(Retired::Participant(p));
                 }
@@ -498,7 +588,7 @@ impl Engine {
                         c.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
                     }
                     Some(pk) => {
-                        if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.spec.key == pk) {
+                        if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.key == pk) {
                             let mut emit =
                                 |e: Event| push_event(events, counters, conf, Some(pk), now, e);
                             p.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
@@ -511,11 +601,17 @@ impl Engine {
                     return;
                 };
                 let input = c.spec.timing != Timing::Arrival;
-                match c.parts.get_mut(slot.0 as usize).and_then(Option::as_mut) {
-                    Some(p) if input => {
-                        p.tx.rebase(basis);
-                        p.spec.ssrc = basis.ssrc;
-                        p.rx.set_local_ssrc(basis.ssrc);
+                // The participant's first leg: the one its spec described.
+                let leg = c
+                    .parts
+                    .get_mut(slot.0 as usize)
+                    .and_then(Option::as_mut)
+                    .and_then(|p| p.legs.first_mut());
+                match leg {
+                    Some(leg) if input => {
+                        leg.tx.rebase(basis);
+                        leg.spec.ssrc = basis.ssrc;
+                        leg.rx.set_local_ssrc(basis.ssrc);
                     }
                     _ => self.counters.commands_rejected.inc(),
                 }
@@ -526,23 +622,16 @@ impl Engine {
     fn find(&mut self, conf: ConfKey, part: PartKey) -> Option<(&mut Conference, Slot)> {
         let idx = *self.by_key.get(&conf)?;
         let c = self.confs[idx as usize].as_mut()?;
-        let slot = c.parts.iter().flatten().find(|p| p.spec.key == part)?.slot;
+        let slot = c.parts.iter().flatten().find(|p| p.key == part)?.slot;
         Some((c, slot))
     }
 
-    fn map_ports(&mut self, spec: &ParticipantSpec, v: Option<(u32, u32)>) {
-        if let Some(i) = self.port_index(spec.local_port) {
-            self.ports[i] = v;
-        }
-        if spec.rtcp {
-            if let Some(i) = self.port_index(spec.local_port.wrapping_add(1)) {
-                self.ports[i] = v;
+    fn unmap_legs(&mut self, p: &Participant) {
+        for port in p.legs.iter().flat_map(|l| l.spec.ports()) {
+            if let Some(i) = self.port_index(port) {
+                self.ports[i] = None;
             }
         }
-    }
-
-    fn unmap_ports(&mut self, spec: &ParticipantSpec) {
-        self.map_ports(spec, None);
     }
 
     /// A UDP datagram for local port `dst_port` (owned by this core) from `src`.
@@ -554,27 +643,36 @@ impl Engine {
         dst_port: u16,
         payload: &[u8],
     ) -> bool {
-        let Some(Some((ci, slot))) = self.port_index(dst_port).map(|i| self.ports[i]) else {
+        let Some(Some(entry)) = self.port_index(dst_port).map(|i| self.ports[i]) else {
             return false;
         };
-        let Some(c) = self.confs.get_mut(ci as usize).and_then(Option::as_mut) else {
+        let (slot, leg) = (usize::from(entry.slot), usize::from(entry.leg));
+        let Some(c) = self
+            .confs
+            .get_mut(entry.conf as usize)
+            .and_then(Option::as_mut)
+        else {
             return false;
         };
         // Input timing: (delay, cursor, how far from it a packet moves the timeline).
         let timeline = c
             .input_delay()
             .map(|delay| (delay, c.cursor, TIMELINE_JUMP_FRAMES * c.frame_samples()));
-        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(p) = c.parts.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
-        let (conf, part) = (c.spec.key, p.spec.key);
+        let part = p.key;
+        let Some(l) = p.legs.get_mut(leg) else {
+            return false;
+        };
+        let conf = c.spec.key;
         let events = &mut self.events;
         let counters = &self.counters;
         let mut emit = |e: Event| push_event(events, counters, conf, Some(part), now, e);
-        let is_rtcp_port = dst_port != p.spec.local_port;
+        let is_rtcp_port = dst_port != l.spec.local_port;
         if is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp {
             counters.rtcp_in.inc();
-            let _ = p.rx.handle_rtcp(now, src, payload, &mut emit);
+            let _ = l.rx.handle_rtcp(now, src, payload, &mut emit);
             return true;
         }
         let Ok(pkt) = RtpPacket::parse(payload) else {
@@ -597,8 +695,8 @@ impl Engine {
             // Only the latched source's own newest packets move it: a packet sent before
             // a jump and arriving after it does not move it back.
             if distance > jump
-                && p.rx.latched() == Some((src, input.ssrc))
-                && p.rx.timestamp_jumped(input.seq, input.timestamp, jump)
+                && l.rx.latched() == Some((src, input.ssrc))
+                && l.rx.timestamp_jumped(input.seq, input.timestamp, jump)
             {
                 // The timeline moved: the packet lands in fresh buffers and anchors the
                 // cursor anew below.
@@ -606,12 +704,17 @@ impl Engine {
                 c.restart_timeline();
             }
         }
-        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(l) = c
+            .parts
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|p| p.legs.get_mut(leg))
+        else {
             return true;
         };
-        let newest = p.rx.stats().ext_highest_seq().map(|s| s as u16);
-        let first = p.rx.last_rtp().is_none();
-        match p.rx.handle_rtp(now, src, input, &mut emit) {
+        let newest = l.rx.stats().ext_highest_seq().map(|s| s as u16);
+        let first = l.rx.last_rtp().is_none();
+        match l.rx.handle_rtp(now, src, input, &mut emit) {
             Ok(()) => {
                 if newest.is_some_and(|n| (n.wrapping_sub(input.seq) as i16) > 0) {
                     counters.rtp_reordered.inc();
@@ -628,7 +731,7 @@ impl Engine {
             Err(rx::DropReason::Buffer(rx::jitter::Insert::TooLate)) => counters.rtp_late.inc(),
             Err(_) => counters.rtp_dropped.inc(),
         }
-        if first && p.rx.last_rtp().is_some() {
+        if first && l.rx.last_rtp().is_some() {
             // The stream's first packet: the control plane learns that media flows
             // (later starts are reported after each quiet spell).
             emit(Event::MediaResumed { at: now });
@@ -680,8 +783,8 @@ impl Engine {
                 if lag >= ptime * MAX_CATCH_UP {
                     let missed = (lag.as_nanos() / ptime.as_nanos()) as u32;
                     let samples = missed.saturating_mul(c.spec.ptime.samples() as u32);
-                    for p in c.parts.iter_mut().flatten() {
-                        p.tx.skip(samples);
+                    for leg in c.parts.iter_mut().flatten().flat_map(|p| &mut p.legs) {
+                        leg.tx.skip(samples);
                     }
                     // Input timing: the skipped ticks' frames are skipped too.
                     if let Some(cursor) = c.cursor.as_mut() {
@@ -706,6 +809,13 @@ impl Engine {
             self.due.push(Reverse((c.next_due, idx, gen)));
         }
     }
+}
+
+/// `port`'s offset in `range`, if it is in it.
+fn port_offset(range: &RangeInclusive<u16>, port: u16) -> Option<usize> {
+    range
+        .contains(&port)
+        .then(|| usize::from(port - range.start()))
 }
 
 /// Which frame a tick plays out.
@@ -736,33 +846,37 @@ fn tick_conference(
     };
     c.ticks = c.ticks.wrapping_add(1);
     let sample_jitter = c.ticks.is_multiple_of(1000 / c.spec.ptime.millis());
-    // Receive: one frame per participant into the mixer.
+    // Receive: one frame per leg; the heard leg's goes into the mixer.
     for p in c.parts.iter_mut().flatten() {
-        let part = p.spec.key;
-        // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
-        if p.rx.poll_timeout() <= now {
-            p.rx.handle_timeout(now, &mut |e| {
-                push_event(events, counters, conf, Some(part), now, e)
-            });
-        }
-        if sample_jitter {
-            let units = p.rx.stats().jitter();
-            counters
-                .jitter
-                .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
-        }
+        let part = p.key;
         let pcm = &mut p.pcm[..frame];
-        let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
-        let info = match tick_frame {
-            TickFrame::Arrival => p.rx.poll_frame(now, pcm, &mut emit),
-            TickFrame::At(ts) => p.rx.poll_frame_at(now, ts, pcm, &mut emit),
-            TickFrame::Unanchored => continue,
-        };
-        if info.concealed_samples > 0 {
-            counters.frames_lost.inc();
-        }
-        if info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0 {
-            let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
+        for (i, leg) in p.legs.iter_mut().enumerate() {
+            // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
+            if leg.rx.poll_timeout() <= now {
+                leg.rx.handle_timeout(now, &mut |e| {
+                    push_event(events, counters, conf, Some(part), now, e)
+                });
+            }
+            if sample_jitter {
+                let units = leg.rx.stats().jitter();
+                counters
+                    .jitter
+                    .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
+            }
+            let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
+            let info = match tick_frame {
+                TickFrame::Arrival => leg.rx.poll_frame(now, pcm, &mut emit),
+                TickFrame::At(ts) => leg.rx.poll_frame_at(now, ts, pcm, &mut emit),
+                TickFrame::Unanchored => continue,
+            };
+            if info.concealed_samples > 0 {
+                counters.frames_lost.inc();
+            }
+            let heard = i == p.heard;
+            if heard && info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0
+            {
+                let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
+            }
         }
     }
     c.mixer.tick(now);
@@ -774,51 +888,60 @@ fn tick_conference(
             push_event(events, counters, conf, None, now, e)
         });
     }
-    // Send: each participant its mix, with prompts overlaid.
+    // Send: each participant its mix on every leg, with prompts overlaid.
     for p in c.parts.iter_mut().flatten() {
-        let part = p.spec.key;
+        let part = p.key;
         let Some(out) = c.mixer.output(p.slot) else {
-            p.tx.skip(frame as u32);
+            for leg in &mut p.legs {
+                leg.tx.skip(frame as u32);
+            }
             continue;
         };
-        let mut payload = out.payload;
-        let mut voiced = out.voiced;
         let own_prompt = p.prompt.playing().is_some();
-        if own_prompt || conf_prompt {
-            let codec = out.codec;
-            let buf = &mut p.pcm[..frame];
-            let _ = codec.decode(payload, buf);
-            if conf_prompt {
-                for (o, s) in buf.iter_mut().zip(&c.overlay[..frame]) {
-                    *o = o.saturating_add(*s);
-                }
+        let overlay = own_prompt || conf_prompt;
+        let pcm = &mut p.pcm[..frame];
+        // The participant's PCM mix, once, when some leg needs more than the mixer's
+        // payload: a prompt over it, or another codec.
+        if overlay || p.legs.iter().any(|l| l.codec.kind() != out.codec) {
+            let _ = out.codec.decode(out.payload, pcm);
+        }
+        if conf_prompt {
+            for (o, s) in pcm.iter_mut().zip(&c.overlay[..frame]) {
+                *o = o.saturating_add(*s);
             }
-            p.prompt.render(buf, &mut |e| {
+        }
+        if own_prompt {
+            p.prompt.render(pcm, &mut |e| {
                 push_event(events, counters, conf, Some(part), now, e)
             });
-            let n = codec.encode(buf, &mut c.overlay_out).unwrap_or(0);
-            payload = &c.overlay_out[..n];
-            voiced = true;
         }
-        let tx_state = &mut p.tx;
-        let sent = !matches!(tick_frame, TickFrame::Unanchored)
-            && tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
-                match tick_frame {
-                    TickFrame::At(ts) => {
-                        tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
+        for leg in &mut p.legs {
+            let (payload, voiced) = if overlay || leg.codec.kind() != out.codec {
+                let n = leg.codec.encode(pcm, &mut c.overlay_out).unwrap_or(0);
+                (&c.overlay_out[..n], out.voiced || overlay)
+            } else {
+                (out.payload, out.voiced)
+            };
+            let tx_state = &mut leg.tx;
+            let sent = !matches!(tick_frame, TickFrame::Unanchored)
+                && tx.send(leg.spec.local_port, leg.spec.remote, &mut |buf| {
+                    match tick_frame {
+                        TickFrame::At(ts) => {
+                            tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
+                        }
+                        _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
                     }
-                    _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
-                }
-                .unwrap_or(0)
-            });
-        if sent {
-            counters.rtp_out.inc();
-            p.rx.on_rtp_sent();
-        } else {
-            p.tx.skip(frame as u32);
-        }
-        if p.spec.rtcp {
-            send_rtcp(p, now, tx, counters, rtcp_buf);
+                    .unwrap_or(0)
+                });
+            if sent {
+                counters.rtp_out.inc();
+                leg.rx.on_rtp_sent();
+            } else {
+                leg.tx.skip(frame as u32);
+            }
+            if leg.spec.rtcp {
+                send_rtcp(leg, now, tx, counters, rtcp_buf);
+            }
         }
     }
     if let TickFrame::At(ts) = tick_frame {
@@ -827,7 +950,7 @@ fn tick_conference(
 }
 
 fn send_rtcp(
-    p: &mut Participant,
+    p: &mut Leg,
     now: Instant,
     tx: &mut impl Transmit,
     counters: &EngineCounters,
