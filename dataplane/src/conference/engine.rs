@@ -505,6 +505,7 @@ impl Engine {
                     return;
                 };
                 let cfg = mixer::ParticipantConfig {
+                    role: mixer::Role::Local,
                     codec,
                     muted: p.settings.muted,
                     deaf: p.settings.deaf,
