@@ -41,6 +41,7 @@ use tutti_dataplane::conference::{
 use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
@@ -112,6 +113,7 @@ fn conference(c: usize, conf_size: usize) -> Box<Conference> {
     Conference::new(ConferenceSpec {
         key: ConfKey(c as u32),
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::Loudest(3),
         max_participants: conf_size as u16,
         timing: Default::default(),

@@ -15,6 +15,7 @@ pub mod mixer;
 pub mod neigh;
 pub mod net;
 pub mod poll;
+pub mod rate;
 pub mod relay;
 pub mod rtp_send;
 pub mod rx;

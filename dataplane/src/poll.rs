@@ -680,6 +680,7 @@ mod tests {
         let spec = ConferenceSpec {
             key: ConfKey(1),
             ptime: Ptime::Ms20,
+            rate: crate::rate::SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::All,
             max_participants: 2,
             timing: Default::default(),

@@ -20,6 +20,7 @@ use tutti_dataplane::conference::{
     Timing, Transmit,
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::wire::rtp::RtpPacket;
@@ -223,6 +224,7 @@ impl Mixer {
         let spec = ConferenceSpec {
             key: CONF,
             ptime: Ptime::Ms20,
+            rate: SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::All,
             max_participants: 8,
             timing,
@@ -612,6 +614,7 @@ fn input_timing_needs_all_speakers_and_a_sane_delay_and_rebases_need_it() {
     let spec = |active_speakers, delay_frames| ConferenceSpec {
         key: CONF,
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers,
         max_participants: 2,
         timing: Timing::Input { delay_frames },

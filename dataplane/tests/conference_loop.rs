@@ -18,6 +18,7 @@ use tutti_dataplane::conference::{
 use tutti_dataplane::io::PacketBuf;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::Command;
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::DropReason;
@@ -56,6 +57,7 @@ fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {
     let spec = ConferenceSpec {
         key,
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::All,
         max_participants,
         timing: Timing::Arrival,
@@ -352,4 +354,31 @@ fn payload_types_are_the_negotiated_ones() {
         got[1][got[1].len() - 10..].iter().all(|g| g.2 > 1e9),
         "{got:?}"
     );
+}
+
+/// A conference mixes at its rate; until resampling exists a participant whose codec
+/// samples at another rate is refused (counted), one at the rate is taken.
+#[test]
+fn participants_must_sample_at_the_conference_rate() {
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let wide = ConferenceSpec {
+        key: ConfKey(16),
+        ptime: Ptime::Ms20,
+        rate: SampleRate::Hz16000,
+        active_speakers: ActiveSpeakers::All,
+        max_participants: 2,
+        timing: Timing::Arrival,
+    };
+    send(
+        &mut s,
+        MediaCommand::AddConference(Conference::new(wide).unwrap()),
+    );
+    add_conference(&mut s, ConfKey(8), 2);
+    add_participant(&mut s, clock.now(), participant(ConfKey(16), 0));
+    add_participant(&mut s, clock.now(), participant(ConfKey(8), 1));
+    s.lp.run_once(clock.now(), &clock);
+    assert_eq!(s.engine.conferences.get(), 2);
+    assert_eq!(s.engine.participants.get(), 1);
+    assert_eq!(s.engine.commands_rejected.get(), 1);
 }

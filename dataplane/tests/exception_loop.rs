@@ -24,6 +24,7 @@ use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::net::exception::ExceptionConfig;
 use tutti_dataplane::poll::{Command, PollLoop, TX_DRAIN};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, DropReason, ExceptionDrop};
@@ -59,6 +60,7 @@ fn setup(cfg: ExceptionConfig) -> Setup {
     let spec = ConferenceSpec {
         key: ConfKey(1),
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::All,
         max_participants: 4,
         timing: Timing::Arrival,

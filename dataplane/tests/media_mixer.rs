@@ -11,6 +11,7 @@ use tutti_dataplane::mixer::{
     ActiveSpeakers, Contributors, Gain, Input, Mixer, MixerConfig, MixerError, ParticipantConfig,
     Ptime, Role, Slot,
 };
+use tutti_dataplane::rate::SampleRate;
 
 struct Conference {
     mixer: Mixer,
@@ -135,7 +136,7 @@ fn all_ptimes_mix() {
             ..MixerConfig::default()
         };
         let mut conf = Conference::new(config, &[CodecKind::Pcmu; 2]);
-        let frame = ptime.samples();
+        let frame = ptime.samples(SampleRate::Hz8000);
         assert_eq!(conf.mixer.frame_samples(), frame);
         let a = encode(CodecKind::Pcmu, &tone(1000.0, 8000.0, 0, frame));
         let outs = conf.tick(&[Some(a.clone()), None]);
@@ -143,6 +144,40 @@ fn all_ptimes_mix() {
         assert_eq!(outs[1].as_deref(), Some(&a[..]));
         // A hears silence.
         assert_eq!(outs[0].as_deref(), Some(&vec![0xFF; frame][..]));
+    }
+}
+
+/// Frame sizes follow the mixer's rate: at 16 and 48 kHz a frame holds 2 and 6 times the
+/// samples of 8 kHz, and one talker's PCM comes through exactly (L16 out).
+#[test]
+fn every_rate_mixes_frames_of_its_size() {
+    for rate in SampleRate::ALL {
+        for ptime in [Ptime::Ms10, Ptime::Ms20, Ptime::Ms40] {
+            let config = MixerConfig {
+                ptime,
+                rate,
+                capacity: 2,
+                ..MixerConfig::default()
+            };
+            let mut conf = Conference::new(config, &[CodecKind::L16; 2]);
+            let frame = conf.mixer.frame_samples();
+            assert_eq!(frame, ptime.millis() as usize * rate.hz() as usize / 1000);
+            let pcm = tone(1000.0, 8000.0, 0, frame);
+            let short = &pcm[..frame / 2];
+            assert_eq!(
+                conf.mixer.set_input(conf.slots[0], Input::Pcm(short)),
+                Err(MixerError::FrameLength {
+                    expected: frame,
+                    got: frame / 2
+                })
+            );
+            conf.mixer
+                .set_input(conf.slots[0], Input::Pcm(&pcm))
+                .unwrap();
+            conf.mixer.tick(conf.now);
+            let heard = conf.mixer.output(conf.slots[1]).unwrap().payload;
+            assert_eq!(decode(CodecKind::L16, heard), pcm, "{rate:?} {ptime:?}");
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use tutti_dataplane::conference::{
     ConfKey, ConferenceSpec, Liveness, PartKey, ParticipantSettings, ParticipantSpec, Timing,
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::PayloadTypes;
 
 /// Longest user-supplied conference id.
@@ -164,6 +165,7 @@ impl Conference {
         ConferenceSpec {
             key: self.key,
             ptime: self.ptime,
+            rate: SampleRate::default(),
             active_speakers: self.active_speakers,
             max_participants: self.max_participants,
             timing: self.timing,

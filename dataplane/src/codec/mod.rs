@@ -1,11 +1,13 @@
 //! Audio codecs: ITU-T G.711 mu-law/A-law and L16, behind a [`Codec`] trait that is ready
 //! for stateful codecs such as G.722 and Opus (caller-provided buffers, no allocation).
 //!
-//! The conference sample format is signed 16-bit linear PCM at 8 kHz.
+//! The conference sample format is signed 16-bit linear PCM at the conference's
+//! [`SampleRate`]; each codec says its own.
 
 pub mod g711;
 pub mod l16;
 
+use crate::rate::SampleRate;
 use thiserror::Error;
 
 /// Why an encode or decode call could not run.
@@ -84,9 +86,16 @@ impl CodecKind {
         }
     }
 
-    /// RTP clock rate in Hz.
+    /// The rate of the audio it carries.
+    pub const fn sample_rate(self) -> SampleRate {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::L16 => SampleRate::Hz8000,
+        }
+    }
+
+    /// RTP clock rate in Hz (the sample rate for these; G.722's is half of it).
     pub const fn clock_rate(self) -> u32 {
-        8000
+        self.sample_rate().hz()
     }
 
     /// Bytes of payload that carry `samples` samples.

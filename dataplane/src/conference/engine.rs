@@ -53,7 +53,7 @@ use super::ops::{
 };
 use crate::clock::Instant;
 use crate::codec::{Codec, CodecKind, LegCodec};
-use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Slot};
+use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Ptime, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
     self, jitter::Playout, rtcp::NtpClock, Event, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
@@ -69,8 +69,6 @@ use core::time::Duration;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-/// Most samples in one frame (40 ms at 8 kHz).
-const MAX_FRAME: usize = 320;
 /// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
 pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
 /// Conference ticks one [`Engine::poll`] runs at most.
@@ -126,6 +124,7 @@ impl Leg {
             seed,
             ..ReceiveConfig::default()
         };
+        config.jitter.clock_rate = spec.codec.clock_rate();
         config.rtcp.ntp = ntp;
         config.quiet_after = spec.liveness.quiet_after;
         config.rtcp.timeout = spec.liveness.rtcp_timeout;
@@ -190,7 +189,8 @@ impl Participant {
             legs,
             heard: 0,
             prompt: PromptPlayer::new(),
-            pcm: vec![0; MAX_FRAME].into_boxed_slice(),
+            // A frame of the longest ptime at its codec's rate (its conference's rate).
+            pcm: vec![0; Ptime::MAX.samples(spec.codec.sample_rate())].into_boxed_slice(),
         }))
     }
 
@@ -237,8 +237,16 @@ impl Conference {
             }
         }
         let capacity = usize::from(spec.max_participants.max(1));
+        let frame = spec.ptime.samples(spec.rate);
+        // The largest payload of a frame in any codec.
+        let max_payload = CodecKind::ALL
+            .iter()
+            .map(|c| c.encoded_len(frame))
+            .max()
+            .unwrap_or(0);
         let mixer = Mixer::new(MixerConfig {
             ptime: spec.ptime,
+            rate: spec.rate,
             active_speakers: spec.active_speakers,
             capacity,
             ..MixerConfig::default()
@@ -252,8 +260,8 @@ impl Conference {
             cursor: None,
             next_due: Instant::ZERO,
             prompt: PromptPlayer::new(),
-            overlay: vec![0; MAX_FRAME].into_boxed_slice(),
-            overlay_out: vec![0; MAX_FRAME * 2].into_boxed_slice(),
+            overlay: vec![0; frame].into_boxed_slice(),
+            overlay_out: vec![0; max_payload].into_boxed_slice(),
         }))
     }
 
@@ -263,7 +271,7 @@ impl Conference {
     }
 
     fn frame_samples(&self) -> u32 {
-        self.spec.ptime.samples() as u32
+        self.spec.ptime.samples(self.spec.rate) as u32
     }
 
     /// Input timing: the delay between a packet and its frame's mix, in samples.
@@ -499,7 +507,13 @@ impl Engine {
                     self.retire(Retired::Participant(p));
                     return;
                 };
-                let Some(codec) = p.heard_leg().map(|l| l.codec.kind()) else {
+                // Until resampling exists, every leg's codec samples at the conference rate.
+                let rate = c.spec.rate;
+                let Some(codec) = p
+                    .heard_leg()
+                    .map(|l| l.codec.kind())
+                    .filter(|_| p.legs.iter().all(|l| l.spec.codec.sample_rate() == rate))
+                else {
                     self.counters.commands_rejected.inc();
                     self.retire(Retired::Participant(p));
                     return;
@@ -783,7 +797,7 @@ impl Engine {
                 // counted in every stream's RTP timestamps.
                 if lag >= ptime * MAX_CATCH_UP {
                     let missed = (lag.as_nanos() / ptime.as_nanos()) as u32;
-                    let samples = missed.saturating_mul(c.spec.ptime.samples() as u32);
+                    let samples = missed.saturating_mul(c.frame_samples());
                     for leg in c.parts.iter_mut().flatten().flat_map(|p| &mut p.legs) {
                         leg.tx.skip(samples);
                     }
@@ -839,7 +853,7 @@ fn tick_conference(
     rtcp_buf: &mut [u8],
 ) {
     let conf = c.spec.key;
-    let frame = c.spec.ptime.samples();
+    let frame = c.frame_samples() as usize;
     let tick_frame = match (c.spec.timing, c.cursor) {
         (Timing::Arrival, _) => TickFrame::Arrival,
         (Timing::Input { .. }, Some(cursor)) => TickFrame::At(cursor),
@@ -860,9 +874,9 @@ fn tick_conference(
             }
             if sample_jitter {
                 let units = leg.rx.stats().jitter();
-                counters
-                    .jitter
-                    .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
+                counters.jitter.record(Duration::from_micros(
+                    u64::from(units) * 1_000_000 / u64::from(leg.spec.codec.clock_rate()),
+                ));
             }
             let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
             let info = match tick_frame {

@@ -5,6 +5,7 @@
 use crate::clock::Instant;
 use crate::codec::CodecKind;
 use crate::mixer::{ActiveSpeakers, Ptime};
+use crate::rate::SampleRate;
 use crate::rtp_send::RtpBasis;
 use crate::rx::{Digit, DigitSource, PayloadTypes, PromptId};
 use core::net::SocketAddrV4;
@@ -23,6 +24,8 @@ pub struct PartKey(pub u32);
 pub struct ConferenceSpec {
     pub key: ConfKey,
     pub ptime: Ptime,
+    /// The rate it mixes at (every participant's codec samples at it).
+    pub rate: SampleRate,
     /// Must be [`ActiveSpeakers::All`] with [`Timing::Input`].
     pub active_speakers: ActiveSpeakers,
     /// Participants to preallocate mixer room for.

@@ -36,11 +36,10 @@ use thiserror::Error;
 
 use crate::clock::Instant;
 use crate::codec::CodecKind;
+use crate::rate::SampleRate;
 pub use gain::Gain;
 use kernel::{Kernel, KernelKind};
 
-/// Samples per second of the conference.
-pub const SAMPLE_RATE: u32 = 8000;
 /// Most participants one mixer can hold: `MAX_CAPACITY * 32768` still fits in an `i32` sum.
 pub const MAX_CAPACITY: usize = 60_000;
 /// Most talkers [`ActiveSpeakers::Loudest`] can select.
@@ -61,6 +60,9 @@ pub enum Ptime {
 }
 
 impl Ptime {
+    /// The longest interval.
+    pub const MAX: Ptime = Ptime::Ms40;
+
     /// The interval in milliseconds.
     pub const fn millis(self) -> u32 {
         match self {
@@ -71,9 +73,9 @@ impl Ptime {
         }
     }
 
-    /// Samples per frame at [`SAMPLE_RATE`].
-    pub const fn samples(self) -> usize {
-        (self.millis() * SAMPLE_RATE / 1000) as usize
+    /// Samples per frame at `rate`.
+    pub const fn samples(self, rate: SampleRate) -> usize {
+        rate.samples_in_ms(self.millis())
     }
 
     /// The interval as a duration.
@@ -113,6 +115,8 @@ impl Default for ActiveSpeakers {
 pub struct MixerConfig {
     /// Packetisation interval.
     pub ptime: Ptime,
+    /// The rate frames are mixed at (every input and output frame is at it).
+    pub rate: SampleRate,
     /// Talker selection.
     pub active_speakers: ActiveSpeakers,
     /// Participants to preallocate for (at most [`MAX_CAPACITY`]).
@@ -130,6 +134,7 @@ impl Default for MixerConfig {
     fn default() -> Self {
         MixerConfig {
             ptime: Ptime::Ms20,
+            rate: SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::default(),
             capacity: 64,
             kernel: None,
@@ -235,7 +240,7 @@ impl ParticipantConfig {
 pub enum Input<'a> {
     /// An encoded payload in the participant's codec.
     Encoded(&'a [u8]),
-    /// Already decoded 16-bit linear PCM at 8 kHz (e.g. from loss concealment).
+    /// Already decoded 16-bit linear PCM at the mixer's rate (e.g. from loss concealment).
     Pcm(&'a [i16]),
 }
 
@@ -404,7 +409,7 @@ impl Mixer {
             Some(kind) => Kernel::new(kind).ok_or(MixerError::KernelUnsupported(kind.name()))?,
             None => Kernel::best(),
         };
-        let frame = config.ptime.samples();
+        let frame = config.ptime.samples(config.rate);
         let cap = config.capacity;
         let threshold = i32::from(config.talk_threshold_dbov.min(0));
         Ok(Mixer {

@@ -19,6 +19,7 @@ use crate::clock::Instant;
 use crate::conference::{ConfKey, PartKey};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
+use crate::rate::SampleRate;
 use crate::stats::Counter;
 use crate::wire::eth::MacAddr;
 use crate::wire::rewrite::{readdress, rewrite_udp_rtcp_sender, rewrite_udp_rtp, RtpRewrite};
@@ -33,9 +34,11 @@ use splice::{Decision, Leg, RtpHead, Splice, SpliceEvent};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-/// An inbound timestamp further than this from the timeline (in samples, 1 s at 8 kHz)
+/// The RTP clock of the relayed streams (G.711's).
+pub const RTP_CLOCK: SampleRate = SampleRate::Hz8000;
+/// An inbound timestamp further than this from the timeline (in samples, 1 s)
 /// re-anchors the client's mapping (the client restarted its clock or stream).
-const REANCHOR_SAMPLES: i64 = 8000;
+const REANCHOR_SAMPLES: i64 = RTP_CLOCK.hz() as i64;
 /// How much a client's added delay shrinks per forwarded packet after a handover.
 pub const RAMP_STEP: Duration = Duration::from_millis(2);
 /// Held packets released per [`Relay::poll`] call at most.
@@ -57,7 +60,7 @@ impl Timeline {
         let ptime = self.ptime.duration().as_nanos().max(1);
         let frames = now.saturating_since(self.origin).as_nanos() / ptime;
         self.base
-            .wrapping_add((frames as u32).wrapping_mul(self.ptime.samples() as u32))
+            .wrapping_add((frames as u32).wrapping_mul(self.ptime.samples(RTP_CLOCK) as u32))
     }
 }
 
