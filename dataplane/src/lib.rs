@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod codec;
 pub mod conference;
+pub mod host;
 pub mod io;
 pub mod mixer;
 pub mod neigh;

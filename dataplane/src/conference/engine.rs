@@ -53,6 +53,7 @@ use super::ops::{
 };
 use crate::clock::Instant;
 use crate::codec::{Codec, CodecKind, LegCodec};
+use crate::host::{PortMap, Slab};
 use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Ptime, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
@@ -66,7 +67,7 @@ use core::cmp::Reverse;
 use core::net::SocketAddrV4;
 use core::ops::RangeInclusive;
 use core::time::Duration;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
@@ -398,11 +399,9 @@ pub struct Engine {
     core: usize,
     /// The whole appliance's port layout: every core's range, in core order.
     ranges: Vec<RangeInclusive<u16>>,
-    confs: Vec<Option<Box<Conference>>>,
-    free_confs: Vec<u32>,
-    by_key: HashMap<ConfKey, u32>,
-    /// Local port (offset in our range) -> the leg that receives on it.
-    ports: Box<[Option<PortEntry>]>,
+    confs: Slab<ConfKey, Conference>,
+    /// Our local ports -> the leg that receives on each.
+    ports: PortMap<PortEntry>,
     due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     events: rtrb::Producer<MediaEvent>,
     retired: rtrb::Producer<Retired>,
@@ -420,14 +419,11 @@ impl Engine {
         retired: rtrb::Producer<Retired>,
         counters: Arc<EngineCounters>,
     ) -> Engine {
-        let span = ranges.get(core).map_or(0, |r| r.clone().count());
         Engine {
             core,
+            ports: PortMap::new(ranges.get(core).cloned()),
             ranges,
-            confs: (0..max_conferences).map(|_| None).collect(),
-            free_confs: (0..max_conferences as u32).rev().collect(),
-            by_key: HashMap::with_capacity(max_conferences),
-            ports: vec![None; span].into_boxed_slice(),
+            confs: Slab::new(max_conferences),
             due: BinaryHeap::with_capacity(max_conferences * 2 + 1),
             events,
             retired,
@@ -445,10 +441,6 @@ impl Engine {
         }
     }
 
-    fn port_index(&self, port: u16) -> Option<usize> {
-        port_offset(self.ranges.get(self.core)?, port)
-    }
-
     fn retire(&mut self, r: Retired) {
         // The ring is sized for every object the core can hold; if it is full anyway,
         // freeing here is the lesser evil.
@@ -461,47 +453,40 @@ impl Engine {
     pub fn apply(&mut self, cmd: MediaCommand, now: Instant) {
         match cmd {
             MediaCommand::AddConference(mut c) => {
-                if self.by_key.contains_key(&c.spec.key) || self.by_key.len() >= self.confs.len() {
-                    self.counters.commands_rejected.inc();
-                    self.retire(Retired::Conference(c));
-                    return;
-                }
-                let Some(idx) = self.free_confs.pop() else {
-                    self.counters.commands_rejected.inc();
-                    self.retire(Retired::Conference(c));
-                    return;
-                };
                 c.next_due = now + c.spec.ptime.duration();
                 c.generation = c.generation.wrapping_add(1);
-                self.due.push(Reverse((c.next_due, idx, c.generation)));
-                self.by_key.insert(c.spec.key, idx);
-                self.confs[idx as usize] = Some(c);
-                self.counters.conferences.add(1);
+                let (due, generation) = (c.next_due, c.generation);
+                match self.confs.insert(c.spec.key, c) {
+                    Ok(idx) => {
+                        self.due.push(Reverse((due, idx, generation)));
+                        self.counters.conferences.add(1);
+                    }
+                    Err(c) => {
+                        self.counters.commands_rejected.inc();
+                        self.retire(Retired::Conference(c));
+                    }
+                }
             }
             MediaCommand::DeleteConference(key) => {
-                let Some(idx) = self.by_key.remove(&key) else {
+                let Some((_, mut c)) = self.confs.remove(&key) else {
                     return;
                 };
-                if let Some(mut c) = self.confs[idx as usize].take() {
-                    for p in c.parts.iter_mut().filter_map(Option::take) {
-                        self.unmap_legs(&p);
-                        self.counters.participants.sub(1);
-                        self.retire(Retired::Participant(p));
-                    }
-                    self.counters.conferences.sub(1);
-                    self.retire(Retired::Conference(c));
+                for p in c.parts.iter_mut().filter_map(Option::take) {
+                    self.unmap_legs(&p);
+                    self.counters.participants.sub(1);
+                    self.retire(Retired::Participant(p));
                 }
-                self.free_confs.push(idx);
+                self.counters.conferences.sub(1);
+                self.retire(Retired::Conference(c));
             }
             MediaCommand::AddParticipant(mut p) => {
                 let ok = p
                     .legs
                     .iter()
                     .flat_map(|l| l.spec.ports())
-                    .all(|port| self.port_index(port).is_some());
-                let range = self.ranges.get(self.core).cloned();
-                let idx = self.by_key.get(&p.conf).copied();
-                let conf = idx.and_then(|i| self.confs[i as usize].as_mut());
+                    .all(|port| self.ports.covers(port));
+                let idx = self.confs.index(&p.conf);
+                let conf = idx.and_then(|i| self.confs.get_mut(i));
                 let (Some(idx), Some(c), true) = (idx, conf, ok) else {
                     self.counters.commands_rejected.inc();
                     self.retire(Retired::Participant(p));
@@ -549,9 +534,7 @@ impl Engine {
                 };
                 for (i, leg) in p.legs.iter().enumerate() {
                     for port in leg.spec.ports() {
-                        if let Some(at) = range.as_ref().and_then(|r| port_offset(r, port)) {
-                            self.ports[at] = Some(entry(i));
-                        }
+                        self.ports.set(port, Some(entry(i)));
                     }
                 }
                 *part = Some(p);
@@ -588,10 +571,7 @@ impl Engine {
                 prompt,
                 samples,
             } => {
-                let Some(&idx) = self.by_key.get(&conf) else {
-                    return;
-                };
-                let Some(c) = self.confs[idx as usize].as_mut() else {
+                let Some(c) = self.confs.by_key_mut(&conf) else {
                     return;
                 };
                 let events = &mut self.events;
@@ -635,17 +615,14 @@ impl Engine {
     }
 
     fn find(&mut self, conf: ConfKey, part: PartKey) -> Option<(&mut Conference, Slot)> {
-        let idx = *self.by_key.get(&conf)?;
-        let c = self.confs[idx as usize].as_mut()?;
+        let c = self.confs.by_key_mut(&conf)?;
         let slot = c.parts.iter().flatten().find(|p| p.key == part)?.slot;
         Some((c, slot))
     }
 
     fn unmap_legs(&mut self, p: &Participant) {
         for port in p.legs.iter().flat_map(|l| l.spec.ports()) {
-            if let Some(i) = self.port_index(port) {
-                self.ports[i] = None;
-            }
+            self.ports.set(port, None);
         }
     }
 
@@ -658,15 +635,11 @@ impl Engine {
         dst_port: u16,
         payload: &[u8],
     ) -> bool {
-        let Some(Some(entry)) = self.port_index(dst_port).map(|i| self.ports[i]) else {
+        let Some(entry) = self.ports.get(dst_port) else {
             return false;
         };
         let (slot, leg) = (usize::from(entry.slot), usize::from(entry.leg));
-        let Some(c) = self
-            .confs
-            .get_mut(entry.conf as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(c) = self.confs.get_mut(entry.conf) else {
             return false;
         };
         // Input timing: (delay, cursor, how far from it a packet moves the timeline).
@@ -772,7 +745,7 @@ impl Engine {
                 break;
             }
             self.due.pop();
-            let Some(c) = self.confs.get_mut(idx as usize).and_then(Option::as_mut) else {
+            let Some(c) = self.confs.get_mut(idx) else {
                 continue;
             };
             if c.generation != gen {
@@ -824,13 +797,6 @@ impl Engine {
             self.due.push(Reverse((c.next_due, idx, gen)));
         }
     }
-}
-
-/// `port`'s offset in `range`, if it is in it.
-fn port_offset(range: &RangeInclusive<u16>, port: u16) -> Option<usize> {
-    range
-        .contains(&port)
-        .then(|| usize::from(port - range.start()))
 }
 
 /// Which frame a tick plays out.

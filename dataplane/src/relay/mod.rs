@@ -17,6 +17,7 @@ pub mod splice;
 
 use crate::clock::Instant;
 use crate::conference::{ConfKey, PartKey};
+use crate::host::{PortMap, Slab};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
 use crate::rate::SampleRate;
@@ -31,7 +32,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::RangeInclusive;
 use core::time::Duration;
 use splice::{Decision, Leg, RtpHead, Splice, SpliceEvent};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// The RTP clock of the relayed streams (G.711's).
@@ -249,12 +250,9 @@ pub struct Datagram {
 
 /// The relayed clients of one core.
 pub struct Relay<B> {
-    range: RangeInclusive<u16>,
-    /// Local port (offset in our range) -> session index.
-    ports: Box<[Option<u32>]>,
-    sessions: Vec<Option<Box<RelaySession>>>,
-    free: Vec<u32>,
-    by_key: HashMap<PartKey, u32>,
+    /// Our local ports -> the index of the session using each.
+    ports: PortMap<u32>,
+    sessions: Slab<PartKey, RelaySession>,
     held: BinaryHeap<Reverse<Held<B>>>,
     held_n: u64,
     events: rtrb::Producer<RelayEvent>,
@@ -271,13 +269,9 @@ impl<B: PacketBuf> Relay<B> {
         retired: rtrb::Producer<RelayRetired>,
         counters: Arc<RelayCounters>,
     ) -> Relay<B> {
-        let span = range.clone().count();
         Relay {
-            range,
-            ports: vec![None; span].into_boxed_slice(),
-            sessions: (0..max_sessions).map(|_| None).collect(),
-            free: (0..max_sessions as u32).rev().collect(),
-            by_key: HashMap::with_capacity(max_sessions),
+            ports: PortMap::new(Some(range)),
+            sessions: Slab::new(max_sessions),
             held: BinaryHeap::with_capacity(max_sessions * 4 + 1),
             held_n: 0,
             events,
@@ -286,25 +280,15 @@ impl<B: PacketBuf> Relay<B> {
         }
     }
 
-    fn port_index(&self, port: u16) -> Option<usize> {
-        self.range
-            .contains(&port)
-            .then(|| usize::from(port - self.range.start()))
-    }
-
     /// Whether a relayed client uses local port `port`.
     pub fn owns(&self, port: u16) -> bool {
-        self.port_index(port)
-            .and_then(|i| self.ports.get(i))
-            .is_some_and(Option::is_some)
+        self.ports.get(port).is_some()
     }
 
     fn map(&mut self, s: &RelaySpec, v: Option<u32>) {
         for p in [s.client_port, s.mixer_port] {
             for q in [p, p.wrapping_add(1)] {
-                if let Some(i) = self.port_index(q) {
-                    self.ports[i] = v;
-                }
+                self.ports.set(q, v);
             }
         }
     }
@@ -329,45 +313,44 @@ impl<B: PacketBuf> Relay<B> {
         }
     }
 
-    fn session_mut(&mut self, part: PartKey) -> Option<&mut Box<RelaySession>> {
-        let i = *self.by_key.get(&part)?;
-        self.sessions.get_mut(i as usize)?.as_mut()
+    fn session_mut(&mut self, part: PartKey) -> Option<&mut RelaySession> {
+        self.sessions.by_key_mut(&part)
     }
 
     /// Apply one command from the control core.
     pub fn apply(&mut self, cmd: RelayCommand, now: Instant) {
         match cmd {
             RelayCommand::Add(s) => {
-                let ports_ok = [s.spec.client_port, s.spec.mixer_port].iter().all(|&p| {
-                    self.port_index(p).is_some() && self.port_index(p.wrapping_add(1)).is_some()
-                });
-                let free = (ports_ok && !self.by_key.contains_key(&s.spec.part))
-                    .then(|| self.free.pop())
-                    .flatten();
-                let Some(i) = free else {
-                    self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Session(s));
-                    return;
-                };
+                let ports_ok = [s.spec.client_port, s.spec.mixer_port]
+                    .iter()
+                    .all(|&p| self.ports.covers(p) && self.ports.covers(p.wrapping_add(1)));
                 let spec = s.spec;
-                self.sessions[i as usize] = Some(s);
-                self.by_key.insert(spec.part, i);
-                self.map(&spec, Some(i));
-                self.counters.sessions.inc();
+                let added = if ports_ok {
+                    self.sessions.insert(spec.part, s)
+                } else {
+                    Err(s)
+                };
+                match added {
+                    Ok(i) => {
+                        self.map(&spec, Some(i));
+                        self.counters.sessions.inc();
+                    }
+                    Err(s) => {
+                        self.counters.commands_rejected.inc();
+                        self.retire(RelayRetired::Session(s));
+                    }
+                }
             }
             RelayCommand::Remove(part) => {
-                let Some(i) = self.by_key.remove(&part) else {
+                let Some((_, mut s)) = self.sessions.remove(&part) else {
                     return;
                 };
-                if let Some(mut s) = self.sessions[i as usize].take() {
-                    self.map(&s.spec, None);
-                    if let Some(h) = s.handover.take() {
-                        self.retire(RelayRetired::Splice(h.splice));
-                    }
-                    self.counters.sessions.sub(1);
-                    self.retire(RelayRetired::Session(s));
+                self.map(&s.spec, None);
+                if let Some(h) = s.handover.take() {
+                    self.retire(RelayRetired::Splice(h.splice));
                 }
-                self.free.push(i);
+                self.counters.sessions.sub(1);
+                self.retire(RelayRetired::Session(s));
             }
             RelayCommand::StartHandover {
                 part,
@@ -449,7 +432,7 @@ impl<B: PacketBuf> Relay<B> {
 
     /// A datagram for one of our ports (see [`Relay::owns`]), in frame `buf`.
     pub fn handle(&mut self, now: Instant, mut buf: B, d: Datagram, out: &mut impl RelayPort<B>) {
-        let Some(i) = self.port_index(d.dst_port).and_then(|i| self.ports[i]) else {
+        let Some(i) = self.ports.get(d.dst_port) else {
             return;
         };
         let start = d.udp_at + udp::HEADER_LEN;
@@ -457,7 +440,7 @@ impl<B: PacketBuf> Relay<B> {
             self.counters.malformed.inc();
             return;
         }
-        let Some(Some(s)) = self.sessions.get_mut(i as usize) else {
+        let Some(s) = self.sessions.get_mut(i) else {
             return;
         };
         let spec = s.spec;
