@@ -1,10 +1,98 @@
 //! How a dataplane core hosts state: a [`Slab`] of boxed objects by key (conferences,
-//! relay sessions), and a [`PortMap`] from local UDP port to what receives on it. Both
-//! are allocated in full when built (on the control core) and allocate nothing after.
+//! relay sessions), a [`PortMap`] from local UDP port to what receives on it, an
+//! [`EventQueue`] per engine, and one [`Uplink`] to the control core: one ring of
+//! [`CoreEvent`]s and one of [`Retired`] state. All are allocated in full when built
+//! (on the control core) and allocate nothing after.
 
+use crate::conference::{Conference, MediaEvent, Participant};
+use crate::relay::splice::Splice;
+use crate::relay::{RelayEvent, RelaySession};
 use core::hash::Hash;
 use core::ops::RangeInclusive;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+
+/// What a core reports to the control core.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CoreEvent {
+    /// From a conference.
+    Media(MediaEvent),
+    /// From the gateway relay.
+    Relay(RelayEvent),
+}
+
+/// State a core unlinked, handed back to be freed on the control core.
+pub enum Retired {
+    Conference(Box<Conference>),
+    Participant(Box<Participant>),
+    RelaySession(Box<RelaySession>),
+    Splice(Box<Splice>),
+}
+
+/// Hands `r` back up `ring`. The ring is sized for everything the core can hold; if it
+/// is full anyway, freeing on the core is the lesser evil.
+pub fn retire(ring: &mut rtrb::Producer<Retired>, r: Retired) {
+    if let Err(rtrb::PushError::Full(r)) = ring.push(r) {
+        drop(r);
+    }
+}
+
+/// A core's rings to the control core.
+pub struct Uplink {
+    pub events: rtrb::Producer<CoreEvent>,
+    pub retired: rtrb::Producer<Retired>,
+}
+
+/// The control core's ends of an [`Uplink`].
+pub struct UplinkRx {
+    pub events: rtrb::Consumer<CoreEvent>,
+    pub retired: rtrb::Consumer<Retired>,
+}
+
+/// An uplink holding `events` events and `retired` objects.
+pub fn uplink(events: usize, retired: usize) -> (Uplink, UplinkRx) {
+    let (ev_tx, ev_rx) = rtrb::RingBuffer::new(events);
+    let (ret_tx, ret_rx) = rtrb::RingBuffer::new(retired);
+    (
+        Uplink {
+            events: ev_tx,
+            retired: ret_tx,
+        },
+        UplinkRx {
+            events: ev_rx,
+            retired: ret_rx,
+        },
+    )
+}
+
+/// Events an engine queued for the poll loop to send up (see `poll_event`).
+pub struct EventQueue<T> {
+    queue: VecDeque<T>,
+    capacity: usize,
+}
+
+impl<T> EventQueue<T> {
+    /// A queue of at most `capacity` events (this allocates).
+    pub fn new(capacity: usize) -> EventQueue<T> {
+        EventQueue {
+            queue: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Queues `event`, or gives it back when the queue is full (the caller counts it).
+    pub fn push(&mut self, event: T) -> Result<(), T> {
+        if self.queue.len() >= self.capacity {
+            return Err(event);
+        }
+        self.queue.push_back(event);
+        Ok(())
+    }
+
+    /// The oldest queued event.
+    pub fn pop(&mut self) -> Option<T> {
+        self.queue.pop_front()
+    }
+}
 
 /// At most `capacity` boxed objects, each under a unique key, at stable indices (what a
 /// [`PortMap`] or a timer heap refers to).
@@ -127,6 +215,14 @@ mod tests {
         assert!(!s.contains(&7) && s.get_mut(a).is_none() && s.remove(&7).is_none());
         assert_eq!(s.insert(9, Box::new("c")), Ok(a));
         assert_eq!(s.by_key_mut(&9).map(|v| *v), Some("c"));
+    }
+
+    #[test]
+    fn event_queue_is_bounded_fifo() {
+        let mut q = EventQueue::new(2);
+        assert_eq!((q.push(1), q.push(2), q.push(3)), (Ok(()), Ok(()), Err(3)));
+        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(1), Some(2), None));
+        assert_eq!(q.push(4), Ok(()));
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, PartKey, Participant,
-    ParticipantSettings, ParticipantSpec, Timing,
+    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, MediaEvent, MediaEventKind,
+    PartKey, Participant, ParticipantSettings, ParticipantSpec, Timing,
 };
+use tutti_dataplane::host::CoreEvent;
 use tutti_dataplane::io::PacketBuf;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::Command;
@@ -214,6 +215,20 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
     assert_eq!(s.core.drops(DropReason::NoListener), 0);
     assert!(s.engine.rtp_in.get() >= 450);
     assert_eq!(s.engine.tick_overruns.get(), 0);
+
+    // The media events came up the core's one event ring: every stream started.
+    let mut active = std::collections::BTreeSet::new();
+    while let Ok(e) = s.events.pop() {
+        if let CoreEvent::Media(MediaEvent {
+            part: Some(p),
+            kind: MediaEventKind::Active,
+            ..
+        }) = e
+        {
+            active.insert(p.0);
+        }
+    }
+    assert_eq!(active.into_iter().collect::<Vec<_>>(), [100, 101, 102]);
 
     // Deleting the conference frees everything, handed back to the control side.
     send(&mut s, MediaCommand::DeleteConference(conf));

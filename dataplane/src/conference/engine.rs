@@ -3,7 +3,7 @@
 //! prompt overlay -> RTP out), RTCP in and out, and media events up to the control core.
 //!
 //! State is built on the control core ([`Conference::new`], [`Participant::new`]) and
-//! linked in by [`Engine::apply`]; what is unlinked goes back up the `retired` ring to be
+//! linked in by [`Engine::apply`]; what is unlinked goes back up the core's retired ring to be
 //! freed there, so the core allocates and frees nothing after start-up.
 //!
 //! # Input timing
@@ -53,7 +53,7 @@ use super::ops::{
 };
 use crate::clock::Instant;
 use crate::codec::{Codec, CodecKind, LegCodec};
-use crate::host::{PortMap, Slab};
+use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
 use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Ptime, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
@@ -76,6 +76,8 @@ pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
 const TICKS_PER_POLL: usize = 64;
 /// A conference this many ticks behind skips the missed ticks instead of catching up.
 const MAX_CATCH_UP: u32 = 10;
+/// Events an engine holds for the poll loop at most (beyond, they are counted lost).
+const EVENT_QUEUE: usize = 16_384;
 /// Largest RTCP compound packet we build.
 const RTCP_MAX: usize = 256;
 
@@ -293,12 +295,6 @@ impl Conference {
     }
 }
 
-/// What the core hands back to the control core to free.
-pub enum Retired {
-    Conference(Box<Conference>),
-    Participant(Box<Participant>),
-}
-
 /// A media operation with its state already built.
 pub enum MediaCommand {
     AddConference(Box<Conference>),
@@ -403,8 +399,7 @@ pub struct Engine {
     /// Our local ports -> the leg that receives on each.
     ports: PortMap<PortEntry>,
     due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
-    events: rtrb::Producer<MediaEvent>,
-    retired: rtrb::Producer<Retired>,
+    events: EventQueue<MediaEvent>,
     counters: Arc<EngineCounters>,
     rtcp_buf: Box<[u8]>,
 }
@@ -415,8 +410,6 @@ impl Engine {
         core: usize,
         ranges: Vec<RangeInclusive<u16>>,
         max_conferences: usize,
-        events: rtrb::Producer<MediaEvent>,
-        retired: rtrb::Producer<Retired>,
         counters: Arc<EngineCounters>,
     ) -> Engine {
         Engine {
@@ -425,8 +418,7 @@ impl Engine {
             ranges,
             confs: Slab::new(max_conferences),
             due: BinaryHeap::with_capacity(max_conferences * 2 + 1),
-            events,
-            retired,
+            events: EventQueue::new(EVENT_QUEUE),
             counters,
             rtcp_buf: vec![0; RTCP_MAX].into_boxed_slice(),
         }
@@ -441,16 +433,18 @@ impl Engine {
         }
     }
 
-    fn retire(&mut self, r: Retired) {
-        // The ring is sized for every object the core can hold; if it is full anyway,
-        // freeing here is the lesser evil.
-        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
-            drop(r);
-        }
+    /// The oldest event not yet taken (the poll loop sends them up).
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop()
     }
 
-    /// Apply one command from the control core.
-    pub fn apply(&mut self, cmd: MediaCommand, now: Instant) {
+    /// Apply one command from the control core; what it unlinks goes up `retired`.
+    pub fn apply(
+        &mut self,
+        cmd: MediaCommand,
+        now: Instant,
+        retired: &mut rtrb::Producer<Retired>,
+    ) {
         match cmd {
             MediaCommand::AddConference(mut c) => {
                 c.next_due = now + c.spec.ptime.duration();
@@ -463,7 +457,7 @@ impl Engine {
                     }
                     Err(c) => {
                         self.counters.commands_rejected.inc();
-                        self.retire(Retired::Conference(c));
+                        retire(retired, Retired::Conference(c));
                     }
                 }
             }
@@ -474,10 +468,10 @@ impl Engine {
                 for p in c.parts.iter_mut().filter_map(Option::take) {
                     self.unmap_legs(&p);
                     self.counters.participants.sub(1);
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                 }
                 self.counters.conferences.sub(1);
-                self.retire(Retired::Conference(c));
+                retire(retired, Retired::Conference(c));
             }
             MediaCommand::AddParticipant(mut p) => {
                 let ok = p
@@ -489,7 +483,7 @@ impl Engine {
                 let conf = idx.and_then(|i| self.confs.get_mut(i));
                 let (Some(idx), Some(c), true) = (idx, conf, ok) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 // Until resampling exists, every leg's codec samples at the conference rate.
@@ -500,7 +494,7 @@ impl Engine {
                     .filter(|_| p.legs.iter().all(|l| l.spec.codec.sample_rate() == rate))
                 else {
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 let cfg = mixer::ParticipantConfig {
@@ -512,7 +506,7 @@ impl Engine {
                 };
                 let Ok(slot) = c.mixer.add_participant(cfg) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 p.slot = slot;
@@ -524,7 +518,7 @@ impl Engine {
                 let Some(part) = c.parts.get_mut(slot.0 as usize) else {
                     let _ = c.mixer.remove_participant(slot);
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 let entry = |leg: usize| PortEntry {
@@ -562,7 +556,7 @@ impl Engine {
                 if let Some(p) = c.parts.get_mut(slot.0 as usize).and_then(Option::take) {
                     self.unmap_legs(&p);
                     self.counters.participants.sub(1);
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                 }
             }
             MediaCommand::PlayPrompt {
@@ -814,7 +808,7 @@ fn tick_conference(
     c: &mut Conference,
     now: Instant,
     tx: &mut impl Transmit,
-    events: &mut rtrb::Producer<MediaEvent>,
+    events: &mut EventQueue<MediaEvent>,
     counters: &EngineCounters,
     rtcp_buf: &mut [u8],
 ) {
@@ -976,7 +970,7 @@ fn send_rtcp(
 }
 
 fn push_event(
-    events: &mut rtrb::Producer<MediaEvent>,
+    events: &mut EventQueue<MediaEvent>,
     counters: &EngineCounters,
     conf: ConfKey,
     part: Option<PartKey>,

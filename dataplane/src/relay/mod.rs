@@ -17,7 +17,7 @@ pub mod splice;
 
 use crate::clock::Instant;
 use crate::conference::{ConfKey, PartKey};
-use crate::host::{PortMap, Slab};
+use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
 use crate::rate::SampleRate;
@@ -42,6 +42,8 @@ pub const RTP_CLOCK: SampleRate = SampleRate::Hz8000;
 const REANCHOR_SAMPLES: i64 = RTP_CLOCK.hz() as i64;
 /// How much a client's added delay shrinks per forwarded packet after a handover.
 pub const RAMP_STEP: Duration = Duration::from_millis(2);
+/// Events a relay holds for the poll loop at most (beyond, they are counted lost).
+const EVENT_QUEUE: usize = 4096;
 /// Held packets released per [`Relay::poll`] call at most.
 const RELEASES_PER_POLL: usize = 64;
 
@@ -151,12 +153,6 @@ pub enum RelayCommand {
     End(PartKey),
 }
 
-/// What the core hands back to the control core to free.
-pub enum RelayRetired {
-    Session(Box<RelaySession>),
-    Splice(Box<Splice>),
-}
-
 /// Something the relay saw, for the control plane's handover orchestration.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RelayEvent {
@@ -255,8 +251,7 @@ pub struct Relay<B> {
     sessions: Slab<PartKey, RelaySession>,
     held: BinaryHeap<Reverse<Held<B>>>,
     held_n: u64,
-    events: rtrb::Producer<RelayEvent>,
-    retired: rtrb::Producer<RelayRetired>,
+    events: EventQueue<RelayEvent>,
     counters: Arc<RelayCounters>,
 }
 
@@ -265,8 +260,6 @@ impl<B: PacketBuf> Relay<B> {
     pub fn new(
         range: RangeInclusive<u16>,
         max_sessions: usize,
-        events: rtrb::Producer<RelayEvent>,
-        retired: rtrb::Producer<RelayRetired>,
         counters: Arc<RelayCounters>,
     ) -> Relay<B> {
         Relay {
@@ -274,8 +267,7 @@ impl<B: PacketBuf> Relay<B> {
             sessions: Slab::new(max_sessions),
             held: BinaryHeap::with_capacity(max_sessions * 4 + 1),
             held_n: 0,
-            events,
-            retired,
+            events: EventQueue::new(EVENT_QUEUE),
             counters,
         }
     }
@@ -293,12 +285,9 @@ impl<B: PacketBuf> Relay<B> {
         }
     }
 
-    fn retire(&mut self, r: RelayRetired) {
-        // Sized for everything the core can hold; if full anyway, freeing here is the
-        // lesser evil.
-        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
-            drop(r);
-        }
+    /// The oldest event not yet taken (the poll loop sends them up).
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop()
     }
 
     fn push_event(&mut self, spec: &RelaySpec, at: Instant, kind: RelayEventKind) {
@@ -317,8 +306,13 @@ impl<B: PacketBuf> Relay<B> {
         self.sessions.by_key_mut(&part)
     }
 
-    /// Apply one command from the control core.
-    pub fn apply(&mut self, cmd: RelayCommand, now: Instant) {
+    /// Apply one command from the control core; what it unlinks goes up `retired`.
+    pub fn apply(
+        &mut self,
+        cmd: RelayCommand,
+        now: Instant,
+        retired: &mut rtrb::Producer<Retired>,
+    ) {
         match cmd {
             RelayCommand::Add(s) => {
                 let ports_ok = [s.spec.client_port, s.spec.mixer_port]
@@ -337,7 +331,7 @@ impl<B: PacketBuf> Relay<B> {
                     }
                     Err(s) => {
                         self.counters.commands_rejected.inc();
-                        self.retire(RelayRetired::Session(s));
+                        retire(retired, Retired::RelaySession(s));
                     }
                 }
             }
@@ -347,10 +341,10 @@ impl<B: PacketBuf> Relay<B> {
                 };
                 self.map(&s.spec, None);
                 if let Some(h) = s.handover.take() {
-                    self.retire(RelayRetired::Splice(h.splice));
+                    retire(retired, Retired::Splice(h.splice));
                 }
                 self.counters.sessions.sub(1);
-                self.retire(RelayRetired::Session(s));
+                retire(retired, Retired::RelaySession(s));
             }
             RelayCommand::StartHandover {
                 part,
@@ -360,12 +354,12 @@ impl<B: PacketBuf> Relay<B> {
             } => {
                 let Some(s) = self.session_mut(part) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Splice(splice));
+                    retire(retired, Retired::Splice(splice));
                     return;
                 };
                 if s.handover.is_some() {
                     self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Splice(splice));
+                    retire(retired, Retired::Splice(splice));
                     return;
                 }
                 // Rewrite mode: both mixers send the timeline's timestamps, so the
@@ -406,7 +400,7 @@ impl<B: PacketBuf> Relay<B> {
                     // Not cut over: the client stays where it was.
                     None => splice.abort(),
                 }
-                self.retire(RelayRetired::Splice(splice));
+                retire(retired, Retired::Splice(splice));
             }
         }
     }
