@@ -159,6 +159,50 @@ impl Leg {
     }
 }
 
+/// A participant's legs: the first inline, where the receive and send paths find it
+/// without another pointer, the others (up to [`MAX_LEGS`]) preallocated beside it.
+pub struct Legs {
+    first: Leg,
+    more: Vec<Leg>,
+}
+
+impl Legs {
+    fn new(first: Leg) -> Legs {
+        Legs {
+            first,
+            more: Vec::with_capacity(MAX_LEGS - 1),
+        }
+    }
+
+    /// Leg `i` (0 is the first).
+    pub fn get(&self, i: usize) -> Option<&Leg> {
+        match i {
+            0 => Some(&self.first),
+            _ => self.more.get(i - 1),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Leg> {
+        match i {
+            0 => Some(&mut self.first),
+            _ => self.more.get_mut(i - 1),
+        }
+    }
+
+    /// Every leg, the first first.
+    pub fn iter(&self) -> impl Iterator<Item = &Leg> {
+        core::iter::once(&self.first).chain(&self.more)
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Legs {
+    type Item = &'a mut Leg;
+    type IntoIter = core::iter::Chain<core::iter::Once<&'a mut Leg>, core::slice::IterMut<'a, Leg>>;
+    fn into_iter(self) -> Self::IntoIter {
+        core::iter::once(&mut self.first).chain(self.more.iter_mut())
+    }
+}
+
 /// One participant's state on its conference's core: a mixer slot and its legs (one
 /// today). The slot's input is the heard leg's audio; the slot's mix goes to every leg.
 pub struct Participant {
@@ -166,8 +210,7 @@ pub struct Participant {
     key: PartKey,
     settings: ParticipantSettings,
     slot: Slot,
-    /// At most [`MAX_LEGS`], preallocated.
-    legs: Vec<Leg>,
+    legs: Legs,
     /// Index into `legs` of the leg whose audio the others hear.
     heard: usize,
     prompt: PromptPlayer,
@@ -182,8 +225,7 @@ impl Participant {
         ntp: NtpClock,
     ) -> Result<Box<Participant>, BuildError> {
         let seed = u64::from(spec.key.0) << 32 | u64::from(spec.ssrc);
-        let mut legs = Vec::with_capacity(MAX_LEGS);
-        legs.push(Leg::new(spec.leg(), seed, now, ntp)?);
+        let legs = Legs::new(Leg::new(spec.leg(), seed, now, ntp)?);
         Ok(Box::new(Participant {
             conf: spec.conf,
             key: spec.key,
@@ -203,7 +245,7 @@ impl Participant {
     }
 
     /// Its legs.
-    pub fn legs(&self) -> &[Leg] {
+    pub fn legs(&self) -> &Legs {
         &self.legs
     }
 
@@ -595,7 +637,7 @@ impl Engine {
                     .parts
                     .get_mut(slot.0 as usize)
                     .and_then(Option::as_mut)
-                    .and_then(|p| p.legs.first_mut());
+                    .map(|p| &mut p.legs.first);
                 match leg {
                     Some(leg) if input => {
                         leg.tx.rebase(basis);
@@ -825,7 +867,7 @@ fn tick_conference(
     for p in c.parts.iter_mut().flatten() {
         let part = p.key;
         let pcm = &mut p.pcm[..frame];
-        for (i, leg) in p.legs.iter_mut().enumerate() {
+        for (i, leg) in (&mut p.legs).into_iter().enumerate() {
             // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
             if leg.rx.poll_timeout() <= now {
                 leg.rx.handle_timeout(now, &mut |e| {
