@@ -90,6 +90,21 @@ fn add_participant(s: &mut Setup, now: Instant, spec: ParticipantSpec) {
     send(s, MediaCommand::AddParticipant(p));
 }
 
+/// Runs the loop for `ms` milliseconds of virtual time; returns the frames it sent.
+fn run_ms(s: &mut Setup, clock: &VirtualClock, ms: u32) -> Vec<Vec<u8>> {
+    for _ in 0..ms {
+        s.lp.run_once(clock.now(), clock);
+        clock.advance(Duration::from_millis(1));
+    }
+    let io = s.lp.io_mut(0).unwrap();
+    let mut sent = Vec::new();
+    while let Some(b) = io.tx.pop_front() {
+        sent.push(b.data().to_vec());
+        io.recycle(b);
+    }
+    sent
+}
+
 fn send(s: &mut Setup, cmd: MediaCommand) {
     assert!(s.commands.push(Command::Media(cmd)).is_ok());
 }
@@ -137,14 +152,7 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
             );
             assert!(s.lp.io_mut(0).unwrap().inject(&f));
         }
-        for _ in 0..20 {
-            s.lp.run_once(clock.now(), &clock);
-            clock.advance(Duration::from_millis(1));
-        }
-        let io = s.lp.io_mut(0).unwrap();
-        while let Some(b) = io.tx.pop_front() {
-            let d = b.data().to_vec();
-            io.recycle(b);
+        for d in run_ms(&mut s, &clock, 20) {
             let ih = ipv4::Ipv4Header::parse(&d[14..]).unwrap();
             let uh = udp::UdpHeader::parse(&d[34..]).unwrap();
             assert!(uh.checksum_ok(ih.src, ih.dst, &d[34..]));
@@ -341,14 +349,7 @@ fn payload_types_are_the_negotiated_ones() {
         let silence = encode(CodecKind::Pcmu, &[0; 160]);
         let from_pcmu = rtp_frame(1, 1000 + tick as u16, ts, &silence, 20002);
         assert!(s.lp.io_mut(0).unwrap().inject(&from_pcmu));
-        for _ in 0..20 {
-            s.lp.run_once(clock.now(), &clock);
-            clock.advance(Duration::from_millis(1));
-        }
-        let io = s.lp.io_mut(0).unwrap();
-        while let Some(b) = io.tx.pop_front() {
-            let d = b.data().to_vec();
-            io.recycle(b);
+        for d in run_ms(&mut s, &clock, 20) {
             let Some(uh) = udp::UdpHeader::parse(&d[34..]) else {
                 continue;
             };
