@@ -38,10 +38,13 @@ use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec, Transmit,
 };
+use tutti_dataplane::host::uplink;
 use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
 use tutti_dataplane::wire::{eth, ipv4, udp};
 use tutti_dpdk::TscClock;
@@ -111,6 +114,7 @@ fn conference(c: usize, conf_size: usize) -> Box<Conference> {
     Conference::new(ConferenceSpec {
         key: ConfKey(c as u32),
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::Loudest(3),
         max_participants: conf_size as u16,
         timing: Default::default(),
@@ -127,7 +131,7 @@ fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
         local_port: port,
         remote: SocketAddrV4::new(GEN_IP, port),
         codec: CodecKind::Pcmu,
-        telephone_event_pt: Some(101),
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, Some(101)),
         rtcp: false,
         ssrc: 0x1000_0000 + n as u32,
         settings: ParticipantSettings::default(),
@@ -155,16 +159,13 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let confs = participants / conf_size;
     let total = confs * conf_size;
     let (mut commands, rx) = command_ring(4096);
-    let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
-    let (ret_p, _retired) = rtrb::RingBuffer::new(confs + total + 16);
+    let (up, mut up_rx) = uplink(1 << 16, confs + total + 16);
     let engine_counters = Arc::new(EngineCounters::default());
     let last_port = FIRST_PORT + total as u16;
     let engine = Engine::new(
         0,
         vec![FIRST_PORT..=last_port],
         confs + 1,
-        ev_p,
-        ret_p,
         engine_counters.clone(),
     );
     let addr = PortAddr {
@@ -181,6 +182,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         0,
         engine,
         Handoff::none(),
+        up,
     );
     let start = Instant::from_nanos(1_000_000_000);
     let step = |lp: &mut PollLoop<MemoryIo>, now: Instant| {
@@ -244,7 +246,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             while let Some(b) = io.tx.pop_front() {
                 io.recycle(b);
             }
-            while events.pop().is_ok() {}
+            while up_rx.events.pop().is_ok() {}
             now += Duration::from_millis(1);
         }
         seq = seq.wrapping_add(1);
@@ -654,34 +656,32 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         .collect();
 
     // The real engine (dispatch, whole ticks) and a poll loop with no listeners (rx).
-    let (ev_p, mut events) = rtrb::RingBuffer::new(1 << 16);
-    let (ret_p, _retired) = rtrb::RingBuffer::new(confs + n + 16);
+    let (mut retired, _retired_rx) = rtrb::RingBuffer::new(confs + n + 16);
     let mut engine = Engine::new(
         0,
         vec![FIRST_PORT..=FIRST_PORT + n as u16],
         confs + 1,
-        ev_p,
-        ret_p,
         Arc::new(EngineCounters::default()),
     );
     for c in 0..confs {
-        engine.apply(MediaCommand::AddConference(conference(c, conf_size)), start);
+        engine.apply(
+            MediaCommand::AddConference(conference(c, conf_size)),
+            start,
+            &mut retired,
+        );
         for n in c * conf_size..(c + 1) * conf_size {
             engine.apply(
                 MediaCommand::AddParticipant(participant(c, n, start)),
                 start,
+                &mut retired,
             );
         }
     }
     let (_commands, rx) = command_ring(16);
-    let (ev2, _events2) = rtrb::RingBuffer::new(16);
-    let (ret2, _retired2) = rtrb::RingBuffer::new(16);
     let idle = Engine::new(
         0,
         vec![FIRST_PORT..=FIRST_PORT + n as u16],
         1,
-        ev2,
-        ret2,
         Arc::new(EngineCounters::default()),
     );
     let addr = PortAddr {
@@ -698,6 +698,7 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         0,
         idle,
         Handoff::none(),
+        uplink(16, 16).0,
     );
     let mut sink = Sink { buf: vec![0; 1514] };
 
@@ -773,7 +774,7 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
                 engine.poll(tick, &mut sink, &|| tick);
             }
         });
-        while events.pop().is_ok() {}
+        while engine.poll_event().is_some() {}
         s[3] = cpu_ns(|| {
             for (jb, f) in jbs.iter_mut().zip(&frames) {
                 let pkt = MediaPacket {

@@ -98,9 +98,7 @@ fn memory_case(tsc: &TscClock, case: Case) {
         prefix_len: 24,
         gateway: None,
     };
-    let (events, _) = rtrb::RingBuffer::new(4);
-    let (retired, _) = rtrb::RingBuffer::new(4);
-    let engine = Engine::new(0, Vec::new(), 0, events, retired, Arc::default());
+    let engine = Engine::new(0, Vec::new(), 0, Arc::default());
     let mut lp = PollLoop::new(
         vec![(MemoryIo::new(4 * BURST, 2048), addr)],
         counters.clone(),
@@ -108,6 +106,7 @@ fn memory_case(tsc: &TscClock, case: Case) {
         0,
         engine,
         Handoff::none(),
+        tutti_dataplane::host::uplink(4, 4).0,
     );
     if case == Case::PuntTcp {
         let open = ExceptionConfig {

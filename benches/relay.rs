@@ -82,23 +82,17 @@ struct Bench {
     commands: rtrb::Producer<Command>,
     clock: VirtualClock,
     counters: Arc<RelayCounters>,
-    _rings: (
-        rtrb::Consumer<tutti_dataplane::relay::RelayEvent>,
-        rtrb::Consumer<tutti_dataplane::relay::RelayRetired>,
-    ),
+    _rings: tutti_dataplane::host::UplinkRx,
 }
 
 impl Bench {
     fn new() -> Bench {
         let (commands, rx) = command_ring(4096);
-        let (ev, _) = rtrb::RingBuffer::new(4);
-        let (ret, _) = rtrb::RingBuffer::new(4);
         let range = 20000..=29999;
-        let engine = Engine::new(0, vec![range.clone()], 0, ev, ret, Arc::default());
-        let (rev, rev_c) = rtrb::RingBuffer::new(1 << 20);
-        let (rret, rret_c) = rtrb::RingBuffer::new(4096);
+        let engine = Engine::new(0, vec![range.clone()], 0, Arc::default());
+        let (up, up_rx) = tutti_dataplane::host::uplink(1 << 20, 4096);
         let counters = Arc::new(RelayCounters::default());
-        let relay = Relay::new(range, usize::from(CLIENTS), rev, rret, counters.clone());
+        let relay = Relay::new(range, usize::from(CLIENTS), counters.clone());
         let addr = PortAddr {
             mac: OUR_MAC,
             ip: OUR_IP,
@@ -112,6 +106,7 @@ impl Bench {
             0,
             engine,
             Handoff::none(),
+            up,
         )
         .with_relay(relay);
         Bench {
@@ -119,7 +114,7 @@ impl Bench {
             commands,
             clock: VirtualClock::new(Instant::from_nanos(1_000_000_000)),
             counters,
-            _rings: (rev_c, rret_c),
+            _rings: up_rx,
         }
     }
 

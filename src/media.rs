@@ -8,11 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tutti_controlplane::media::{MediaCore, MediaError, MediaPlane};
 use tutti_controlplane::ControlState;
 use tutti_dataplane::clock::Clock;
-use tutti_dataplane::conference::{
-    Conference, MediaCommand, MediaEvent, MediaOp, Participant, Retired,
-};
+use tutti_dataplane::conference::{Conference, MediaCommand, MediaOp, Participant};
+use tutti_dataplane::host::{CoreEvent, UplinkRx};
 use tutti_dataplane::poll::Command;
-use tutti_dataplane::relay::{RelayCommand, RelayEvent, RelayRetired};
+use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
 use tutti_dpdk::TscClock;
@@ -149,36 +148,24 @@ impl MediaPlane for DpdkMedia {
     }
 }
 
-/// The control core's ends of the cores' event and retired rings (and their relays',
-/// on a gateway).
+/// The control core's ends of the cores' uplinks (events and retired state), in core
+/// order.
 #[derive(Default)]
 pub struct MediaPump {
-    pub events: Vec<rtrb::Consumer<MediaEvent>>,
-    pub retired: Vec<rtrb::Consumer<Retired>>,
-    pub relay_events: Vec<rtrb::Consumer<RelayEvent>>,
-    pub relay_retired: Vec<rtrb::Consumer<RelayRetired>>,
+    pub uplinks: Vec<UplinkRx>,
 }
 
 impl MediaPump {
     /// Forward every pending event to the API and free every retired object.
     pub fn drain(&mut self, state: &ControlState) {
-        for (core, ring) in self.events.iter_mut().enumerate() {
-            while let Ok(ev) = ring.pop() {
-                state.media_event(core, ev);
+        for (core, up) in self.uplinks.iter_mut().enumerate() {
+            while let Ok(ev) = up.events.pop() {
+                match ev {
+                    CoreEvent::Media(ev) => state.media_event(core, ev),
+                    CoreEvent::Relay(ev) => state.relay_event(ev),
+                }
             }
-        }
-        for ring in &mut self.relay_events {
-            while let Ok(ev) = ring.pop() {
-                state.relay_event(ev);
-            }
-        }
-        for ring in &mut self.retired {
-            while let Ok(r) = ring.pop() {
-                drop(r);
-            }
-        }
-        for ring in &mut self.relay_retired {
-            while let Ok(r) = ring.pop() {
+            while let Ok(r) = up.retired.pop() {
                 drop(r);
             }
         }

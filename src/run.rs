@@ -15,6 +15,7 @@ use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::sip;
 use tutti_controlplane::{http as api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
+use tutti_dataplane::host::uplink;
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
 use tutti_dataplane::relay::{Relay, RelayCounters};
 use tutti_dataplane::rx::PromptLibrary;
@@ -275,16 +276,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         let counters = Arc::new(CoreCounters::default());
         let engine_counters = Arc::new(EngineCounters::default());
         let (tx, rx) = command_ring(1024);
-        let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING);
-        let (ret_tx, ret_rx) = rtrb::RingBuffer::new(per_core + confs_per_core + 1024);
-        let engine = Engine::new(
-            qi,
-            ranges.clone(),
-            confs_per_core,
-            ev_tx,
-            ret_tx,
-            engine_counters.clone(),
-        );
+        // Retired: every conference and participant, and on a gateway every relay
+        // session and splice, the core can hold.
+        let relayed = if cfg.gateway.is_some() {
+            2 * per_core
+        } else {
+            0
+        };
+        let (up, up_rx) = uplink(EVENT_RING, per_core + confs_per_core + relayed + 1024);
+        let engine = Engine::new(qi, ranges.clone(), confs_per_core, engine_counters.clone());
         let handoff = handoffs.next().context("handoff rings")?;
         let mut lp = PollLoop::new(
             queues,
@@ -293,6 +293,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.dataplane.idle_sleep_us,
             engine,
             handoff,
+            up,
         );
         for (pi, x) in exceptions.iter().enumerate() {
             if let (Some(x), Some(pc)) = (x, cfg.ports.get(pi)) {
@@ -309,24 +310,17 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         let relay_counters = Arc::new(RelayCounters::default());
         if cfg.gateway.is_some() {
-            let (rev_tx, rev_rx) = rtrb::RingBuffer::new(EVENT_RING);
-            let (rret_tx, rret_rx) = rtrb::RingBuffer::new(2 * per_core + 1024);
             lp = lp.with_relay(Relay::new(
                 ranges[qi].clone(),
                 per_core,
-                rev_tx,
-                rret_tx,
                 relay_counters.clone(),
             ));
-            pump.relay_events.push(rev_rx);
-            pump.relay_retired.push(rret_rx);
         }
         let stop_flag = stop.clone();
         let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;
         handles.push(h);
         rings.push(tx);
-        pump.events.push(ev_rx);
-        pump.retired.push(ret_rx);
+        pump.uplinks.push(up_rx);
         media_cores.push(MediaCore {
             lcore,
             local_ip: media_ip,

@@ -10,11 +10,13 @@
 pub mod clock;
 pub mod codec;
 pub mod conference;
+pub mod host;
 pub mod io;
 pub mod mixer;
 pub mod neigh;
 pub mod net;
 pub mod poll;
+pub mod rate;
 pub mod relay;
 pub mod rtp_send;
 pub mod rx;

@@ -7,6 +7,7 @@
 
 use crate::clock::{Clock, Instant};
 use crate::conference::{Engine, MediaCommand, Owner};
+use crate::host::{CoreEvent, Uplink};
 use crate::io::{PacketBuf, PacketIo, RingRx, RingTx, BURST};
 use crate::net::arp;
 use crate::net::classify::{classify, Verdict};
@@ -101,11 +102,13 @@ pub struct PollLoop<I: PacketIo> {
     engine: Engine,
     relay: Option<Relay<I::Buf>>,
     handoff: Handoff<I::Buf>,
+    up: Uplink,
 }
 
 impl<I: PacketIo> PollLoop<I> {
     /// A loop over `ports` (one queue pair of each, with its addressing), running the
-    /// conferences of `engine` (their media goes out on the first port).
+    /// conferences of `engine` (their media goes out on the first port), reporting up
+    /// `up`.
     pub fn new(
         ports: Vec<(I, PortAddr)>,
         counters: Arc<CoreCounters>,
@@ -113,6 +116,7 @@ impl<I: PacketIo> PollLoop<I> {
         idle_sleep_us: u32,
         engine: Engine,
         handoff: Handoff<I::Buf>,
+        up: Uplink,
     ) -> Self {
         PollLoop {
             ports: ports
@@ -128,6 +132,7 @@ impl<I: PacketIo> PollLoop<I> {
             engine,
             relay: None,
             handoff,
+            up,
         }
     }
 
@@ -248,7 +253,25 @@ impl<I: PacketIo> PollLoop<I> {
             worked |= refresh_gateway(p, c, now);
             worked |= p.drain_due(c, now);
         }
+        self.send_events_up();
         worked
+    }
+
+    /// Moves the engines' queued events up, as far as the ring has room (the rest wait
+    /// in the engines' queues).
+    fn send_events_up(&mut self) {
+        for _ in 0..self.up.events.slots() {
+            let ev = match self.engine.poll_event() {
+                Some(e) => CoreEvent::Media(e),
+                None => match self.relay.as_mut().and_then(Relay::poll_event) {
+                    Some(e) => CoreEvent::Relay(e),
+                    None => break,
+                },
+            };
+            if self.up.events.push(ev).is_err() {
+                break;
+            }
+        }
     }
 
     /// True once a [`Command::Stop`] was applied.
@@ -268,11 +291,11 @@ impl<I: PacketIo> PollLoop<I> {
                 Command::SetIdleSleep(us) => {
                     self.idle_sleep = Duration::from_micros(u64::from(us));
                 }
-                Command::Media(m) => self.engine.apply(m, now),
+                Command::Media(m) => self.engine.apply(m, now, &mut self.up.retired),
                 // Relay commands are only sent to cores built with a relay.
                 Command::Relay(r) => {
                     if let Some(relay) = self.relay.as_mut() {
-                        relay.apply(r, now);
+                        relay.apply(r, now, &mut self.up.retired);
                     }
                 }
             }
@@ -435,9 +458,7 @@ mod tests {
 
     /// An engine with no conferences and no ports of its own.
     fn no_conferences() -> Engine {
-        let (events, _) = rtrb::RingBuffer::new(4);
-        let (retired, _) = rtrb::RingBuffer::new(4);
-        Engine::new(0, Vec::new(), 0, events, retired, Arc::default())
+        Engine::new(0, Vec::new(), 0, Arc::default())
     }
 
     fn lp(
@@ -456,6 +477,7 @@ mod tests {
             0,
             no_conferences(),
             Handoff::none(),
+            crate::host::uplink(4, 4).0,
         );
         (l, tx, c)
     }
@@ -659,10 +681,8 @@ mod tests {
         let mut engines = Vec::new();
         for core in 0..2 {
             let (tx, rx) = command_ring(8);
-            let (events, _) = rtrb::RingBuffer::new(64);
-            let (retired, _) = rtrb::RingBuffer::new(8);
             let ec = Arc::new(EngineCounters::default());
-            let engine = Engine::new(core, ranges.clone(), 4, events, retired, ec.clone());
+            let engine = Engine::new(core, ranges.clone(), 4, ec.clone());
             let c = Arc::new(CoreCounters::default());
             let l = PollLoop::new(
                 vec![(MemoryIo::new(64, 2048), addr(None))],
@@ -671,6 +691,7 @@ mod tests {
                 0,
                 engine,
                 mesh.next().unwrap(),
+                crate::host::uplink(64, 8).0,
             );
             loops.push((l, c));
             cmds.push(tx);
@@ -680,6 +701,7 @@ mod tests {
         let spec = ConferenceSpec {
             key: ConfKey(1),
             ptime: Ptime::Ms20,
+            rate: crate::rate::SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::All,
             max_participants: 2,
             timing: Default::default(),
@@ -690,7 +712,7 @@ mod tests {
             local_port: 21000,
             remote: SocketAddrV4::new(PEER_IP, 4000),
             codec: CodecKind::Pcmu,
-            telephone_event_pt: None,
+            payload_types: crate::rx::PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
             rtcp: false,
             ssrc: 7,
             settings: ParticipantSettings::default(),

@@ -15,12 +15,14 @@ use std::time::Duration;
 use tutti_dataplane::clock::Instant;
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand,
-    MediaEvent, PartKey, Participant, ParticipantSettings, ParticipantSpec, Retired, RtpBasis,
-    Timing, Transmit,
+    ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
+    Participant, ParticipantSettings, ParticipantSpec, RtpBasis, Timing, Transmit,
 };
+use tutti_dataplane::host::Retired;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::wire::rtp::RtpPacket;
 
 /// Samples per frame (20 ms).
@@ -195,8 +197,8 @@ impl Transmit for Sink<'_> {
 /// One engine with one conference of three participants, and what it sent.
 struct Mixer {
     engine: Engine,
-    events: rtrb::Consumer<MediaEvent>,
-    _retired: rtrb::Consumer<Retired>,
+    retired: rtrb::Producer<Retired>,
+    _retired_rx: rtrb::Consumer<Retired>,
     counters: Arc<EngineCounters>,
     out: [Vec<Out>; 3],
     /// Inbound packets still on their way: (arrival, participant, bytes).
@@ -215,13 +217,13 @@ impl Mixer {
     }
 
     fn with_timing(now: Instant, key_base: u32, ssrc_base: u32, timing: Timing) -> Mixer {
-        let (ev_p, events) = rtrb::RingBuffer::new(4096);
-        let (ret_p, retired) = rtrb::RingBuffer::new(64);
+        let (mut retired, retired_rx) = rtrb::RingBuffer::new(64);
         let counters = Arc::new(EngineCounters::default());
-        let mut engine = Engine::new(0, vec![20000..=20999], 4, ev_p, ret_p, counters.clone());
+        let mut engine = Engine::new(0, vec![20000..=20999], 4, counters.clone());
         let spec = ConferenceSpec {
             key: CONF,
             ptime: Ptime::Ms20,
+            rate: SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::All,
             max_participants: 8,
             timing,
@@ -229,6 +231,7 @@ impl Mixer {
         engine.apply(
             MediaCommand::AddConference(Conference::new(spec).unwrap()),
             now,
+            &mut retired,
         );
         for (i, codec) in CODECS.into_iter().enumerate() {
             let spec = ParticipantSpec {
@@ -237,20 +240,20 @@ impl Mixer {
                 local_port: local_port(i),
                 remote: peer(i),
                 codec,
-                telephone_event_pt: Some(101),
+                payload_types: PayloadTypes::negotiated(codec, None, Some(101)),
                 rtcp: false,
                 ssrc: ssrc_base + i as u32,
                 settings: ParticipantSettings::default(),
                 liveness: Liveness::default(),
             };
             let p = Participant::new(spec, now, NtpClock::default()).unwrap();
-            engine.apply(MediaCommand::AddParticipant(p), now);
+            engine.apply(MediaCommand::AddParticipant(p), now, &mut retired);
         }
         assert_eq!(counters.participants.get(), 3);
         Mixer {
             engine,
-            events,
-            _retired: retired,
+            retired,
+            _retired_rx: retired_rx,
             counters,
             out: Default::default(),
             queue: VecDeque::new(),
@@ -279,7 +282,7 @@ impl Mixer {
             out: &mut self.out,
         };
         self.engine.poll(now, &mut sink, &|| now);
-        while self.events.pop().is_ok() {}
+        while self.engine.poll_event().is_some() {}
     }
 
     fn rebase(&mut self, now: Instant, i: usize, key_base: u32, basis: RtpBasis) {
@@ -288,7 +291,7 @@ impl Mixer {
             part: PartKey(key_base + i as u32),
             basis,
         };
-        self.engine.apply(cmd, now);
+        self.engine.apply(cmd, now, &mut self.retired);
     }
 }
 
@@ -611,6 +614,7 @@ fn input_timing_needs_all_speakers_and_a_sane_delay_and_rebases_need_it() {
     let spec = |active_speakers, delay_frames| ConferenceSpec {
         key: CONF,
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers,
         max_participants: 2,
         timing: Timing::Input { delay_frames },

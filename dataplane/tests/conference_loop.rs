@@ -12,13 +12,16 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, PartKey, Participant,
-    ParticipantSettings, ParticipantSpec, Timing,
+    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, MediaEvent, MediaEventKind,
+    PartKey, Participant, ParticipantSettings, ParticipantSpec, Timing,
 };
+use tutti_dataplane::host::CoreEvent;
 use tutti_dataplane::io::PacketBuf;
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::Command;
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::DropReason;
 use tutti_dataplane::wire::rtp::RtpPacket;
 use tutti_dataplane::wire::{eth, ipv4, udp};
@@ -55,6 +58,7 @@ fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {
     let spec = ConferenceSpec {
         key,
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::All,
         max_participants,
         timing: Timing::Arrival,
@@ -73,7 +77,7 @@ fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
         local_port: 20000 + 2 * i as u16,
         remote: peer(i).1,
         codec: CodecKind::Pcmu,
-        telephone_event_pt: None,
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
         rtcp: false,
         ssrc: 0xabc0 + i as u32,
         settings: ParticipantSettings::default(),
@@ -84,6 +88,21 @@ fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
 fn add_participant(s: &mut Setup, now: Instant, spec: ParticipantSpec) {
     let p = Participant::new(spec, now, NtpClock::default()).unwrap();
     send(s, MediaCommand::AddParticipant(p));
+}
+
+/// Runs the loop for `ms` milliseconds of virtual time; returns the frames it sent.
+fn run_ms(s: &mut Setup, clock: &VirtualClock, ms: u32) -> Vec<Vec<u8>> {
+    for _ in 0..ms {
+        s.lp.run_once(clock.now(), clock);
+        clock.advance(Duration::from_millis(1));
+    }
+    let io = s.lp.io_mut(0).unwrap();
+    let mut sent = Vec::new();
+    while let Some(b) = io.tx.pop_front() {
+        sent.push(b.data().to_vec());
+        io.recycle(b);
+    }
+    sent
 }
 
 fn send(s: &mut Setup, cmd: MediaCommand) {
@@ -104,7 +123,7 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
         };
         let spec = ParticipantSpec {
             codec,
-            telephone_event_pt: Some(101),
+            payload_types: PayloadTypes::negotiated(codec, None, Some(101)),
             rtcp: true,
             ..participant(conf, i)
         };
@@ -133,14 +152,7 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
             );
             assert!(s.lp.io_mut(0).unwrap().inject(&f));
         }
-        for _ in 0..20 {
-            s.lp.run_once(clock.now(), &clock);
-            clock.advance(Duration::from_millis(1));
-        }
-        let io = s.lp.io_mut(0).unwrap();
-        while let Some(b) = io.tx.pop_front() {
-            let d = b.data().to_vec();
-            io.recycle(b);
+        for d in run_ms(&mut s, &clock, 20) {
             let ih = ipv4::Ipv4Header::parse(&d[14..]).unwrap();
             let uh = udp::UdpHeader::parse(&d[34..]).unwrap();
             assert!(uh.checksum_ok(ih.src, ih.dst, &d[34..]));
@@ -212,6 +224,20 @@ fn three_tones_each_hears_the_others_with_clean_rtp() {
     assert!(s.engine.rtp_in.get() >= 450);
     assert_eq!(s.engine.tick_overruns.get(), 0);
 
+    // The media events came up the core's one event ring: every stream started.
+    let mut active = std::collections::BTreeSet::new();
+    while let Ok(e) = s.events.pop() {
+        if let CoreEvent::Media(MediaEvent {
+            part: Some(p),
+            kind: MediaEventKind::Active,
+            ..
+        }) = e
+        {
+            active.insert(p.0);
+        }
+    }
+    assert_eq!(active.into_iter().collect::<Vec<_>>(), [100, 101, 102]);
+
     // Deleting the conference frees everything, handed back to the control side.
     send(&mut s, MediaCommand::DeleteConference(conf));
     s.lp.run_once(clock.now(), &clock);
@@ -281,4 +307,94 @@ fn late_ticks_catch_up_and_long_stalls_skip_with_timestamps_advanced() {
         (160 * 19..=160 * 21).contains(&step),
         "timestamp jumped by {step} samples"
     );
+}
+
+/// Payload types come from the session: an L16 leg on dynamic type 97 is received and sent
+/// with 97; without a negotiated type the participant cannot be built.
+#[test]
+fn payload_types_are_the_negotiated_ones() {
+    use tutti_dataplane::conference::engine::BuildError;
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let conf = ConfKey(3);
+    let l16 = ParticipantSpec {
+        codec: CodecKind::L16,
+        payload_types: PayloadTypes::negotiated(CodecKind::L16, None, None),
+        ..participant(conf, 0)
+    };
+    assert!(matches!(
+        Participant::new(l16, clock.now(), NtpClock::default()),
+        Err(BuildError::NoPayloadType(CodecKind::L16))
+    ));
+    add_conference(&mut s, conf, 4);
+    let l16 = ParticipantSpec {
+        payload_types: PayloadTypes::negotiated(CodecKind::L16, Some(97), None),
+        ..l16
+    };
+    add_participant(&mut s, clock.now(), l16);
+    add_participant(&mut s, clock.now(), participant(conf, 1));
+    s.lp.run_once(clock.now(), &clock);
+    assert_eq!(s.engine.participants.get(), 2);
+    // (payload type, payload length, tone level) per packet, by receiver.
+    let mut got: Vec<Vec<(u8, usize, f64)>> = vec![Vec::new(); 2];
+    for tick in 0..50u32 {
+        let pcm = tone(FREQS[0], 6000.0, tick as usize * 160, 160);
+        let l16_payload = encode(CodecKind::L16, &pcm);
+        let ts = 5000 + tick * 160;
+        let from_l16 = udp_frame(peer(0), (OUR_MAC, OUR_IP, 20000), &{
+            rtp(97, 1000 + tick as u16, ts, 0x1000, &l16_payload)
+        });
+        assert!(s.lp.io_mut(0).unwrap().inject(&from_l16));
+        // Silence from the PCMU participant (its MAC is learned from it).
+        let silence = encode(CodecKind::Pcmu, &[0; 160]);
+        let from_pcmu = rtp_frame(1, 1000 + tick as u16, ts, &silence, 20002);
+        assert!(s.lp.io_mut(0).unwrap().inject(&from_pcmu));
+        for d in run_ms(&mut s, &clock, 20) {
+            let Some(uh) = udp::UdpHeader::parse(&d[34..]) else {
+                continue;
+            };
+            let Some(i) = (0..2).find(|&i| peer(i).1.port() == uh.dst_port) else {
+                continue;
+            };
+            let rtp = RtpPacket::parse(&d[42..]).unwrap();
+            let codec = [CodecKind::L16, CodecKind::Pcmu][i];
+            let level = goertzel(&decode(codec, rtp.payload()), FREQS[0]);
+            got[i].push((rtp.payload_type(), rtp.payload().len(), level));
+        }
+    }
+    assert!(got[0].len() >= 45 && got[1].len() >= 45, "{got:?}");
+    assert!(got[0].iter().all(|&(pt, len, _)| pt == 97 && len == 320));
+    assert!(got[1].iter().all(|&(pt, len, _)| pt == 0 && len == 160));
+    // The PCMU listener hears the L16 talker's tone once the jitter buffer plays.
+    assert!(
+        got[1][got[1].len() - 10..].iter().all(|g| g.2 > 1e9),
+        "{got:?}"
+    );
+}
+
+/// A conference mixes at its rate; until resampling exists a participant whose codec
+/// samples at another rate is refused (counted), one at the rate is taken.
+#[test]
+fn participants_must_sample_at_the_conference_rate() {
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let wide = ConferenceSpec {
+        key: ConfKey(16),
+        ptime: Ptime::Ms20,
+        rate: SampleRate::Hz16000,
+        active_speakers: ActiveSpeakers::All,
+        max_participants: 2,
+        timing: Timing::Arrival,
+    };
+    send(
+        &mut s,
+        MediaCommand::AddConference(Conference::new(wide).unwrap()),
+    );
+    add_conference(&mut s, ConfKey(8), 2);
+    add_participant(&mut s, clock.now(), participant(ConfKey(16), 0));
+    add_participant(&mut s, clock.now(), participant(ConfKey(8), 1));
+    s.lp.run_once(clock.now(), &clock);
+    assert_eq!(s.engine.conferences.get(), 2);
+    assert_eq!(s.engine.participants.get(), 1);
+    assert_eq!(s.engine.commands_rejected.get(), 1);
 }

@@ -24,7 +24,9 @@ use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::net::exception::ExceptionConfig;
 use tutti_dataplane::poll::{Command, PollLoop, TX_DRAIN};
+use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
+use tutti_dataplane::rx::PayloadTypes;
 use tutti_dataplane::stats::{CoreCounters, DropReason, ExceptionDrop};
 use tutti_dataplane::wire::{arp, checksum, eth, ipv4};
 
@@ -58,6 +60,7 @@ fn setup(cfg: ExceptionConfig) -> Setup {
     let spec = ConferenceSpec {
         key: ConfKey(1),
         ptime: Ptime::Ms20,
+        rate: SampleRate::Hz8000,
         active_speakers: ActiveSpeakers::All,
         max_participants: 4,
         timing: Timing::Arrival,
@@ -68,7 +71,7 @@ fn setup(cfg: ExceptionConfig) -> Setup {
         local_port: MEDIA_PORT,
         remote: PEER,
         codec: CodecKind::Pcmu,
-        telephone_event_pt: None,
+        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
         rtcp: false,
         ssrc: 0xabc0,
         settings: ParticipantSettings::default(),

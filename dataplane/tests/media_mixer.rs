@@ -8,8 +8,10 @@ use tutti_dataplane::clock::Instant;
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::mixer::kernel::{Kernel, KernelKind};
 use tutti_dataplane::mixer::{
-    ActiveSpeakers, Gain, Input, Mixer, MixerConfig, MixerError, ParticipantConfig, Ptime, Slot,
+    ActiveSpeakers, Contributors, Gain, Input, Mixer, MixerConfig, MixerError, ParticipantConfig,
+    Ptime, Role, Slot,
 };
+use tutti_dataplane::rate::SampleRate;
 
 struct Conference {
     mixer: Mixer,
@@ -134,7 +136,7 @@ fn all_ptimes_mix() {
             ..MixerConfig::default()
         };
         let mut conf = Conference::new(config, &[CodecKind::Pcmu; 2]);
-        let frame = ptime.samples();
+        let frame = ptime.samples(SampleRate::Hz8000);
         assert_eq!(conf.mixer.frame_samples(), frame);
         let a = encode(CodecKind::Pcmu, &tone(1000.0, 8000.0, 0, frame));
         let outs = conf.tick(&[Some(a.clone()), None]);
@@ -142,6 +144,40 @@ fn all_ptimes_mix() {
         assert_eq!(outs[1].as_deref(), Some(&a[..]));
         // A hears silence.
         assert_eq!(outs[0].as_deref(), Some(&vec![0xFF; frame][..]));
+    }
+}
+
+/// Frame sizes follow the mixer's rate: at 16 and 48 kHz a frame holds 2 and 6 times the
+/// samples of 8 kHz, and one talker's PCM comes through exactly (L16 out).
+#[test]
+fn every_rate_mixes_frames_of_its_size() {
+    for rate in SampleRate::ALL {
+        for ptime in [Ptime::Ms10, Ptime::Ms20, Ptime::Ms40] {
+            let config = MixerConfig {
+                ptime,
+                rate,
+                capacity: 2,
+                ..MixerConfig::default()
+            };
+            let mut conf = Conference::new(config, &[CodecKind::L16; 2]);
+            let frame = conf.mixer.frame_samples();
+            assert_eq!(frame, ptime.millis() as usize * rate.hz() as usize / 1000);
+            let pcm = tone(1000.0, 8000.0, 0, frame);
+            let short = &pcm[..frame / 2];
+            assert_eq!(
+                conf.mixer.set_input(conf.slots[0], Input::Pcm(short)),
+                Err(MixerError::FrameLength {
+                    expected: frame,
+                    got: frame / 2
+                })
+            );
+            conf.mixer
+                .set_input(conf.slots[0], Input::Pcm(&pcm))
+                .unwrap();
+            conf.mixer.tick(conf.now);
+            let heard = conf.mixer.output(conf.slots[1]).unwrap().payload;
+            assert_eq!(decode(CodecKind::L16, heard), pcm, "{rate:?} {ptime:?}");
+        }
     }
 }
 
@@ -265,7 +301,7 @@ fn shared_mix_is_encoded_once_per_codec() {
 }
 
 /// One participant's output of one tick, owned.
-type PayloadAndVoiced = Option<(Vec<u8>, bool)>;
+type PayloadAndVoiced = Option<(Vec<u8>, bool, Contributors)>;
 
 #[test]
 fn kernels_produce_identical_bytes() {
@@ -289,6 +325,14 @@ fn kernels_produce_identical_bytes() {
         let pick: usize = rng.gen_range(0..12);
         let codec = codecs[rng.gen_range(0..3)];
         let gain = Gain::from_db(rng.gen_range(-20.0..12.0));
+        // Mostly local participants, some trunks and taps: every contributor set.
+        let role = [
+            Role::Local,
+            Role::Local,
+            Role::Local,
+            Role::Trunk,
+            Role::Tap,
+        ][rng.gen_range(0..5)];
         let frames: Vec<(bool, Vec<i16>)> = (0..12)
             .map(|_| {
                 let amp: i32 = if rng.gen_bool(0.3) {
@@ -308,6 +352,7 @@ fn kernels_produce_identical_bytes() {
                 0 | 1 if slots.len() < 12 => slots.push(
                     m.add_participant(ParticipantConfig {
                         gain,
+                        role,
                         ..ParticipantConfig::new(codec)
                     })
                     .unwrap(),
@@ -333,7 +378,7 @@ fn kernels_produce_identical_bytes() {
             outputs.push(
                 slots
                     .iter()
-                    .map(|s| m.output(*s).map(|o| (o.payload.to_vec(), o.voiced)))
+                    .map(|s| m.output(*s).map(|o| (o.payload.to_vec(), o.voiced, o.mix)))
                     .collect(),
             );
         }
@@ -423,4 +468,103 @@ fn api_errors_and_schedule() {
     }
     assert_eq!(Ptime::from_millis(30), Some(Ptime::Ms30));
     assert_eq!(Ptime::from_millis(25), None);
+}
+
+/// Contributor sets, exactly (L16, no saturation): a local talker hears everyone but
+/// itself, trunks included; a trunk hears the local talkers only (not itself, not the
+/// other trunk); a tap and a silent local listener hear the full sum, from one shared
+/// encode; a tap's own frames are never mixed. Every kernel, the same bytes.
+#[test]
+fn contributor_sets_trunks_and_taps() {
+    use rand::{Rng, SeedableRng};
+    let roles = [
+        Role::Local,
+        Role::Local,
+        Role::Trunk,
+        Role::Trunk,
+        Role::Tap,
+        Role::Local,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let frames: Vec<Vec<i16>> = (0..5)
+        .map(|_| (0..160).map(|_| rng.gen_range(-3000..=3000)).collect())
+        .collect();
+    let at = |i: usize, k: usize| i32::from(frames[i][k]);
+    let mut reference: Option<Vec<Vec<u8>>> = None;
+    for kernel in Kernel::available() {
+        let config = MixerConfig {
+            capacity: roles.len(),
+            kernel: Some(kernel.kind()),
+            active_speakers: ActiveSpeakers::All,
+            ..MixerConfig::default()
+        };
+        let mut m = Mixer::new(config).unwrap();
+        let slots: Vec<Slot> = roles
+            .iter()
+            .map(|&role| {
+                m.add_participant(ParticipantConfig {
+                    role,
+                    ..ParticipantConfig::new(CodecKind::L16)
+                })
+                .unwrap()
+            })
+            .collect();
+        // Participants 0-4 send (the tap's frame must be ignored); 5 only listens.
+        for (slot, pcm) in slots.iter().zip(&frames) {
+            m.set_input(*slot, Input::Pcm(pcm)).unwrap();
+        }
+        let before = m.stats();
+        m.tick(Instant::from_nanos(20_000_000));
+        let after = m.stats();
+        let out = |i: usize| m.output(slots[i]).unwrap();
+        let heard = |i: usize| decode(CodecKind::L16, out(i).payload);
+        for k in 0..160 {
+            let local = at(0, k) + at(1, k);
+            let all = local + at(2, k) + at(3, k);
+            assert_eq!(
+                i32::from(heard(0)[k]),
+                all - at(0, k),
+                "local 0, sample {k}"
+            );
+            assert_eq!(
+                i32::from(heard(1)[k]),
+                all - at(1, k),
+                "local 1, sample {k}"
+            );
+            assert_eq!(i32::from(heard(2)[k]), local, "trunk 2, sample {k}");
+            assert_eq!(i32::from(heard(3)[k]), local, "trunk 3, sample {k}");
+            assert_eq!(i32::from(heard(4)[k]), all, "tap, sample {k}");
+            assert_eq!(i32::from(heard(5)[k]), all, "silent local, sample {k}");
+        }
+        assert_eq!(out(0).mix, Contributors::AllBut(slots[0]));
+        assert_eq!(out(2).mix, Contributors::Local);
+        assert_eq!(
+            (out(4).mix, out(5).mix),
+            (Contributors::All, Contributors::All)
+        );
+        assert!(out(0).own_mix && !out(2).own_mix && !out(4).own_mix);
+        // Two own mixes (the local talkers); one shared encode per set: full, local.
+        assert_eq!(after.own_encodes - before.own_encodes, 2);
+        assert_eq!(after.shared_encodes - before.shared_encodes, 2);
+        assert_eq!(out(2).payload.as_ptr(), out(3).payload.as_ptr());
+        assert_eq!(out(4).payload.as_ptr(), out(5).payload.as_ptr());
+        let bytes: Vec<Vec<u8>> = (0..6).map(|i| out(i).payload.to_vec()).collect();
+        match &reference {
+            None => reference = Some(bytes),
+            Some(r) => assert_eq!(&bytes, r, "{} vs the first kernel", kernel.name()),
+        }
+
+        // A tick without trunk audio: the local sum is the full one, and trunks share
+        // the full sum's encode.
+        for i in [0, 1] {
+            m.set_input(slots[i], Input::Pcm(&frames[i])).unwrap();
+        }
+        m.tick(Instant::from_nanos(40_000_000));
+        let out = |i: usize| m.output(slots[i]).unwrap();
+        assert_eq!(out(2).mix, Contributors::All);
+        assert_eq!(out(2).payload.as_ptr(), out(4).payload.as_ptr());
+        let local: Vec<i16> = (0..160).map(|k| (at(0, k) + at(1, k)) as i16).collect();
+        assert_eq!(decode(CodecKind::L16, out(2).payload), local);
+        assert_eq!(decode(CodecKind::L16, out(0).payload), frames[1]);
+    }
 }

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::conference::{ConfKey, Engine, EngineCounters, PartKey};
+use tutti_dataplane::host::{uplink, CoreEvent, Retired, UplinkRx};
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::Ptime;
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::relay::splice::{Splice, SpliceConfig, SpliceEvent};
 use tutti_dataplane::relay::{
-    Relay, RelayCommand, RelayCounters, RelayEvent, RelayEventKind, RelayRetired, RelaySession,
-    RelaySpec, Timeline,
+    Relay, RelayCommand, RelayCounters, RelayEventKind, RelaySession, RelaySpec, Timeline,
 };
 use tutti_dataplane::stats::CoreCounters;
 use tutti_dataplane::wire::rewrite::RtpRewrite;
@@ -104,8 +104,8 @@ fn check(frame: &[u8]) -> Sent {
 struct Rig {
     lp: PollLoop<MemoryIo>,
     commands: rtrb::Producer<Command>,
-    events: rtrb::Consumer<RelayEvent>,
-    _retired: rtrb::Consumer<RelayRetired>,
+    events: rtrb::Consumer<CoreEvent>,
+    _retired: rtrb::Consumer<Retired>,
     relay: Arc<RelayCounters>,
     clock: VirtualClock,
     timeline: Timeline,
@@ -114,19 +114,14 @@ struct Rig {
 impl Rig {
     fn new() -> Rig {
         let (commands, rx) = command_ring(64);
-        let (ev_p, _ev_c) = rtrb::RingBuffer::new(64);
-        let (ret_p, _ret_c) = rtrb::RingBuffer::new(64);
         let range = 20000..=20999;
         let engine = Engine::new(
             0,
             vec![range.clone()],
             4,
-            ev_p,
-            ret_p,
             Arc::new(EngineCounters::default()),
         );
-        let (rev_p, events) = rtrb::RingBuffer::new(256);
-        let (rret_p, retired) = rtrb::RingBuffer::new(64);
+        let (up, UplinkRx { events, retired }) = uplink(256, 64);
         let relay = Arc::new(RelayCounters::default());
         let addr = PortAddr {
             mac: OUR_MAC,
@@ -141,8 +136,9 @@ impl Rig {
             0,
             engine,
             Handoff::none(),
+            up,
         )
-        .with_relay(Relay::new(range, 16, rev_p, rret_p, relay.clone()));
+        .with_relay(Relay::new(range, 16, relay.clone()));
         let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
         let timeline = Timeline {
             base: 4_294_960_000, // wraps during the test
@@ -196,7 +192,9 @@ impl Rig {
     fn events(&mut self) -> Vec<RelayEventKind> {
         let mut v = Vec::new();
         while let Ok(e) = self.events.pop() {
-            v.push(e.kind);
+            if let CoreEvent::Relay(e) = e {
+                v.push(e.kind);
+            }
         }
         v
     }

@@ -58,13 +58,7 @@ pub enum MediaError {
     Rejected(String),
 }
 
-/// How long `samples` prompt samples play (prompts are at the mixer's sample rate).
+/// How long `samples` prompt samples play.
 pub fn samples_duration(samples: usize) -> Duration {
-    let rate = u64::from(tutti_dataplane::mixer::SAMPLE_RATE);
-    Duration::from_nanos(
-        u64::try_from(samples)
-            .unwrap_or(u64::MAX)
-            .saturating_mul(1_000_000_000)
-            / rate,
-    )
+    tutti_dataplane::rx::prompt::PROMPT_RATE.duration_of(u64::try_from(samples).unwrap_or(u64::MAX))
 }

@@ -15,6 +15,8 @@ use tutti_dataplane::conference::{
     ConfKey, ConferenceSpec, Liveness, PartKey, ParticipantSettings, ParticipantSpec, Timing,
 };
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
+use tutti_dataplane::rate::SampleRate;
+use tutti_dataplane::rx::PayloadTypes;
 
 /// Longest user-supplied conference id.
 pub const MAX_CONFERENCE_ID_LEN: usize = 64;
@@ -163,6 +165,7 @@ impl Conference {
         ConferenceSpec {
             key: self.key,
             ptime: self.ptime,
+            rate: SampleRate::default(),
             active_speakers: self.active_speakers,
             max_participants: self.max_participants,
             timing: self.timing,
@@ -238,7 +241,7 @@ impl Participant {
             local_port: self.local.port(),
             remote: self.remote,
             codec: self.codec,
-            telephone_event_pt: self.telephone_event_pt,
+            payload_types: PayloadTypes::negotiated(self.codec, None, self.telephone_event_pt),
             rtcp: self.rtcp,
             ssrc: self.ssrc,
             settings: self.settings,

@@ -418,7 +418,7 @@ mod tests {
                 assert_eq!(spec.remote.to_string(), "198.18.0.3:5000");
                 assert_eq!(spec.local_port, 20002);
                 assert_eq!(spec.codec, CodecKind::Pcma);
-                assert_eq!(spec.telephone_event_pt, None);
+                assert_eq!(spec.payload_types.telephone_event, None);
                 assert!(!spec.rtcp);
                 assert_eq!(u64::from(spec.ssrc), b["ssrc"].as_u64().unwrap());
                 let s = ParticipantSettings {

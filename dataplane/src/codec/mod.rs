@@ -1,11 +1,13 @@
 //! Audio codecs: ITU-T G.711 mu-law/A-law and L16, behind a [`Codec`] trait that is ready
 //! for stateful codecs such as G.722 and Opus (caller-provided buffers, no allocation).
 //!
-//! The conference sample format is signed 16-bit linear PCM at 8 kHz.
+//! The conference sample format is signed 16-bit linear PCM at the conference's
+//! [`SampleRate`]; each codec says its own.
 
 pub mod g711;
 pub mod l16;
 
+use crate::rate::SampleRate;
 use thiserror::Error;
 
 /// Why an encode or decode call could not run.
@@ -84,9 +86,16 @@ impl CodecKind {
         }
     }
 
-    /// RTP clock rate in Hz.
+    /// The rate of the audio it carries.
+    pub const fn sample_rate(self) -> SampleRate {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::L16 => SampleRate::Hz8000,
+        }
+    }
+
+    /// RTP clock rate in Hz (the sample rate for these; G.722's is half of it).
     pub const fn clock_rate(self) -> u32 {
-        8000
+        self.sample_rate().hz()
     }
 
     /// Bytes of payload that carry `samples` samples.
@@ -125,6 +134,56 @@ pub trait Codec {
     fn decode(&mut self, payload: &[u8], pcm: &mut [i16]) -> Result<usize, CodecError>;
 }
 
+/// One stream's codec instance: the value a leg encodes and decodes with. A stateful
+/// codec (G.722, Opus) keeps its encoder and decoder state in its variant, built and
+/// preallocated with the leg on the control core; G.711 and L16 carry none. Adding a
+/// codec is adding a variant here and its arms below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegCodec {
+    /// G.711 mu-law.
+    Pcmu(Pcmu),
+    /// G.711 A-law.
+    Pcma(Pcma),
+    /// L16.
+    L16(L16),
+}
+
+impl LegCodec {
+    /// A fresh instance of `kind` (on the control core: a stateful codec allocates its
+    /// state here).
+    pub fn new(kind: CodecKind) -> LegCodec {
+        match kind {
+            CodecKind::Pcmu => LegCodec::Pcmu(Pcmu),
+            CodecKind::Pcma => LegCodec::Pcma(Pcma),
+            CodecKind::L16 => LegCodec::L16(L16),
+        }
+    }
+
+    fn as_codec(&mut self) -> &mut dyn Codec {
+        match self {
+            LegCodec::Pcmu(c) => c,
+            LegCodec::Pcma(c) => c,
+            LegCodec::L16(c) => c,
+        }
+    }
+}
+
+impl Codec for LegCodec {
+    fn kind(&self) -> CodecKind {
+        match self {
+            LegCodec::Pcmu(c) => c.kind(),
+            LegCodec::Pcma(c) => c.kind(),
+            LegCodec::L16(c) => c.kind(),
+        }
+    }
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        self.as_codec().encode(pcm, out)
+    }
+    fn decode(&mut self, payload: &[u8], pcm: &mut [i16]) -> Result<usize, CodecError> {
+        self.as_codec().decode(payload, pcm)
+    }
+}
+
 /// Checks that `available` can hold `needed` elements.
 fn ensure_room(needed: usize, available: usize) -> Result<(), CodecError> {
     if available < needed {
@@ -135,15 +194,15 @@ fn ensure_room(needed: usize, available: usize) -> Result<(), CodecError> {
 }
 
 /// G.711 mu-law codec (stateless).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pcmu;
 
 /// G.711 A-law codec (stateless).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pcma;
 
 /// L16 codec: big-endian signed 16-bit samples (stateless).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L16;
 
 impl Codec for Pcmu {
@@ -200,7 +259,11 @@ mod tests {
         let pcm = [0i16, 1000, -1000, 32767, -32768];
         let mut out = [0u8; 10];
         let mut back = [0i16; 5];
-        let codecs: [&mut dyn Codec; 3] = [&mut Pcmu, &mut Pcma, &mut L16];
+        let mut instances = CodecKind::ALL.map(LegCodec::new);
+        let codecs: [&mut dyn Codec; 6] = {
+            let [a, b, c] = &mut instances;
+            [&mut Pcmu, &mut Pcma, &mut L16, a, b, c]
+        };
         for c in codecs {
             let k = c.kind();
             let n = c.encode(&pcm, &mut out).unwrap();
@@ -233,6 +296,7 @@ mod tests {
         assert_eq!(CodecKind::L16.samples_in(3), None);
         for (i, k) in CodecKind::ALL.iter().enumerate() {
             assert_eq!(k.index(), i);
+            assert_eq!(LegCodec::new(*k).kind(), *k);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! prompt overlay -> RTP out), RTCP in and out, and media events up to the control core.
 //!
 //! State is built on the control core ([`Conference::new`], [`Participant::new`]) and
-//! linked in by [`Engine::apply`]; what is unlinked goes back up the `retired` ring to be
+//! linked in by [`Engine::apply`]; what is unlinked goes back up the core's retired ring to be
 //! freed there, so the core allocates and frees nothing after start-up.
 //!
 //! # Input timing
@@ -48,15 +48,17 @@
 //! of those first frames are lost or late.
 
 use super::ops::{
-    ConfKey, ConferenceSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
+    ConfKey, ConferenceSpec, LegSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
     ParticipantSpec, Timing, MAX_INPUT_DELAY_FRAMES, TIMELINE_JUMP_FRAMES,
 };
 use crate::clock::Instant;
-use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Slot};
+use crate::codec::{Codec, CodecKind, LegCodec};
+use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
+use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Ptime, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
-    self, jitter::Playout, rtcp::NtpClock, Event, PayloadTypes, PlayMode, PromptId, PromptPlayer,
-    ReceiveConfig, ReceiveStream, RtpIn,
+    self, jitter::Playout, rtcp::NtpClock, Event, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
+    ReceiveStream, RtpIn,
 };
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
 use crate::wire::rtp::RtpPacket;
@@ -65,17 +67,17 @@ use core::cmp::Reverse;
 use core::net::SocketAddrV4;
 use core::ops::RangeInclusive;
 use core::time::Duration;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-/// Most samples in one frame (40 ms at 8 kHz).
-const MAX_FRAME: usize = 320;
 /// RFC 6464 header-extension id we look for (the one browsers and SBCs use by default).
 pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
 /// Conference ticks one [`Engine::poll`] runs at most.
 const TICKS_PER_POLL: usize = 64;
 /// A conference this many ticks behind skips the missed ticks instead of catching up.
 const MAX_CATCH_UP: u32 = 10;
+/// Events an engine holds for the poll loop at most (beyond, they are counted lost).
+const EVENT_QUEUE: usize = 16_384;
 /// Largest RTCP compound packet we build.
 const RTCP_MAX: usize = 256;
 
@@ -90,36 +92,42 @@ pub enum BuildError {
     InputTimingSpeakers,
     #[error("input delay of {0} frames is not from 1 to {MAX_INPUT_DELAY_FRAMES}")]
     InputDelay(u8),
+    #[error("no payload type negotiated for {0:?}")]
+    NoPayloadType(CodecKind),
 }
 
-/// One participant's state on its conference's core.
-pub struct Participant {
-    spec: ParticipantSpec,
+/// Most legs one participant has.
+pub const MAX_LEGS: usize = 4;
+
+/// The SRTP context of a leg. The SRTP issue adds its variants; until then no leg has
+/// one (the type has no values), and a leg's packets go out and come in unprotected.
+#[derive(Debug)]
+pub enum LegCrypto {}
+
+/// One RTP stream of a participant on its conference's core: its receive path, its
+/// sender, its codec instance and (room for) its SRTP context.
+pub struct Leg {
+    spec: LegSpec,
     rx: ReceiveStream,
     tx: RtpSender,
-    slot: Slot,
-    prompt: PromptPlayer,
-    pcm: Box<[i16]>,
+    codec: LegCodec,
+    crypto: Option<LegCrypto>,
 }
 
-impl Participant {
-    /// Build a participant (on the control core: this allocates).
-    pub fn new(
-        spec: ParticipantSpec,
-        now: Instant,
-        ntp: NtpClock,
-    ) -> Result<Box<Participant>, BuildError> {
+impl Leg {
+    /// Build a leg (on the control core: this allocates). `seed` keys its comfort noise
+    /// and RTCP randomisation.
+    pub fn new(spec: LegSpec, seed: u64, now: Instant, ntp: NtpClock) -> Result<Leg, BuildError> {
+        let payload_type = spec
+            .payload_types
+            .payload_type(spec.codec)
+            .ok_or(BuildError::NoPayloadType(spec.codec))?;
         let mut config = ReceiveConfig {
-            payload_types: PayloadTypes {
-                pcmu: Some(0),
-                pcma: Some(8),
-                l16: None,
-                comfort_noise: Some(13),
-                telephone_event: spec.telephone_event_pt,
-            },
-            seed: u64::from(spec.key.0) << 32 | u64::from(spec.ssrc),
+            payload_types: spec.payload_types,
+            seed,
             ..ReceiveConfig::default()
         };
+        config.jitter.clock_rate = spec.codec.clock_rate();
         config.rtcp.ntp = ntp;
         config.quiet_after = spec.liveness.quiet_after;
         config.rtcp.timeout = spec.liveness.rtcp_timeout;
@@ -127,23 +135,123 @@ impl Participant {
         rx.set_local_ssrc(spec.ssrc);
         let tx = RtpSender::new(RtpSenderConfig {
             ssrc: spec.ssrc,
-            payload_type: spec.codec.static_payload_type().unwrap_or(96),
+            payload_type,
             initial_sequence: (spec.ssrc >> 16) as u16 ^ 0x5a5a,
             initial_timestamp: spec.ssrc.rotate_left(7),
         });
-        Ok(Box::new(Participant {
+        Ok(Leg {
             spec,
             rx,
             tx,
+            codec: LegCodec::new(spec.codec),
+            crypto: None,
+        })
+    }
+
+    /// What the leg was built from.
+    pub fn spec(&self) -> &LegSpec {
+        &self.spec
+    }
+
+    /// The leg's SRTP context, if it has one.
+    pub fn crypto(&self) -> Option<&LegCrypto> {
+        self.crypto.as_ref()
+    }
+}
+
+/// A participant's legs: the first inline, where the receive and send paths find it
+/// without another pointer, the others (up to [`MAX_LEGS`]) preallocated beside it.
+pub struct Legs {
+    first: Leg,
+    more: Vec<Leg>,
+}
+
+impl Legs {
+    fn new(first: Leg) -> Legs {
+        Legs {
+            first,
+            more: Vec::with_capacity(MAX_LEGS - 1),
+        }
+    }
+
+    /// Leg `i` (0 is the first).
+    pub fn get(&self, i: usize) -> Option<&Leg> {
+        match i {
+            0 => Some(&self.first),
+            _ => self.more.get(i - 1),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Leg> {
+        match i {
+            0 => Some(&mut self.first),
+            _ => self.more.get_mut(i - 1),
+        }
+    }
+
+    /// Every leg, the first first.
+    pub fn iter(&self) -> impl Iterator<Item = &Leg> {
+        core::iter::once(&self.first).chain(&self.more)
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Legs {
+    type Item = &'a mut Leg;
+    type IntoIter = core::iter::Chain<core::iter::Once<&'a mut Leg>, core::slice::IterMut<'a, Leg>>;
+    fn into_iter(self) -> Self::IntoIter {
+        core::iter::once(&mut self.first).chain(self.more.iter_mut())
+    }
+}
+
+/// One participant's state on its conference's core: a mixer slot and its legs (one
+/// today). The slot's input is the heard leg's audio; the slot's mix goes to every leg.
+pub struct Participant {
+    conf: ConfKey,
+    key: PartKey,
+    settings: ParticipantSettings,
+    slot: Slot,
+    legs: Legs,
+    /// Index into `legs` of the leg whose audio the others hear.
+    heard: usize,
+    prompt: PromptPlayer,
+    pcm: Box<[i16]>,
+}
+
+impl Participant {
+    /// Build a participant with its first leg (on the control core: this allocates).
+    pub fn new(
+        spec: ParticipantSpec,
+        now: Instant,
+        ntp: NtpClock,
+    ) -> Result<Box<Participant>, BuildError> {
+        let seed = u64::from(spec.key.0) << 32 | u64::from(spec.ssrc);
+        let legs = Legs::new(Leg::new(spec.leg(), seed, now, ntp)?);
+        Ok(Box::new(Participant {
+            conf: spec.conf,
+            key: spec.key,
+            settings: spec.settings,
             slot: Slot(u32::MAX),
+            legs,
+            heard: 0,
             prompt: PromptPlayer::new(),
-            pcm: vec![0; MAX_FRAME].into_boxed_slice(),
+            // A frame of the longest ptime at its codec's rate (its conference's rate).
+            pcm: vec![0; Ptime::MAX.samples(spec.codec.sample_rate())].into_boxed_slice(),
         }))
     }
 
     /// The participant's key.
     pub fn key(&self) -> PartKey {
-        self.spec.key
+        self.key
+    }
+
+    /// Its legs.
+    pub fn legs(&self) -> &Legs {
+        &self.legs
+    }
+
+    /// The leg whose audio is the participant's input.
+    pub fn heard_leg(&self) -> Option<&Leg> {
+        self.legs.get(self.heard)
     }
 }
 
@@ -174,8 +282,16 @@ impl Conference {
             }
         }
         let capacity = usize::from(spec.max_participants.max(1));
+        let frame = spec.ptime.samples(spec.rate);
+        // The largest payload of a frame in any codec.
+        let max_payload = CodecKind::ALL
+            .iter()
+            .map(|c| c.encoded_len(frame))
+            .max()
+            .unwrap_or(0);
         let mixer = Mixer::new(MixerConfig {
             ptime: spec.ptime,
+            rate: spec.rate,
             active_speakers: spec.active_speakers,
             capacity,
             ..MixerConfig::default()
@@ -189,8 +305,8 @@ impl Conference {
             cursor: None,
             next_due: Instant::ZERO,
             prompt: PromptPlayer::new(),
-            overlay: vec![0; MAX_FRAME].into_boxed_slice(),
-            overlay_out: vec![0; MAX_FRAME * 2].into_boxed_slice(),
+            overlay: vec![0; frame].into_boxed_slice(),
+            overlay_out: vec![0; max_payload].into_boxed_slice(),
         }))
     }
 
@@ -200,7 +316,7 @@ impl Conference {
     }
 
     fn frame_samples(&self) -> u32 {
-        self.spec.ptime.samples() as u32
+        self.spec.ptime.samples(self.spec.rate) as u32
     }
 
     /// Input timing: the delay between a packet and its frame's mix, in samples.
@@ -215,16 +331,10 @@ impl Conference {
     /// anchor the timeline afresh.
     fn restart_timeline(&mut self) {
         self.cursor = None;
-        for p in self.parts.iter_mut().flatten() {
-            p.rx.restart_timeline();
+        for leg in self.parts.iter_mut().flatten().flat_map(|p| &mut p.legs) {
+            leg.rx.restart_timeline();
         }
     }
-}
-
-/// What the core hands back to the control core to free.
-pub enum Retired {
-    Conference(Box<Conference>),
-    Participant(Box<Participant>),
 }
 
 /// A media operation with its state already built.
@@ -311,19 +421,27 @@ pub trait Transmit {
     ) -> bool;
 }
 
+/// Which leg a local port belongs to.
+#[derive(Clone, Copy, Debug)]
+struct PortEntry {
+    /// Conference index in the engine.
+    conf: u32,
+    /// The participant's mixer slot (below [`mixer::MAX_CAPACITY`]).
+    slot: u16,
+    /// Index of the leg in the participant's legs.
+    leg: u8,
+}
+
 /// The conferences of one core.
 pub struct Engine {
     core: usize,
     /// The whole appliance's port layout: every core's range, in core order.
     ranges: Vec<RangeInclusive<u16>>,
-    confs: Vec<Option<Box<Conference>>>,
-    free_confs: Vec<u32>,
-    by_key: HashMap<ConfKey, u32>,
-    /// Local port (offset in our range) -> (conference index, slot) of the participant.
-    ports: Box<[Option<(u32, u32)>]>,
+    confs: Slab<ConfKey, Conference>,
+    /// Our local ports -> the leg that receives on each.
+    ports: PortMap<PortEntry>,
     due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
-    events: rtrb::Producer<MediaEvent>,
-    retired: rtrb::Producer<Retired>,
+    events: EventQueue<MediaEvent>,
     counters: Arc<EngineCounters>,
     rtcp_buf: Box<[u8]>,
 }
@@ -334,21 +452,15 @@ impl Engine {
         core: usize,
         ranges: Vec<RangeInclusive<u16>>,
         max_conferences: usize,
-        events: rtrb::Producer<MediaEvent>,
-        retired: rtrb::Producer<Retired>,
         counters: Arc<EngineCounters>,
     ) -> Engine {
-        let span = ranges.get(core).map_or(0, |r| r.clone().count());
         Engine {
             core,
+            ports: PortMap::new(ranges.get(core).cloned()),
             ranges,
-            confs: (0..max_conferences).map(|_| None).collect(),
-            free_confs: (0..max_conferences as u32).rev().collect(),
-            by_key: HashMap::with_capacity(max_conferences),
-            ports: vec![None; span].into_boxed_slice(),
+            confs: Slab::new(max_conferences),
             due: BinaryHeap::with_capacity(max_conferences * 2 + 1),
-            events,
-            retired,
+            events: EventQueue::new(EVENT_QUEUE),
             counters,
             rtcp_buf: vec![0; RTCP_MAX].into_boxed_slice(),
         }
@@ -363,93 +475,105 @@ impl Engine {
         }
     }
 
-    fn port_index(&self, port: u16) -> Option<usize> {
-        let r = self.ranges.get(self.core)?;
-        r.contains(&port).then(|| usize::from(port - r.start()))
+    /// The oldest event not yet taken (the poll loop sends them up).
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop()
     }
 
-    fn retire(&mut self, r: Retired) {
-        // The ring is sized for every object the core can hold; if it is full anyway,
-        // freeing here is the lesser evil.
-        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
-            drop(r);
-        }
-    }
-
-    /// Apply one command from the control core.
-    pub fn apply(&mut self, cmd: MediaCommand, now: Instant) {
+    /// Apply one command from the control core; what it unlinks goes up `retired`.
+    pub fn apply(
+        &mut self,
+        cmd: MediaCommand,
+        now: Instant,
+        retired: &mut rtrb::Producer<Retired>,
+    ) {
         match cmd {
             MediaCommand::AddConference(mut c) => {
-                if self.by_key.contains_key(&c.spec.key) || self.by_key.len() >= self.confs.len() {
-                    self.counters.commands_rejected.inc();
-                    self.retire(Retired::Conference(c));
-                    return;
-                }
-                let Some(idx) = self.free_confs.pop() else {
-                    self.counters.commands_rejected.inc();
-                    self.retire(Retired::Conference(c));
-                    return;
-                };
                 c.next_due = now + c.spec.ptime.duration();
                 c.generation = c.generation.wrapping_add(1);
-                self.due.push(Reverse((c.next_due, idx, c.generation)));
-                self.by_key.insert(c.spec.key, idx);
-                self.confs[idx as usize] = Some(c);
-                self.counters.conferences.add(1);
+                let (due, generation) = (c.next_due, c.generation);
+                match self.confs.insert(c.spec.key, c) {
+                    Ok(idx) => {
+                        self.due.push(Reverse((due, idx, generation)));
+                        self.counters.conferences.add(1);
+                    }
+                    Err(c) => {
+                        self.counters.commands_rejected.inc();
+                        retire(retired, Retired::Conference(c));
+                    }
+                }
             }
             MediaCommand::DeleteConference(key) => {
-                let Some(idx) = self.by_key.remove(&key) else {
+                let Some((_, mut c)) = self.confs.remove(&key) else {
                     return;
                 };
-                if let Some(mut c) = self.confs[idx as usize].take() {
-                    for p in c.parts.iter_mut().filter_map(Option::take) {
-                        self.unmap_ports(&p.spec);
-                        self.counters.participants.sub(1);
-                        self.retire(Retired::Participant(p));
-                    }
-                    self.counters.conferences.sub(1);
-                    self.retire(Retired::Conference(c));
+                for p in c.parts.iter_mut().filter_map(Option::take) {
+                    self.unmap_legs(&p);
+                    self.counters.participants.sub(1);
+                    retire(retired, Retired::Participant(p));
                 }
-                self.free_confs.push(idx);
+                self.counters.conferences.sub(1);
+                retire(retired, Retired::Conference(c));
             }
             MediaCommand::AddParticipant(mut p) => {
-                let rtp_port_ok = self.port_index(p.spec.local_port).is_some();
-                let rtcp_port_ok =
-                    !p.spec.rtcp || self.port_index(p.spec.local_port.wrapping_add(1)).is_some();
-                let ok = rtp_port_ok && rtcp_port_ok;
-                let idx = self.by_key.get(&p.spec.conf).copied();
-                let conf = idx.and_then(|i| self.confs[i as usize].as_mut());
+                let ok = p
+                    .legs
+                    .iter()
+                    .flat_map(|l| l.spec.ports())
+                    .all(|port| self.ports.covers(port));
+                let idx = self.confs.index(&p.conf);
+                let conf = idx.and_then(|i| self.confs.get_mut(i));
                 let (Some(idx), Some(c), true) = (idx, conf, ok) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
+                    return;
+                };
+                // Until resampling exists, every leg's codec samples at the conference rate.
+                let rate = c.spec.rate;
+                let Some(codec) = p
+                    .heard_leg()
+                    .map(|l| l.codec.kind())
+                    .filter(|_| p.legs.iter().all(|l| l.spec.codec.sample_rate() == rate))
+                else {
+                    self.counters.commands_rejected.inc();
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 let cfg = mixer::ParticipantConfig {
-                    codec: p.spec.codec,
-                    muted: p.spec.settings.muted,
-                    deaf: p.spec.settings.deaf,
-                    gain: Gain::from_db(p.spec.settings.gain_db),
+                    role: mixer::Role::Local,
+                    codec,
+                    muted: p.settings.muted,
+                    deaf: p.settings.deaf,
+                    gain: Gain::from_db(p.settings.gain_db),
                 };
                 let Ok(slot) = c.mixer.add_participant(cfg) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                     return;
                 };
                 p.slot = slot;
                 if c.spec.timing != Timing::Arrival {
-                    p.rx.set_playout(Playout::Timeline);
-                }
-                let spec = p.spec;
-                match c.parts.get_mut(slot.0 as usize) {
-                    Some(s) => *s = Some(p),
-                    None => {
-                        let _ = c.mixer.remove_participant(slot);
-                        self.counters.commands_rejected.inc();
-                        self.retire(Retired::Participant(p));
-                        return;
+                    for leg in &mut p.legs {
+                        leg.rx.set_playout(Playout::Timeline);
                     }
                 }
-                self.map_ports(&spec, Some((idx, slot.0)));
+                let Some(part) = c.parts.get_mut(slot.0 as usize) else {
+                    let _ = c.mixer.remove_participant(slot);
+                    self.counters.commands_rejected.inc();
+                    retire(retired, Retired::Participant(p));
+                    return;
+                };
+                let entry = |leg: usize| PortEntry {
+                    conf: idx,
+                    slot: slot.0 as u16,
+                    leg: leg as u8,
+                };
+                for (i, leg) in p.legs.iter().enumerate() {
+                    for port in leg.spec.ports() {
+                        self.ports.set(port, Some(entry(i)));
+                    }
+                }
+                *part = Some(p);
                 self.counters.participants.inc();
             }
             MediaCommand::UpdateParticipant {
@@ -462,7 +586,7 @@ impl Engine {
                     let _ = c.mixer.set_deaf(slot, settings.deaf);
                     let _ = c.mixer.set_gain(slot, Gain::from_db(settings.gain_db));
                     if let Some(Some(p)) = c.parts.get_mut(slot.0 as usize) {
-                        p.spec.settings = settings;
+                        p.settings = settings;
                     }
                 }
             }
@@ -472,9 +596,9 @@ impl Engine {
                 };
                 let _ = c.mixer.remove_participant(slot);
                 if let Some(p) = c.parts.get_mut(slot.0 as usize).and_then(Option::take) {
-                    self.unmap_ports(&p.spec);
+                    self.unmap_legs(&p);
                     self.counters.participants.sub(1);
-                    self.retire(Retired::Participant(p));
+                    retire(retired, Retired::Participant(p));
                 }
             }
             MediaCommand::PlayPrompt {
@@ -483,10 +607,7 @@ impl Engine {
                 prompt,
                 samples,
             } => {
-                let Some(&idx) = self.by_key.get(&conf) else {
-                    return;
-                };
-                let Some(c) = self.confs[idx as usize].as_mut() else {
+                let Some(c) = self.confs.by_key_mut(&conf) else {
                     return;
                 };
                 let events = &mut self.events;
@@ -498,7 +619,7 @@ impl Engine {
                         c.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
                     }
                     Some(pk) => {
-                        if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.spec.key == pk) {
+                        if let Some(p) = c.parts.iter_mut().flatten().find(|p| p.key == pk) {
                             let mut emit =
                                 |e: Event| push_event(events, counters, conf, Some(pk), now, e);
                             p.prompt.start(&samples, PlayMode::Mix, tag, &mut emit);
@@ -511,11 +632,17 @@ impl Engine {
                     return;
                 };
                 let input = c.spec.timing != Timing::Arrival;
-                match c.parts.get_mut(slot.0 as usize).and_then(Option::as_mut) {
-                    Some(p) if input => {
-                        p.tx.rebase(basis);
-                        p.spec.ssrc = basis.ssrc;
-                        p.rx.set_local_ssrc(basis.ssrc);
+                // The participant's first leg: the one its spec described.
+                let leg = c
+                    .parts
+                    .get_mut(slot.0 as usize)
+                    .and_then(Option::as_mut)
+                    .map(|p| &mut p.legs.first);
+                match leg {
+                    Some(leg) if input => {
+                        leg.tx.rebase(basis);
+                        leg.spec.ssrc = basis.ssrc;
+                        leg.rx.set_local_ssrc(basis.ssrc);
                     }
                     _ => self.counters.commands_rejected.inc(),
                 }
@@ -524,25 +651,15 @@ impl Engine {
     }
 
     fn find(&mut self, conf: ConfKey, part: PartKey) -> Option<(&mut Conference, Slot)> {
-        let idx = *self.by_key.get(&conf)?;
-        let c = self.confs[idx as usize].as_mut()?;
-        let slot = c.parts.iter().flatten().find(|p| p.spec.key == part)?.slot;
+        let c = self.confs.by_key_mut(&conf)?;
+        let slot = c.parts.iter().flatten().find(|p| p.key == part)?.slot;
         Some((c, slot))
     }
 
-    fn map_ports(&mut self, spec: &ParticipantSpec, v: Option<(u32, u32)>) {
-        if let Some(i) = self.port_index(spec.local_port) {
-            self.ports[i] = v;
+    fn unmap_legs(&mut self, p: &Participant) {
+        for port in p.legs.iter().flat_map(|l| l.spec.ports()) {
+            self.ports.set(port, None);
         }
-        if spec.rtcp {
-            if let Some(i) = self.port_index(spec.local_port.wrapping_add(1)) {
-                self.ports[i] = v;
-            }
-        }
-    }
-
-    fn unmap_ports(&mut self, spec: &ParticipantSpec) {
-        self.map_ports(spec, None);
     }
 
     /// A UDP datagram for local port `dst_port` (owned by this core) from `src`.
@@ -554,27 +671,32 @@ impl Engine {
         dst_port: u16,
         payload: &[u8],
     ) -> bool {
-        let Some(Some((ci, slot))) = self.port_index(dst_port).map(|i| self.ports[i]) else {
+        let Some(entry) = self.ports.get(dst_port) else {
             return false;
         };
-        let Some(c) = self.confs.get_mut(ci as usize).and_then(Option::as_mut) else {
+        let (slot, leg) = (usize::from(entry.slot), usize::from(entry.leg));
+        let Some(c) = self.confs.get_mut(entry.conf) else {
             return false;
         };
         // Input timing: (delay, cursor, how far from it a packet moves the timeline).
         let timeline = c
             .input_delay()
             .map(|delay| (delay, c.cursor, TIMELINE_JUMP_FRAMES * c.frame_samples()));
-        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(p) = c.parts.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
-        let (conf, part) = (c.spec.key, p.spec.key);
+        let part = p.key;
+        let Some(l) = p.legs.get_mut(leg) else {
+            return false;
+        };
+        let conf = c.spec.key;
         let events = &mut self.events;
         let counters = &self.counters;
         let mut emit = |e: Event| push_event(events, counters, conf, Some(part), now, e);
-        let is_rtcp_port = dst_port != p.spec.local_port;
+        let is_rtcp_port = dst_port != l.spec.local_port;
         if is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp {
             counters.rtcp_in.inc();
-            let _ = p.rx.handle_rtcp(now, src, payload, &mut emit);
+            let _ = l.rx.handle_rtcp(now, src, payload, &mut emit);
             return true;
         }
         let Ok(pkt) = RtpPacket::parse(payload) else {
@@ -597,8 +719,8 @@ impl Engine {
             // Only the latched source's own newest packets move it: a packet sent before
             // a jump and arriving after it does not move it back.
             if distance > jump
-                && p.rx.latched() == Some((src, input.ssrc))
-                && p.rx.timestamp_jumped(input.seq, input.timestamp, jump)
+                && l.rx.latched() == Some((src, input.ssrc))
+                && l.rx.timestamp_jumped(input.seq, input.timestamp, jump)
             {
                 // The timeline moved: the packet lands in fresh buffers and anchors the
                 // cursor anew below.
@@ -606,12 +728,17 @@ impl Engine {
                 c.restart_timeline();
             }
         }
-        let Some(p) = c.parts.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(l) = c
+            .parts
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|p| p.legs.get_mut(leg))
+        else {
             return true;
         };
-        let newest = p.rx.stats().ext_highest_seq().map(|s| s as u16);
-        let first = p.rx.last_rtp().is_none();
-        match p.rx.handle_rtp(now, src, input, &mut emit) {
+        let newest = l.rx.stats().ext_highest_seq().map(|s| s as u16);
+        let first = l.rx.last_rtp().is_none();
+        match l.rx.handle_rtp(now, src, input, &mut emit) {
             Ok(()) => {
                 if newest.is_some_and(|n| (n.wrapping_sub(input.seq) as i16) > 0) {
                     counters.rtp_reordered.inc();
@@ -628,7 +755,7 @@ impl Engine {
             Err(rx::DropReason::Buffer(rx::jitter::Insert::TooLate)) => counters.rtp_late.inc(),
             Err(_) => counters.rtp_dropped.inc(),
         }
-        if first && p.rx.last_rtp().is_some() {
+        if first && l.rx.last_rtp().is_some() {
             // The stream's first packet: the control plane learns that media flows
             // (later starts are reported after each quiet spell).
             emit(Event::MediaResumed { at: now });
@@ -654,7 +781,7 @@ impl Engine {
                 break;
             }
             self.due.pop();
-            let Some(c) = self.confs.get_mut(idx as usize).and_then(Option::as_mut) else {
+            let Some(c) = self.confs.get_mut(idx) else {
                 continue;
             };
             if c.generation != gen {
@@ -679,9 +806,9 @@ impl Engine {
                 // counted in every stream's RTP timestamps.
                 if lag >= ptime * MAX_CATCH_UP {
                     let missed = (lag.as_nanos() / ptime.as_nanos()) as u32;
-                    let samples = missed.saturating_mul(c.spec.ptime.samples() as u32);
-                    for p in c.parts.iter_mut().flatten() {
-                        p.tx.skip(samples);
+                    let samples = missed.saturating_mul(c.frame_samples());
+                    for leg in c.parts.iter_mut().flatten().flat_map(|p| &mut p.legs) {
+                        leg.tx.skip(samples);
                     }
                     // Input timing: the skipped ticks' frames are skipped too.
                     if let Some(cursor) = c.cursor.as_mut() {
@@ -723,12 +850,12 @@ fn tick_conference(
     c: &mut Conference,
     now: Instant,
     tx: &mut impl Transmit,
-    events: &mut rtrb::Producer<MediaEvent>,
+    events: &mut EventQueue<MediaEvent>,
     counters: &EngineCounters,
     rtcp_buf: &mut [u8],
 ) {
     let conf = c.spec.key;
-    let frame = c.spec.ptime.samples();
+    let frame = c.frame_samples() as usize;
     let tick_frame = match (c.spec.timing, c.cursor) {
         (Timing::Arrival, _) => TickFrame::Arrival,
         (Timing::Input { .. }, Some(cursor)) => TickFrame::At(cursor),
@@ -736,33 +863,37 @@ fn tick_conference(
     };
     c.ticks = c.ticks.wrapping_add(1);
     let sample_jitter = c.ticks.is_multiple_of(1000 / c.spec.ptime.millis());
-    // Receive: one frame per participant into the mixer.
+    // Receive: one frame per leg; the heard leg's goes into the mixer.
     for p in c.parts.iter_mut().flatten() {
-        let part = p.spec.key;
-        // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
-        if p.rx.poll_timeout() <= now {
-            p.rx.handle_timeout(now, &mut |e| {
-                push_event(events, counters, conf, Some(part), now, e)
-            });
-        }
-        if sample_jitter {
-            let units = p.rx.stats().jitter();
-            counters
-                .jitter
-                .record(Duration::from_micros(u64::from(units) * 1_000_000 / 8000));
-        }
+        let part = p.key;
         let pcm = &mut p.pcm[..frame];
-        let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
-        let info = match tick_frame {
-            TickFrame::Arrival => p.rx.poll_frame(now, pcm, &mut emit),
-            TickFrame::At(ts) => p.rx.poll_frame_at(now, ts, pcm, &mut emit),
-            TickFrame::Unanchored => continue,
-        };
-        if info.concealed_samples > 0 {
-            counters.frames_lost.inc();
-        }
-        if info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0 {
-            let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
+        for (i, leg) in (&mut p.legs).into_iter().enumerate() {
+            // Timers (RTCP timeout, media quiet, DTMF end, talk hangover) run at tick rate.
+            if leg.rx.poll_timeout() <= now {
+                leg.rx.handle_timeout(now, &mut |e| {
+                    push_event(events, counters, conf, Some(part), now, e)
+                });
+            }
+            if sample_jitter {
+                let units = leg.rx.stats().jitter();
+                counters.jitter.record(Duration::from_micros(
+                    u64::from(units) * 1_000_000 / u64::from(leg.spec.codec.clock_rate()),
+                ));
+            }
+            let mut emit = |e| push_event(events, counters, conf, Some(part), now, e);
+            let info = match tick_frame {
+                TickFrame::Arrival => leg.rx.poll_frame(now, pcm, &mut emit),
+                TickFrame::At(ts) => leg.rx.poll_frame_at(now, ts, pcm, &mut emit),
+                TickFrame::Unanchored => continue,
+            };
+            if info.concealed_samples > 0 {
+                counters.frames_lost.inc();
+            }
+            let heard = i == p.heard;
+            if heard && info.audio_samples + info.concealed_samples + info.comfort_noise_samples > 0
+            {
+                let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
+            }
         }
     }
     c.mixer.tick(now);
@@ -774,51 +905,60 @@ fn tick_conference(
             push_event(events, counters, conf, None, now, e)
         });
     }
-    // Send: each participant its mix, with prompts overlaid.
+    // Send: each participant its mix on every leg, with prompts overlaid.
     for p in c.parts.iter_mut().flatten() {
-        let part = p.spec.key;
+        let part = p.key;
         let Some(out) = c.mixer.output(p.slot) else {
-            p.tx.skip(frame as u32);
+            for leg in &mut p.legs {
+                leg.tx.skip(frame as u32);
+            }
             continue;
         };
-        let mut payload = out.payload;
-        let mut voiced = out.voiced;
         let own_prompt = p.prompt.playing().is_some();
-        if own_prompt || conf_prompt {
-            let codec = out.codec;
-            let buf = &mut p.pcm[..frame];
-            let _ = codec.decode(payload, buf);
-            if conf_prompt {
-                for (o, s) in buf.iter_mut().zip(&c.overlay[..frame]) {
-                    *o = o.saturating_add(*s);
-                }
+        let overlay = own_prompt || conf_prompt;
+        let pcm = &mut p.pcm[..frame];
+        // The participant's PCM mix, once, when some leg needs more than the mixer's
+        // payload: a prompt over it, or another codec.
+        if overlay || p.legs.iter().any(|l| l.codec.kind() != out.codec) {
+            let _ = out.codec.decode(out.payload, pcm);
+        }
+        if conf_prompt {
+            for (o, s) in pcm.iter_mut().zip(&c.overlay[..frame]) {
+                *o = o.saturating_add(*s);
             }
-            p.prompt.render(buf, &mut |e| {
+        }
+        if own_prompt {
+            p.prompt.render(pcm, &mut |e| {
                 push_event(events, counters, conf, Some(part), now, e)
             });
-            let n = codec.encode(buf, &mut c.overlay_out).unwrap_or(0);
-            payload = &c.overlay_out[..n];
-            voiced = true;
         }
-        let tx_state = &mut p.tx;
-        let sent = !matches!(tick_frame, TickFrame::Unanchored)
-            && tx.send(p.spec.local_port, p.spec.remote, &mut |buf| {
-                match tick_frame {
-                    TickFrame::At(ts) => {
-                        tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
+        for leg in &mut p.legs {
+            let (payload, voiced) = if overlay || leg.codec.kind() != out.codec {
+                let n = leg.codec.encode(pcm, &mut c.overlay_out).unwrap_or(0);
+                (&c.overlay_out[..n], out.voiced || overlay)
+            } else {
+                (out.payload, out.voiced)
+            };
+            let tx_state = &mut leg.tx;
+            let sent = !matches!(tick_frame, TickFrame::Unanchored)
+                && tx.send(leg.spec.local_port, leg.spec.remote, &mut |buf| {
+                    match tick_frame {
+                        TickFrame::At(ts) => {
+                            tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
+                        }
+                        _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
                     }
-                    _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
-                }
-                .unwrap_or(0)
-            });
-        if sent {
-            counters.rtp_out.inc();
-            p.rx.on_rtp_sent();
-        } else {
-            p.tx.skip(frame as u32);
-        }
-        if p.spec.rtcp {
-            send_rtcp(p, now, tx, counters, rtcp_buf);
+                    .unwrap_or(0)
+                });
+            if sent {
+                counters.rtp_out.inc();
+                leg.rx.on_rtp_sent();
+            } else {
+                leg.tx.skip(frame as u32);
+            }
+            if leg.spec.rtcp {
+                send_rtcp(leg, now, tx, counters, rtcp_buf);
+            }
         }
     }
     if let TickFrame::At(ts) = tick_frame {
@@ -827,7 +967,7 @@ fn tick_conference(
 }
 
 fn send_rtcp(
-    p: &mut Participant,
+    p: &mut Leg,
     now: Instant,
     tx: &mut impl Transmit,
     counters: &EngineCounters,
@@ -872,7 +1012,7 @@ fn send_rtcp(
 }
 
 fn push_event(
-    events: &mut rtrb::Producer<MediaEvent>,
+    events: &mut EventQueue<MediaEvent>,
     counters: &EngineCounters,
     conf: ConfKey,
     part: Option<PartKey>,

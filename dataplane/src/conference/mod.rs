@@ -5,12 +5,13 @@ pub mod engine;
 pub mod ops;
 
 pub use engine::{
-    Conference, Engine, EngineCounters, MediaCommand, Owner, Participant, Retired, Transmit,
+    Conference, Engine, EngineCounters, Leg, LegCrypto, Legs, MediaCommand, Owner, Participant,
+    Transmit, MAX_LEGS,
 };
 
 pub use crate::rtp_send::RtpBasis;
 pub use ops::{
-    ConfKey, ConferenceSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
+    ConfKey, ConferenceSpec, LegSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
     ParticipantSettings, ParticipantSpec, PromptSpec, Timing, MAX_INPUT_DELAY_FRAMES,
     TIMELINE_JUMP_FRAMES,
 };

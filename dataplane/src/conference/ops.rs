@@ -5,8 +5,9 @@
 use crate::clock::Instant;
 use crate::codec::CodecKind;
 use crate::mixer::{ActiveSpeakers, Ptime};
+use crate::rate::SampleRate;
 use crate::rtp_send::RtpBasis;
-use crate::rx::{Digit, DigitSource, PromptId};
+use crate::rx::{Digit, DigitSource, PayloadTypes, PromptId};
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct PartKey(pub u32);
 pub struct ConferenceSpec {
     pub key: ConfKey,
     pub ptime: Ptime,
+    /// The rate it mixes at (every participant's codec samples at it).
+    pub rate: SampleRate,
     /// Must be [`ActiveSpeakers::All`] with [`Timing::Input`].
     pub active_speakers: ActiveSpeakers,
     /// Participants to preallocate mixer room for.
@@ -98,7 +101,8 @@ impl Default for ParticipantSettings {
     }
 }
 
-/// A participant to add to a conference on this core.
+/// A participant to add to a conference on this core: one mixer slot and its first leg
+/// (the fields from `local_port` on describe that leg, see [`ParticipantSpec::leg`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParticipantSpec {
     pub conf: ConfKey,
@@ -109,8 +113,9 @@ pub struct ParticipantSpec {
     /// Where the participant's media goes (and the only source accepted from it).
     pub remote: SocketAddrV4,
     pub codec: CodecKind,
-    /// RTP payload type of RFC 4733 telephone-events, if negotiated.
-    pub telephone_event_pt: Option<u8>,
+    /// The payload type numbers negotiated for the stream (the codec's must be among
+    /// them: it is also the one we send).
+    pub payload_types: PayloadTypes,
     /// Whether the endpoint speaks RTCP (we send SR/RR and watch for its reports).
     pub rtcp: bool,
     /// SSRC of the stream we send it.
@@ -118,6 +123,48 @@ pub struct ParticipantSpec {
     pub settings: ParticipantSettings,
     /// When the participant's stream counts as quiet or its RTCP as stopped.
     pub liveness: Liveness,
+}
+
+impl ParticipantSpec {
+    /// The participant's first leg.
+    pub const fn leg(&self) -> LegSpec {
+        LegSpec {
+            local_port: self.local_port,
+            remote: self.remote,
+            codec: self.codec,
+            payload_types: self.payload_types,
+            rtcp: self.rtcp,
+            ssrc: self.ssrc,
+            liveness: self.liveness,
+        }
+    }
+}
+
+/// One RTP stream of a participant (a leg): its own ports, remote, codec, payload types,
+/// RTCP and SSRC. A participant hears the conference on every leg and is heard from one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LegSpec {
+    /// Local UDP port for RTP (RTCP on the next port, or multiplexed, RFC 5761).
+    pub local_port: u16,
+    /// Where the leg's media goes (and the only source accepted from it).
+    pub remote: SocketAddrV4,
+    pub codec: CodecKind,
+    /// The payload type numbers negotiated for the leg.
+    pub payload_types: PayloadTypes,
+    /// Whether the endpoint speaks RTCP.
+    pub rtcp: bool,
+    /// SSRC of the stream we send on the leg.
+    pub ssrc: u32,
+    /// When the leg's stream counts as quiet or its RTCP as stopped.
+    pub liveness: Liveness,
+}
+
+impl LegSpec {
+    /// The local ports the leg receives on: RTP, and RTCP if the leg speaks it.
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        let rtp = self.local_port;
+        core::iter::once(rtp).chain(self.rtcp.then(|| rtp.wrapping_add(1)))
+    }
 }
 
 /// The liveness timers of a participant's receive stream: when it reports

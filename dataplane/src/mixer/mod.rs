@@ -1,9 +1,13 @@
 //! The N-1 conference mixer: one [`Mixer`] per conference, one [`Mixer::tick`] per
 //! packetisation interval.
 //!
-//! Per tick the frames of the active talkers are summed in `i32`; each talker that
-//! contributed receives `saturate(sum - own)`, encoded in its codec; every other participant
-//! receives the shared `saturate(sum)`, encoded once per codec and reused. Muted
+//! Per tick the frames of the active talkers are summed in `i32`. What each slot hears is
+//! named by its [`Contributors`], which follow from its [`Role`]: a local participant
+//! that contributed receives `saturate(sum - own)` (N-1), encoded in its codec; a trunk to
+//! another server receives the sum of the local contributors only (never what other
+//! trunks brought in); every other listener (a participant that did not contribute, a
+//! tap) receives the shared `saturate(sum)`. Shared mixes are encoded once per
+//! (contributor set, codec) and reused by every listener of that set. Muted
 //! participants contribute nothing, deaf ones receive nothing, and each participant's
 //! contribution can be scaled by a fixed-point [`Gain`].
 //!
@@ -32,11 +36,10 @@ use thiserror::Error;
 
 use crate::clock::Instant;
 use crate::codec::CodecKind;
+use crate::rate::SampleRate;
 pub use gain::Gain;
 use kernel::{Kernel, KernelKind};
 
-/// Samples per second of the conference.
-pub const SAMPLE_RATE: u32 = 8000;
 /// Most participants one mixer can hold: `MAX_CAPACITY * 32768` still fits in an `i32` sum.
 pub const MAX_CAPACITY: usize = 60_000;
 /// Most talkers [`ActiveSpeakers::Loudest`] can select.
@@ -57,6 +60,9 @@ pub enum Ptime {
 }
 
 impl Ptime {
+    /// The longest interval.
+    pub const MAX: Ptime = Ptime::Ms40;
+
     /// The interval in milliseconds.
     pub const fn millis(self) -> u32 {
         match self {
@@ -67,9 +73,9 @@ impl Ptime {
         }
     }
 
-    /// Samples per frame at [`SAMPLE_RATE`].
-    pub const fn samples(self) -> usize {
-        (self.millis() * SAMPLE_RATE / 1000) as usize
+    /// Samples per frame at `rate`.
+    pub const fn samples(self, rate: SampleRate) -> usize {
+        rate.samples_in_ms(self.millis())
     }
 
     /// The interval as a duration.
@@ -109,6 +115,8 @@ impl Default for ActiveSpeakers {
 pub struct MixerConfig {
     /// Packetisation interval.
     pub ptime: Ptime,
+    /// The rate frames are mixed at (every input and output frame is at it).
+    pub rate: SampleRate,
     /// Talker selection.
     pub active_speakers: ActiveSpeakers,
     /// Participants to preallocate for (at most [`MAX_CAPACITY`]).
@@ -126,6 +134,7 @@ impl Default for MixerConfig {
     fn default() -> Self {
         MixerConfig {
             ptime: Ptime::Ms20,
+            rate: SampleRate::Hz8000,
             active_speakers: ActiveSpeakers::default(),
             capacity: 64,
             kernel: None,
@@ -173,9 +182,36 @@ impl Slot {
     }
 }
 
+/// What a slot is in its conference's mix: whether it contributes, and which sum it hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Role {
+    /// A participant on this server: contributes; hears everyone but itself (N-1),
+    /// trunks included.
+    #[default]
+    Local,
+    /// A trunk to another server of a cascaded conference: contributes that server's
+    /// participants; hears the sum of the local participants only.
+    Trunk,
+    /// An audio tap (recorder, recogniser): contributes nothing; hears the full sum.
+    Tap,
+}
+
+/// Whose audio a mix output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contributors {
+    /// Every contributor but this slot (a local participant that contributed).
+    AllBut(Slot),
+    /// Every contributor that is not a trunk (what trunks hear).
+    Local,
+    /// Every contributor (listeners that did not contribute, taps).
+    All,
+}
+
 /// How a participant is set up when added.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParticipantConfig {
+    /// What the slot is in the mix.
+    pub role: Role,
     /// Codec of its input payloads and of the output it receives.
     pub codec: CodecKind,
     /// Contributes nothing.
@@ -190,6 +226,7 @@ impl ParticipantConfig {
     /// An unmuted, hearing participant at 0 dB using `codec`.
     pub const fn new(codec: CodecKind) -> Self {
         ParticipantConfig {
+            role: Role::Local,
             codec,
             muted: false,
             deaf: false,
@@ -203,7 +240,7 @@ impl ParticipantConfig {
 pub enum Input<'a> {
     /// An encoded payload in the participant's codec.
     Encoded(&'a [u8]),
-    /// Already decoded 16-bit linear PCM at 8 kHz (e.g. from loss concealment).
+    /// Already decoded 16-bit linear PCM at the mixer's rate (e.g. from loss concealment).
     Pcm(&'a [i16]),
 }
 
@@ -218,6 +255,8 @@ pub struct Output<'a> {
     pub voiced: bool,
     /// Whether this is the participant's own `sum - own` mix (it is a contributing talker).
     pub own_mix: bool,
+    /// Whose audio it holds.
+    pub mix: Contributors,
 }
 
 /// Summary of one tick.
@@ -251,6 +290,7 @@ pub struct MixerStats {
 #[derive(Debug, Clone, Copy)]
 struct Participant {
     in_use: bool,
+    role: Role,
     codec: CodecKind,
     muted: bool,
     deaf: bool,
@@ -274,6 +314,7 @@ struct Participant {
 impl Participant {
     const EMPTY: Participant = Participant {
         in_use: false,
+        role: Role::Local,
         codec: CodecKind::Pcmu,
         muted: false,
         deaf: false,
@@ -286,6 +327,21 @@ impl Participant {
         speaking: false,
         has_output: false,
     };
+
+    /// Whether its frames may be mixed now.
+    fn may_talk(&self) -> bool {
+        self.in_use && !self.muted && self.role != Role::Tap
+    }
+
+    /// Whose audio it hears after the last tick.
+    fn contributors(&self, slot: Slot, trunk_contributed: bool) -> Contributors {
+        match self.role {
+            Role::Local if self.contributed => Contributors::AllBut(slot),
+            Role::Trunk if trunk_contributed => Contributors::Local,
+            // With no trunk in the sum, the local sum is the full one (shared with it).
+            Role::Local | Role::Trunk | Role::Tap => Contributors::All,
+        }
+    }
 }
 
 /// Energy of a frame of `samples` whose RMS is `dbov` dB below full scale, in the units of
@@ -322,8 +378,16 @@ pub struct Mixer {
     own_out: Vec<u8>,
     /// Shared `saturate(sum)` per codec, `frame * 2` bytes each.
     shared: [Vec<u8>; 3],
+    /// Shared `saturate(local_sum)` per codec (for trunks), `frame * 2` bytes each.
+    shared_local: [Vec<u8>; 3],
+    /// Every contributor's frames.
     sum: Vec<i32>,
+    /// The local (non-trunk) contributors' frames; valid when `trunk_contributed`.
+    local_sum: Vec<i32>,
+    /// A trunk contributed to the last tick's `sum`.
+    trunk_contributed: bool,
     speaking_contributors: usize,
+    speaking_local: usize,
     next_due: Option<Instant>,
     stats: MixerStats,
 }
@@ -345,7 +409,7 @@ impl Mixer {
             Some(kind) => Kernel::new(kind).ok_or(MixerError::KernelUnsupported(kind.name()))?,
             None => Kernel::best(),
         };
-        let frame = config.ptime.samples();
+        let frame = config.ptime.samples(config.rate);
         let cap = config.capacity;
         let threshold = i32::from(config.talk_threshold_dbov.min(0));
         Ok(Mixer {
@@ -362,8 +426,12 @@ impl Mixer {
             pcm: vec![0; cap * frame],
             own_out: vec![0; cap * frame * 2],
             shared: [vec![0; frame * 2], vec![0; frame * 2], vec![0; frame * 2]],
+            shared_local: [vec![0; frame * 2], vec![0; frame * 2], vec![0; frame * 2]],
             sum: vec![0; frame],
+            local_sum: vec![0; frame],
+            trunk_contributed: false,
             speaking_contributors: 0,
+            speaking_local: 0,
             next_due: None,
             stats: MixerStats::default(),
         })
@@ -405,6 +473,7 @@ impl Mixer {
         if let Some(p) = self.participants.get_mut(idx as usize) {
             *p = Participant {
                 in_use: true,
+                role: config.role,
                 codec: config.codec,
                 muted: config.muted,
                 deaf: config.deaf,
@@ -544,7 +613,11 @@ impl Mixer {
 
     fn update_levels(&mut self) {
         for p in self.participants.iter_mut().filter(|p| p.in_use) {
-            let e = if p.has_input && !p.muted { p.energy } else { 0 };
+            let e = if p.has_input && p.may_talk() {
+                p.energy
+            } else {
+                0
+            };
             // Exponential smoothing over ~4 ticks, in integers.
             p.level = (p.level * 3 + e) / 4;
             p.speaking = p.level >= self.enter_level;
@@ -561,7 +634,7 @@ impl Mixer {
         let parts = &mut self.participants;
         let keep_level = self.keep_level;
         self.talkers.retain(|&t| match parts.get_mut(t as usize) {
-            Some(p) if p.in_use && !p.muted && p.level >= keep_level => true,
+            Some(p) if p.may_talk() && p.level >= keep_level => true,
             Some(p) => {
                 p.talker = false;
                 changed = true;
@@ -573,7 +646,7 @@ impl Mixer {
         let mut cand = [(0u64, 0u32); MAX_LOUDEST as usize];
         let mut n = 0usize;
         for (i, p) in self.participants.iter().enumerate() {
-            if !p.in_use || p.talker || p.muted || p.level < self.enter_level {
+            if !p.may_talk() || p.talker || p.level < self.enter_level {
                 continue;
             }
             // Insertion into the sorted list of at most `limit` (n <= limit <= 32).
@@ -630,7 +703,7 @@ impl Mixer {
         let mut changed = false;
         self.talkers.clear();
         for (i, p) in self.participants.iter_mut().enumerate() {
-            let talk = p.in_use && !p.muted && p.has_input;
+            let talk = p.may_talk() && p.has_input;
             changed |= talk != p.talker;
             p.talker = talk;
             if talk {
@@ -640,20 +713,39 @@ impl Mixer {
         changed
     }
 
-    /// Sums the talkers that sent a frame; returns how many did.
+    /// Sums the talkers that sent a frame, local ones first (and keeps their sum aside
+    /// when a trunk adds to it); returns how many did.
     fn sum_contributors(&mut self) -> usize {
         self.sum.fill(0);
         self.speaking_contributors = 0;
-        let mut count = 0;
+        self.trunk_contributed = false;
         for p in self.participants.iter_mut() {
             p.contributed = false;
         }
+        let mut count = self.add_talkers(false);
+        self.speaking_local = self.speaking_contributors;
+        let locals = count;
+        if self.talkers.iter().any(|&t| {
+            self.participants
+                .get(t as usize)
+                .is_some_and(|p| p.role == Role::Trunk && p.has_input)
+        }) {
+            self.local_sum.copy_from_slice(&self.sum);
+            count += self.add_talkers(true);
+            self.trunk_contributed = count > locals;
+        }
+        count
+    }
+
+    /// Adds the trunk (or the other) talkers that sent a frame to `sum`; returns how many.
+    fn add_talkers(&mut self, trunks: bool) -> usize {
         let frame = self.frame;
+        let mut count = 0;
         for &t in &self.talkers {
             let Some(p) = self.participants.get_mut(t as usize) else {
                 continue;
             };
-            if !p.has_input {
+            if !p.has_input || (p.role == Role::Trunk) != trunks {
                 continue;
             }
             let start = t as usize * frame;
@@ -669,10 +761,12 @@ impl Mixer {
         count
     }
 
-    /// Encodes every contributor's own mix and the shared mix for each codec a listener uses.
+    /// Encodes every contributor's own mix and each shared mix (per contributor set and
+    /// codec) that a listener uses.
     fn encode_outputs(&mut self) {
         let frame = self.frame;
         let mut needed = [false; 3];
+        let mut needed_local = [false; 3];
         for (i, p) in self.participants.iter_mut().enumerate() {
             if !p.in_use {
                 continue;
@@ -682,24 +776,34 @@ impl Mixer {
             if p.deaf {
                 continue;
             }
-            if !p.contributed {
-                if let Some(n) = needed.get_mut(p.codec.index()) {
-                    *n = true;
+            let set = match p.contributors(Slot(i as u32), self.trunk_contributed) {
+                Contributors::All => &mut needed,
+                Contributors::Local => &mut needed_local,
+                Contributors::AllBut(_) => {
+                    let own = self.pcm.get(i * frame..(i + 1) * frame).unwrap_or(&[]);
+                    let out = self
+                        .own_out
+                        .get_mut(i * frame * 2..(i + 1) * frame * 2)
+                        .unwrap_or(&mut []);
+                    self.kernel.encode_minus(p.codec, &self.sum, own, out);
+                    self.stats.own_encodes += 1;
+                    continue;
                 }
-                continue;
+            };
+            if let Some(n) = set.get_mut(p.codec.index()) {
+                *n = true;
             }
-            let own = self.pcm.get(i * frame..(i + 1) * frame).unwrap_or(&[]);
-            let out = self
-                .own_out
-                .get_mut(i * frame * 2..(i + 1) * frame * 2)
-                .unwrap_or(&mut []);
-            self.kernel.encode_minus(p.codec, &self.sum, own, out);
-            self.stats.own_encodes += 1;
         }
-        for (codec, buf) in CodecKind::ALL.into_iter().zip(self.shared.iter_mut()) {
-            if needed.get(codec.index()).copied().unwrap_or(false) {
-                self.kernel.encode_sum(codec, &self.sum, buf);
-                self.stats.shared_encodes += 1;
+        let shared = [
+            (&needed, &self.sum, &mut self.shared),
+            (&needed_local, &self.local_sum, &mut self.shared_local),
+        ];
+        for (needed, sum, bufs) in shared {
+            for (codec, buf) in CodecKind::ALL.into_iter().zip(bufs.iter_mut()) {
+                if needed.get(codec.index()).copied().unwrap_or(false) {
+                    self.kernel.encode_sum(codec, sum, buf);
+                    self.stats.shared_encodes += 1;
+                }
             }
         }
     }
@@ -713,17 +817,27 @@ impl Mixer {
         }
         let len = p.codec.encoded_len(self.frame);
         let i = slot.index();
-        let payload = if p.contributed {
-            self.own_out.get(i * self.frame * 2..)?.get(..len)?
-        } else {
-            self.shared.get(p.codec.index())?.get(..len)?
+        let mix = p.contributors(slot, self.trunk_contributed);
+        let (payload, voiced) = match mix {
+            Contributors::AllBut(_) => (
+                self.own_out.get(i * self.frame * 2..)?.get(..len)?,
+                self.speaking_contributors > usize::from(p.speaking),
+            ),
+            Contributors::Local => (
+                self.shared_local.get(p.codec.index())?.get(..len)?,
+                self.speaking_local > 0,
+            ),
+            Contributors::All => (
+                self.shared.get(p.codec.index())?.get(..len)?,
+                self.speaking_contributors > 0,
+            ),
         };
-        let own_speaking = usize::from(p.contributed && p.speaking);
         Some(Output {
             payload,
             codec: p.codec,
-            voiced: self.speaking_contributors > own_speaking,
-            own_mix: p.contributed,
+            voiced,
+            own_mix: matches!(mix, Contributors::AllBut(_)),
+            mix,
         })
     }
 }

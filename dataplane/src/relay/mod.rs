@@ -17,8 +17,10 @@ pub mod splice;
 
 use crate::clock::Instant;
 use crate::conference::{ConfKey, PartKey};
+use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
+use crate::rate::SampleRate;
 use crate::stats::Counter;
 use crate::wire::eth::MacAddr;
 use crate::wire::rewrite::{readdress, rewrite_udp_rtcp_sender, rewrite_udp_rtp, RtpRewrite};
@@ -30,14 +32,18 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::ops::RangeInclusive;
 use core::time::Duration;
 use splice::{Decision, Leg, RtpHead, Splice, SpliceEvent};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-/// An inbound timestamp further than this from the timeline (in samples, 1 s at 8 kHz)
+/// The RTP clock of the relayed streams (G.711's).
+pub const RTP_CLOCK: SampleRate = SampleRate::Hz8000;
+/// An inbound timestamp further than this from the timeline (in samples, 1 s)
 /// re-anchors the client's mapping (the client restarted its clock or stream).
-const REANCHOR_SAMPLES: i64 = 8000;
+const REANCHOR_SAMPLES: i64 = RTP_CLOCK.hz() as i64;
 /// How much a client's added delay shrinks per forwarded packet after a handover.
 pub const RAMP_STEP: Duration = Duration::from_millis(2);
+/// Events a relay holds for the poll loop at most (beyond, they are counted lost).
+const EVENT_QUEUE: usize = 4096;
 /// Held packets released per [`Relay::poll`] call at most.
 const RELEASES_PER_POLL: usize = 64;
 
@@ -57,7 +63,7 @@ impl Timeline {
         let ptime = self.ptime.duration().as_nanos().max(1);
         let frames = now.saturating_since(self.origin).as_nanos() / ptime;
         self.base
-            .wrapping_add((frames as u32).wrapping_mul(self.ptime.samples() as u32))
+            .wrapping_add((frames as u32).wrapping_mul(self.ptime.samples(RTP_CLOCK) as u32))
     }
 }
 
@@ -145,12 +151,6 @@ pub enum RelayCommand {
     /// old one gets no more packets; if not, it stays on the old one and the new one gets
     /// nothing more.
     End(PartKey),
-}
-
-/// What the core hands back to the control core to free.
-pub enum RelayRetired {
-    Session(Box<RelaySession>),
-    Splice(Box<Splice>),
 }
 
 /// Something the relay saw, for the control plane's handover orchestration.
@@ -246,16 +246,12 @@ pub struct Datagram {
 
 /// The relayed clients of one core.
 pub struct Relay<B> {
-    range: RangeInclusive<u16>,
-    /// Local port (offset in our range) -> session index.
-    ports: Box<[Option<u32>]>,
-    sessions: Vec<Option<Box<RelaySession>>>,
-    free: Vec<u32>,
-    by_key: HashMap<PartKey, u32>,
+    /// Our local ports -> the index of the session using each.
+    ports: PortMap<u32>,
+    sessions: Slab<PartKey, RelaySession>,
     held: BinaryHeap<Reverse<Held<B>>>,
     held_n: u64,
-    events: rtrb::Producer<RelayEvent>,
-    retired: rtrb::Producer<RelayRetired>,
+    events: EventQueue<RelayEvent>,
     counters: Arc<RelayCounters>,
 }
 
@@ -264,54 +260,34 @@ impl<B: PacketBuf> Relay<B> {
     pub fn new(
         range: RangeInclusive<u16>,
         max_sessions: usize,
-        events: rtrb::Producer<RelayEvent>,
-        retired: rtrb::Producer<RelayRetired>,
         counters: Arc<RelayCounters>,
     ) -> Relay<B> {
-        let span = range.clone().count();
         Relay {
-            range,
-            ports: vec![None; span].into_boxed_slice(),
-            sessions: (0..max_sessions).map(|_| None).collect(),
-            free: (0..max_sessions as u32).rev().collect(),
-            by_key: HashMap::with_capacity(max_sessions),
+            ports: PortMap::new(Some(range)),
+            sessions: Slab::new(max_sessions),
             held: BinaryHeap::with_capacity(max_sessions * 4 + 1),
             held_n: 0,
-            events,
-            retired,
+            events: EventQueue::new(EVENT_QUEUE),
             counters,
         }
     }
 
-    fn port_index(&self, port: u16) -> Option<usize> {
-        self.range
-            .contains(&port)
-            .then(|| usize::from(port - self.range.start()))
-    }
-
     /// Whether a relayed client uses local port `port`.
     pub fn owns(&self, port: u16) -> bool {
-        self.port_index(port)
-            .and_then(|i| self.ports.get(i))
-            .is_some_and(Option::is_some)
+        self.ports.get(port).is_some()
     }
 
     fn map(&mut self, s: &RelaySpec, v: Option<u32>) {
         for p in [s.client_port, s.mixer_port] {
             for q in [p, p.wrapping_add(1)] {
-                if let Some(i) = self.port_index(q) {
-                    self.ports[i] = v;
-                }
+                self.ports.set(q, v);
             }
         }
     }
 
-    fn retire(&mut self, r: RelayRetired) {
-        // Sized for everything the core can hold; if full anyway, freeing here is the
-        // lesser evil.
-        if let Err(rtrb::PushError::Full(r)) = self.retired.push(r) {
-            drop(r);
-        }
+    /// The oldest event not yet taken (the poll loop sends them up).
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop()
     }
 
     fn push_event(&mut self, spec: &RelaySpec, at: Instant, kind: RelayEventKind) {
@@ -326,45 +302,49 @@ impl<B: PacketBuf> Relay<B> {
         }
     }
 
-    fn session_mut(&mut self, part: PartKey) -> Option<&mut Box<RelaySession>> {
-        let i = *self.by_key.get(&part)?;
-        self.sessions.get_mut(i as usize)?.as_mut()
+    fn session_mut(&mut self, part: PartKey) -> Option<&mut RelaySession> {
+        self.sessions.by_key_mut(&part)
     }
 
-    /// Apply one command from the control core.
-    pub fn apply(&mut self, cmd: RelayCommand, now: Instant) {
+    /// Apply one command from the control core; what it unlinks goes up `retired`.
+    pub fn apply(
+        &mut self,
+        cmd: RelayCommand,
+        now: Instant,
+        retired: &mut rtrb::Producer<Retired>,
+    ) {
         match cmd {
             RelayCommand::Add(s) => {
-                let ports_ok = [s.spec.client_port, s.spec.mixer_port].iter().all(|&p| {
-                    self.port_index(p).is_some() && self.port_index(p.wrapping_add(1)).is_some()
-                });
-                let free = (ports_ok && !self.by_key.contains_key(&s.spec.part))
-                    .then(|| self.free.pop())
-                    .flatten();
-                let Some(i) = free else {
-                    self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Session(s));
-                    return;
-                };
+                let ports_ok = [s.spec.client_port, s.spec.mixer_port]
+                    .iter()
+                    .all(|&p| self.ports.covers(p) && self.ports.covers(p.wrapping_add(1)));
                 let spec = s.spec;
-                self.sessions[i as usize] = Some(s);
-                self.by_key.insert(spec.part, i);
-                self.map(&spec, Some(i));
-                self.counters.sessions.inc();
+                let added = if ports_ok {
+                    self.sessions.insert(spec.part, s)
+                } else {
+                    Err(s)
+                };
+                match added {
+                    Ok(i) => {
+                        self.map(&spec, Some(i));
+                        self.counters.sessions.inc();
+                    }
+                    Err(s) => {
+                        self.counters.commands_rejected.inc();
+                        retire(retired, Retired::RelaySession(s));
+                    }
+                }
             }
             RelayCommand::Remove(part) => {
-                let Some(i) = self.by_key.remove(&part) else {
+                let Some((_, mut s)) = self.sessions.remove(&part) else {
                     return;
                 };
-                if let Some(mut s) = self.sessions[i as usize].take() {
-                    self.map(&s.spec, None);
-                    if let Some(h) = s.handover.take() {
-                        self.retire(RelayRetired::Splice(h.splice));
-                    }
-                    self.counters.sessions.sub(1);
-                    self.retire(RelayRetired::Session(s));
+                self.map(&s.spec, None);
+                if let Some(h) = s.handover.take() {
+                    retire(retired, Retired::Splice(h.splice));
                 }
-                self.free.push(i);
+                self.counters.sessions.sub(1);
+                retire(retired, Retired::RelaySession(s));
             }
             RelayCommand::StartHandover {
                 part,
@@ -374,12 +354,12 @@ impl<B: PacketBuf> Relay<B> {
             } => {
                 let Some(s) = self.session_mut(part) else {
                     self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Splice(splice));
+                    retire(retired, Retired::Splice(splice));
                     return;
                 };
                 if s.handover.is_some() {
                     self.counters.commands_rejected.inc();
-                    self.retire(RelayRetired::Splice(splice));
+                    retire(retired, Retired::Splice(splice));
                     return;
                 }
                 // Rewrite mode: both mixers send the timeline's timestamps, so the
@@ -420,7 +400,7 @@ impl<B: PacketBuf> Relay<B> {
                     // Not cut over: the client stays where it was.
                     None => splice.abort(),
                 }
-                self.retire(RelayRetired::Splice(splice));
+                retire(retired, Retired::Splice(splice));
             }
         }
     }
@@ -446,7 +426,7 @@ impl<B: PacketBuf> Relay<B> {
 
     /// A datagram for one of our ports (see [`Relay::owns`]), in frame `buf`.
     pub fn handle(&mut self, now: Instant, mut buf: B, d: Datagram, out: &mut impl RelayPort<B>) {
-        let Some(i) = self.port_index(d.dst_port).and_then(|i| self.ports[i]) else {
+        let Some(i) = self.ports.get(d.dst_port) else {
             return;
         };
         let start = d.udp_at + udp::HEADER_LEN;
@@ -454,7 +434,7 @@ impl<B: PacketBuf> Relay<B> {
             self.counters.malformed.inc();
             return;
         }
-        let Some(Some(s)) = self.sessions.get_mut(i as usize) else {
+        let Some(s) = self.sessions.get_mut(i) else {
             return;
         };
         let spec = s.spec;

@@ -77,7 +77,7 @@ pub struct SpliceConfig {
 impl Default for SpliceConfig {
     fn default() -> Self {
         SpliceConfig {
-            frame_samples: 160,
+            frame_samples: super::RTP_CLOCK.samples_in_ms(20) as u32,
             ptime: Duration::from_millis(20),
             validate_frames: 5,
             max_align: Duration::from_millis(60),

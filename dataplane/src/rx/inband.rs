@@ -64,7 +64,8 @@ pub const REVERSE_TWIST_DB: f32 = 4.0;
 /// Nominal DTMF frequencies: four rows then four columns, Hz.
 pub const FREQUENCIES: [f32; 8] = [697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0];
 
-const SAMPLE_RATE: f32 = 8000.0;
+/// The detector's rate (it analyses narrowband audio).
+const SAMPLE_RATE: f32 = crate::rate::SampleRate::Hz8000.hz() as f32;
 /// Samples kept: a window plus a hop, so the window before the current one can be
 /// analysed when the gate passed the current one but not that one.
 const HISTORY: usize = WINDOW + HOP;

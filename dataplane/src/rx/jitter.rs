@@ -33,6 +33,7 @@ use core::time::Duration;
 use crate::clock::Instant;
 use crate::codec::{g711, l16, CodecKind};
 use crate::mixer::kernel::Kernel;
+use crate::rate::SampleRate;
 
 use super::cn::{ComfortNoise, Sid};
 use super::plc::Concealer;
@@ -65,8 +66,9 @@ impl Default for JitterConfig {
             min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
             capacity: 32,
-            max_payload: 320,
-            clock_rate: 8000,
+            // 20 ms of L16 at 8 kHz.
+            max_payload: CodecKind::L16.encoded_len(SampleRate::Hz8000.samples_in_ms(20)),
+            clock_rate: SampleRate::Hz8000.hz(),
             conceal_fade: Duration::from_millis(60),
         }
     }

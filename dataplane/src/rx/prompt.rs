@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::event::Event;
+use crate::rate::SampleRate;
+
+/// The rate prompts are stored and played at.
+pub const PROMPT_RATE: SampleRate = SampleRate::Hz8000;
 use super::wav::{self, WavError};
 
 /// Why the prompt library could not be loaded.

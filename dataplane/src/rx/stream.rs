@@ -40,6 +40,37 @@ pub struct PayloadTypes {
     pub telephone_event: Option<u8>,
 }
 
+impl PayloadTypes {
+    /// The map of a session that negotiated `codec` (static payload types for G.711 and
+    /// comfort noise, as RFC 3551; L16 on `dynamic`, if given) and RFC 4733 on
+    /// `telephone_event`. G.711 streams accept both laws, as phones switch mid-call.
+    pub const fn negotiated(
+        codec: CodecKind,
+        dynamic: Option<u8>,
+        telephone_event: Option<u8>,
+    ) -> PayloadTypes {
+        PayloadTypes {
+            pcmu: Some(0),
+            pcma: Some(8),
+            l16: match codec {
+                CodecKind::L16 => dynamic,
+                CodecKind::Pcmu | CodecKind::Pcma => None,
+            },
+            comfort_noise: Some(13),
+            telephone_event,
+        }
+    }
+
+    /// The payload type `codec` is sent and received with, if negotiated.
+    pub const fn payload_type(&self, codec: CodecKind) -> Option<u8> {
+        match codec {
+            CodecKind::Pcmu => self.pcmu,
+            CodecKind::Pcma => self.pcma,
+            CodecKind::L16 => self.l16,
+        }
+    }
+}
+
 impl Default for PayloadTypes {
     fn default() -> Self {
         PayloadTypes {

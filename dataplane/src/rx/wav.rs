@@ -3,6 +3,7 @@
 //! Unknown chunks are skipped; every length is checked, so malformed input is an error
 //! value, never a panic.
 
+use super::prompt::PROMPT_RATE;
 use crate::codec::g711;
 
 /// Why a WAV file was rejected.
@@ -31,8 +32,8 @@ pub enum WavError {
         /// Bits per sample.
         bits: u16,
     },
-    /// Not 8000 Hz.
-    #[error("sample rate {0} Hz, need 8000")]
+    /// Not [`PROMPT_RATE`].
+    #[error("sample rate {0} Hz, need {need}", need = PROMPT_RATE.hz())]
     SampleRate(u32),
     /// Not mono.
     #[error("{0} channels, need 1 (mono)")]
@@ -88,7 +89,7 @@ fn parse_format(body: &[u8]) -> Result<Encoding, WavError> {
     if channels != 1 {
         return Err(WavError::Channels(channels));
     }
-    if rate != 8000 {
+    if rate != PROMPT_RATE.hz() {
         return Err(WavError::SampleRate(rate));
     }
     Ok(enc)
@@ -162,8 +163,8 @@ pub fn write_pcm16(samples: &[i16]) -> Vec<u8> {
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&PROMPT_RATE.hz().to_le_bytes());
+    out.extend_from_slice(&(PROMPT_RATE.hz() * 2).to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");

@@ -4,7 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use tutti_dataplane::codec::CodecKind;
-use tutti_dataplane::conference::{Engine, EngineCounters, MediaEvent, Retired};
+use tutti_dataplane::conference::{Engine, EngineCounters};
+use tutti_dataplane::host::{uplink, CoreEvent, Retired, UplinkRx};
 use tutti_dataplane::io::MemoryIo;
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
@@ -97,7 +98,7 @@ pub fn db(ratio: f64) -> f64 {
 pub struct LoopRig {
     pub lp: PollLoop<MemoryIo>,
     pub commands: rtrb::Producer<Command>,
-    pub events: rtrb::Consumer<MediaEvent>,
+    pub events: rtrb::Consumer<CoreEvent>,
     pub retired: rtrb::Consumer<Retired>,
     pub engine: Arc<EngineCounters>,
     pub core: Arc<CoreCounters>,
@@ -106,11 +107,10 @@ pub struct LoopRig {
 /// A [`LoopRig`] at `mac`/`ip` (a /24, no gateway) owning media ports `ports`.
 pub fn loop_rig(mac: eth::MacAddr, ip: Ipv4Addr, ports: std::ops::RangeInclusive<u16>) -> LoopRig {
     let (commands, rx) = command_ring(64);
-    let (ev_p, events) = rtrb::RingBuffer::new(1024);
-    let (ret_p, retired) = rtrb::RingBuffer::new(64);
+    let (up, UplinkRx { events, retired }) = uplink(1024, 64);
     let engine = Arc::new(EngineCounters::default());
     let core = Arc::new(CoreCounters::default());
-    let eng = Engine::new(0, vec![ports], 8, ev_p, ret_p, engine.clone());
+    let eng = Engine::new(0, vec![ports], 8, engine.clone());
     let addr = PortAddr {
         mac,
         ip,
@@ -124,6 +124,7 @@ pub fn loop_rig(mac: eth::MacAddr, ip: Ipv4Addr, ports: std::ops::RangeInclusive
         0,
         eng,
         Handoff::none(),
+        up,
     );
     LoopRig {
         lp,

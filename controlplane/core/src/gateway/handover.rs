@@ -468,7 +468,7 @@ impl Handover {
             // splice in (they live on the core).
             let splice = Box::new(Splice::new(
                 SpliceConfig {
-                    frame_samples: self.ptime.samples() as u32,
+                    frame_samples: self.ptime.samples(tutti_dataplane::relay::RTP_CLOCK) as u32,
                     ptime: self.ptime.duration(),
                     validate_frames: s.validate_frames,
                     max_align: s.max_align,
