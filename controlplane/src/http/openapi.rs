@@ -759,7 +759,12 @@ pub fn gateway_document(version: &str) -> Value {
                                     configured mixer with the most free capacity)" }),
         );
     }
+    // Relayed conferences live on a mixer, not on a core of the gateway's.
+    if let Some(required) = schemas["Conference"]["required"].as_array_mut() {
+        required.retain(|r| r != "core");
+    }
     if let Some(props) = schemas["Conference"]["properties"].as_object_mut() {
+        props.remove("core");
         props.insert("mixer".into(), json!({ "type": "string", "format": "uri" }));
         props.insert(
             "handover".into(),
@@ -819,9 +824,33 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
+    // Any call that reaches a mixer may find it failing.
+    for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        if !path.starts_with("/v1/conferences") && !path.starts_with("/v1/call-managers") {
+            continue;
+        }
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                r.entry("502").or_insert_with(|| {
+                    json!({ "description": "A mixer failed or could not be reached",
+                            "content": json_content(schema("Error")) })
+                });
+            }
+        }
+    }
     link(&mut doc);
     secure(&mut doc);
     doc
+}
+
+/// Name the mixers `mixer` and `to` may be (`gateway.mixers`: no other is called).
+pub fn name_mixers(doc: &mut Value, mixers: &[String]) {
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field) in [("ConferenceCreate", "mixer"), ("HandoverRequest", "to")] {
+        if !mixers.is_empty() {
+            schemas[schema]["properties"][field]["enum"] = mixers.into();
+        }
+    }
 }
 
 /// Checking JSON against the document's schemas (the subset of OpenAPI 3.0 schema the
