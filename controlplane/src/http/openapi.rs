@@ -537,7 +537,6 @@ const LINKS: [(&str, &str, &[Link]); 4] = [
             ("deleteConference", &[("id", "/id")]),
             ("listParticipants", &[("id", "/id")]),
             ("addParticipant", &[("id", "/id")]),
-            ("playPrompt", &[("id", "/id")]),
             ("adoptConference", &[("id", "/id")]),
             ("handoverConference", &[("id", "/id")]),
         ],
@@ -733,7 +732,9 @@ pub fn gateway_document(version: &str) -> Value {
                     "operationId": "handoverConference",
                     "requestBody": body("HandoverRequest"),
                     "responses": responses(("202", "Started", Some("Conference")),
-                        &[BAD_BODY, ("404", "No such conference"),
+                        &[("400", "Malformed JSON, wrong field types, unknown fields, invalid values, \
+                                 or to names the mixer the conference is on"),
+                          ("404", "No such conference"),
                           ("409", "A handover of the conference is running"),
                           ("502", "No mixer answered"), ("503", "No other mixer has room"),
                           TOO_LARGE, NOT_JSON])
@@ -824,15 +825,28 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
-    // Any call that reaches a mixer may find it failing.
+    // Any call that reaches a mixer may find it failing, and a conference's calls may
+    // find it being handed over.
     for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
-        if !path.starts_with("/v1/conferences") && !path.starts_with("/v1/call-managers") {
+        let conference = path.starts_with("/v1/conferences/{id}");
+        if !conference
+            && !path.starts_with("/v1/conferences")
+            && !path.starts_with("/v1/call-managers")
+        {
             continue;
         }
         for (_, op) in item.as_object_mut().into_iter().flatten() {
-            if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
-                r.entry("502").or_insert_with(|| {
-                    json!({ "description": "A mixer failed or could not be reached",
+            let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            r.entry("502").or_insert_with(|| {
+                json!({ "description": "A mixer failed or could not be reached",
+                        "content": json_content(schema("Error")) })
+            });
+            if conference {
+                r.entry("409").or_insert_with(|| {
+                    json!({ "description": "The conference is being handed over; try again \
+                                            when the handover ends",
                             "content": json_content(schema("Error")) })
                 });
             }
