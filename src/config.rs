@@ -700,6 +700,9 @@ impl ControlConfig {
     }
 }
 
+/// The longest token file read.
+const MAX_SECRET_BYTES: u64 = 4096;
+
 /// A secret given in the file as `key` or in a file named by `key_file` (at most one of
 /// them): the file's text without its trailing newline, which must not be empty.
 fn secret(
@@ -712,8 +715,17 @@ fn secret(
         (Some(t), None) if t.trim().is_empty() => Err(format!("{key}: must not be empty")),
         (Some(t), None) => Ok(Some(t.clone())),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
+            use std::io::Read;
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_string(&mut text))
                 .map_err(|e| format!("{key}_file: cannot read {}: {e}", path.display()))?;
+            if text.len() as u64 > MAX_SECRET_BYTES {
+                return Err(format!(
+                    "{key}_file: {} is longer than {MAX_SECRET_BYTES} bytes",
+                    path.display()
+                ));
+            }
             let t = text.trim_end_matches(['\n', '\r']);
             if t.trim().is_empty() {
                 return Err(format!("{key}_file: {} is empty", path.display()));
@@ -1113,7 +1125,16 @@ control:
             Some("from-file".to_string())
         );
         let missing = dir.join("missing");
+        let long = dir.join("long");
+        std::fs::write(&long, "x".repeat(5000)).unwrap();
         for (extra, want) in [
+            (
+                format!("  token_file: {}\n", long.display()),
+                format!(
+                    "control.token_file: {} is longer than 4096 bytes",
+                    long.display()
+                ),
+            ),
             (
                 format!("  token: a\n  token_file: {}\n", file.display()),
                 "control.token and control.token_file: give one of them".to_string(),

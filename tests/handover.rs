@@ -295,22 +295,26 @@ fn media_counters(b: &mut Bridged) -> String {
     out
 }
 
-/// The gateway test network: mixers A and B, then the gateway naming both.
+/// The gateway test network: mixers A and B, then the gateway naming both and a third
+/// mixer that never answers.
 struct Net {
     b: Bridged,
     /// The gateway's `gateway.listen` API.
     gw: SocketAddr,
+    /// The configured mixer that is not there (nothing listens on its port).
+    nowhere: String,
 }
 
 impl Net {
     fn start(tag: &str) -> Net {
         let gw_port = free_port();
+        let nowhere = format!("http://127.0.0.1:{}", free_port());
         let b = start_bridged(tag, &IPS, &CLIENT_ADDRS, |node, all, yaml| {
             if node.index != GW {
                 return yaml;
             }
             format!(
-                "{yaml}gateway:\n  listen: 127.0.0.1:{gw_port}\n  mixers: [\"{}\", \"{}\"]\n",
+                "{yaml}gateway:\n  listen: 127.0.0.1:{gw_port}\n  mixers: [\"{}\", \"{}\", \"{nowhere}\"]\n",
                 all[A].url(),
                 all[B].url()
             )
@@ -325,7 +329,7 @@ impl Net {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Net { b, gw }
+        Net { b, gw, nowhere }
     }
 
     fn call(&self, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
@@ -579,7 +583,7 @@ fn aborted_handover_leaves_the_calls_intact() {
     let (peers, t0) = start_clients(&net, &parts, secs);
     std::thread::sleep(Duration::from_millis(2500));
     let first = t0.elapsed().as_secs_f64();
-    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let nowhere = net.nowhere.clone();
     let (conf, states) = net.handover("c3", &nowhere, "rewrite");
     eprintln!(
         "handover to {nowhere}: states {states:?}, ended at {:.2} s: {}",

@@ -262,10 +262,24 @@ fn encode(call: &PeerCall) -> (Method, String, Option<Value>) {
         ),
         PeerCall::Heartbeat { cm, interval_ms } => (
             Method::POST,
-            format!("/v1/call-managers/{cm}/heartbeat"),
+            format!("/v1/call-managers/{}/heartbeat", path_segment(cm)),
             Some(json!({ "interval_ms": interval_ms })),
         ),
     }
+}
+
+/// `s` as one URL path segment: every byte but RFC 3986's unreserved ones
+/// percent-encoded (a call manager's name may hold `/`, `?`, `#`, spaces, ...).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// An error with its sources, on one line.
@@ -278,4 +292,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn call_manager_names_are_one_path_segment() {
+        assert_eq!(path_segment("cm-1.a_b~"), "cm-1.a_b~");
+        assert_eq!(path_segment("a/b?c#d e+"), "a%2Fb%3Fc%23d%20e%2B");
+        assert_eq!(path_segment("ć"), "%C4%87");
+    }
 }

@@ -121,6 +121,16 @@ async fn the_gateway_sends_its_mixer_token_on_every_call() {
         assert!(v["error"].as_str().unwrap().contains("401"), "{v}");
     }
     let g = gateway_with(&[&url], Duration::from_secs(2), token("mixer-secret"));
+    // Its document names the only mixers a request may name, and a mixer's failure.
+    let (_, doc) = gw(&g, Method::GET, "/openapi.json", None).await;
+    let create = &doc["components"]["schemas"]["ConferenceCreate"]["properties"];
+    assert_eq!(
+        create["mixer"]["enum"],
+        serde_json::json!([url]),
+        "{create}"
+    );
+    let post = &doc["paths"]["/v1/conferences"]["post"]["responses"];
+    assert!(post.get("502").is_some(), "{post}");
     let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c1"}"#)).await;
     assert_eq!(code, StatusCode::CREATED, "{v}");
     let add = r#"{"remote":"198.18.0.2:4000","codec":"pcmu"}"#;
@@ -275,7 +285,8 @@ async fn conferences_go_to_the_freest_mixer_and_participants_are_relayed() {
         (r#"{"id":"c1"}"#, StatusCode::CONFLICT),
         (r#"{"id":"bad id!"}"#, StatusCode::BAD_REQUEST),
         (r#"{"max_participants":0}"#, StatusCode::BAD_REQUEST),
-        (r#"{"mixer":"http://127.0.0.1:1"}"#, StatusCode::BAD_GATEWAY),
+        // Only configured mixers are called.
+        (r#"{"mixer":"http://127.0.0.1:1"}"#, StatusCode::BAD_REQUEST),
         ("[1]", StatusCode::BAD_REQUEST),
     ] {
         let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(body)).await;
@@ -553,7 +564,11 @@ async fn a_handover_runs_its_steps_and_ends_with_the_conference_only_on_the_new_
 async fn failed_handovers_leave_the_conference_where_it_was() {
     let (a, url_a) = mixer(10).await;
     let (b, url_b) = mixer(10).await;
-    let g = gateway(&[&url_a, &url_b], Duration::from_millis(300));
+    // A third configured mixer that is not there.
+    let g = gateway(
+        &[&url_a, &url_b, "http://127.0.0.1:1"],
+        Duration::from_millis(300),
+    );
     conference_on(&g, &url_a, 1).await;
     let (conf, parts) = keys(&g, "c1");
     let aborted = |reason: &str| {
@@ -566,6 +581,15 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
             assert!(h["reason"].as_str().unwrap().contains(&reason), "{h}");
         }
     };
+
+    // Not a configured mixer: refused, nothing is called.
+    let to = r#"{"to":"http://198.18.0.99:8080"}"#;
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences/c1/handover", Some(to)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("gateway.mixers"),
+        "{v}"
+    );
 
     // B unreachable.
     let (code, _) = gw(

@@ -133,7 +133,7 @@ async fn create(
     let pending = s.control().gw_reserve_conference(spec.id.clone())?;
     let created = async {
         let mixer = match mixer {
-            Some(m) => m,
+            Some(m) => s.control().gateway()?.configured_mixer(&m)?,
             None => freest_mixer(&s, g, None).await?,
         };
         let create = PeerCall::CreateConference {
@@ -383,7 +383,7 @@ async fn handover(
                 ControlError::Invalid(format!("conference {id} is already on {from}")).into(),
             )
         }
-        Some(to) => to,
+        Some(to) => s.control().gateway()?.configured_mixer(&to)?,
         None => freest_mixer(&s, g, Some(&from)).await?,
     };
     s.control().gw_start_handover(&id, &from, to, mode)?;

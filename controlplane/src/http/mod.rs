@@ -231,7 +231,11 @@ async fn openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> 
 }
 
 async fn gateway_openapi_json(State(s): State<ControlState>) -> Json<serde_json::Value> {
-    Json(openapi::gateway_document(s.version))
+    let mut doc = openapi::gateway_document(s.version);
+    if let Some(g) = &s.gateway {
+        openapi::name_mixers(&mut doc, &g.config().mixers);
+    }
+    Json(doc)
 }
 
 /// `GET /v1/events`: every event from now on, as Server-Sent Events named by their

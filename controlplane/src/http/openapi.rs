@@ -988,7 +988,9 @@ pub fn gateway_document(version: &str) -> Value {
                     "operationId": "handoverConference",
                     "requestBody": body("HandoverRequest"),
                     "responses": responses(("202", "Started", Some("Conference")),
-                        &[BAD_BODY, ("404", "No such conference"),
+                        &[("400", "Malformed JSON, wrong field types, unknown fields, invalid values, \
+                                 or to names the mixer the conference is on"),
+                          ("404", "No such conference"),
                           ("409", "A handover of the conference is running"),
                           ("502", "No mixer answered"), ("503", "No other mixer has room"),
                           TOO_LARGE, NOT_JSON])
@@ -1014,7 +1016,12 @@ pub fn gateway_document(version: &str) -> Value {
                                     configured mixer with the most free capacity)" }),
         );
     }
+    // Relayed conferences live on a mixer, not on a core of the gateway's.
+    if let Some(required) = schemas["Conference"]["required"].as_array_mut() {
+        required.retain(|r| r != "core");
+    }
     if let Some(props) = schemas["Conference"]["properties"].as_object_mut() {
+        props.remove("core");
         props.insert("mixer".into(), json!({ "type": "string", "format": "uri" }));
         props.insert(
             "handover".into(),
@@ -1074,9 +1081,46 @@ pub fn gateway_document(version: &str) -> Value {
             }),
         );
     }
+    // Any call that reaches a mixer may find it failing, and a conference's calls may
+    // find it being handed over.
+    for (path, item) in doc["paths"].as_object_mut().into_iter().flatten() {
+        let conference = path.starts_with("/v1/conferences/{id}");
+        if !conference
+            && !path.starts_with("/v1/conferences")
+            && !path.starts_with("/v1/call-managers")
+        {
+            continue;
+        }
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            r.entry("502").or_insert_with(|| {
+                json!({ "description": "A mixer failed or could not be reached",
+                        "content": json_content(schema("Error")) })
+            });
+            if conference {
+                r.entry("409").or_insert_with(|| {
+                    json!({ "description": "The conference is being handed over; try again \
+                                            when the handover ends",
+                            "content": json_content(schema("Error")) })
+                });
+            }
+        }
+    }
     link(&mut doc);
     secure(&mut doc);
     doc
+}
+
+/// Name the mixers `mixer` and `to` may be (`gateway.mixers`: no other is called).
+pub fn name_mixers(doc: &mut Value, mixers: &[String]) {
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field) in [("ConferenceCreate", "mixer"), ("HandoverRequest", "to")] {
+        if !mixers.is_empty() {
+            schemas[schema]["properties"][field]["enum"] = mixers.into();
+        }
+    }
 }
 
 /// Checking JSON against the document's schemas (the subset of OpenAPI 3.0 schema the

@@ -168,6 +168,23 @@ impl GatewayTable {
         })
     }
 
+    /// `url` as the configured mixer it names (a trailing `/` aside): requests may only
+    /// name configured mixers, so the gateway calls no other address.
+    pub fn configured_mixer(&self, url: &str) -> Result<String, ControlError> {
+        let url = url.trim_end_matches('/');
+        self.config
+            .mixers
+            .iter()
+            .find(|m| m.as_str() == url)
+            .cloned()
+            .ok_or_else(|| {
+                ControlError::Invalid(format!(
+                    "{url:?} is not one of the configured mixers (gateway.mixers): {}",
+                    self.config.mixers.join(", ")
+                ))
+            })
+    }
+
     /// The mixers to ask, except `except`.
     pub fn mixers_except(&self, except: Option<&str>) -> Vec<String> {
         self.config
