@@ -13,11 +13,21 @@ use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Kamailio in `ns`, stopped by PID when dropped.
+/// Kamailio in `ns` (`ip netns exec` execs it, so the child is Kamailio's main
+/// process), stopped by PID when dropped: SIGTERM, on which it stops its workers, then
+/// SIGKILL if it is still there after 5 s.
 struct Kamailio(Child);
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        signal(self.0.id(), "-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
