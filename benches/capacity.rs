@@ -38,7 +38,7 @@ use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec, Transmit,
 };
-use tutti_dataplane::host::uplink;
+use tutti_dataplane::host::{uplink, CorePorts};
 use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
@@ -163,8 +163,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let engine_counters = Arc::new(EngineCounters::default());
     let last_port = FIRST_PORT + total as u16;
     let engine = Engine::new(
-        0,
-        vec![FIRST_PORT..=last_port],
+        CorePorts::single(FIRST_PORT..=last_port),
         confs + 1,
         engine_counters.clone(),
     );
@@ -658,8 +657,7 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
     // The real engine (dispatch, whole ticks) and a poll loop with no listeners (rx).
     let (mut retired, _retired_rx) = rtrb::RingBuffer::new(confs + n + 16);
     let mut engine = Engine::new(
-        0,
-        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        CorePorts::single(FIRST_PORT..=FIRST_PORT + n as u16),
         confs + 1,
         Arc::new(EngineCounters::default()),
     );
@@ -679,8 +677,7 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
     }
     let (_commands, rx) = command_ring(16);
     let idle = Engine::new(
-        0,
-        vec![FIRST_PORT..=FIRST_PORT + n as u16],
+        CorePorts::single(FIRST_PORT..=FIRST_PORT + n as u16),
         1,
         Arc::new(EngineCounters::default()),
     );

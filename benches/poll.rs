@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 use tutti_dataplane::clock::Clock;
 use tutti_dataplane::conference::Engine;
+use tutti_dataplane::host::CorePorts;
 use tutti_dataplane::io::{MemoryIo, PacketBuf, PacketIo, BURST};
 use tutti_dataplane::net::exception::ExceptionConfig;
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr};
@@ -98,7 +99,7 @@ fn memory_case(tsc: &TscClock, case: Case) {
         prefix_len: 24,
         gateway: None,
     };
-    let engine = Engine::new(0, Vec::new(), 0, Arc::default());
+    let engine = Engine::new(CorePorts::single(0..=0), 0, Arc::default());
     let mut lp = PollLoop::new(
         vec![(MemoryIo::new(4 * BURST, 2048), addr)],
         counters.clone(),

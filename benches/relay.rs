@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as WallInstant};
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::conference::{ConfKey, Engine, PartKey};
+use tutti_dataplane::host::CorePorts;
 use tutti_dataplane::io::{MemoryIo, PacketIo, BURST};
 use tutti_dataplane::mixer::Ptime;
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
@@ -89,10 +90,11 @@ impl Bench {
     fn new() -> Bench {
         let (commands, rx) = command_ring(4096);
         let range = 20000..=29999;
-        let engine = Engine::new(0, vec![range.clone()], 0, Arc::default());
+        let ports = CorePorts::single(range);
+        let engine = Engine::new(ports.clone(), 0, Arc::default());
         let (up, up_rx) = tutti_dataplane::host::uplink(1 << 20, 4096);
         let counters = Arc::new(RelayCounters::default());
-        let relay = Relay::new(range, usize::from(CLIENTS), counters.clone());
+        let relay = Relay::new(ports, usize::from(CLIENTS), counters.clone());
         let addr = PortAddr {
             mac: OUR_MAC,
             ip: OUR_IP,

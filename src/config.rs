@@ -617,30 +617,13 @@ impl<'de> Deserialize<'de> for PortRange {
 }
 
 impl PortRange {
-    /// The range split into `n` equal parts of whole port pairs (the last part may hold
-    /// the remainder); `None` if a part would hold no pair.
-    pub fn split(&self, n: usize) -> Option<Vec<std::ops::RangeInclusive<u16>>> {
-        // Start on an even port so RTP is even and RTCP odd.
-        let first = u32::from(self.first) + u32::from(self.first) % 2;
-        let total_pairs = (u32::from(self.last) + 1).saturating_sub(first) / 2;
-        let per = total_pairs / u32::try_from(n).ok()?;
-        if per == 0 {
-            return None;
-        }
-        let n = n as u32;
-        Some(
-            (0..n)
-                .map(|i| {
-                    let lo = first + i * per * 2;
-                    let pairs = if i + 1 == n {
-                        total_pairs - i * per
-                    } else {
-                        per
-                    };
-                    lo as u16..=(lo + pairs * 2 - 1) as u16
-                })
-                .collect(),
-        )
+    /// The whole RTP/RTCP pairs of the range (RTP on even ports, RTCP on the next odd
+    /// one), shared by every dataplane core: a pair belongs to whichever core hosts its
+    /// call. `None` if the range holds no pair.
+    pub fn pairs(&self) -> Option<std::ops::RangeInclusive<u16>> {
+        let first = self.first.checked_add(self.first % 2)?;
+        let pairs = (self.last.checked_sub(first)? + 1) / 2;
+        (pairs > 0).then(|| first..=first + (pairs * 2 - 1))
     }
 }
 
@@ -846,6 +829,12 @@ impl Config {
         if self.dataplane.cores.is_empty() {
             return Err("dataplane.cores: at least one dataplane core is needed".into());
         }
+        if self.dataplane.cores.len() > tutti_dataplane::host::MAX_CORES {
+            return Err(format!(
+                "dataplane.cores: at most {} dataplane cores",
+                tutti_dataplane::host::MAX_CORES
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.dataplane.cores {
             if !seen.insert(c) {
@@ -885,17 +874,10 @@ impl Config {
                 }
             }
         }
-        if self
-            .dataplane
-            .udp_ports
-            .split(self.dataplane.cores.len())
-            .is_none()
-        {
+        if self.dataplane.udp_ports.pairs().is_none() {
             return Err(format!(
-                "dataplane.udp_ports: {}-{} is too small to give each of {} core(s) a port pair",
-                self.dataplane.udp_ports.first,
-                self.dataplane.udp_ports.last,
-                self.dataplane.cores.len()
+                "dataplane.udp_ports: {}-{} holds no RTP/RTCP port pair (an even port and the odd one after it)",
+                self.dataplane.udp_ports.first, self.dataplane.udp_ports.last,
             ));
         }
         if self.dataplane.participants_per_core == 0 || self.dataplane.conferences_per_core == 0 {
@@ -997,15 +979,14 @@ control:
     }
 
     #[test]
-    fn port_ranges_split_into_even_pairs() {
-        let r: PortRange = "20001-20010".parse().unwrap();
-        assert_eq!(r.split(2), Some(vec![20002..=20005, 20006..=20009]));
-        assert_eq!(r.split(5), None);
-        let r: PortRange = "20000-59999".parse().unwrap();
-        let parts = r.split(3).unwrap();
-        assert_eq!(parts[0], 20000..=33331);
-        assert_eq!(parts[1], 33332..=46663);
-        assert_eq!(*parts[2].end(), 59999);
+    fn port_ranges_hold_whole_even_pairs() {
+        let pairs = |s: &str| s.parse::<PortRange>().unwrap().pairs();
+        assert_eq!(pairs("20001-20010"), Some(20002..=20009));
+        assert_eq!(pairs("20000-59999"), Some(20000..=59999));
+        assert_eq!(pairs("20000-20000"), None);
+        assert_eq!(pairs("20001-20002"), None);
+        assert_eq!(pairs("65535-65535"), None);
+        assert_eq!(pairs("65534-65535"), Some(65534..=65535));
         assert!("9-3".parse::<PortRange>().is_err());
         assert!("0-3".parse::<PortRange>().is_err());
         assert!("abc".parse::<PortRange>().is_err());

@@ -1,15 +1,17 @@
 //! The media plane as the control API sees it: conference and participant state is built
 //! here, on the control core, and sent down the owning dataplane core's command ring;
 //! each core's event ring is drained into the API's event stream and its retired ring
-//! (state it unlinked) is freed here.
+//! (state it unlinked) is freed here — but for participants moving to a conference on
+//! another core, which are sent on to it.
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tutti_controlplane::media::{MediaCore, MediaError, MediaPlane};
 use tutti_controlplane::ControlState;
 use tutti_dataplane::clock::Clock;
 use tutti_dataplane::conference::{Conference, MediaCommand, MediaOp, Participant};
-use tutti_dataplane::host::{CoreEvent, UplinkRx};
+use tutti_dataplane::host::{CoreEvent, Retired, UplinkRx};
 use tutti_dataplane::poll::Command;
 use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::rtcp::NtpClock;
@@ -64,12 +66,19 @@ impl DpdkMedia {
     }
 
     fn push(&self, core: usize, cmd: Command) -> Result<(), MediaError> {
-        let ring = self
-            .rings
-            .get(core)
-            .ok_or_else(|| MediaError::Rejected(format!("no dataplane core {core}")))?;
+        self.push_back(core, cmd).map_err(|_| match self.rings.get(core) {
+            Some(_) => MediaError::Busy(core),
+            None => MediaError::Rejected(format!("no dataplane core {core}")),
+        })
+    }
+
+    /// Queue `cmd` on core `core`'s ring, or give it back (no such core, ring full).
+    fn push_back(&self, core: usize, cmd: Command) -> Result<(), Command> {
+        let Some(ring) = self.rings.get(core) else {
+            return Err(cmd);
+        };
         let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-        ring.push(cmd).map_err(|_| MediaError::Busy(core))
+        ring.push(cmd).map_err(|rtrb::PushError::Full(cmd)| cmd)
     }
 
     /// Tell every core to stop (a full ring is fine: the stop flag ends the loop too).
@@ -134,6 +143,17 @@ impl MediaPlane for DpdkMedia {
             MediaOp::SetRtpBasis { conf, part, basis } => {
                 MediaCommand::SetRtpBasis { conf, part, basis }
             }
+            MediaOp::MoveParticipant {
+                conf,
+                part,
+                to,
+                settings,
+            } => MediaCommand::MoveParticipant {
+                conf,
+                part,
+                to,
+                settings,
+            },
         };
         self.push(core, Command::Media(cmd))
     }
@@ -149,14 +169,27 @@ impl MediaPlane for DpdkMedia {
 }
 
 /// The control core's ends of the cores' uplinks (events and retired state), in core
-/// order.
-#[derive(Default)]
+/// order, and the participants on their way from one core to another.
 pub struct MediaPump {
-    pub uplinks: Vec<UplinkRx>,
+    uplinks: Vec<UplinkRx>,
+    media: Arc<DpdkMedia>,
+    /// Moving participants whose core's command ring was full: sent on the next turn.
+    moving: VecDeque<(usize, Box<Participant>)>,
 }
 
 impl MediaPump {
-    /// Forward every pending event to the API and free every retired object.
+    /// A pump over `uplinks` (in core order) that sends moving participants on by `media`.
+    pub fn new(uplinks: Vec<UplinkRx>, media: Arc<DpdkMedia>) -> MediaPump {
+        MediaPump {
+            uplinks,
+            media,
+            moving: VecDeque::new(),
+        }
+    }
+
+    /// Forward every pending event to the API, free every retired object, and send each
+    /// moving participant to the core of the conference the control core has it in now
+    /// (it may have moved again, or be gone: then it is freed).
     pub fn drain(&mut self, state: &ControlState) {
         for (core, up) in self.uplinks.iter_mut().enumerate() {
             while let Ok(ev) = up.events.pop() {
@@ -166,7 +199,25 @@ impl MediaPump {
                 }
             }
             while let Ok(r) = up.retired.pop() {
-                drop(r);
+                if let Retired::Moving(part) = r {
+                    let home = state.control().participant_home(part.key());
+                    if let Some(home) = home {
+                        let mut part = part;
+                        part.rehome(home.conf, home.settings);
+                        self.moving.push_back((home.core, part));
+                    }
+                }
+            }
+        }
+        for _ in 0..self.moving.len() {
+            let Some((core, part)) = self.moving.pop_front() else {
+                break;
+            };
+            let cmd = Command::Media(MediaCommand::AddParticipant(part));
+            if let Err(Command::Media(MediaCommand::AddParticipant(part))) =
+                self.media.push_back(core, cmd)
+            {
+                self.moving.push_back((core, part));
             }
         }
     }

@@ -15,7 +15,7 @@ use tutti_controlplane::media::MediaCore;
 use tutti_controlplane::sip;
 use tutti_controlplane::{http as api, ControlState, CoreHandle, PortSource, PortStatus};
 use tutti_dataplane::conference::{Engine, EngineCounters};
-use tutti_dataplane::host::uplink;
+use tutti_dataplane::host::{uplink, CorePorts, PortTable};
 use tutti_dataplane::poll::{command_ring, Handoff, PollLoop, PortAddr, RingPair};
 use tutti_dataplane::relay::{Relay, RelayCounters};
 use tutti_dataplane::rx::PromptLibrary;
@@ -240,11 +240,13 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let clock = TscClock::new(&eal);
     let ncores = cfg.dataplane.cores.len();
-    let ranges = cfg
+    let media_ports = cfg
         .dataplane
         .udp_ports
-        .split(ncores)
-        .context("dataplane.udp_ports too small")?;
+        .pairs()
+        .context("dataplane.udp_ports holds no port pair")?;
+    // Which core holds each media port pair: claimed by the core that links a call in.
+    let table = PortTable::shared(media_ports.clone());
     let media_ip = cfg.ports[0].ipv4.addr;
     let mut handoffs = Handoff::mesh(ncores, |from, to| -> anyhow::Result<RingPair<Mbuf>> {
         let socket = eal.lcore_socket(cfg.dataplane.cores[to]) as i32;
@@ -255,7 +257,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let mut cores = Vec::new();
     let mut media_cores = Vec::new();
     let mut rings = Vec::new();
-    let mut pump = MediaPump::default();
+    let mut uplinks = Vec::new();
     let mut handles = Vec::new();
     let per_core = cfg.dataplane.participants_per_core as usize;
     let confs_per_core = cfg.dataplane.conferences_per_core as usize;
@@ -284,7 +286,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             0
         };
         let (up, up_rx) = uplink(EVENT_RING, per_core + confs_per_core + relayed + 1024);
-        let engine = Engine::new(qi, ranges.clone(), confs_per_core, engine_counters.clone());
+        let core_ports = CorePorts::new(table.clone(), qi);
+        let engine = Engine::new(core_ports.clone(), confs_per_core, engine_counters.clone());
         let handoff = handoffs.next().context("handoff rings")?;
         let mut lp = PollLoop::new(
             queues,
@@ -311,7 +314,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         let relay_counters = Arc::new(RelayCounters::default());
         if cfg.gateway.is_some() {
             lp = lp.with_relay(Relay::new(
-                ranges[qi].clone(),
+                core_ports,
                 per_core,
                 relay_counters.clone(),
             ));
@@ -320,11 +323,11 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;
         handles.push(h);
         rings.push(tx);
-        pump.uplinks.push(up_rx);
+        uplinks.push(up_rx);
         media_cores.push(MediaCore {
             lcore,
             local_ip: media_ip,
-            ports: ranges[qi].clone(),
+            ports: media_ports.clone(),
             capacity: cfg.dataplane.participants_per_core,
         });
         cores.push(CoreHandle {
@@ -341,6 +344,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         clock,
         cfg.gateway.is_some(),
     ));
+    let pump = MediaPump::new(uplinks, media.clone());
     info!(
         cores = ?cfg.dataplane.cores,
         "{} dataplane core(s) polling; control API on {}://{}",

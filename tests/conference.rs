@@ -329,13 +329,15 @@ fn ffmpeg_sends_and_receives_through_a_conference() {
     assert!(st.success());
 }
 
+/// A configuration with two dataplane cores (lcores 1 and 2, both on CPU 1).
+fn two_cores(y: String) -> String {
+    y.replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,1@1,2@1\"")
+        .replace("cores: [1]", "cores: [1, 2]")
+}
+
 #[test]
 fn conferences_on_two_dataplane_cores() {
     let _turn = one_at_a_time();
-    let two_cores = |y: String| {
-        y.replace("\"-l\", \"0-1\"", "\"--lcores\", \"0@0,1@1,2@1\"")
-            .replace("cores: [1]", "cores: [1, 2]")
-    };
     let (mut t, ns) = start_on_tap("t2", two_cores, &[]);
 
     let mut cores = Vec::new();
@@ -390,6 +392,75 @@ fn conferences_on_two_dataplane_cores() {
         assert!(t.metric(&format!("tutti_mix_ticks_total{{core=\"{core}\"}}")) >= 100.0);
         assert!(t.metric(&format!("tutti_rtp_sent_packets_total{{core=\"{core}\"}}")) >= 280.0);
     }
+    let (st, _) = t.terminate();
+    assert!(st.success(), "{}", t.stderr());
+}
+
+#[test]
+fn a_participant_moves_to_a_conference_on_the_other_core_with_its_call() {
+    let _turn = one_at_a_time();
+    let (mut t, ns) = start_on_tap("tm", two_cores, &[]);
+    // A (440 Hz) and B (1000 Hz) in left, C (1900 Hz) in right: placement puts right on
+    // the core left is not on, once left has its participants.
+    let rec = std::env::temp_dir().join(format!("{}.wav", unique("tutti-moved-")));
+    let mut peers = Vec::new();
+    let mut cores = Vec::new();
+    for (i, conf) in ["left", "left", "right"].iter().enumerate() {
+        if i != 1 {
+            let body = format!(r#"{{"id":"{conf}"}}"#);
+            let (code, c) = t.call("POST", "/v1/conferences", Some(&body));
+            assert_eq!(code, 201, "{c}");
+            cores.push(c["core"].as_u64().unwrap());
+        }
+        let port = 4000 + 2 * i;
+        let body = format!(r#"{{"remote":"198.18.0.2:{port}","codec":"pcmu"}}"#);
+        let (code, p) = t.call("POST", &format!("/v1/conferences/{conf}/participants"), Some(&body));
+        assert_eq!(code, 201, "{p}");
+        let mut extra = vec!["--tone".to_string(), FREQS[i].to_string()];
+        if i == 0 {
+            extra.extend(["--record".to_string(), rec.display().to_string()]);
+        }
+        let local = p["local"].as_str().unwrap().to_string();
+        let peer = Peer::start(&ns, &format!("198.18.0.2:{port}"), &local, 5, &extra);
+        peers.push((p, peer));
+    }
+    assert_ne!(cores[0], cores[1], "one conference per core");
+    std::thread::sleep(Duration::from_millis(2000));
+    let a = &peers[0].0;
+    let uri = format!("/v1/conferences/left/participants/{}/move", a["id"].as_str().unwrap());
+    let (code, moved) = t.call("POST", &uri, Some(r#"{"conference":"right"}"#));
+    assert_eq!(code, 200, "{moved}");
+    assert_eq!((&moved["conference"], &moved["local"]), (&"right".into(), &a["local"]));
+    let reports: Vec<Value> = peers.into_iter().map(|(_, peer)| peer.finish()).collect();
+    let (ra, rb, rc) = (&reports[0], &reports[1], &reports[2]);
+    // A's stream went on: one SSRC, no sequence gap, hardly a frame missing.
+    assert_eq!(ra["ssrcs"].as_array().unwrap().len(), 1, "{ra}");
+    assert_eq!(ra["seq_gaps"], 0, "{ra}");
+    assert!(ra["received"].as_u64().unwrap() >= 230, "{ra}");
+    // After the move A hears C and not B; C hears A; B is alone.
+    assert!(db(ra, FREQS[2]) - db(ra, FREQS[1]) >= 30.0, "A: {ra}");
+    assert!(db(rc, FREQS[0]) - db(rc, FREQS[2]) >= 30.0, "C: {rc}");
+    assert!(db(rb, FREQS[0]) < -50.0, "B no longer hears A: {rb}");
+    // Before it, A heard B (its first second, recorded).
+    let first = std::env::temp_dir().join(format!("{}.wav", unique("tutti-moved-first-")));
+    let (rec_s, first_s) = (rec.display().to_string(), first.display().to_string());
+    let out = run("sox", &[rec_s.as_str(), first_s.as_str(), "trim", "0.5", "1"]);
+    assert!(out.status.success(), "sox: {}", String::from_utf8_lossy(&out.stderr));
+    let peer = repo_path("scripts/rtp-peer");
+    let freqs: Vec<String> = FREQS.iter().map(u32::to_string).collect();
+    let mut args = vec![peer.to_str().unwrap(), "--analyze-wav", first_s.as_str()];
+    for f in &freqs {
+        args.extend(["--analyze", f.as_str()]);
+    }
+    let out = run("python3", &args);
+    let before: Value = serde_json::from_slice(&out.stdout).expect("analysis JSON");
+    assert!(db(&before, FREQS[1]) - db(&before, FREQS[2]) >= 30.0, "A before: {before}");
+    for f in [&rec, &first] {
+        let _ = std::fs::remove_file(f);
+    }
+    // Each core counts its participants: B on left's, A and C on right's.
+    let on = |core: u64| t.metric(&format!("tutti_participants{{core=\"{core}\"}}"));
+    assert_eq!((on(cores[0]), on(cores[1])), (1.0, 2.0));
     let (st, _) = t.terminate();
     assert!(st.success(), "{}", t.stderr());
 }

@@ -1,5 +1,6 @@
 //! How a dataplane core hosts state: a [`Slab`] of boxed objects by key (conferences,
-//! relay sessions), a [`PortMap`] from local UDP port to what receives on it, an
+//! relay sessions), the appliance's one [`PortTable`] saying which core receives on each
+//! media port, a [`PortMap`] per engine from local UDP port to what receives on it, an
 //! [`EventQueue`] per engine, and one [`Uplink`] to the control core: one ring of
 //! [`CoreEvent`]s and one of [`Retired`] state. All are allocated in full when built
 //! (on the control core) and allocate nothing after.
@@ -9,7 +10,9 @@ use crate::relay::splice::Splice;
 use crate::relay::{RelayEvent, RelaySession};
 use core::hash::Hash;
 use core::ops::RangeInclusive;
+use core::sync::atomic::{AtomicU8, Ordering};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What a core reports to the control core.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,12 +23,17 @@ pub enum CoreEvent {
     Relay(RelayEvent),
 }
 
-/// State a core unlinked, handed back to be freed on the control core.
+/// State a core unlinked, handed back to the control core: to be freed there, or (a
+/// participant moving to a conference on another core) to be sent on.
 pub enum Retired {
     Conference(Box<Conference>),
     Participant(Box<Participant>),
     RelaySession(Box<RelaySession>),
     Splice(Box<Splice>),
+    /// A participant on its way to a conference that is not on this core: the control
+    /// core sends it to the core of the conference it has it in (its ports stay
+    /// unclaimed until that core links it in).
+    Moving(Box<Participant>),
 }
 
 /// Hands `r` back up `ring`. The ring is sized for everything the core can hold; if it
@@ -158,6 +166,130 @@ impl<K: Copy + Eq + Hash, T> Slab<K, T> {
     }
 }
 
+/// Where a datagram to a local UDP port is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// By this core (a media port it holds, or one nobody holds: it counts the drop).
+    Local,
+    /// By another core (index into the core list).
+    Core(usize),
+    /// By no core: not a media port (the kernel's, through the exception path).
+    Nobody,
+}
+
+/// Which dataplane core receives on each media port pair of the appliance: one table,
+/// shared by every core. A core claims the pairs of what it links in (a participant's
+/// legs, a relayed client) and gives them back when it unlinks it, so a port follows
+/// its call from core to core; every core looks a received datagram's port up here to
+/// know whether to handle it or hand it to the core that holds it. Lock-free: one
+/// atomic byte per pair.
+pub struct PortTable {
+    /// The first (even) port of the media range.
+    first: u16,
+    /// Per pair from `first`: 0 when no core holds it, else the core's index + 1.
+    owners: Box<[AtomicU8]>,
+}
+
+/// Most cores a [`PortTable`] can name.
+pub const MAX_CORES: usize = u8::MAX as usize - 1;
+
+impl PortTable {
+    /// A table for the media ports `range` (from its first even port to its last
+    /// complete pair), held by no core yet. This allocates.
+    pub fn new(range: RangeInclusive<u16>) -> PortTable {
+        let first = range.start().saturating_add(range.start() % 2);
+        let pairs = (u32::from(*range.end()) + 1).saturating_sub(u32::from(first)) / 2;
+        PortTable {
+            first,
+            owners: (0..pairs).map(|_| AtomicU8::new(0)).collect(),
+        }
+    }
+
+    /// [`PortTable::new`], shared.
+    pub fn shared(range: RangeInclusive<u16>) -> Arc<PortTable> {
+        Arc::new(PortTable::new(range))
+    }
+
+    /// The media ports, whole pairs (empty when the range holds none).
+    pub fn range(&self) -> Option<RangeInclusive<u16>> {
+        let pairs = u16::try_from(self.owners.len()).ok().filter(|&n| n > 0)?;
+        Some(self.first..=self.first + (pairs * 2 - 1))
+    }
+
+    fn entry(&self, port: u16) -> Option<&AtomicU8> {
+        let offset = port.checked_sub(self.first)?;
+        self.owners.get(usize::from(offset / 2))
+    }
+
+    /// Who handles a datagram to `port`, as seen by core `me`.
+    pub fn owner(&self, port: u16, me: usize) -> Owner {
+        match self.entry(port).map(|e| e.load(Ordering::Acquire)) {
+            None => Owner::Nobody,
+            Some(0) => Owner::Local,
+            Some(k) if usize::from(k - 1) == me => Owner::Local,
+            Some(k) => Owner::Core(usize::from(k - 1)),
+        }
+    }
+
+    /// Core `core` holds the pair of `port` from now on (whoever held it before).
+    pub fn claim(&self, port: u16, core: usize) {
+        if let (Some(e), Ok(k)) = (self.entry(port), u8::try_from(core + 1)) {
+            e.store(k, Ordering::Release);
+        }
+    }
+
+    /// Core `core` gives the pair of `port` back, unless another core claimed it since.
+    pub fn release(&self, port: u16, core: usize) {
+        if let (Some(e), Ok(k)) = (self.entry(port), u8::try_from(core + 1)) {
+            let _ = e.compare_exchange(k, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A core's view of the [`PortTable`]: the table and which core it is.
+#[derive(Clone)]
+pub struct CorePorts {
+    table: Arc<PortTable>,
+    core: usize,
+}
+
+impl CorePorts {
+    /// Core `core`'s view of `table`.
+    pub fn new(table: Arc<PortTable>, core: usize) -> CorePorts {
+        CorePorts { table, core }
+    }
+
+    /// The one core of `range` (tests and benchmarks).
+    pub fn single(range: RangeInclusive<u16>) -> CorePorts {
+        CorePorts::new(PortTable::shared(range), 0)
+    }
+
+    /// Who handles a datagram to `port`.
+    pub fn owner(&self, port: u16) -> Owner {
+        self.table.owner(port, self.core)
+    }
+
+    /// Whether `port` is a media port.
+    pub fn covers(&self, port: u16) -> bool {
+        self.table.entry(port).is_some()
+    }
+
+    /// This core holds the pair of `port`.
+    pub fn claim(&self, port: u16) {
+        self.table.claim(port, self.core);
+    }
+
+    /// This core gives the pair of `port` back.
+    pub fn release(&self, port: u16) {
+        self.table.release(port, self.core);
+    }
+
+    /// A map over the media ports, for what this core links in.
+    pub fn map<V: Copy>(&self) -> PortMap<V> {
+        PortMap::new(self.table.range())
+    }
+}
+
 /// What receives on each local UDP port of a range.
 pub struct PortMap<V> {
     range: Option<RangeInclusive<u16>>,
@@ -236,5 +368,26 @@ mod tests {
         assert_eq!(m.get(101), None);
         let none: PortMap<u8> = PortMap::new(None);
         assert!(!none.covers(100));
+    }
+
+    #[test]
+    fn port_table_follows_claims_by_pair() {
+        let t = PortTable::shared(101..=106);
+        assert_eq!(t.range(), Some(102..=105));
+        let (a, b) = (CorePorts::new(t.clone(), 0), CorePorts::new(t.clone(), 1));
+        // Outside the media ports: the kernel's; inside, unheld: the receiving core drops.
+        assert_eq!((a.owner(101), a.owner(106), a.owner(102)), (Owner::Nobody, Owner::Nobody, Owner::Local));
+        a.claim(104);
+        assert_eq!((a.owner(104), a.owner(105), b.owner(105)), (Owner::Local, Owner::Local, Owner::Core(0)));
+        // The call moves: b claims, a's late release does not take it back.
+        b.claim(104);
+        a.release(104);
+        assert_eq!((a.owner(104), b.owner(104)), (Owner::Core(1), Owner::Local));
+        b.release(105);
+        assert_eq!(a.owner(104), Owner::Local);
+        assert!(a.covers(102) && !a.covers(106));
+        assert_eq!(PortTable::new(7..=7).range(), None);
+        let m: PortMap<u8> = a.map();
+        assert!(m.covers(102) && m.covers(105) && !m.covers(106));
     }
 }

@@ -6,7 +6,8 @@
 //! allocates, locks or logs after construction.
 
 use crate::clock::{Clock, Instant};
-use crate::conference::{Engine, MediaCommand, Owner};
+use crate::conference::{Engine, MediaCommand};
+use crate::host::Owner;
 use crate::host::{CoreEvent, Uplink};
 use crate::io::{PacketBuf, PacketIo, RingRx, RingTx, BURST};
 use crate::net::arp;
@@ -458,7 +459,7 @@ mod tests {
 
     /// An engine with no conferences and no ports of its own.
     fn no_conferences() -> Engine {
-        Engine::new(0, Vec::new(), 0, Arc::default())
+        Engine::new(crate::host::CorePorts::single(0..=0), 0, Arc::default())
     }
 
     fn lp(
@@ -659,92 +660,173 @@ mod tests {
         assert_eq!(c.iterations.get(), 1);
     }
 
+    /// Two cores sharing one port table, as the appliance runs them.
+    struct TwoCores {
+        loops: Vec<(PollLoop<MemoryIo>, Arc<CoreCounters>)>,
+        cmds: Vec<rtrb::Producer<Command>>,
+        ups: Vec<crate::host::UplinkRx>,
+        engines: Vec<Arc<crate::conference::EngineCounters>>,
+    }
+
+    const T0: Instant = Instant::from_nanos(1_000);
+
+    impl TwoCores {
+        fn new() -> TwoCores {
+            let table = crate::host::PortTable::shared(20000..=21999);
+            let mut mesh = Handoff::mesh(2, |_, _| -> Result<RingPair<MemBuf>, ()> {
+                let (tx, rx) = rtrb::RingBuffer::new(8);
+                Ok((Box::new(tx), Box::new(rx)))
+            })
+            .unwrap()
+            .into_iter();
+            let mut all = TwoCores {
+                loops: Vec::new(),
+                cmds: Vec::new(),
+                ups: Vec::new(),
+                engines: Vec::new(),
+            };
+            for core in 0..2 {
+                let (tx, rx) = command_ring(8);
+                let ec = Arc::new(crate::conference::EngineCounters::default());
+                let ports = crate::host::CorePorts::new(table.clone(), core);
+                let engine = Engine::new(ports, 4, ec.clone());
+                let c = Arc::new(CoreCounters::default());
+                let (up, up_rx) = crate::host::uplink(64, 8);
+                let l = PollLoop::new(
+                    vec![(MemoryIo::new(64, 2048), addr(None))],
+                    c.clone(),
+                    rx,
+                    0,
+                    engine,
+                    mesh.next().unwrap(),
+                    up,
+                );
+                all.loops.push((l, c));
+                all.cmds.push(tx);
+                all.ups.push(up_rx);
+                all.engines.push(ec);
+            }
+            all
+        }
+
+        fn command(&mut self, core: usize, cmd: MediaCommand) {
+            assert!(self.cmds[core].push(Command::Media(cmd)).is_ok());
+            step(&mut self.loops[core].0, T0);
+        }
+
+        /// Conference `key` on `core`.
+        fn conference(&mut self, core: usize, key: u32) {
+            use crate::conference::{Conference, ConferenceSpec};
+            let spec = ConferenceSpec {
+                key: ConfKey(key),
+                ptime: crate::mixer::Ptime::Ms20,
+                rate: crate::rate::SampleRate::Hz8000,
+                active_speakers: crate::mixer::ActiveSpeakers::All,
+                max_participants: 2,
+                timing: Default::default(),
+            };
+            self.command(core, MediaCommand::AddConference(Conference::new(spec).unwrap()));
+        }
+
+        /// Participant 1 on local port 21000 in conference `conf` on `core`.
+        fn participant(&mut self, core: usize, conf: u32) {
+            use crate::codec::CodecKind;
+            use crate::conference::{Participant, ParticipantSettings, ParticipantSpec};
+            let part = ParticipantSpec {
+                conf: ConfKey(conf),
+                key: PartKey(1),
+                local_port: 21000,
+                remote: SocketAddrV4::new(PEER_IP, 4000),
+                codec: CodecKind::Pcmu,
+                payload_types: crate::rx::PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
+                rtcp: false,
+                ssrc: 7,
+                settings: ParticipantSettings::default(),
+                liveness: Default::default(),
+            };
+            let p = Participant::new(part, T0, crate::rx::rtcp::NtpClock::default()).unwrap();
+            self.command(core, MediaCommand::AddParticipant(p));
+        }
+
+        /// An RTP datagram for port 21000 arrives on `core`'s queue (sequence `seq`).
+        fn rtp_to(&mut self, core: usize, seq: u8) {
+            let mut rtp = vec![0x80u8, 0, 0, seq, 0, 0, seq, 0, 0, 0, 0, 9];
+            rtp.extend_from_slice(&[0xff; 160]);
+            let mut seg = vec![0u8; 8 + rtp.len()];
+            seg[8..].copy_from_slice(&rtp);
+            udp::write_header(&mut seg, PEER_IP, OUR_IP, 4000, 21000);
+            let frame = ipv4_frame(ipv4::PROTO_UDP, &seg, OUR_IP);
+            assert!(self.loops[core].0.io_mut(0).unwrap().inject(&frame));
+            step(&mut self.loops[core].0, T0);
+        }
+
+        fn drops(&self) -> u64 {
+            self.loops.iter().map(|(_, c)| c.drops_total()).sum()
+        }
+    }
+
+    use crate::conference::{ConfKey, MediaCommand, PartKey};
+
     #[test]
     fn datagrams_for_another_cores_port_are_handed_over() {
-        use crate::codec::CodecKind;
-        use crate::conference::{
-            ConfKey, Conference, ConferenceSpec, EngineCounters, MediaCommand, PartKey,
-            Participant, ParticipantSettings, ParticipantSpec,
-        };
-        use crate::mixer::{ActiveSpeakers, Ptime};
-        use crate::rx::rtcp::NtpClock;
+        let mut two = TwoCores::new();
+        two.conference(1, 1);
+        two.participant(1, 1);
+        two.rtp_to(0, 1);
+        assert_eq!(two.loops[0].1.handoff_out.get(), 1);
+        assert_eq!(two.engines[0].rtp_in.get(), 0, "core 0 does not handle it");
+        step(&mut two.loops[1].0, T0);
+        assert_eq!(two.loops[1].1.handoff_in.get(), 1);
+        assert_eq!(two.engines[1].rtp_in.get(), 1, "the owner handled it");
+        assert_eq!(two.drops(), 0);
+    }
 
-        let ranges = vec![20000..=20999, 21000..=21999];
-        let mut mesh = Handoff::mesh(2, |_, _| -> Result<RingPair<MemBuf>, ()> {
-            let (tx, rx) = rtrb::RingBuffer::new(8);
-            Ok((Box::new(tx), Box::new(rx)))
-        })
-        .unwrap()
-        .into_iter();
-        let mut loops = Vec::new();
-        let mut cmds = Vec::new();
-        let mut engines = Vec::new();
-        for core in 0..2 {
-            let (tx, rx) = command_ring(8);
-            let ec = Arc::new(EngineCounters::default());
-            let engine = Engine::new(core, ranges.clone(), 4, ec.clone());
-            let c = Arc::new(CoreCounters::default());
-            let l = PollLoop::new(
-                vec![(MemoryIo::new(64, 2048), addr(None))],
-                c.clone(),
-                rx,
-                0,
-                engine,
-                mesh.next().unwrap(),
-                crate::host::uplink(64, 8).0,
-            );
-            loops.push((l, c));
-            cmds.push(tx);
-            engines.push(ec);
-        }
-        let t = Instant::from_nanos(1_000);
-        let spec = ConferenceSpec {
-            key: ConfKey(1),
-            ptime: Ptime::Ms20,
-            rate: crate::rate::SampleRate::Hz8000,
-            active_speakers: ActiveSpeakers::All,
-            max_participants: 2,
-            timing: Default::default(),
-        };
-        let part = ParticipantSpec {
-            conf: ConfKey(1),
-            key: PartKey(1),
-            local_port: 21000,
-            remote: SocketAddrV4::new(PEER_IP, 4000),
-            codec: CodecKind::Pcmu,
-            payload_types: crate::rx::PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
-            rtcp: false,
-            ssrc: 7,
-            settings: ParticipantSettings::default(),
-            liveness: Default::default(),
-        };
-        let conf = Conference::new(spec).unwrap();
-        let p = Participant::new(part, t, NtpClock::default()).unwrap();
-        assert!(cmds[1]
-            .push(Command::Media(MediaCommand::AddConference(conf)))
-            .is_ok());
-        assert!(cmds[1]
-            .push(Command::Media(MediaCommand::AddParticipant(p)))
-            .is_ok());
-        step(&mut loops[1].0, t);
+    #[test]
+    fn a_moved_call_takes_its_port_to_the_new_core() {
+        use crate::conference::ParticipantSettings;
+        use crate::host::Retired;
+        let mut two = TwoCores::new();
+        two.conference(1, 1);
+        two.conference(1, 3);
+        two.conference(0, 2);
+        two.participant(1, 1);
+        two.rtp_to(1, 1);
+        assert_eq!(two.engines[1].rtp_in.get(), 1);
 
-        // An RTP datagram for core 1's port arrives on core 0's queue.
-        let mut rtp = vec![0x80u8, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9];
-        rtp.extend_from_slice(&[0xff; 160]);
-        let mut seg = vec![0u8; 8 + rtp.len()];
-        seg[8..].copy_from_slice(&rtp);
-        udp::write_header(&mut seg, PEER_IP, OUR_IP, 4000, 21000);
-        assert!(loops[0]
-            .0
-            .io_mut(0)
-            .unwrap()
-            .inject(&ipv4_frame(ipv4::PROTO_UDP, &seg, OUR_IP)));
-        step(&mut loops[0].0, t);
-        assert_eq!(loops[0].1.handoff_out.get(), 1);
-        assert_eq!(engines[0].rtp_in.get(), 0, "core 0 does not handle it");
-        step(&mut loops[1].0, t);
-        assert_eq!(loops[1].1.handoff_in.get(), 1);
-        assert_eq!(engines[1].rtp_in.get(), 1, "the owner handled it");
-        assert_eq!(loops[1].1.drops_total() + loops[0].1.drops_total(), 0);
+        // On one core: conference 1 -> 3, between two iterations; its port stays.
+        let settings = ParticipantSettings::default();
+        let to = |to: u32| MediaCommand::MoveParticipant {
+            conf: ConfKey(to / 10),
+            part: PartKey(1),
+            to: ConfKey(to % 10),
+            settings,
+        };
+        two.command(1, to(13));
+        assert!(two.ups[1].retired.pop().is_err(), "nothing left the core");
+        two.rtp_to(1, 2);
+        assert_eq!(two.engines[1].rtp_in.get(), 2);
+
+        // To the other core: it leaves core 1 (its port is nobody's meanwhile: the
+        // datagram is dropped where it arrives) ...
+        two.command(1, to(32));
+        let Ok(Retired::Moving(p)) = two.ups[1].retired.pop() else {
+            panic!("the participant went up to be sent on");
+        };
+        assert_eq!((p.key(), p.conf()), (PartKey(1), ConfKey(2)));
+        two.rtp_to(1, 3);
+        assert_eq!((two.engines[1].rtp_in.get(), two.drops()), (2, 1));
+        // ... and once core 0 links it in, core 1 hands its datagrams over.
+        two.command(0, MediaCommand::AddParticipant(p));
+        two.rtp_to(1, 4);
+        assert_eq!(two.loops[1].1.handoff_out.get(), 1);
+        step(&mut two.loops[0].0, T0);
+        assert_eq!(two.engines[0].rtp_in.get(), 1, "the new core handled it");
+        assert_eq!(two.engines[0].participants.get(), 1);
+        assert_eq!(two.engines[1].participants.get(), 0);
+
+        // Moving a participant that is not there is refused, and nothing moves.
+        two.command(1, to(32));
+        assert_eq!(two.engines[1].commands_rejected.get(), 1);
+        assert!(two.ups[1].retired.pop().is_err());
     }
 }

@@ -18,7 +18,7 @@ use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
     Participant, ParticipantSettings, ParticipantSpec, RtpBasis, Timing, Transmit,
 };
-use tutti_dataplane::host::Retired;
+use tutti_dataplane::host::{CorePorts, Retired};
 use tutti_dataplane::mixer::{ActiveSpeakers, Ptime};
 use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
@@ -219,7 +219,7 @@ impl Mixer {
     fn with_timing(now: Instant, key_base: u32, ssrc_base: u32, timing: Timing) -> Mixer {
         let (mut retired, retired_rx) = rtrb::RingBuffer::new(64);
         let counters = Arc::new(EngineCounters::default());
-        let mut engine = Engine::new(0, vec![20000..=20999], 4, counters.clone());
+        let mut engine = Engine::new(CorePorts::single(20000..=20999), 4, counters.clone());
         let spec = ConferenceSpec {
             key: CONF,
             ptime: Ptime::Ms20,

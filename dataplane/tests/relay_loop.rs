@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::conference::{ConfKey, Engine, EngineCounters, PartKey};
-use tutti_dataplane::host::{uplink, CoreEvent, Retired, UplinkRx};
+use tutti_dataplane::host::{uplink, CoreEvent, CorePorts, Retired, UplinkRx};
 use tutti_dataplane::io::{MemoryIo, PacketBuf};
 use tutti_dataplane::mixer::Ptime;
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
@@ -115,9 +115,9 @@ impl Rig {
     fn new() -> Rig {
         let (commands, rx) = command_ring(64);
         let range = 20000..=20999;
+        let ports = CorePorts::single(range);
         let engine = Engine::new(
-            0,
-            vec![range.clone()],
+            ports.clone(),
             4,
             Arc::new(EngineCounters::default()),
         );
@@ -138,7 +138,7 @@ impl Rig {
             Handoff::none(),
             up,
         )
-        .with_relay(Relay::new(range, 16, relay.clone()));
+        .with_relay(Relay::new(ports, 16, relay.clone()));
         let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
         let timeline = Timeline {
             base: 4_294_960_000, // wraps during the test

@@ -68,11 +68,14 @@ pub struct Detail {
     /// Why the dataplane did not take the step (`prompt_played`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The conference the participant left (`participant_moved`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// Every kind of event `/v1/events` sends: the OpenAPI document's `Event` schema lists
 /// exactly these, and the server's tests check each event they publish against it.
-pub const KINDS: [&str; 38] = [
+pub const KINDS: [&str; 39] = [
     // The dataplane's, per participant or conference.
     "talk_start",
     "talk_stop",
@@ -90,6 +93,7 @@ pub const KINDS: [&str; 38] = [
     "conference_deleted",
     "participant_created",
     "participant_deleted",
+    "participant_moved",
     // Leases and the orphan procedure.
     "lease_lapsed",
     "lease_renewed",

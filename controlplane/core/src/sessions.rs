@@ -61,6 +61,14 @@ pub enum SessionError {
         /// The core's participant capacity.
         capacity: u32,
     },
+    /// The participant is in that conference already.
+    #[error("participant {part:?} is in conference {conf:?} already")]
+    AlreadyIn {
+        /// The conference id.
+        conf: String,
+        /// The participant id.
+        part: String,
+    },
     /// The conference has its `max_participants` already.
     #[error("conference {conf:?} is full ({max} participants)")]
     ConferenceFull {
@@ -281,24 +289,26 @@ struct CoreSlots {
     capacity: u32,
     participants: u32,
     conferences: u32,
-    /// Free RTP ports (even; the odd port after each is its RTCP port).
-    free_ports: BTreeSet<u16>,
+    /// Port pairs of relayed clients (gateway role) on it.
+    relayed: u32,
+}
+
+/// The RTP ports (even; the odd port after each is its RTCP port) of `ports`.
+fn rtp_ports(ports: &std::ops::RangeInclusive<u16>) -> impl Iterator<Item = u16> + '_ {
+    ports
+        .clone()
+        .filter(|p| p % 2 == 0 && *p != 0 && ports.contains(&(p + 1)))
 }
 
 impl CoreSlots {
     fn new(info: MediaCore) -> Self {
-        let free_ports: BTreeSet<u16> = info
-            .ports
-            .clone()
-            .filter(|p| p % 2 == 0 && *p != 0 && info.ports.contains(&(p + 1)))
-            .collect();
-        let pairs = u32::try_from(free_ports.len()).unwrap_or(u32::MAX);
+        let pairs = u32::try_from(rtp_ports(&info.ports).count()).unwrap_or(u32::MAX);
         CoreSlots {
             capacity: info.capacity.min(pairs),
             info,
             participants: 0,
             conferences: 0,
-            free_ports,
+            relayed: 0,
         }
     }
 
@@ -311,6 +321,9 @@ impl CoreSlots {
 #[derive(Debug)]
 pub struct Sessions {
     cores: Vec<CoreSlots>,
+    /// Free RTP ports of the cores' (shared) media ports: a pair goes to whichever core
+    /// hosts the call, and follows it when it moves.
+    free_ports: BTreeSet<u16>,
     conferences: BTreeMap<ConfKey, Conference>,
     conf_ids: HashMap<String, ConfKey>,
     parts: HashMap<PartKey, ConfKey>,
@@ -361,7 +374,9 @@ impl Sessions {
     /// An empty table over `cores` (in [`MediaPlane::cores`](crate::media::MediaPlane::cores)
     /// order), drawing SSRCs from an RNG seeded with `seed`.
     pub fn new(cores: Vec<MediaCore>, seed: u64) -> Self {
+        let free_ports = cores.iter().flat_map(|c| rtp_ports(&c.ports)).collect();
         Sessions {
+            free_ports,
             cores: cores.into_iter().map(CoreSlots::new).collect(),
             conferences: BTreeMap::new(),
             conf_ids: HashMap::new(),
@@ -523,7 +538,7 @@ impl Sessions {
             slots.conferences = slots.conferences.saturating_sub(1);
             for p in conf.participants.values() {
                 slots.participants = slots.participants.saturating_sub(1);
-                slots.free_ports.insert(p.local.port());
+                self.free_ports.insert(p.local.port());
                 self.parts.remove(&p.key);
             }
         }
@@ -551,7 +566,7 @@ impl Sessions {
         let Some(slots) = self.cores.get_mut(conf.core) else {
             return Err(SessionError::NoSuchConference(conf_id.to_string()));
         };
-        let port = match slots.free_ports.first() {
+        let port = match self.free_ports.first() {
             Some(&port) if slots.free() > 0 => port,
             _ => {
                 return Err(SessionError::CoreFull {
@@ -561,7 +576,7 @@ impl Sessions {
                 })
             }
         };
-        slots.free_ports.remove(&port);
+        self.free_ports.remove(&port);
         slots.participants += 1;
         let parts = &self.parts;
         let key = PartKey(next_key(&mut self.last_part, |k| {
@@ -599,8 +614,8 @@ impl Sessions {
         self.parts.remove(&part);
         if let Some(slots) = self.cores.get_mut(c.core) {
             slots.participants = slots.participants.saturating_sub(1);
-            slots.free_ports.insert(p.local.port());
         }
+        self.free_ports.insert(p.local.port());
         Some(p)
     }
 
@@ -672,26 +687,99 @@ impl Sessions {
         Some(p)
     }
 
-    /// Reserve `n` RTP/RTCP port pairs on one core (the one with the most free pairs),
-    /// for a gateway's relayed client; `None` when no core has that many.
+    /// Reserve `n` RTP/RTCP port pairs on one core (the one with the fewest calls:
+    /// participants and relayed pairs), for a gateway's relayed client; `None` when
+    /// fewer than `n` pairs are free.
     pub fn reserve_port_pairs(&mut self, n: usize) -> Option<(usize, Vec<u16>)> {
+        if self.free_ports.len() < n {
+            return None;
+        }
         let (core, slots) = self
             .cores
             .iter_mut()
             .enumerate()
-            .filter(|(_, c)| c.free_ports.len() >= n)
-            .max_by_key(|(i, c)| (c.free_ports.len(), std::cmp::Reverse(*i)))?;
-        let ports: Vec<u16> = (0..n)
-            .filter_map(|_| slots.free_ports.pop_first())
-            .collect();
+            .min_by_key(|(i, c)| (c.participants.saturating_add(c.relayed), *i))?;
+        let ports: Vec<u16> = (0..n).filter_map(|_| self.free_ports.pop_first()).collect();
+        slots.relayed = slots.relayed.saturating_add(ports.len() as u32);
         Some((core, ports))
     }
 
     /// Give back port pairs taken by [`Sessions::reserve_port_pairs`].
     pub fn release_port_pairs(&mut self, core: usize, ports: &[u16]) {
         if let Some(slots) = self.cores.get_mut(core) {
-            slots.free_ports.extend(ports.iter().copied());
+            slots.relayed = slots.relayed.saturating_sub(ports.len() as u32);
         }
+        self.free_ports.extend(ports.iter().copied());
+    }
+
+    /// Move participant `pid` of conference `conf_id` to conference `to_id` (on its
+    /// core, or another: its port pair goes with it), keeping its id and the SSRC of the
+    /// stream it is sent. Returns the participant's key and the keys
+    /// of the conferences it left and joined.
+    pub fn move_participant(
+        &mut self,
+        conf_id: &str,
+        pid: &str,
+        to_id: &str,
+    ) -> Result<(PartKey, ConfKey, ConfKey), SessionError> {
+        let part = self.participant(conf_id, pid)?.key;
+        let (from, src_core) = {
+            let c = self.conference(conf_id)?;
+            (c.key, c.core)
+        };
+        let dst = self.conference(to_id)?;
+        let (to, dst_core) = (dst.key, dst.core);
+        if from == to {
+            return Err(SessionError::AlreadyIn {
+                conf: dst.id.clone(),
+                part: pid.to_string(),
+            });
+        }
+        if dst.participants.len() >= usize::from(dst.max_participants) {
+            return Err(SessionError::ConferenceFull {
+                conf: dst.id.clone(),
+                max: dst.max_participants,
+            });
+        }
+        if let Some(slots) = self.cores.get(dst_core) {
+            if src_core != dst_core && slots.free() == 0 {
+                return Err(SessionError::CoreFull {
+                    lcore: slots.info.lcore,
+                    conf: dst.id.clone(),
+                    capacity: slots.capacity,
+                });
+            }
+        }
+        let Some(mut p) = self
+            .conferences
+            .get_mut(&from)
+            .and_then(|c| c.participants.remove(&part))
+        else {
+            return Err(SessionError::NoSuchParticipant {
+                conf: conf_id.to_string(),
+                part: pid.to_string(),
+            });
+        };
+        let Some(dst) = self.conferences.get_mut(&to) else {
+            return Err(SessionError::NoSuchConference(to_id.to_string()));
+        };
+        p.conf = to;
+        dst.participants.insert(part, p);
+        self.parts.insert(part, to);
+        if src_core != dst_core {
+            if let Some(s) = self.cores.get_mut(src_core) {
+                s.participants = s.participants.saturating_sub(1);
+            }
+            if let Some(s) = self.cores.get_mut(dst_core) {
+                s.participants += 1;
+            }
+        }
+        Ok((part, from, to))
+    }
+
+    /// The conference participant `part` is in.
+    pub fn conference_of(&self, part: PartKey) -> Option<&Conference> {
+        self.conferences.get(self.parts.get(&part)?)
     }
 }
 

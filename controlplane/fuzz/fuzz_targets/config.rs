@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(s) = &c.sip {
                 let _ = s.settings();
             }
-            let _ = c.dataplane.udp_ports.split(c.dataplane.cores.len());
+            let _ = c.dataplane.udp_ports.pairs();
         }
     }
 });

@@ -3,7 +3,7 @@
 
 use super::dto::{
     AddParticipant, ConferenceView, CreateConference, ParticipantView, PatchParticipant,
-    PlayPrompt, PutRtpBasis,
+    MoveParticipant, PlayPrompt, PutRtpBasis,
 };
 use super::error::HttpError;
 use super::extract::{JsonBody, PathParams};
@@ -101,10 +101,6 @@ pub(crate) async fn add_participant(
 ) -> Result<(StatusCode, Json<ParticipantView>), HttpError> {
     let new = req.validate()?;
     let mut c = s.control();
-    let conf = c.sessions().conference(&id)?.key;
-    if c.reclaim().is_orphaned(conf) {
-        return Err(ControlError::Orphaned(id).into());
-    }
     let key = c.add_participant(&id, new)?;
     let p = c
         .sessions()
@@ -146,6 +142,18 @@ pub(crate) async fn set_rtp_basis(
     let mut c = s.control();
     c.set_rtp_basis(&id, &pid, req.basis())?;
     Ok(Json(participant_view(&c, &id, &pid)?))
+}
+
+/// `POST /v1/conferences/{id}/participants/{pid}/move`: the participant, as it is
+/// now in the conference it moved to.
+pub(crate) async fn move_participant(
+    State(s): State<ControlState>,
+    PathParams((id, pid)): PathParams<(String, String)>,
+    JsonBody(req): JsonBody<MoveParticipant>,
+) -> Result<Json<ParticipantView>, HttpError> {
+    let mut c = s.control();
+    c.move_participant(&id, &pid, &req.conference)?;
+    Ok(Json(participant_view(&c, &req.conference, &pid)?))
 }
 
 /// `DELETE /v1/conferences/{id}/participants/{pid}`.
@@ -495,6 +503,94 @@ mod tests {
         let after = capacity(&h).await;
         assert_eq!(after[0], before[0]);
         assert_eq!(after[1], 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn participants_move_between_conferences_and_cores_with_their_call() {
+        use futures_util::StreamExt;
+        let h = harness(vec![media_core(2), MediaCore { lcore: 4, ..media_core(2) }]);
+        let mut events = Box::pin(h.state.events.subscribe());
+        // Placement puts the second conference on the emptier core.
+        post(&h, "/v1/conferences", r#"{"id": "a", "max_participants": 2}"#).await;
+        let (_, a) = post(&h, "/v1/conferences/a/participants", ALICE).await;
+        post(&h, "/v1/conferences", r#"{"id": "b", "max_participants": 1}"#).await;
+        post(&h, "/v1/conferences", r#"{"id": "c", "max_participants": 2}"#).await;
+        let pid = a["id"].as_str().unwrap();
+        let (key_a, key_b) = {
+            let c = h.state.control();
+            let s = c.sessions();
+            let (ca, cb) = (s.conference("a").unwrap(), s.conference("b").unwrap());
+            assert_ne!(ca.core, cb.core, "b is on the other core");
+            (ca.key, cb.key)
+        };
+        let uri = |conf: &str| format!("/v1/conferences/{conf}/participants/{pid}/move");
+        let (code, moved) = post(&h, &uri("a"), r#"{"conference": "b"}"#).await;
+        assert_eq!(code, StatusCode::OK, "{moved}");
+        // Same participant, same call: id, local address, SSRC and remote kept.
+        for field in ["id", "local", "ssrc", "remote", "codec"] {
+            assert_eq!(moved[field], a[field], "{field}");
+        }
+        assert_eq!(moved["conference"], "b");
+        match h.media.ops().last() {
+            Some((0, MediaOp::MoveParticipant { conf, to, .. })) => {
+                assert_eq!((*conf, *to), (key_a, key_b))
+            }
+            other => panic!("{other:?}"),
+        }
+        let (code, _) = get(&h, &format!("/v1/conferences/a/participants/{pid}")).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        let (code, _) = get(&h, &format!("/v1/conferences/b/participants/{pid}")).await;
+        assert_eq!(code, StatusCode::OK);
+        let loads = |h: &Harness| -> Vec<u32> {
+            let c = h.state.control();
+            c.sessions().core_loads().map(|l| l.participants).collect()
+        };
+        assert_eq!(loads(&h), [0, 1]);
+        loop {
+            let Some(crate::events::Delivery::Event(ev)) = events.next().await else {
+                panic!("events ended");
+            };
+            if ev.kind == "participant_moved" {
+                assert_eq!(ev.conference.as_deref(), Some("b"));
+                assert_eq!(ev.participant.as_deref(), Some(pid));
+                assert_eq!(ev.detail.from.as_deref(), Some("a"));
+                break;
+            }
+        }
+        // Refusals change nothing.
+        let ops = h.media.ops().len();
+        for (from, body, want) in [
+            ("b", r#"{"conference": "b"}"#, StatusCode::CONFLICT),
+            ("a", r#"{"conference": "c"}"#, StatusCode::NOT_FOUND),
+            ("b", r#"{"conference": "nope"}"#, StatusCode::NOT_FOUND),
+            ("b", r#"{"conference": 7}"#, StatusCode::BAD_REQUEST),
+            ("b", r#"{"to": "c"}"#, StatusCode::BAD_REQUEST),
+        ] {
+            let (code, e) = post(&h, &uri(from), body).await;
+            assert_eq!(code, want, "{from} {body}: {e}");
+            assert!(e["error"].is_string(), "{e}");
+        }
+        // A full conference takes nobody.
+        let (_, d) = post(&h, "/v1/conferences/a/participants", ALICE).await;
+        let did = d["id"].as_str().unwrap();
+        let full = format!("/v1/conferences/a/participants/{did}/move");
+        let (code, e) = post(&h, &full, r#"{"conference": "b"}"#).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{e}");
+        assert_eq!(h.media.ops().len(), ops + 1, "only the add reached the dataplane");
+        // A busy dataplane leaves the participant where it was.
+        h.media.set_busy(true);
+        let (code, _) = post(&h, &full, r#"{"conference": "c"}"#).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        h.media.set_busy(false);
+        let (code, _) = get(&h, &format!("/v1/conferences/a/participants/{did}")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(loads(&h), [1, 1]);
+        // Within one core, then gone with its conference.
+        let (code, _) = post(&h, &uri("b"), r#"{"conference": "c"}"#).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(loads(&h), [1, 1]);
+        assert_eq!(delete(&h, "/v1/conferences/c").await, StatusCode::NO_CONTENT);
+        assert_eq!(loads(&h), [1, 0]);
     }
 
     #[tokio::test(flavor = "current_thread")]

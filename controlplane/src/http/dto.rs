@@ -295,6 +295,13 @@ pub struct PutRtpBasis {
     timestamp: u32,
 }
 
+/// `POST /v1/conferences/{id}/participants/{pid}/move` body: the conference to move to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveParticipant {
+    pub conference: String,
+}
+
 /// `POST /v1/conferences/{id}/prompts` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -65,9 +65,9 @@ pub fn status_of(e: &ControlError) -> StatusCode {
             SessionError::NoSuchConference(_) | SessionError::NoSuchParticipant { .. } => {
                 StatusCode::NOT_FOUND
             }
-            SessionError::DuplicateConference(_) | SessionError::ConferenceFull { .. } => {
-                StatusCode::CONFLICT
-            }
+            SessionError::DuplicateConference(_)
+            | SessionError::ConferenceFull { .. }
+            | SessionError::AlreadyIn { .. } => StatusCode::CONFLICT,
             SessionError::NoCapacity { .. } | SessionError::CoreFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

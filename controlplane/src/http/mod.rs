@@ -69,6 +69,10 @@ fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
             "/v1/conferences/{id}/participants/{pid}/rtp",
             axum::routing::put(c::set_rtp_basis),
         ),
+        (
+            "/v1/conferences/{id}/participants/{pid}/move",
+            post(c::move_participant),
+        ),
         ("/v1/conferences/{id}/prompts", post(c::play_prompt)),
         ("/v1/conferences/{id}/dial", post(dial::dial)),
         ("/v1/conferences/{id}/adopt", post(call_managers::adopt)),
@@ -737,6 +741,7 @@ mod tests {
             call_manager: Some("cm1".into()),
             previous_owner: Some("cm0".into()),
             error: Some("mixer gone".into()),
+            from: Some("c0".into()),
         };
         for kind in tutti_control_core::events::KINDS {
             let mut ev = Event::session(kind, "c1", Some("p1"), SystemTime::UNIX_EPOCH);

@@ -272,6 +272,14 @@ fn schemas() -> Value {
                 "hold": { "type": "boolean", "description": "Recorded in the session table" }
             }
         },
+        "MoveParticipant": {
+            "type": "object", "additionalProperties": false, "required": ["conference"],
+            "properties": {
+                "conference": { "type": "string", "minLength": 1, "maxLength": 64,
+                                "pattern": "^[A-Za-z0-9._-]+$",
+                                "description": "The conference to move to" }
+            }
+        },
         "RtpBasis": {
             "type": "object", "additionalProperties": false,
             "required": ["ssrc", "frame_timestamp", "sequence", "timestamp"],
@@ -378,7 +386,9 @@ fn schemas() -> Value {
                 "error": { "type": "string",
                            "description": "What failed (prompt_played, handover_aborted, handover_participant_failed_over) or a note (handover_completed)" },
                 "missed": { "type": "integer", "minimum": 1,
-                            "description": "Events the subscriber missed (lagged)" }
+                            "description": "Events the subscriber missed (lagged)" },
+                "from": { "type": "string",
+                          "description": "The conference the participant left (participant_moved)" }
             }
         },
         "Status": {
@@ -506,7 +516,7 @@ fn paths() -> Value {
             }
         },
         "/v1/conferences/{id}/participants/{pid}/rtp": {
-            "parameters": [id.clone(), pid],
+            "parameters": [id.clone(), pid.clone()],
             "put": {
                 "summary": "Continue another mixer's stream to the participant: its SSRC, \
                             sequence numbers and timestamps (input timing only)",
@@ -515,6 +525,22 @@ fn paths() -> Value {
                 "responses": responses(("200", "Set", Some("Participant")),
                     &[BAD_BODY, NO_PART, ("409", "The conference does not have input timing"),
                       TOO_LARGE, NOT_JSON, DATAPLANE, BUSY])
+            }
+        },
+        "/v1/conferences/{id}/participants/{pid}/move": {
+            "parameters": [id.clone(), pid],
+            "post": {
+                "summary": "Move the participant to another conference of this appliance, \
+                            call and all: same local address, SSRC and sequence numbers, no \
+                            renegotiation (event participant_moved)",
+                "operationId": "moveParticipant",
+                "requestBody": body("MoveParticipant"),
+                "responses": responses(("200", "Moved: the participant in its new conference", Some("Participant")),
+                    &[BAD_BODY, ("404", "No such conference (either) or participant"),
+                      ("409", "It is in that conference already, or the conference has \
+                               max_participants, or is orphaned"),
+                      TOO_LARGE, NOT_JSON, DATAPLANE,
+                      ("503", "The dataplane is busy, or the other conference's core is full")])
             }
         },
         "/v1/conferences/{id}/dial": {
@@ -791,6 +817,10 @@ const LINKS: [(&str, &str, &[Link]); 8] = [
             ),
             (
                 "setParticipantRtp",
+                &[("id", "/conference"), ("pid", "/id")],
+            ),
+            (
+                "moveParticipant",
                 &[("id", "/conference"), ("pid", "/id")],
             ),
         ],

@@ -53,7 +53,7 @@ use super::ops::{
 };
 use crate::clock::Instant;
 use crate::codec::{Codec, CodecKind, LegCodec};
-use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
+use crate::host::{retire, CorePorts, EventQueue, Owner, PortMap, Retired, Slab};
 use crate::mixer::{self, ActiveSpeakers, Gain, Input, Mixer, MixerConfig, Ptime, Slot};
 use crate::rtp_send::{RtpBasis, RtpSender, RtpSenderConfig};
 use crate::rx::{
@@ -65,7 +65,6 @@ use crate::wire::rtp::RtpPacket;
 use crate::wire::rtp_ext::AudioLevel;
 use core::cmp::Reverse;
 use core::net::SocketAddrV4;
-use core::ops::RangeInclusive;
 use core::time::Duration;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -244,6 +243,18 @@ impl Participant {
         self.key
     }
 
+    /// The conference it is in (or on its way to).
+    pub fn conf(&self) -> ConfKey {
+        self.conf
+    }
+
+    /// Send a moving participant to conference `conf` instead, with `settings` there
+    /// (the control core's word on where it is now; see [`Retired::Moving`]).
+    pub fn rehome(&mut self, conf: ConfKey, settings: ParticipantSettings) {
+        self.conf = conf;
+        self.settings = settings;
+    }
+
     /// Its legs.
     pub fn legs(&self) -> &Legs {
         &self.legs
@@ -363,17 +374,14 @@ pub enum MediaCommand {
         part: PartKey,
         basis: RtpBasis,
     },
-}
-
-/// Where packets for a local UDP port are handled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner {
-    /// By this core.
-    Local,
-    /// By another core (index into the core list).
-    Core(usize),
-    /// By nobody: no core owns the port.
-    Nobody,
+    /// Move participant `part` of `conf` to conference `to` with its legs, ports, RTP
+    /// state and prompt (see [`MediaOp::MoveParticipant`](super::MediaOp::MoveParticipant)).
+    MoveParticipant {
+        conf: ConfKey,
+        part: PartKey,
+        to: ConfKey,
+        settings: ParticipantSettings,
+    },
 }
 
 /// Engine counters (single writer: this core).
@@ -434,9 +442,8 @@ struct PortEntry {
 
 /// The conferences of one core.
 pub struct Engine {
-    core: usize,
-    /// The whole appliance's port layout: every core's range, in core order.
-    ranges: Vec<RangeInclusive<u16>>,
+    /// This core's view of which core holds each media port.
+    table: CorePorts,
     confs: Slab<ConfKey, Conference>,
     /// Our local ports -> the leg that receives on each.
     ports: PortMap<PortEntry>,
@@ -447,17 +454,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for core `core` of `ranges.len()`, holding at most `max_conferences`.
-    pub fn new(
-        core: usize,
-        ranges: Vec<RangeInclusive<u16>>,
-        max_conferences: usize,
-        counters: Arc<EngineCounters>,
-    ) -> Engine {
+    /// An engine on the core `table` is the view of, holding at most `max_conferences`.
+    pub fn new(table: CorePorts, max_conferences: usize, counters: Arc<EngineCounters>) -> Engine {
         Engine {
-            core,
-            ports: PortMap::new(ranges.get(core).cloned()),
-            ranges,
+            ports: table.map(),
+            table,
             confs: Slab::new(max_conferences),
             due: BinaryHeap::with_capacity(max_conferences * 2 + 1),
             events: EventQueue::new(EVENT_QUEUE),
@@ -468,11 +469,7 @@ impl Engine {
 
     /// Which core handles local UDP port `port`.
     pub fn owner(&self, port: u16) -> Owner {
-        match self.ranges.iter().position(|r| r.contains(&port)) {
-            Some(c) if c == self.core => Owner::Local,
-            Some(c) => Owner::Core(c),
-            None => Owner::Nobody,
-        }
+        self.table.owner(port)
     }
 
     /// The oldest event not yet taken (the poll loop sends them up).
@@ -515,67 +512,7 @@ impl Engine {
                 self.counters.conferences.sub(1);
                 retire(retired, Retired::Conference(c));
             }
-            MediaCommand::AddParticipant(mut p) => {
-                let ok = p
-                    .legs
-                    .iter()
-                    .flat_map(|l| l.spec.ports())
-                    .all(|port| self.ports.covers(port));
-                let idx = self.confs.index(&p.conf);
-                let conf = idx.and_then(|i| self.confs.get_mut(i));
-                let (Some(idx), Some(c), true) = (idx, conf, ok) else {
-                    self.counters.commands_rejected.inc();
-                    retire(retired, Retired::Participant(p));
-                    return;
-                };
-                // Until resampling exists, every leg's codec samples at the conference rate.
-                let rate = c.spec.rate;
-                let Some(codec) = p
-                    .heard_leg()
-                    .map(|l| l.codec.kind())
-                    .filter(|_| p.legs.iter().all(|l| l.spec.codec.sample_rate() == rate))
-                else {
-                    self.counters.commands_rejected.inc();
-                    retire(retired, Retired::Participant(p));
-                    return;
-                };
-                let cfg = mixer::ParticipantConfig {
-                    role: mixer::Role::Local,
-                    codec,
-                    muted: p.settings.muted,
-                    deaf: p.settings.deaf,
-                    gain: Gain::from_db(p.settings.gain_db),
-                };
-                let Ok(slot) = c.mixer.add_participant(cfg) else {
-                    self.counters.commands_rejected.inc();
-                    retire(retired, Retired::Participant(p));
-                    return;
-                };
-                p.slot = slot;
-                if c.spec.timing != Timing::Arrival {
-                    for leg in &mut p.legs {
-                        leg.rx.set_playout(Playout::Timeline);
-                    }
-                }
-                let Some(part) = c.parts.get_mut(slot.0 as usize) else {
-                    let _ = c.mixer.remove_participant(slot);
-                    self.counters.commands_rejected.inc();
-                    retire(retired, Retired::Participant(p));
-                    return;
-                };
-                let entry = |leg: usize| PortEntry {
-                    conf: idx,
-                    slot: slot.0 as u16,
-                    leg: leg as u8,
-                };
-                for (i, leg) in p.legs.iter().enumerate() {
-                    for port in leg.spec.ports() {
-                        self.ports.set(port, Some(entry(i)));
-                    }
-                }
-                *part = Some(p);
-                self.counters.participants.inc();
-            }
+            MediaCommand::AddParticipant(p) => self.link(p, retired),
             MediaCommand::UpdateParticipant {
                 conf,
                 part,
@@ -591,14 +528,26 @@ impl Engine {
                 }
             }
             MediaCommand::RemoveParticipant { conf, part } => {
-                let Some((c, slot)) = self.find(conf, part) else {
+                if let Some(p) = self.unlink(conf, part) {
+                    retire(retired, Retired::Participant(p));
+                }
+            }
+            MediaCommand::MoveParticipant {
+                conf,
+                part,
+                to,
+                settings,
+            } => {
+                let Some(mut p) = self.unlink(conf, part) else {
+                    self.counters.commands_rejected.inc();
                     return;
                 };
-                let _ = c.mixer.remove_participant(slot);
-                if let Some(p) = c.parts.get_mut(slot.0 as usize).and_then(Option::take) {
-                    self.unmap_legs(&p);
-                    self.counters.participants.sub(1);
-                    retire(retired, Retired::Participant(p));
+                p.conf = to;
+                p.settings = settings;
+                if self.confs.contains(&to) {
+                    self.link(p, retired);
+                } else {
+                    retire(retired, Retired::Moving(p));
                 }
             }
             MediaCommand::PlayPrompt {
@@ -659,7 +608,90 @@ impl Engine {
     fn unmap_legs(&mut self, p: &Participant) {
         for port in p.legs.iter().flat_map(|l| l.spec.ports()) {
             self.ports.set(port, None);
+            self.table.release(port);
         }
+    }
+
+    /// Link participant `p` into its conference (`p.conf`) on this core: a mixer slot,
+    /// its ports claimed; refused (and retired) if the conference is not here, is
+    /// full, or a leg's codec does not sample at the conference's rate.
+    fn link(&mut self, mut p: Box<Participant>, retired: &mut rtrb::Producer<Retired>) {
+        let ok = p
+            .legs
+            .iter()
+            .flat_map(|l| l.spec.ports())
+            .all(|port| self.ports.covers(port));
+        let idx = self.confs.index(&p.conf);
+        let conf = idx.and_then(|i| self.confs.get_mut(i));
+        let (Some(idx), Some(c), true) = (idx, conf, ok) else {
+            self.counters.commands_rejected.inc();
+            retire(retired, Retired::Participant(p));
+            return;
+        };
+        // Until resampling exists, every leg's codec samples at the conference rate.
+        let rate = c.spec.rate;
+        let Some(codec) = p
+            .heard_leg()
+            .map(|l| l.codec.kind())
+            .filter(|_| p.legs.iter().all(|l| l.spec.codec.sample_rate() == rate))
+        else {
+            self.counters.commands_rejected.inc();
+            retire(retired, Retired::Participant(p));
+            return;
+        };
+        let cfg = mixer::ParticipantConfig {
+            role: mixer::Role::Local,
+            codec,
+            muted: p.settings.muted,
+            deaf: p.settings.deaf,
+            gain: Gain::from_db(p.settings.gain_db),
+        };
+        let Ok(slot) = c.mixer.add_participant(cfg) else {
+            self.counters.commands_rejected.inc();
+            retire(retired, Retired::Participant(p));
+            return;
+        };
+        p.slot = slot;
+        // Input timing: a participant (also one from another conference) starts afresh
+        // on this conference's timeline; its sender keeps its SSRC and sequence numbers.
+        let playout = match c.spec.timing {
+            Timing::Arrival => Playout::Adaptive,
+            Timing::Input { .. } => Playout::Timeline,
+        };
+        for leg in &mut p.legs {
+            if playout == Playout::Timeline || leg.rx.playout() != playout {
+                leg.rx.set_playout(playout);
+            }
+        }
+        let Some(part) = c.parts.get_mut(slot.0 as usize) else {
+            let _ = c.mixer.remove_participant(slot);
+            self.counters.commands_rejected.inc();
+            retire(retired, Retired::Participant(p));
+            return;
+        };
+        let entry = |leg: usize| PortEntry {
+            conf: idx,
+            slot: slot.0 as u16,
+            leg: leg as u8,
+        };
+        for (i, leg) in p.legs.iter().enumerate() {
+            for port in leg.spec.ports() {
+                self.ports.set(port, Some(entry(i)));
+                self.table.claim(port);
+            }
+        }
+        *part = Some(p);
+        self.counters.participants.inc();
+    }
+
+    /// Unlink participant `part` of `conf`: its mixer slot freed, its ports given back.
+    fn unlink(&mut self, conf: ConfKey, part: PartKey) -> Option<Box<Participant>> {
+        let (c, slot) = self.find(conf, part)?;
+        let _ = c.mixer.remove_participant(slot);
+        let p = c.parts.get_mut(slot.0 as usize).and_then(Option::take)?;
+        self.unmap_legs(&p);
+        self.counters.participants.sub(1);
+        Some(p)
     }
 
     /// A UDP datagram for local port `dst_port` (owned by this core) from `src`.

@@ -5,7 +5,7 @@ pub mod engine;
 pub mod ops;
 
 pub use engine::{
-    Conference, Engine, EngineCounters, Leg, LegCrypto, Legs, MediaCommand, Owner, Participant,
+    Conference, Engine, EngineCounters, Leg, LegCrypto, Legs, MediaCommand, Participant,
     Transmit, MAX_LEGS,
 };
 

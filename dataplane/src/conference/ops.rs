@@ -221,6 +221,17 @@ pub enum MediaOp {
         part: PartKey,
         basis: RtpBasis,
     },
+    /// Move participant `part` of `conf` to conference `to` (with `settings` there),
+    /// keeping its legs, local ports, sender (SSRC, sequence numbers), receive state and
+    /// prompt: no renegotiation with the endpoint. On one core it moves between two
+    /// ticks; to another core it goes through the control core (its packets meanwhile
+    /// are counted drops, about one pump interval).
+    MoveParticipant {
+        conf: ConfKey,
+        part: PartKey,
+        to: ConfKey,
+        settings: ParticipantSettings,
+    },
 }
 
 /// Something a core saw, for the control plane.

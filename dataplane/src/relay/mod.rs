@@ -17,7 +17,7 @@ pub mod splice;
 
 use crate::clock::Instant;
 use crate::conference::{ConfKey, PartKey};
-use crate::host::{retire, EventQueue, PortMap, Retired, Slab};
+use crate::host::{retire, CorePorts, EventQueue, PortMap, Retired, Slab};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
 use crate::rate::SampleRate;
@@ -29,7 +29,6 @@ use crate::wire::rtp::RtpPacket;
 use crate::wire::udp;
 use core::cmp::{Ordering, Reverse};
 use core::net::{Ipv4Addr, SocketAddrV4};
-use core::ops::RangeInclusive;
 use core::time::Duration;
 use splice::{Decision, Leg, RtpHead, Splice, SpliceEvent};
 use std::collections::BinaryHeap;
@@ -246,6 +245,8 @@ pub struct Datagram {
 
 /// The relayed clients of one core.
 pub struct Relay<B> {
+    /// This core's view of which core holds each media port.
+    table: CorePorts,
     /// Our local ports -> the index of the session using each.
     ports: PortMap<u32>,
     sessions: Slab<PartKey, RelaySession>,
@@ -256,14 +257,11 @@ pub struct Relay<B> {
 }
 
 impl<B: PacketBuf> Relay<B> {
-    /// A relay for the ports `range` of this core, for at most `max_sessions` clients.
-    pub fn new(
-        range: RangeInclusive<u16>,
-        max_sessions: usize,
-        counters: Arc<RelayCounters>,
-    ) -> Relay<B> {
+    /// A relay on the core `table` is the view of, for at most `max_sessions` clients.
+    pub fn new(table: CorePorts, max_sessions: usize, counters: Arc<RelayCounters>) -> Relay<B> {
         Relay {
-            ports: PortMap::new(Some(range)),
+            ports: table.map(),
+            table,
             sessions: Slab::new(max_sessions),
             held: BinaryHeap::with_capacity(max_sessions * 4 + 1),
             held_n: 0,
@@ -277,10 +275,15 @@ impl<B: PacketBuf> Relay<B> {
         self.ports.get(port).is_some()
     }
 
+    /// Map (or with `None` unmap) the session's ports, claiming (giving back) them.
     fn map(&mut self, s: &RelaySpec, v: Option<u32>) {
         for p in [s.client_port, s.mixer_port] {
             for q in [p, p.wrapping_add(1)] {
                 self.ports.set(q, v);
+            }
+            match v {
+                Some(_) => self.table.claim(p),
+                None => self.table.release(p),
             }
         }
     }

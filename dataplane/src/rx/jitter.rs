@@ -366,6 +366,11 @@ impl JitterBuffer {
         self.restart_timeline();
     }
 
+    /// How the buffer plays out.
+    pub fn playout(&self) -> Playout {
+        self.playout
+    }
+
     /// Forget everything except the counters: a new source.
     pub fn reset(&mut self) {
         self.restart_timeline();

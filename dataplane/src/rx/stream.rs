@@ -414,6 +414,11 @@ impl ReceiveStream {
         self.jitter.set_playout(playout);
     }
 
+    /// How the jitter buffer plays out.
+    pub fn playout(&self) -> Playout {
+        self.jitter.playout()
+    }
+
     /// Drop what is buffered and where playout stands, keeping concealment and comfort
     /// noise (see [`JitterBuffer::restart_timeline`]).
     pub fn restart_timeline(&mut self) {

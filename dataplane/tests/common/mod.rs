@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{Engine, EngineCounters};
-use tutti_dataplane::host::{uplink, CoreEvent, Retired, UplinkRx};
+use tutti_dataplane::host::{uplink, CoreEvent, CorePorts, Retired, UplinkRx};
 use tutti_dataplane::io::MemoryIo;
 use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::stats::CoreCounters;
@@ -110,7 +110,7 @@ pub fn loop_rig(mac: eth::MacAddr, ip: Ipv4Addr, ports: std::ops::RangeInclusive
     let (up, UplinkRx { events, retired }) = uplink(1024, 64);
     let engine = Arc::new(EngineCounters::default());
     let core = Arc::new(CoreCounters::default());
-    let eng = Engine::new(0, vec![ports], 8, engine.clone());
+    let eng = Engine::new(CorePorts::single(ports), 8, engine.clone());
     let addr = PortAddr {
         mac,
         ip,

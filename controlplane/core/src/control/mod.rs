@@ -21,8 +21,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tutti_dataplane::clock::Instant;
 use tutti_dataplane::conference::{
-    ConfKey, MediaEvent, MediaOp, PartKey, PromptSpec, RtpBasis, Timing,
+    ConfKey, MediaEvent, MediaOp, PartKey, ParticipantSettings, PromptSpec, RtpBasis, Timing,
 };
+
+/// Where a participant is: its conference's core (index into
+/// [`MediaPlane::cores`](crate::media::MediaPlane::cores)) and key, and its settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Home {
+    pub core: usize,
+    pub conf: ConfKey,
+    pub settings: ParticipantSettings,
+}
 
 /// The control core. See the module documentation.
 pub struct Control {
@@ -160,6 +169,7 @@ impl Control {
         new: NewParticipant,
     ) -> Result<PartKey, ControlError> {
         let _span = tracing::info_span!("conference", id = %conf_id).entered();
+        self.admits(conf_id)?;
         let now = self.clock.wall();
         let liveness = self.reclaim.config().liveness();
         let core = self.sessions.conference(conf_id)?.core;
@@ -175,6 +185,63 @@ impl Control {
             .participant_added(spec.conf, spec.key, self.clock.now());
         self.session_event("participant_created", conf_id, Some(&pid));
         Ok(spec.key)
+    }
+
+    /// An error unless conference `conf_id` takes new participants: it exists and is
+    /// not orphaned (an orphaned conference takes none, from any door, until a
+    /// heartbeat or an adoption).
+    pub(crate) fn admits(&self, conf_id: &str) -> Result<(), ControlError> {
+        let key = self.sessions.conference(conf_id)?.key;
+        if self.reclaim.is_orphaned(key) {
+            return Err(ControlError::Orphaned(conf_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Move participant `pid` of conference `id` to conference `to` — on the same
+    /// dataplane core or another — with its call as it is: same local port, same SSRC
+    /// and sequence numbers, no renegotiation with the endpoint (what an IVR does when
+    /// the caller's code is accepted, or breakout rooms). It keeps its id and settings;
+    /// `to` must take new participants ([`Control::add_participant`]'s rules).
+    pub fn move_participant(&mut self, id: &str, pid: &str, to: &str) -> Result<(), ControlError> {
+        let _span = tracing::info_span!("conference", id = %id).entered();
+        self.admits(to)?;
+        let (core, _, _) = self.part_keys(id, pid)?;
+        let p = self.sessions.participant(id, pid)?;
+        let (pending, settings) = (p.pending(), p.settings);
+        let (part, from, to_key) = self.sessions.move_participant(id, pid, to)?;
+        if !pending {
+            let op = MediaOp::MoveParticipant {
+                conf: from,
+                part,
+                to: to_key,
+                settings,
+            };
+            if let Err(e) = self.media.apply(core, op) {
+                // Put it back as it was: the dataplane did not take the move.
+                let _ = self.sessions.move_participant(to, pid, id);
+                return Err(e.into());
+            }
+            self.reclaim.participant_removed(from, part);
+            self.reclaim
+                .participant_added(to_key, part, self.clock.now());
+        }
+        tracing::info!(participant = %pid, to = %to, "participant moved");
+        let mut ev = Event::session("participant_moved", to, Some(pid), self.clock.wall());
+        ev.detail.from = Some(id.to_string());
+        self.publish(ev);
+        Ok(())
+    }
+
+    /// Where participant `part` is now (a core sending a moving participant on asks).
+    pub fn participant_home(&self, part: PartKey) -> Option<Home> {
+        let c = self.sessions.conference_of(part)?;
+        let p = c.participants().find(|p| p.key == part)?;
+        Some(Home {
+            core: c.core,
+            conf: c.key,
+            settings: p.settings,
+        })
     }
 
     /// The keys of participant `pid` of conference `id` and the conference's core.

@@ -108,6 +108,7 @@ impl From<&ControlError> for Refusal {
                 | SessionError::NoCapacity { .. },
             )
             | ControlError::Media(crate::media::MediaError::Busy(_)) => Refusal::busy("Full"),
+            ControlError::Orphaned(_) => Refusal::new(480, "Conference orphaned"),
             _ => Refusal::new(500, e.to_string()),
         }
     }
@@ -478,6 +479,7 @@ impl Control {
             .codecs
             .first()
             .ok_or_else(|| ControlError::Invalid("a dial-out offers at least one codec".into()))?;
+        self.admits(conf)?;
         let now = self.clock.wall();
         let p = self.sessions.add_participant(
             conf,
