@@ -66,10 +66,11 @@ impl DpdkMedia {
     }
 
     fn push(&self, core: usize, cmd: Command) -> Result<(), MediaError> {
-        self.push_back(core, cmd).map_err(|_| match self.rings.get(core) {
-            Some(_) => MediaError::Busy(core),
-            None => MediaError::Rejected(format!("no dataplane core {core}")),
-        })
+        self.push_back(core, cmd)
+            .map_err(|_| match self.rings.get(core) {
+                Some(_) => MediaError::Busy(core),
+                None => MediaError::Rejected(format!("no dataplane core {core}")),
+            })
     }
 
     /// Queue `cmd` on core `core`'s ring, or give it back (no such core, ring full).

@@ -313,11 +313,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         }
         let relay_counters = Arc::new(RelayCounters::default());
         if cfg.gateway.is_some() {
-            lp = lp.with_relay(Relay::new(
-                core_ports,
-                per_core,
-                relay_counters.clone(),
-            ));
+            lp = lp.with_relay(Relay::new(core_ports, per_core, relay_counters.clone()));
         }
         let stop_flag = stop.clone();
         let h = launch(&eal, lcore, move || lp.run(&clock, &stop_flag))?;

@@ -414,7 +414,11 @@ fn a_participant_moves_to_a_conference_on_the_other_core_with_its_call() {
         }
         let port = 4000 + 2 * i;
         let body = format!(r#"{{"remote":"198.18.0.2:{port}","codec":"pcmu"}}"#);
-        let (code, p) = t.call("POST", &format!("/v1/conferences/{conf}/participants"), Some(&body));
+        let (code, p) = t.call(
+            "POST",
+            &format!("/v1/conferences/{conf}/participants"),
+            Some(&body),
+        );
         assert_eq!(code, 201, "{p}");
         let mut extra = vec!["--tone".to_string(), FREQS[i].to_string()];
         if i == 0 {
@@ -427,10 +431,16 @@ fn a_participant_moves_to_a_conference_on_the_other_core_with_its_call() {
     assert_ne!(cores[0], cores[1], "one conference per core");
     std::thread::sleep(Duration::from_millis(2000));
     let a = &peers[0].0;
-    let uri = format!("/v1/conferences/left/participants/{}/move", a["id"].as_str().unwrap());
+    let uri = format!(
+        "/v1/conferences/left/participants/{}/move",
+        a["id"].as_str().unwrap()
+    );
     let (code, moved) = t.call("POST", &uri, Some(r#"{"conference":"right"}"#));
     assert_eq!(code, 200, "{moved}");
-    assert_eq!((&moved["conference"], &moved["local"]), (&"right".into(), &a["local"]));
+    assert_eq!(
+        (&moved["conference"], &moved["local"]),
+        (&"right".into(), &a["local"])
+    );
     let reports: Vec<Value> = peers.into_iter().map(|(_, peer)| peer.finish()).collect();
     let (ra, rb, rc) = (&reports[0], &reports[1], &reports[2]);
     // A's stream went on: one SSRC, no sequence gap, hardly a frame missing.
@@ -444,8 +454,15 @@ fn a_participant_moves_to_a_conference_on_the_other_core_with_its_call() {
     // Before it, A heard B (its first second, recorded).
     let first = std::env::temp_dir().join(format!("{}.wav", unique("tutti-moved-first-")));
     let (rec_s, first_s) = (rec.display().to_string(), first.display().to_string());
-    let out = run("sox", &[rec_s.as_str(), first_s.as_str(), "trim", "0.5", "1"]);
-    assert!(out.status.success(), "sox: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        "sox",
+        &[rec_s.as_str(), first_s.as_str(), "trim", "0.5", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "sox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let peer = repo_path("scripts/rtp-peer");
     let freqs: Vec<String> = FREQS.iter().map(u32::to_string).collect();
     let mut args = vec![peer.to_str().unwrap(), "--analyze-wav", first_s.as_str()];
@@ -454,7 +471,10 @@ fn a_participant_moves_to_a_conference_on_the_other_core_with_its_call() {
     }
     let out = run("python3", &args);
     let before: Value = serde_json::from_slice(&out.stdout).expect("analysis JSON");
-    assert!(db(&before, FREQS[1]) - db(&before, FREQS[2]) >= 30.0, "A before: {before}");
+    assert!(
+        db(&before, FREQS[1]) - db(&before, FREQS[2]) >= 30.0,
+        "A before: {before}"
+    );
     for f in [&rec, &first] {
         let _ = std::fs::remove_file(f);
     }

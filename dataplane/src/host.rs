@@ -376,9 +376,15 @@ mod tests {
         assert_eq!(t.range(), Some(102..=105));
         let (a, b) = (CorePorts::new(t.clone(), 0), CorePorts::new(t.clone(), 1));
         // Outside the media ports: the kernel's; inside, unheld: the receiving core drops.
-        assert_eq!((a.owner(101), a.owner(106), a.owner(102)), (Owner::Nobody, Owner::Nobody, Owner::Local));
+        assert_eq!(
+            (a.owner(101), a.owner(106), a.owner(102)),
+            (Owner::Nobody, Owner::Nobody, Owner::Local)
+        );
         a.claim(104);
-        assert_eq!((a.owner(104), a.owner(105), b.owner(105)), (Owner::Local, Owner::Local, Owner::Core(0)));
+        assert_eq!(
+            (a.owner(104), a.owner(105), b.owner(105)),
+            (Owner::Local, Owner::Local, Owner::Core(0))
+        );
         // The call moves: b claims, a's late release does not take it back.
         b.claim(104);
         a.release(104);

@@ -725,7 +725,10 @@ mod tests {
                 max_participants: 2,
                 timing: Default::default(),
             };
-            self.command(core, MediaCommand::AddConference(Conference::new(spec).unwrap()));
+            self.command(
+                core,
+                MediaCommand::AddConference(Conference::new(spec).unwrap()),
+            );
         }
 
         /// Participant 1 on local port 21000 in conference `conf` on `core`.

@@ -116,11 +116,7 @@ impl Rig {
         let (commands, rx) = command_ring(64);
         let range = 20000..=20999;
         let ports = CorePorts::single(range);
-        let engine = Engine::new(
-            ports.clone(),
-            4,
-            Arc::new(EngineCounters::default()),
-        );
+        let engine = Engine::new(ports.clone(), 4, Arc::new(EngineCounters::default()));
         let (up, UplinkRx { events, retired }) = uplink(256, 64);
         let relay = Arc::new(RelayCounters::default());
         let addr = PortAddr {

@@ -4,6 +4,7 @@
 //! entry read back from a store goes through the same check, so a damaged record is an
 //! error, never a panic or a half-valid profile.
 
+use crate::json::given;
 use crate::sessions::{valid_conference_id, MAX_CONFERENCE_ID_LEN};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -223,14 +224,6 @@ impl Default for Announce {
             join_leave_tones: true,
         }
     }
-}
-
-/// A field that is present is `Some`: `null` is refused like any other wrong type (the
-/// API's rule: leave a field out for its default).
-fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// A provisioning entry as a client writes it: every field but the code optional, and

@@ -39,6 +39,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod ivr;
+pub mod json;
 pub mod leases;
 pub mod media;
 pub mod orphan;

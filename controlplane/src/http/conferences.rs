@@ -2,8 +2,8 @@
 //! core, answer with its view.
 
 use super::dto::{
-    AddParticipant, ConferenceView, CreateConference, ParticipantView, PatchParticipant,
-    MoveParticipant, PlayPrompt, PutRtpBasis,
+    AddParticipant, ConferenceView, CreateConference, MoveParticipant, ParticipantView,
+    PatchParticipant, PlayPrompt, PutRtpBasis,
 };
 use super::error::HttpError;
 use super::extract::{JsonBody, PathParams};
@@ -508,13 +508,34 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn participants_move_between_conferences_and_cores_with_their_call() {
         use futures_util::StreamExt;
-        let h = harness(vec![media_core(2), MediaCore { lcore: 4, ..media_core(2) }]);
+        let h = harness(vec![
+            media_core(2),
+            MediaCore {
+                lcore: 4,
+                ..media_core(2)
+            },
+        ]);
         let mut events = Box::pin(h.state.events.subscribe());
         // Placement puts the second conference on the emptier core.
-        post(&h, "/v1/conferences", r#"{"id": "a", "max_participants": 2}"#).await;
+        post(
+            &h,
+            "/v1/conferences",
+            r#"{"id": "a", "max_participants": 2}"#,
+        )
+        .await;
         let (_, a) = post(&h, "/v1/conferences/a/participants", ALICE).await;
-        post(&h, "/v1/conferences", r#"{"id": "b", "max_participants": 1}"#).await;
-        post(&h, "/v1/conferences", r#"{"id": "c", "max_participants": 2}"#).await;
+        post(
+            &h,
+            "/v1/conferences",
+            r#"{"id": "b", "max_participants": 1}"#,
+        )
+        .await;
+        post(
+            &h,
+            "/v1/conferences",
+            r#"{"id": "c", "max_participants": 2}"#,
+        )
+        .await;
         let pid = a["id"].as_str().unwrap();
         let (key_a, key_b) = {
             let c = h.state.control();
@@ -576,7 +597,11 @@ mod tests {
         let full = format!("/v1/conferences/a/participants/{did}/move");
         let (code, e) = post(&h, &full, r#"{"conference": "b"}"#).await;
         assert_eq!(code, StatusCode::CONFLICT, "{e}");
-        assert_eq!(h.media.ops().len(), ops + 1, "only the add reached the dataplane");
+        assert_eq!(
+            h.media.ops().len(),
+            ops + 1,
+            "only the add reached the dataplane"
+        );
         // A busy dataplane leaves the participant where it was.
         h.media.set_busy(true);
         let (code, _) = post(&h, &full, r#"{"conference": "c"}"#).await;
@@ -589,7 +614,10 @@ mod tests {
         let (code, _) = post(&h, &uri("b"), r#"{"conference": "c"}"#).await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(loads(&h), [1, 1]);
-        assert_eq!(delete(&h, "/v1/conferences/c").await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            delete(&h, "/v1/conferences/c").await,
+            StatusCode::NO_CONTENT
+        );
         assert_eq!(loads(&h), [1, 0]);
     }
 

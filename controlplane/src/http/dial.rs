@@ -3,7 +3,6 @@
 //! call is answered; the SIP user agent ([`crate::sip::ua::Ua::dial`]) makes the call.
 
 use super::conferences::participant_view;
-use super::dto::given;
 use super::error::{error, HttpError};
 use super::extract::{JsonBody, PathParams};
 use crate::sip::ua::{DialError, DialRequest};
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::time::Duration;
+use tutti_control_core::json::given;
 use tutti_control_core::sip::dial::DEFAULT_TIMEOUT;
 use tutti_control_core::sip::DialOffer;
 use tutti_dataplane::codec::CodecKind;

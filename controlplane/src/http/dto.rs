@@ -1,7 +1,7 @@
 //! The HTTP API's request bodies and JSON views: bodies are validated here, once, into
 //! the core's typed requests; views show the core's model as JSON.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use tutti_control_core::error::ControlError;
 use tutti_control_core::events::timestamp;
 use tutti_control_core::gateway::{handover, RelayedConference, RelayedParticipant};
+use tutti_control_core::json::given;
 use tutti_control_core::leases::CallManagerStatus;
 use tutti_control_core::reclaim::check_name;
 use tutti_control_core::sessions::{
@@ -157,17 +158,6 @@ impl CreateConference {
             timing,
         })
     }
-}
-
-/// Deserialize a field that is present as `Some(T)`, so that a missing field (`None` via
-/// `#[serde(default)]`) differs from an explicit `null`. The API's one rule for
-/// optional fields: leave a field out for its default; `null` is a value only where the
-/// schema says `nullable` (then `T` is an `Option`, as for `telephone_event_pt`), and
-/// anywhere else it is refused (400, naming the field) like any other wrong type.
-pub(crate) fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// `POST /v1/conferences/{id}/participants` body.

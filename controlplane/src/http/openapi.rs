@@ -819,10 +819,7 @@ const LINKS: [(&str, &str, &[Link]); 8] = [
                 "setParticipantRtp",
                 &[("id", "/conference"), ("pid", "/id")],
             ),
-            (
-                "moveParticipant",
-                &[("id", "/conference"), ("pid", "/id")],
-            ),
+            ("moveParticipant", &[("id", "/conference"), ("pid", "/id")]),
         ],
     ),
     (

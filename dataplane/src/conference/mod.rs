@@ -5,8 +5,8 @@ pub mod engine;
 pub mod ops;
 
 pub use engine::{
-    Conference, Engine, EngineCounters, Leg, LegCrypto, Legs, MediaCommand, Participant,
-    Transmit, MAX_LEGS,
+    Conference, Engine, EngineCounters, Leg, LegCrypto, Legs, MediaCommand, Participant, Transmit,
+    MAX_LEGS,
 };
 
 pub use crate::rtp_send::RtpBasis;
