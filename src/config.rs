@@ -622,7 +622,8 @@ impl PortRange {
     /// call. `None` if the range holds no pair.
     pub fn pairs(&self) -> Option<std::ops::RangeInclusive<u16>> {
         let first = self.first.checked_add(self.first % 2)?;
-        let pairs = (self.last.checked_sub(first)? + 1) / 2;
+        // Ports first..=last hold floor((last - first + 1) / 2) whole pairs.
+        let pairs = self.last.checked_sub(first)?.div_ceil(2);
         (pairs > 0).then(|| first..=first + (pairs * 2 - 1))
     }
 }
