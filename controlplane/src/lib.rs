@@ -206,6 +206,7 @@ impl ControlState {
         self.control().handle_timeout();
         if let Some(g) = &self.gateway {
             g.spawn_peer_driver(self);
+            g.spawn_drain_driver(self);
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum ControlError {
     /// No mixer can take a conference (gateway).
     #[error("{0}")]
     NoMixer(String),
+    /// The mixer is being drained: it takes no new conferences (gateway).
+    #[error("mixer {0} is draining: it takes no new conferences (POST /v1/mixers/undrain first)")]
+    Draining(String),
     /// A mixer failed or refused (gateway).
     #[error(transparent)]
     Peer(#[from] PeerError),

@@ -71,11 +71,14 @@ pub struct Detail {
     /// The conference the participant left (`participant_moved`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The mixer concerned (`mixer_draining`, `mixer_drained`, `mixer_undrained`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixer: Option<String>,
 }
 
 /// Every kind of event `/v1/events` sends: the OpenAPI document's `Event` schema lists
 /// exactly these, and the server's tests check each event they publish against it.
-pub const KINDS: [&str; 39] = [
+pub const KINDS: [&str; 42] = [
     // The dataplane's, per participant or conference.
     "talk_start",
     "talk_stop",
@@ -119,6 +122,10 @@ pub const KINDS: [&str; 39] = [
     "handover_participant_validated",
     "handover_participant_cut_over",
     "handover_participant_failed_over",
+    // Draining mixers (gateway).
+    "mixer_draining",
+    "mixer_drained",
+    "mixer_undrained",
     // The subscriber fell behind (`missed` events).
     "lagged",
 ];
@@ -142,6 +149,20 @@ impl Event {
             participant: participant.map(str::to_string),
             timestamp: timestamp(at),
             detail: Box::default(),
+        }
+    }
+
+    /// An event about mixer `url` (gateway).
+    pub fn mixer(kind: &'static str, url: &str, at: SystemTime) -> Event {
+        Event {
+            kind,
+            conference: None,
+            participant: None,
+            timestamp: timestamp(at),
+            detail: Box::new(Detail {
+                mixer: Some(url.to_string()),
+                ..Detail::default()
+            }),
         }
     }
 

@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tutti_control_core::gateway::handover::Mode;
 use tutti_control_core::gateway::Observation;
 pub use tutti_control_core::gateway::{GatewayConfig, HandoverSettings};
 
@@ -66,6 +67,8 @@ pub struct Gateway {
     pub metrics: HandoverMetrics,
     /// A task is sending the core's peer requests.
     driving: Arc<AtomicBool>,
+    /// A task is starting the handovers of draining mixers.
+    draining: Arc<AtomicBool>,
 }
 
 impl Gateway {
@@ -76,6 +79,7 @@ impl Gateway {
             config,
             metrics: HandoverMetrics::default(),
             driving: Arc::default(),
+            draining: Arc::default(),
         })
     }
 
@@ -98,7 +102,45 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Start handing over the conferences of draining mixers that are due (unless that
+    /// is under way already).
+    pub(crate) fn spawn_drain_driver(&self, state: &ControlState) {
+        let any = state.control().gateway().is_ok_and(|t| t.draining_any());
+        if !any || self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (state, draining) = (state.clone(), self.draining.clone());
+        tokio::spawn(async move {
+            state.drive_drain().await;
+            draining.store(false, Ordering::Release);
+        });
+    }
+}
+
 impl ControlState {
+    /// Start a handover for each conference of a draining mixer the core says is due,
+    /// to the freest mixer that takes conferences, and send the peer requests that
+    /// queues. One that cannot start is tried again later (the core's retry time).
+    pub async fn drive_drain(&self) {
+        let Some(g) = self.gateway.clone() else {
+            return;
+        };
+        let due = self.control().gw_drain_due();
+        for (id, from) in due {
+            let started = match crate::http::gateway::freest_mixer(self, &g, Some(&from)).await {
+                Ok(to) => self
+                    .control()
+                    .gw_start_handover(&id, &from, to, Mode::Rewrite),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                tracing::warn!(conference = %id, mixer = %from, error = %e, "drain: handover not started; trying again later");
+            }
+        }
+        self.drive_peers().await;
+    }
+
     /// Send the peer requests the core queued, one at a time, each answer back to the
     /// core, until it queues no more.
     pub async fn drive_peers(&self) {

@@ -662,3 +662,120 @@ async fn failed_handovers_leave_the_conference_where_it_was() {
         "{text}"
     );
 }
+
+/// Run conference `conf`'s handover (rewrite mode, started by the caller) through its
+/// relay events to the end.
+async fn run_handover(g: &Harness, conf: ConfKey, parts: &[PartKey]) {
+    advance(g, Duration::from_millis(20)).await;
+    for (i, p) in parts.iter().enumerate() {
+        feed(g, conf, *p, started(100 + i as u16));
+    }
+    settle(g).await;
+    for p in parts {
+        let e = SpliceEvent::Validated {
+            key: 160_000,
+            rewrite: RtpRewrite::default(),
+            need_ns: 4_000_000,
+        };
+        feed(g, conf, *p, RelayEventKind::Splice(e));
+    }
+    advance(g, Duration::from_millis(20)).await;
+    for p in parts {
+        let e = SpliceEvent::CutOver {
+            key: 160_160,
+            seq: 102,
+            active_delay: Duration::from_millis(4),
+            candidate_delay: Duration::ZERO,
+            at: g.state.clock.now(),
+        };
+        feed(g, conf, *p, RelayEventKind::Splice(e));
+    }
+    settle(g).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn draining_a_mixer_hands_its_conferences_over_and_places_nothing_there() {
+    use futures_util::StreamExt;
+    let (a, url_a) = mixer(10).await;
+    // B has less room than A: without the drain, placement would pick A.
+    let (_b, url_b) = mixer(4).await;
+    let g = gateway(&[&url_a, &url_b], Duration::from_secs(2));
+    let mut events = Box::pin(g.state.events.subscribe());
+    conference_on(&g, &url_a, 2).await;
+    let (conf, parts) = keys(&g, "c1");
+    let drain = |m: &str| format!(r#"{{"mixer":"{m}"}}"#);
+    let (code, v) = gw(&g, Method::POST, "/v1/mixers/drain", Some(&drain(&url_a))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(
+        (&v["draining"], &v["conferences"]),
+        (&true.into(), &1.into())
+    );
+
+    // Nothing new goes to A, by placement or by name, nor by a handover.
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c2"}"#)).await;
+    assert_eq!(
+        (code, &v["mixer"]),
+        (StatusCode::CREATED, &url_b.as_str().into()),
+        "{v}"
+    );
+    let named = format!(r#"{{"id":"c3","mixer":"{url_a}"}}"#);
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(&named)).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("draining"), "{v}");
+
+    // The drain's turn hands c1 over to B; the next starts nothing more meanwhile.
+    g.state.drive_drain().await;
+    assert_eq!(count(&g, "start"), 2, "{:?}", relays(&g));
+    assert_eq!(handover_state(&g, "c1").await["to"], url_b.as_str());
+    g.state.drive_drain().await;
+    assert_eq!(count(&g, "start"), 2);
+    let (_, list) = gw(&g, Method::GET, "/v1/mixers", None).await;
+    let on_a = &list["mixers"][0];
+    assert_eq!(
+        (
+            &on_a["mixer"],
+            &on_a["draining"],
+            &on_a["conferences"],
+            &on_a["handing_over"]
+        ),
+        (&url_a.as_str().into(), &true.into(), &1.into(), &1.into()),
+        "{list}"
+    );
+    run_handover(&g, conf, &parts).await;
+    assert_eq!(handover_state(&g, "c1").await["state"], "completed");
+    let (code, _) = json(&a.state, Method::GET, "/v1/conferences/c1", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "gone from A");
+    g.state.drive_drain().await;
+    let (_, list) = gw(&g, Method::GET, "/v1/mixers", None).await;
+    assert_eq!(list["mixers"][0]["conferences"], 0, "{list}");
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&"mixer_drained") {
+        match events.next().await {
+            Some(crate::events::Delivery::Event(ev)) if ev.kind.starts_with("mixer_") => {
+                assert_eq!(ev.detail.mixer.as_deref(), Some(url_a.as_str()));
+                kinds.push(ev.kind);
+            }
+            Some(_) => {}
+            None => panic!("events ended"),
+        }
+    }
+    assert_eq!(kinds, ["mixer_draining", "mixer_drained"]);
+
+    // Undrained, A takes conferences again; bad requests are 400.
+    let (code, v) = gw(&g, Method::POST, "/v1/mixers/undrain", Some(&drain(&url_a))).await;
+    assert_eq!(
+        (code, &v["draining"]),
+        (StatusCode::OK, &false.into()),
+        "{v}"
+    );
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(&named)).await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    for body in [
+        drain("http://127.0.0.1:9"),
+        "{}".into(),
+        r#"{"mixer":1}"#.into(),
+    ] {
+        let (code, v) = gw(&g, Method::POST, "/v1/mixers/drain", Some(&body)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+}

@@ -635,6 +635,13 @@ fn is_base_url(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
 
+/// `POST /v1/mixers/drain` and `/v1/mixers/undrain` body: the mixer's URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixerRequest {
+    pub mixer: String,
+}
+
 /// `POST /v1/conferences/{id}/handover` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -48,6 +48,7 @@ pub fn status_of(e: &ControlError) -> StatusCode {
         ControlError::NotInputTimed(_)
         | ControlError::NoLease(_)
         | ControlError::Orphaned(_)
+        | ControlError::Draining(_)
         | ControlError::HandingOver { .. }
         | ControlError::Moved { .. } => StatusCode::CONFLICT,
         ControlError::NoRelayPorts | ControlError::NoMixer(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,7 @@
 //! the mixers answered. `POST /v1/conferences/{id}/handover` starts the core's handover
 //! plan, which the pump then drives.
 
-use super::dto::AddParticipant;
+use super::dto::{AddParticipant, MixerRequest};
 use super::dto::{
     Adopt, CallManagerView, CreateRelayedConference, HandoverRequest, Heartbeat, PatchParticipant,
     PlayPrompt, RelayedConferenceView, RelayedParticipantView,
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use serde_json::{json, Value};
-use tutti_control_core::gateway::pick_mixer;
+use tutti_control_core::gateway::{pick_mixer, MixerStatus};
 use tutti_control_core::peer::{PeerAnswer, PeerCall, PeerError, PeerRequest};
 use tutti_control_core::reclaim::check_name;
 use tutti_control_core::ControlError;
@@ -41,6 +41,9 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<ControlState>)> {
         ("/v1/conferences/{id}/adopt", post(adopt)),
         ("/v1/conferences/{id}/handover", post(handover)),
         ("/v1/call-managers/{cm}/heartbeat", post(heartbeat)),
+        ("/v1/mixers", get(mixers)),
+        ("/v1/mixers/drain", post(drain)),
+        ("/v1/mixers/undrain", post(undrain)),
     ]
 }
 
@@ -66,12 +69,12 @@ fn deleted(r: Result<PeerAnswer, PeerError>) -> Result<(), PeerError> {
 }
 
 /// The configured mixer (but `except`) with the most free capacity.
-async fn freest_mixer(
+pub(crate) async fn freest_mixer(
     s: &ControlState,
     g: &Gateway,
     except: Option<&str>,
 ) -> Result<String, ControlError> {
-    let mixers = s.control().gateway()?.mixers_except(except);
+    let mixers = s.control().gateway()?.placeable_mixers(except);
     let mut answers = Vec::with_capacity(mixers.len());
     for m in mixers {
         let free = match call(g, &m, PeerCall::Status).await {
@@ -133,7 +136,7 @@ async fn create(
     let pending = s.control().gw_reserve_conference(spec.id.clone())?;
     let created = async {
         let mixer = match mixer {
-            Some(m) => s.control().gateway()?.configured_mixer(&m)?,
+            Some(m) => s.control().gateway()?.placeable_mixer(&m)?,
             None => freest_mixer(&s, g, None).await?,
         };
         let create = PeerCall::CreateConference {
@@ -383,9 +386,37 @@ async fn handover(
                 ControlError::Invalid(format!("conference {id} is already on {from}")).into(),
             )
         }
-        Some(to) => s.control().gateway()?.configured_mixer(&to)?,
+        Some(to) => s.control().gateway()?.placeable_mixer(&to)?,
         None => freest_mixer(&s, g, Some(&from)).await?,
     };
     s.control().gw_start_handover(&id, &from, to, mode)?;
     Ok((StatusCode::ACCEPTED, Json(conference_view(&s, &id, true)?)))
+}
+
+/// `GET /v1/mixers`: each configured mixer, whether it drains, its conferences.
+async fn mixers(State(s): State<ControlState>) -> Result<Json<Value>, HttpError> {
+    let all = s.control().gateway()?.mixers();
+    Ok(Json(json!({ "mixers": all })))
+}
+
+/// `POST /v1/mixers/drain`: the mixer takes no new conferences, and its conferences are
+/// handed over to the others (by placement), a few at a time, until none is left
+/// (event `mixer_drained`); `GET /v1/mixers` shows the progress.
+async fn drain(
+    State(s): State<ControlState>,
+    JsonBody(req): JsonBody<MixerRequest>,
+) -> Result<(StatusCode, Json<MixerStatus>), HttpError> {
+    // The pump's next turn starts the handovers (ControlState::drive_drain).
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.control().gw_drain(&req.mixer)?),
+    ))
+}
+
+/// `POST /v1/mixers/undrain`: the mixer takes new conferences again.
+async fn undrain(
+    State(s): State<ControlState>,
+    JsonBody(req): JsonBody<MixerRequest>,
+) -> Result<Json<MixerStatus>, HttpError> {
+    Ok(Json(s.control().gw_undrain(&req.mixer)?))
 }

@@ -13,7 +13,7 @@ mod directory;
 pub mod dto;
 pub mod error;
 pub mod extract;
-mod gateway;
+pub(crate) mod gateway;
 pub mod openapi;
 pub mod tls;
 
@@ -742,6 +742,7 @@ mod tests {
             previous_owner: Some("cm0".into()),
             error: Some("mixer gone".into()),
             from: Some("c0".into()),
+            mixer: Some("http://127.0.0.1:9".into()),
         };
         for kind in tutti_control_core::events::KINDS {
             let mut ev = Event::session(kind, "c1", Some("p1"), SystemTime::UNIX_EPOCH);

@@ -388,7 +388,9 @@ fn schemas() -> Value {
                 "missed": { "type": "integer", "minimum": 1,
                             "description": "Events the subscriber missed (lagged)" },
                 "from": { "type": "string",
-                          "description": "The conference the participant left (participant_moved)" }
+                          "description": "The conference the participant left (participant_moved)" },
+                "mixer": { "type": "string",
+                           "description": "The mixer (mixer_draining, mixer_drained, mixer_undrained)" }
             }
         },
         "Status": {
@@ -1024,6 +1026,39 @@ pub fn gateway_document(version: &str) -> Value {
                 }
             }),
         );
+        paths.insert(
+            "/v1/mixers".into(),
+            json!({ "get": {
+                "summary": "The configured mixers: whether each is draining, its conferences",
+                "operationId": "listMixers",
+                "responses": responses(("200", "Mixers", Some("MixerList")), &[])
+            }}),
+        );
+        paths.insert(
+            "/v1/mixers/drain".into(),
+            json!({ "post": {
+                "summary": "Drain a mixer: it takes no new conferences, and its conferences \
+                            are handed over seamlessly to the others a few at a time \
+                            (events mixer_draining, then mixer_drained when none is left; \
+                            GET /v1/mixers shows the progress)",
+                "operationId": "drainMixer",
+                "requestBody": body("MixerRequest"),
+                "responses": responses(("202", "Draining", Some("MixerStatus")),
+                    &[("400", "Malformed JSON, wrong field types, unknown fields, or not a \
+                             configured mixer"), TOO_LARGE, NOT_JSON])
+            }}),
+        );
+        paths.insert(
+            "/v1/mixers/undrain".into(),
+            json!({ "post": {
+                "summary": "The mixer takes new conferences again (what moved stays moved)",
+                "operationId": "undrainMixer",
+                "requestBody": body("MixerRequest"),
+                "responses": responses(("200", "Taking conferences", Some("MixerStatus")),
+                    &[("400", "Malformed JSON, wrong field types, unknown fields, or not a \
+                             configured mixer"), TOO_LARGE, NOT_JSON])
+            }}),
+        );
     }
     let schemas = &mut doc["components"]["schemas"];
     // The mixer's arrival-timing form, without timing (the gateway's mixers mix by
@@ -1056,6 +1091,36 @@ pub fn gateway_document(version: &str) -> Value {
         );
     }
     if let Some(all) = schemas.as_object_mut() {
+        all.insert(
+            "MixerRequest".into(),
+            json!({
+                "type": "object", "additionalProperties": false, "required": ["mixer"],
+                "properties": { "mixer": { "type": "string", "format": "uri",
+                                           "description": "Base URL of a configured mixer" } }
+            }),
+        );
+        all.insert(
+            "MixerStatus".into(),
+            json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["mixer", "draining", "conferences", "handing_over"],
+                "properties": {
+                    "mixer": { "type": "string", "format": "uri" },
+                    "draining": { "type": "boolean" },
+                    "conferences": { "type": "integer", "minimum": 0,
+                                     "description": "Conferences on the mixer" },
+                    "handing_over": { "type": "integer", "minimum": 0,
+                                      "description": "Of those, being handed over now" }
+                }
+            }),
+        );
+        all.insert(
+            "MixerList".into(),
+            json!({
+                "type": "object", "required": ["mixers"],
+                "properties": { "mixers": { "type": "array", "items": schema("MixerStatus") } }
+            }),
+        );
         all.insert(
             "HandoverRequest".into(),
             json!({
@@ -1143,7 +1208,11 @@ pub fn gateway_document(version: &str) -> Value {
 /// Name the mixers `mixer` and `to` may be (`gateway.mixers`: no other is called).
 pub fn name_mixers(doc: &mut Value, mixers: &[String]) {
     let schemas = &mut doc["components"]["schemas"];
-    for (schema, field) in [("ConferenceCreate", "mixer"), ("HandoverRequest", "to")] {
+    for (schema, field) in [
+        ("ConferenceCreate", "mixer"),
+        ("HandoverRequest", "to"),
+        ("MixerRequest", "mixer"),
+    ] {
         if !mixers.is_empty() {
             schemas[schema]["properties"][field]["enum"] = mixers.into();
         }

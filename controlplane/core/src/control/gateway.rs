@@ -6,8 +6,8 @@ use crate::error::ControlError;
 use crate::events::Event;
 use crate::gateway::handover::{Action, Client, Handover, Mode, Refused};
 use crate::gateway::{
-    GatewayConfig, GatewayTable, Observation, PendingConference, PendingParticipant,
-    RelayedConference, RelayedParticipant,
+    Draining, GatewayConfig, GatewayTable, MixerStatus, Observation, PendingConference,
+    PendingParticipant, RelayedConference, RelayedParticipant, DRAIN_CONCURRENCY, DRAIN_RETRY,
 };
 use crate::peer::{MixerParticipant, PeerRequest, PeerRequestId, PeerResult};
 use crate::sessions::{
@@ -342,6 +342,83 @@ impl Control {
         let key = c.key;
         self.run_handover(key);
         Ok(())
+    }
+
+    /// Drain mixer `url`: it takes no new conferences, and [`Control::gw_drain_due`]
+    /// names its conferences to hand over to the others, until none is left.
+    pub fn gw_drain(&mut self, url: &str) -> Result<MixerStatus, ControlError> {
+        let wall = self.clock.wall();
+        let g = self.gateway_mut()?;
+        let m = g.configured_mixer(url)?;
+        if !g.draining.contains_key(&m) {
+            g.draining.insert(m.clone(), Draining::default());
+            tracing::info!(mixer = %m, "mixer draining");
+            self.publish(Event::mixer("mixer_draining", &m, wall));
+        }
+        self.gw_mixer_status(&m)
+    }
+
+    /// Stop draining mixer `url` (it takes new conferences again; what moved stays).
+    pub fn gw_undrain(&mut self, url: &str) -> Result<MixerStatus, ControlError> {
+        let wall = self.clock.wall();
+        let g = self.gateway_mut()?;
+        let m = g.configured_mixer(url)?;
+        if g.draining.remove(&m).is_some() {
+            tracing::info!(mixer = %m, "mixer undrained");
+            self.publish(Event::mixer("mixer_undrained", &m, wall));
+        }
+        self.gw_mixer_status(&m)
+    }
+
+    fn gw_mixer_status(&self, m: &str) -> Result<MixerStatus, ControlError> {
+        self.gateway()?
+            .mixers()
+            .into_iter()
+            .find(|s| s.mixer == m)
+            .ok_or_else(|| ControlError::Invalid(format!("{m} is not a configured mixer")))
+    }
+
+    /// The conferences of draining mixers to hand over now, with their mixer: each idle
+    /// one not tried in the last [`DRAIN_RETRY`], at most [`DRAIN_CONCURRENCY`] moving
+    /// off one mixer at once. A mixer left with no conference is reported drained
+    /// (`mixer_drained`, once).
+    pub fn gw_drain_due(&mut self) -> Vec<(String, String)> {
+        let (now, wall) = (self.clock.now(), self.clock.wall());
+        let Some(g) = self.gateway.as_mut() else {
+            return Vec::new();
+        };
+        let mut due = Vec::new();
+        let mut drained = Vec::new();
+        for (m, d) in g.draining.iter_mut() {
+            let on: Vec<&RelayedConference> = g.confs.values().filter(|c| &c.mixer == m).collect();
+            d.next_try.retain(|id, _| on.iter().any(|c| &c.id == id));
+            if on.is_empty() {
+                if !d.drained {
+                    d.drained = true;
+                    drained.push(m.clone());
+                }
+                continue;
+            }
+            d.drained = false;
+            let moving = on.iter().filter(|c| c.idle().is_err()).count();
+            let room = DRAIN_CONCURRENCY.saturating_sub(moving);
+            let ready: Vec<String> = on
+                .iter()
+                .filter(|c| c.idle().is_ok())
+                .filter(|c| d.next_try.get(&c.id).is_none_or(|t| *t <= now))
+                .take(room)
+                .map(|c| c.id.clone())
+                .collect();
+            for id in ready {
+                d.next_try.insert(id.clone(), now + DRAIN_RETRY);
+                due.push((id, m.clone()));
+            }
+        }
+        for m in drained {
+            tracing::info!(mixer = %m, "mixer drained");
+            self.publish(Event::mixer("mixer_drained", &m, wall));
+        }
+        due
     }
 
     /// Carry out what conference `key`'s handover wants done, until it waits.

@@ -17,9 +17,11 @@ use crate::error::ControlError;
 use crate::peer::{MixerParticipant, PeerError, PeerRequest, PeerRequestId};
 use crate::sessions::{NewConference, NewParticipant, SessionError};
 use handover::Handover;
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddrV4;
 use std::time::{Duration, SystemTime};
+use tutti_dataplane::clock::Instant;
 use tutti_dataplane::conference::{ConfKey, PartKey};
 use tutti_dataplane::relay::Timeline;
 
@@ -120,6 +122,37 @@ pub struct GatewayTable {
     /// Peer requests to send, with the conference whose handover awaits each answer.
     pub(crate) requests: Vec<(PeerRequestId, PeerRequest, ConfKey)>,
     pub(crate) awaited: HashMap<PeerRequestId, ConfKey>,
+    /// Mixers being drained, by URL.
+    pub(crate) draining: BTreeMap<String, Draining>,
+}
+
+/// A mixer being drained: its conferences are handed over to the others one by one, and
+/// it takes no new ones.
+#[derive(Debug, Default)]
+pub(crate) struct Draining {
+    /// When each of its conferences may next be tried (a handover that failed or could
+    /// not start is tried again after [`DRAIN_RETRY`]).
+    pub(crate) next_try: HashMap<String, Instant>,
+    /// Whether `mixer_drained` was sent (since the last conference left).
+    pub(crate) drained: bool,
+}
+
+/// How long a draining mixer's conference waits before another handover is tried.
+pub const DRAIN_RETRY: Duration = Duration::from_secs(2);
+/// Handovers off one draining mixer at once at most.
+pub const DRAIN_CONCURRENCY: usize = 4;
+
+/// A mixer as the gateway sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MixerStatus {
+    /// Its API URL (as configured).
+    pub mixer: String,
+    /// Whether it is being drained.
+    pub draining: bool,
+    /// Conferences on it.
+    pub conferences: usize,
+    /// Of those, being handed over now.
+    pub handing_over: usize,
 }
 
 impl GatewayTable {
@@ -133,7 +166,46 @@ impl GatewayTable {
             next_request: 0,
             requests: Vec::new(),
             awaited: HashMap::new(),
+            draining: BTreeMap::new(),
         }
+    }
+
+    /// Each configured mixer: whether it is draining, its conferences.
+    pub fn mixers(&self) -> Vec<MixerStatus> {
+        self.config
+            .mixers
+            .iter()
+            .map(|m| {
+                let on = self.confs.values().filter(|c| &c.mixer == m);
+                MixerStatus {
+                    mixer: m.clone(),
+                    draining: self.draining.contains_key(m),
+                    conferences: on.clone().count(),
+                    handing_over: on.filter(|c| c.idle().is_err()).count(),
+                }
+            })
+            .collect()
+    }
+
+    /// Mixer `url` (as [`GatewayTable::configured_mixer`]) if it takes new conferences.
+    pub fn placeable_mixer(&self, url: &str) -> Result<String, ControlError> {
+        let m = self.configured_mixer(url)?;
+        if self.draining.contains_key(&m) {
+            return Err(ControlError::Draining(m));
+        }
+        Ok(m)
+    }
+
+    /// Whether any mixer is being drained.
+    pub fn draining_any(&self) -> bool {
+        !self.draining.is_empty()
+    }
+
+    /// The mixers that take new conferences (not draining), except `except`.
+    pub fn placeable_mixers(&self, except: Option<&str>) -> Vec<String> {
+        let mut all = self.mixers_except(except);
+        all.retain(|m| !self.draining.contains_key(m));
+        all
     }
 
     /// Every relayed conference, by id.
