@@ -716,3 +716,63 @@ fn clients_fail_over_when_the_old_mixer_dies_during_a_handover() {
     }
     net.assert_handover_metrics(1.0, 0.0);
 }
+
+/// (f) Draining mixer A moves its conference to B by a seamless handover, with no
+/// request naming B; A takes no new conference until it is undrained.
+#[test]
+fn draining_a_mixer_moves_its_conference_seamlessly() {
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hd");
+    let parts = net.conference("c6", A, 3);
+    let secs = 9;
+    let (peers, t0) = start_clients(&net, &parts, secs);
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let drain = json!({"mixer": net.b.url(A)}).to_string();
+    let (code, v) = net.call("POST", "/v1/mixers/drain", Some(&drain));
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(
+        (&v["draining"], &v["conferences"]),
+        (&json!(true), &json!(1)),
+        "{v}"
+    );
+    // The gateway's pump hands the conference over by itself.
+    let deadline = Instant::now() + HANDOVER_LIMIT;
+    let conf = loop {
+        let (_, conf) = net.call("GET", "/v1/conferences/c6", None);
+        if conf["handover"]["state"] == "completed" {
+            break conf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the drain did not move c6: {conf}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let last = t0.elapsed().as_secs_f64();
+    assert_eq!(conf["mixer"], json!(net.b.url(B)), "{conf}");
+    net.wait_conferences_on(A, 0, "A was drained");
+    let (_, mixers) = net.call("GET", "/v1/mixers", None);
+    let a = &mixers["mixers"][A];
+    assert_eq!(
+        (&a["draining"], &a["conferences"]),
+        (&json!(true), &json!(0)),
+        "{mixers}"
+    );
+    // Nothing new lands on A meanwhile.
+    let named = json!({"id": "c7", "mixer": net.b.url(A)}).to_string();
+    let (code, v) = net.call("POST", "/v1/conferences", Some(&named));
+    assert_eq!(code, 409, "{v}");
+    let reports = finish_clients(&mut net, peers, &parts, &[conf]);
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
+    }
+    net.assert_handover_metrics(1.0, 0.0);
+    let (code, v) = net.call("POST", "/v1/mixers/undrain", Some(&drain));
+    assert_eq!((code, &v["draining"]), (200, &json!(false)), "{v}");
+    let (code, v) = net.call("POST", "/v1/conferences", Some(&named));
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = net.call("DELETE", "/v1/conferences/c7", None);
+    assert_eq!(code, 204, "{v}");
+    net.delete("c6");
+}
