@@ -1101,3 +1101,81 @@ fn dial_out_answered_refused_and_unanswered() {
     let (st, _) = rig.t.terminate();
     assert!(st.success(), "exit status {st}");
 }
+
+/// A SIP caller moved to another conference (REST `move`) keeps its call: its BYE ends
+/// it there, and deleting it there sends the BYE.
+#[test]
+fn moved_callers_hang_up_and_are_hung_up_in_their_new_conference() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig("  auto_create: true\norphan:\n  rtp_timeout: 2m\n");
+    let t = &rig.t;
+    let (code, v) = t.call("POST", "/v1/conferences", Some(r#"{"id":"moved-to"}"#));
+    assert_eq!(code, 201, "{v}");
+    // Caller A hangs up 4 s in; caller B waits for tutti's BYE.
+    let a = rig.sipp(
+        &uac(
+            ("198.18.0.3", 30000),
+            &format!("<pause milliseconds=\"4000\"/>\n{}", bye()),
+        ),
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-moved-from",
+            "-m",
+            "1",
+            "-p",
+            "5070",
+            "-mp",
+            "7000",
+        ],
+        30,
+    );
+    let b = rig.sipp(
+        &uac(("198.18.0.4", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &[
+            "-s",
+            "conf-moved-from",
+            "-m",
+            "1",
+            "-p",
+            "5072",
+            "-mp",
+            "7100",
+        ],
+        30,
+    );
+    t.wait_for(10, "two SIP participants", |t| {
+        participants(t, "moved-from").len() == 2
+    });
+    for p in participants(t, "moved-from") {
+        let uri = format!(
+            "/v1/conferences/moved-from/participants/{}/move",
+            p["id"].as_str().unwrap()
+        );
+        let (code, v) = t.call("POST", &uri, Some(r#"{"conference":"moved-to"}"#));
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(
+            v["sip"]["call_id"], p["sip"]["call_id"],
+            "the same call: {v}"
+        );
+    }
+    assert!(participants(t, "moved-from").is_empty());
+    let (ok, log) = a.finish();
+    assert!(ok, "caller A: {log}\n{}", t.stderr());
+    t.wait_for(
+        5,
+        "caller A's participant gone from its new conference",
+        |t| by_remote(t, "moved-to", "198.18.0.3:30000").is_none(),
+    );
+    let pb = by_remote(t, "moved-to", "198.18.0.4:30000").expect("caller B moved");
+    let uri = format!(
+        "/v1/conferences/moved-to/participants/{}",
+        pb["id"].as_str().unwrap()
+    );
+    let (code, v) = t.call("DELETE", &uri, None);
+    assert_eq!(code, 204, "{v}");
+    let (ok, log) = b.finish();
+    assert!(ok, "caller B got no BYE: {log}\n{}", t.stderr());
+    assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
+}

@@ -777,6 +777,11 @@ impl Sessions {
         Ok((part, from, to))
     }
 
+    /// The conference participant `pid` (an API id) is in now.
+    pub fn conference_of_participant(&self, pid: &str) -> Option<&Conference> {
+        self.conference_of(part_key_of(pid)?)
+    }
+
     /// The conference participant `part` is in.
     pub fn conference_of(&self, part: PartKey) -> Option<&Conference> {
         self.conferences.get(self.parts.get(&part)?)

@@ -1081,6 +1081,18 @@ impl Ua {
             let (Some(conf), Some(pid)) = (&ev.conference, &ev.participant) else {
                 continue;
             };
+            if ev.kind == "participant_moved" {
+                // The call goes on in the conference its participant moved to.
+                let from = ev.detail.from.clone().unwrap_or_default();
+                let mut inner = self.inner();
+                if let Some(id) = inner.by_participant.remove(&(from, pid.clone())) {
+                    if let Some(c) = inner.calls.get_mut(&id) {
+                        c.conf = conf.clone();
+                    }
+                    inner.by_participant.insert((conf.clone(), pid.clone()), id);
+                }
+                continue;
+            }
             let key = (conf.clone(), pid.clone());
             let Some(id) = self.inner().by_participant.get(&key).cloned() else {
                 continue;

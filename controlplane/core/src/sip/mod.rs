@@ -606,8 +606,19 @@ impl Control {
         }
     }
 
+    /// The conference call participant `pid` of conference `conf` is in now: `conf`,
+    /// or the one it moved to (the UA learns of a move by its event, which a request
+    /// of the call may beat).
+    fn call_conf(&self, conf: &str, pid: &str) -> String {
+        match self.sessions.conference_of_participant(pid) {
+            Some(c) if self.sessions.participant(conf, pid).is_err() => c.id.clone(),
+            _ => conf.to_string(),
+        }
+    }
+
     /// A re-INVITE put the call on hold or took it off.
     pub fn sip_hold(&mut self, conf: &str, pid: &str, hold: bool) -> Result<(), ControlError> {
+        let conf = &self.call_conf(conf, pid);
         let was = self.sessions.participant(conf, pid)?.hold;
         self.patch_participant(
             conf,
@@ -627,6 +638,7 @@ impl Control {
     /// The call ended (`reason`: `bye`, `cancel`, `deleted`, `timeout`, ...): its
     /// participant goes, if it is still there.
     pub fn sip_end(&mut self, conf: &str, pid: &str, reason: &'static str) {
+        let conf = &self.call_conf(conf, pid);
         if self.sessions.participant(conf, pid).is_ok() {
             if let Err(e) = self.delete_participant(conf, pid) {
                 tracing::warn!(conference = %conf, participant = %pid, error = %e, "ended call's participant not deleted");
