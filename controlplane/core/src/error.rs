@@ -62,6 +62,9 @@ pub enum ControlError {
     /// No mixer can take a conference (gateway).
     #[error("{0}")]
     NoMixer(String),
+    /// Every mixer that could take the conference is being drained (gateway).
+    #[error("every {0}mixer is draining (POST /v1/mixers/undrain one first)")]
+    AllDraining(&'static str),
     /// The mixer is being drained: it takes no new conferences (gateway).
     #[error("mixer {0} is draining: it takes no new conferences (POST /v1/mixers/undrain first)")]
     Draining(String),

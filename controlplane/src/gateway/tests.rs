@@ -761,6 +761,20 @@ async fn draining_a_mixer_hands_its_conferences_over_and_places_nothing_there() 
     }
     assert_eq!(kinds, ["mixer_draining", "mixer_drained"]);
 
+    // With every mixer draining there is nowhere to go.
+    let (code, _) = gw(&g, Method::POST, "/v1/mixers/drain", Some(&drain(&url_b))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let (code, v) = gw(&g, Method::POST, "/v1/conferences", Some(r#"{"id":"c5"}"#)).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("every mixer is draining"),
+        "{v}"
+    );
+    let (code, _) = gw(&g, Method::POST, "/v1/mixers/undrain", Some(&drain(&url_b))).await;
+    assert_eq!(code, StatusCode::OK);
     // Undrained, A takes conferences again; bad requests are 400.
     let (code, v) = gw(&g, Method::POST, "/v1/mixers/undrain", Some(&drain(&url_a))).await;
     assert_eq!(

@@ -49,6 +49,7 @@ pub fn status_of(e: &ControlError) -> StatusCode {
         | ControlError::NoLease(_)
         | ControlError::Orphaned(_)
         | ControlError::Draining(_)
+        | ControlError::AllDraining(_)
         | ControlError::HandingOver { .. }
         | ControlError::Moved { .. } => StatusCode::CONFLICT,
         ControlError::NoRelayPorts | ControlError::NoMixer(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -74,7 +74,16 @@ pub(crate) async fn freest_mixer(
     g: &Gateway,
     except: Option<&str>,
 ) -> Result<String, ControlError> {
-    let mixers = s.control().gateway()?.placeable_mixers(except);
+    let mixers = {
+        let c = s.control();
+        let t = c.gateway()?;
+        let placeable = t.placeable_mixers(except);
+        if placeable.is_empty() && !t.mixers_except(except).is_empty() {
+            let other = if except.is_some() { "other " } else { "" };
+            return Err(ControlError::AllDraining(other));
+        }
+        placeable
+    };
     let mut answers = Vec::with_capacity(mixers.len());
     for m in mixers {
         let free = match call(g, &m, PeerCall::Status).await {

@@ -1060,6 +1060,15 @@ pub fn gateway_document(version: &str) -> Value {
             }}),
         );
     }
+    // On the gateway a conference also conflicts with draining mixers.
+    doc["paths"]["/v1/conferences"]["post"]["responses"]["409"]["description"] =
+        "A conference with this id exists, the owner holds no live lease, the mixer named \
+         is draining, or every mixer is"
+            .into();
+    doc["paths"]["/v1/conferences/{id}/handover"]["post"]["responses"]["409"]["description"] =
+        "A handover of the conference is running, or the mixer to move to is draining (or \
+         every other mixer is)"
+            .into();
     let schemas = &mut doc["components"]["schemas"];
     // The mixer's arrival-timing form, without timing (the gateway's mixers mix by
     // input timestamps, so everyone is mixed).
