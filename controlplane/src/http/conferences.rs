@@ -152,7 +152,21 @@ pub(crate) async fn move_participant(
     JsonBody(req): JsonBody<MoveParticipant>,
 ) -> Result<Json<ParticipantView>, HttpError> {
     let mut c = s.control();
-    c.move_participant(&id, &pid, &req.conference)?;
+    // A conference the body names and that does not exist is 422: 404 is for the
+    // conference and participant in the path.
+    c.sessions().participant(&id, &pid)?;
+    c.move_participant(&id, &pid, &req.conference)
+        .map_err(|e| match e {
+            ControlError::Session(SessionError::NoSuchConference(ref to))
+                if *to == req.conference =>
+            {
+                HttpError::Rejected {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    message: e.to_string(),
+                }
+            }
+            e => e.into(),
+        })?;
     Ok(Json(participant_view(&c, &req.conference, &pid)?))
 }
 
@@ -583,7 +597,11 @@ mod tests {
         for (from, body, want) in [
             ("b", r#"{"conference": "b"}"#, StatusCode::CONFLICT),
             ("a", r#"{"conference": "c"}"#, StatusCode::NOT_FOUND),
-            ("b", r#"{"conference": "nope"}"#, StatusCode::NOT_FOUND),
+            (
+                "b",
+                r#"{"conference": "nope"}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             ("b", r#"{"conference": 7}"#, StatusCode::BAD_REQUEST),
             ("b", r#"{"to": "c"}"#, StatusCode::BAD_REQUEST),
         ] {

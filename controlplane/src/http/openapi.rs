@@ -538,7 +538,8 @@ fn paths() -> Value {
                 "operationId": "moveParticipant",
                 "requestBody": body("MoveParticipant"),
                 "responses": responses(("200", "Moved: the participant in its new conference", Some("Participant")),
-                    &[BAD_BODY, ("404", "No such conference (either) or participant"),
+                    &[BAD_BODY, ("404", "No such conference or participant (the path's)"),
+                      ("422", "The conference to move to does not exist"),
                       ("409", "It is in that conference already, or the conference has \
                                max_participants, or is orphaned"),
                       TOO_LARGE, NOT_JSON, DATAPLANE,
