@@ -136,6 +136,7 @@ fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
         ssrc: 0x1000_0000 + n as u32,
         settings: ParticipantSettings::default(),
         liveness: Liveness::default(),
+        srtp: None,
     };
     Participant::new(spec, created, NtpClock::default()).expect("participant")
 }
@@ -764,9 +765,9 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         }
         s[0] = cpu_ns(|| while lp.run_once(arrival, &clock) {});
         s[1] = cpu_ns(|| {
-            for (i, f) in frames.iter().enumerate() {
+            for (i, f) in frames.iter_mut().enumerate() {
                 let src = SocketAddrV4::new(GEN_IP, FIRST_PORT + i as u16);
-                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &f[42..]);
+                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &mut f[42..]);
             }
         });
         s[2] = cpu_ns(|| {

@@ -360,7 +360,7 @@ fn process<I: PacketIo>(
             }
             Owner::Local => {
                 let engine = hosts.engine;
-                let payload = buf.data().get(start..end).unwrap_or(&[]);
+                let payload = buf.data_mut().get_mut(start..end).unwrap_or(&mut []);
                 if !engine.handle_udp(now, src, dst_port, payload) {
                     c.drop_packet(DropReason::NoListener);
                 }
@@ -717,6 +717,7 @@ mod tests {
             ssrc: 7,
             settings: ParticipantSettings::default(),
             liveness: Default::default(),
+            srtp: None,
         };
         let conf = Conference::new(spec).unwrap();
         let p = Participant::new(part, t, NtpClock::default()).unwrap();

@@ -82,6 +82,7 @@ fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
         ssrc: 0xabc0 + i as u32,
         settings: ParticipantSettings::default(),
         liveness: Liveness::default(),
+        srtp: None,
     }
 }
 

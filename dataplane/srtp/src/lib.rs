@@ -133,6 +133,13 @@ impl MasterKey {
         Ok(MasterKey { suite, bytes })
     }
 
+    /// The suite's key and salt from the first [`Suite::key_len`] bytes of `bytes` (e.g.
+    /// fresh random bytes; the rest are ignored).
+    pub fn from_array(suite: Suite, mut bytes: [u8; MAX_KEY_LEN]) -> MasterKey {
+        bytes[suite.key_len()..].fill(0);
+        MasterKey { suite, bytes }
+    }
+
     pub fn suite(&self) -> Suite {
         self.suite
     }
