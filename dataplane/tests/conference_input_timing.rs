@@ -276,7 +276,9 @@ impl Mixer {
     fn run_once(&mut self, now: Instant) {
         while self.queue.front().is_some_and(|a| a.0 <= now) {
             let (_, i, mut bytes) = self.queue.pop_front().unwrap();
-            assert!(self.engine.handle_udp(now, peer(i), local_port(i), &mut bytes));
+            assert!(self
+                .engine
+                .handle_udp(now, peer(i), local_port(i), &mut bytes));
         }
         let mut sink = Sink {
             at: now,

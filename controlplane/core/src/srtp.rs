@@ -22,12 +22,8 @@ pub fn suite_names() -> String {
 
 /// The suite named `name`, or a message naming the ones there are.
 pub fn suite(name: &str) -> Result<Suite, String> {
-    Suite::from_name(name).ok_or_else(|| {
-        format!(
-            "unknown SRTP suite {name:?}: use one of {}",
-            suite_names()
-        )
-    })
+    Suite::from_name(name)
+        .ok_or_else(|| format!("unknown SRTP suite {name:?}: use one of {}", suite_names()))
 }
 
 /// The key `key` (base64 of master key and salt) for `suite`, or why not.

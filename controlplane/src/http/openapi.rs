@@ -203,7 +203,24 @@ fn schemas() -> Value {
                 "rtcp": { "type": "boolean", "default": true },
                 "muted": { "type": "boolean", "default": false },
                 "deaf": { "type": "boolean", "default": false },
-                "gain_db": gain.clone()
+                "gain_db": gain.clone(),
+                "srtp": {
+                    "allOf": [schema("Srtp")],
+                    "description": "SRTP (SDES, RFC 4568): the suite and the key the client \
+                                    sends with; the response's srtp is tutti's key for the \
+                                    client (same suite). Not through a gateway (422)."
+                }
+            }
+        },
+        "Srtp": {
+            "type": "object", "additionalProperties": false, "required": ["suite", "key"],
+            "properties": {
+                "suite": { "type": "string",
+                           "enum": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"] },
+                "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{38}([A-Za-z0-9+/]{2}|==)?$",
+                         "description": "Base64 of master key and salt: 30 bytes (AES_CM_128), \
+                                         28 (AEAD_AES_128_GCM)",
+                         "example": "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" }
             }
         },
         "Participant": {
@@ -243,6 +260,10 @@ fn schemas() -> Value {
                         "reason": { "type": "string", "description": "Why it failed: busy, no_answer, rejected, timeout, no_common_codec, unreachable, media" },
                         "code": { "type": "integer", "description": "The callee's final SIP status" }
                     }
+                },
+                "srtp": {
+                    "allOf": [schema("Srtp")],
+                    "description": "Tutti's SRTP suite and key for the client (SRTP participants only)"
                 }
             }
         },

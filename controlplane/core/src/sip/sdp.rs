@@ -4,9 +4,9 @@
 //! An `RTP/SAVP` offer is answered `RTP/SAVP` with the first of its `a=crypto` lines
 //! whose suite we have (SDES, RFC 4568) and our own key of that suite.
 
+use crate::srtp::{self, MasterKey, Suite};
 use bytesstr::BytesStr;
 use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
-use crate::srtp::{self, MasterKey, Suite};
 use std::net::SocketAddrV4;
 use tutti_dataplane::codec::CodecKind;
 
@@ -192,7 +192,10 @@ pub fn answer(
     session: u64,
     version: u64,
 ) -> String {
-    let crypto = n.srtp.zip(key).map(|(c, k)| Crypto { tag: c.tag, key: *k });
+    let crypto = n.srtp.zip(key).map(|(c, k)| Crypto {
+        tag: c.tag,
+        key: *k,
+    });
     describe(
         &[n.codec],
         n.telephone_event_pt,
@@ -366,7 +369,10 @@ mod tests {
             (offer("m=video 4000 RTP/AVP 96", ""), "no audio stream"),
             (offer("m=audio 0 RTP/AVP 0", ""), "no audio stream"),
             (offer("m=audio 4000 RTP/SAVP 0", ""), "no usable a=crypto"),
-            (offer("m=audio 4000 UDP/TLS/RTP/SAVPF 0", ""), "RTP/SAVP only"),
+            (
+                offer("m=audio 4000 UDP/TLS/RTP/SAVPF 0", ""),
+                "RTP/SAVP only",
+            ),
             (
                 offer("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 opus/48000/2\r\n"),
                 "no common codec",
@@ -397,7 +403,13 @@ mod tests {
         );
         let o = offer("m=audio 4000 RTP/SAVP 0", &extra);
         let n = negotiate(o.as_bytes()).unwrap();
-        assert_eq!(n.srtp, Some(Crypto { tag: 4, key: theirs }));
+        assert_eq!(
+            n.srtp,
+            Some(Crypto {
+                tag: 4,
+                key: theirs
+            })
+        );
         let ours = srtp::generate_key(Suite::AesCm128HmacSha1_32);
         let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), Some(&ours), 7, 1);
         assert!(a.contains("m=audio 20000 RTP/SAVP 0\r\n"), "{a}");
@@ -419,7 +431,8 @@ mod tests {
         let wrong_len = srtp::encode_key(&srtp::generate_key(Suite::AeadAes128Gcm));
         for extra in [
             String::new(),
-            "a=crypto:1 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm\r\n".into(),
+            "a=crypto:1 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm\r\n"
+                .into(),
             format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{wrong_len}\r\n"),
         ] {
             let o = offer("m=audio 4000 RTP/SAVP 0", &extra);
