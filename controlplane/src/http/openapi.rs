@@ -208,7 +208,7 @@ fn schemas() -> Value {
                     "allOf": [schema("Srtp")],
                     "description": "SRTP (SDES, RFC 4568): the suite and the key the client \
                                     sends with; the response's srtp is tutti's key for the \
-                                    client (same suite). Not through a gateway (422)."
+                                    client (same suite). Not through a gateway (400)."
                 }
             }
         },

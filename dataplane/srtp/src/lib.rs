@@ -7,7 +7,7 @@
 //! libsrtp allocates a stream the first time it sees an SSRC on a context (the
 //! template is cloned); every other call works on the caller's buffer only.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 
 use srtp_sys as sys;
@@ -256,51 +256,46 @@ impl Context {
     /// length (`len` plus [`Suite::rtp_trailer`]). `buf` must have that room.
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Error> {
         let room = len + self.suite.rtp_trailer();
-        let mut n = c_len(buf, len, room)?;
-        // SAFETY: `buf` is valid for writes of `room` bytes; libsrtp reads the packet's
-        // `n` bytes and writes at most the suite's tag after them (no MKI is used), i.e.
-        // within `room`. `self.raw` is a live session, used by this call only.
-        check(unsafe { sys::srtp_protect(self.raw, buf.as_mut_ptr().cast(), &mut n) })?;
-        Ok(n as usize)
+        self.apply(sys::srtp_protect, buf, len, room)
     }
 
     /// Unprotects (authenticates, checks for replay, decrypts) the SRTP packet `buf` in
     /// place; returns the RTP packet's length.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        let mut n = c_len(buf, buf.len(), buf.len())?;
-        // SAFETY: libsrtp reads and rewrites at most the `n` bytes of `buf` (it checks
-        // the length against the header and tag itself) and only shortens `n`.
-        check(unsafe { sys::srtp_unprotect(self.raw, buf.as_mut_ptr().cast(), &mut n) })?;
-        Ok(n as usize)
+        self.apply(sys::srtp_unprotect, buf, buf.len(), buf.len())
     }
 
     /// Protects the RTCP compound packet in `buf[..len]` in place; returns the SRTCP
     /// packet's length (`len` plus [`Suite::rtcp_trailer`]). `buf` must have that room.
     pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Error> {
         let room = len + self.suite.rtcp_trailer();
-        let mut n = c_len(buf, len, room)?;
-        // SAFETY: as for `protect_rtp`: libsrtp writes the 4-byte SRTCP index and the
-        // tag after the packet, within `room`.
-        check(unsafe { sys::srtp_protect_rtcp(self.raw, buf.as_mut_ptr().cast(), &mut n) })?;
-        Ok(n as usize)
+        self.apply(sys::srtp_protect_rtcp, buf, len, room)
     }
 
     /// Unprotects the SRTCP packet `buf` in place; returns the RTCP packet's length.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        let mut n = c_len(buf, buf.len(), buf.len())?;
-        // SAFETY: as for `unprotect_rtp`.
-        check(unsafe { sys::srtp_unprotect_rtcp(self.raw, buf.as_mut_ptr().cast(), &mut n) })?;
+        self.apply(sys::srtp_unprotect_rtcp, buf, buf.len(), buf.len())
+    }
+
+    /// Runs libsrtp's `op` on the packet `buf[..len]`, in place, within `buf[..room]`.
+    fn apply(&mut self, op: Op, buf: &mut [u8], len: usize, room: usize) -> Result<usize, Error> {
+        if buf.len() < room || room < len {
+            return Err(Error::NoRoom);
+        }
+        let mut n = c_int::try_from(len).map_err(|_| Error::NoRoom)?;
+        // SAFETY: `buf` is valid for reads and writes of `room` bytes. The protect calls
+        // read the packet's `n` bytes and write the suite's trailer after them (SRTCP
+        // index and tag; no MKI is configured), which `room` holds: the callers size it
+        // from the suite. The unprotect calls check the length against the header and
+        // tag themselves and only shorten `n`. `self.raw` is a live session, used by
+        // this call only (`&mut self`).
+        check(unsafe { op(self.raw, buf.as_mut_ptr().cast(), &mut n) })?;
         Ok(n as usize)
     }
 }
 
-/// `len` as a C int, once `buf` is known to hold `room` bytes (`room >= len`).
-fn c_len(buf: &[u8], len: usize, room: usize) -> Result<c_int, Error> {
-    if buf.len() < room {
-        return Err(Error::NoRoom);
-    }
-    c_int::try_from(len).map_err(|_| Error::NoRoom)
-}
+/// The shape of libsrtp's in-place calls.
+type Op = unsafe extern "C" fn(sys::srtp_t, *mut c_void, *mut c_int) -> sys::srtp_err_status_t;
 
 impl Drop for Context {
     fn drop(&mut self) {
