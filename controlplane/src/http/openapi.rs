@@ -213,15 +213,27 @@ fn schemas() -> Value {
             }
         },
         "Srtp": {
-            "type": "object", "additionalProperties": false, "required": ["suite", "key"],
-            "properties": {
-                "suite": { "type": "string",
-                           "enum": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM"] },
-                "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{38}([A-Za-z0-9+/]{2}|==)?$",
-                         "description": "Base64 of master key and salt: 30 bytes (AES_CM_128), \
-                                         28 (AEAD_AES_128_GCM)",
-                         "example": "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" }
-            }
+            "description": "An SRTP suite and its master key and salt in base64 (RFC 4568 \
+                            inline key): 30 bytes for the AES_CM_128 suites, 28 for \
+                            AEAD_AES_128_GCM",
+            "oneOf": [
+                {
+                    "type": "object", "additionalProperties": false, "required": ["suite", "key"],
+                    "properties": {
+                        "suite": { "type": "string",
+                                   "enum": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"] },
+                        "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{40}$",
+                                 "example": "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" }
+                    }
+                },
+                {
+                    "type": "object", "additionalProperties": false, "required": ["suite", "key"],
+                    "properties": {
+                        "suite": { "type": "string", "enum": ["AEAD_AES_128_GCM"] },
+                        "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{37}[AQgw](==)?$" }
+                    }
+                }
+            ]
         },
         "Participant": {
             "type": "object",
