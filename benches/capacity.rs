@@ -14,8 +14,12 @@
 //! is not isolated from the OS is preempted now and then), the core busier than 90%, or
 //! fewer mixed frames coming back than expected.
 //!
+//! The memory backend also ramps conferences of 10 with every stream SRTP (AES_CM_128_
+//! HMAC_SHA1_80 and AEAD_AES_128_GCM): tutti unprotects what it receives and protects
+//! what it sends, in place; the generator protects its frames outside the measured time.
+//!
 //! Prints one line per case:
-//! `capacity io=<virtio|memory> conf=<n> participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
+//! `capacity io=<virtio|memory> conf=<n> [srtp=<suite>] participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
 //! and, for the memory cases, one line of stage costs at that load (see [`stage_costs`]):
 //! `stages io=memory conf=<n> participants=<N> ns_per_participant_frame: rx=.. dispatch=.. jitter_insert=.. playout_decode=.. vad=.. dtmf=.. mix=.. encode=.. packet_build=.. tx=.. sum=.. (engine_tick=..)`
 //!
@@ -36,7 +40,7 @@ use tutti_dataplane::clock::{Clock, Instant};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Engine, EngineCounters, Liveness, MediaCommand, PartKey,
-    Participant, ParticipantSettings, ParticipantSpec, Transmit,
+    Participant, ParticipantSettings, ParticipantSpec, SrtpKeys, Transmit,
 };
 use tutti_dataplane::host::{uplink, CorePorts};
 use tutti_dataplane::io::{MemBuf, MemoryIo, PacketBuf, PacketIo, BURST};
@@ -45,6 +49,7 @@ use tutti_dataplane::poll::{command_ring, Command, Handoff, PollLoop, PortAddr};
 use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
+use tutti_dataplane::srtp::{Context, Direction, MasterKey, Suite, MAX_KEY_LEN};
 use tutti_dataplane::stats::{CoreCounters, LatencyHistogram};
 use tutti_dataplane::wire::{eth, ipv4, udp};
 use tutti_dpdk::TscClock;
@@ -74,22 +79,12 @@ impl Clock for StepClock<'_> {
     }
 }
 
-/// An RTP/UDP frame from the generator to local `port` (UDP checksum 0: optional in IPv4).
-fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
-    let mut rtp = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0];
-    rtp.extend_from_slice(&ssrc.to_be_bytes());
-    // A 500 Hz tone at the participant's level, as G.711 mu-law.
-    let pcm: Vec<i16> = (0..160)
-        .map(|n| {
-            (f64::from(level) * (2.0 * std::f64::consts::PI * 500.0 * n as f64 / 8000.0).sin())
-                as i16
-        })
-        .collect();
-    let mut payload = vec![0u8; 160];
-    let _ = CodecKind::Pcmu.encode(&pcm, &mut payload);
-    rtp.extend_from_slice(&payload);
-    let mut f = vec![0u8; 42 + rtp.len()];
-    f[42..].copy_from_slice(&rtp);
+/// The RTP packet `rtp` in an Ethernet/IPv4/UDP frame from the generator to local `port`
+/// (UDP checksum 0: optional in IPv4), in `f`.
+fn wrap(port: u16, rtp: &[u8], f: &mut Vec<u8>) {
+    f.clear();
+    f.resize(42 + rtp.len(), 0);
+    f[42..].copy_from_slice(rtp);
     udp::write_header(&mut f[34..], GEN_IP, OUR_IP, port, port);
     f[40..42].fill(0);
     ipv4::write_header(
@@ -105,8 +100,31 @@ fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
         src: GEN_MAC,
         ethertype: eth::ETHERTYPE_IPV4,
     }
-    .write(&mut f);
+    .write(f);
+}
+
+/// An RTP/UDP frame from the generator to local `port`.
+fn template(port: u16, ssrc: u32, level: i16) -> Vec<u8> {
+    let mut rtp = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0];
+    rtp.extend_from_slice(&ssrc.to_be_bytes());
+    // A 500 Hz tone at the participant's level, as G.711 mu-law.
+    let pcm: Vec<i16> = (0..160)
+        .map(|n| {
+            (f64::from(level) * (2.0 * std::f64::consts::PI * 500.0 * n as f64 / 8000.0).sin())
+                as i16
+        })
+        .collect();
+    let mut payload = vec![0u8; 160];
+    let _ = CodecKind::Pcmu.encode(&pcm, &mut payload);
+    rtp.extend_from_slice(&payload);
+    let mut f = Vec::new();
+    wrap(port, &rtp, &mut f);
     f
+}
+
+/// The master key of the SRTP cases, both ways (a benchmark needs no secret).
+fn bench_key(suite: Suite) -> MasterKey {
+    MasterKey::from_array(suite, [0x5a; MAX_KEY_LEN])
 }
 
 /// Conference `c` of the benchmark: Loudest(3) of `conf_size` at 20 ms.
@@ -122,8 +140,9 @@ fn conference(c: usize, conf_size: usize) -> Box<Conference> {
     .expect("conference")
 }
 
-/// Participant `n` (local port `FIRST_PORT + n`, G.711 mu-law, RFC 4733) of conference `c`.
-fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
+/// Participant `n` (local port `FIRST_PORT + n`, G.711 mu-law, RFC 4733, SRTP with
+/// `srtp` if given) of conference `c`.
+fn participant(c: usize, n: usize, created: Instant, srtp: Option<Suite>) -> Box<Participant> {
     let port = FIRST_PORT + n as u16;
     let spec = ParticipantSpec {
         conf: ConfKey(c as u32),
@@ -136,6 +155,10 @@ fn participant(c: usize, n: usize, created: Instant) -> Box<Participant> {
         ssrc: 0x1000_0000 + n as u32,
         settings: ParticipantSettings::default(),
         liveness: Liveness::default(),
+        srtp: srtp.map(|s| SrtpKeys {
+            local: bench_key(s),
+            remote: bench_key(s),
+        }),
     };
     Participant::new(spec, created, NtpClock::default()).expect("participant")
 }
@@ -155,7 +178,9 @@ struct Trial {
     p99_us: u64,
 }
 
-fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
+/// One trial; with `srtp` every participant's stream is SRTP of that suite (the
+/// generator protects its frames outside the measured time).
+fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize, srtp: Option<Suite>) -> Trial {
     let confs = participants / conf_size;
     let total = confs * conf_size;
     let (mut commands, rx) = command_ring(4096);
@@ -206,7 +231,7 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
         ))));
         for i in 0..conf_size {
             let n = c * conf_size + i;
-            let p = participant(c, n, created);
+            let p = participant(c, n, created, srtp);
             let _ = commands.push(Command::Media(MediaCommand::AddParticipant(p)));
             templates.push((phase, participant_frame(n, i)));
         }
@@ -222,6 +247,13 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     let media = |c: &EngineCounters| [c.frames_lost.get(), c.rtp_in.get(), c.rtp_out.get()];
     let mut media_before = media(&engine_counters);
     let mut seq = 0u16;
+    // SRTP: the generator's context per participant, and a frame to protect into.
+    let mut protect: Vec<Context> = srtp
+        .iter()
+        .flat_map(|&s| (0..total).map(move |_| Context::new(&bench_key(s), Direction::Outbound)))
+        .collect::<Result<_, _>>()
+        .expect("SRTP context");
+    let (mut rtp, mut frame) = ([0u8; 256], Vec::with_capacity(256));
     for window in 0..WARMUP_WINDOWS + MEASURED_WINDOWS {
         let mut window_ns = 0u128;
         for ms in 0..PTIME_MS {
@@ -230,11 +262,25 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
             // The loop drops the buffers it received (a DPDK mbuf goes back to its pool
             // then; a memory buffer does not): top the pool up outside the measured time.
             io.replenish(pool);
-            for (_, t) in templates.iter_mut().filter(|(p, _)| *p == ms) {
+            for (n, (_, t)) in templates
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, (p, _))| *p == ms)
+            {
                 t[44..46].copy_from_slice(&seq.to_be_bytes());
                 let ts = u32::from(seq) * 160;
                 t[46..50].copy_from_slice(&ts.to_be_bytes());
-                assert!(io.inject(t), "the generator's frame was not queued");
+                let queued = match protect.get_mut(n) {
+                    Some(ctx) => {
+                        let len = t.len() - 42;
+                        rtp[..len].copy_from_slice(&t[42..]);
+                        let len = ctx.protect_rtp(&mut rtp, len).expect("protect");
+                        wrap(FIRST_PORT + n as u16, &rtp[..len], &mut frame);
+                        io.inject(&frame)
+                    }
+                    None => io.inject(t),
+                };
+                assert!(queued, "the generator's frame was not queued");
             }
             // CPU time of this thread: the work itself, not the time the OS gave the
             // (non-isolated) CPU to someone else.
@@ -286,16 +332,17 @@ fn run_trial(tsc: &TscClock, conf_size: usize, participants: usize) -> Trial {
     }
 }
 
-fn ramp(tsc: &TscClock, conf_size: usize) {
+/// Ramp conferences of `conf_size` (SRTP of `srtp` if given) until frames would be late.
+fn ramp(tsc: &TscClock, conf_size: usize, srtp: Option<Suite>) {
     let ok = |t: &Trial| t.late_frames == 0 && t.busy_ratio < 0.9;
     // Every participant needs its own local port above FIRST_PORT.
     let cap = usize::from(u16::MAX - FIRST_PORT) / conf_size * conf_size;
     let mut lo = conf_size;
-    let mut lo_trial = run_trial(tsc, conf_size, lo);
+    let mut lo_trial = run_trial(tsc, conf_size, lo, srtp);
     let mut hi = None;
     let mut n = 1000usize.max(conf_size);
     while lo < cap {
-        let t = run_trial(tsc, conf_size, n);
+        let t = run_trial(tsc, conf_size, n, srtp);
         if ok(&t) {
             lo = n;
             lo_trial = t;
@@ -308,7 +355,7 @@ fn ramp(tsc: &TscClock, conf_size: usize) {
     if let Some(mut hi) = hi {
         while hi - lo > (lo / 16).max(conf_size) {
             let mid = (lo + hi) / 2 / conf_size * conf_size;
-            let t = run_trial(tsc, conf_size, mid);
+            let t = run_trial(tsc, conf_size, mid, srtp);
             if ok(&t) {
                 lo = mid;
                 lo_trial = t;
@@ -318,11 +365,16 @@ fn ramp(tsc: &TscClock, conf_size: usize) {
         }
     }
     let per_core = lo / conf_size * conf_size;
+    let srtp_field = srtp
+        .map(|s| format!(" srtp={}", s.name()))
+        .unwrap_or_default();
     println!(
-        "capacity io=memory conf={conf_size} participants_per_core={per_core} late_frames={} busy_ratio={:.3} p99_mix_latency_us={}",
+        "capacity io=memory conf={conf_size}{srtp_field} participants_per_core={per_core} late_frames={} busy_ratio={:.3} p99_mix_latency_us={}",
         lo_trial.late_frames, lo_trial.busy_ratio, lo_trial.p99_us
     );
-    stage_costs(tsc, conf_size, per_core);
+    if srtp.is_none() {
+        stage_costs(tsc, conf_size, per_core);
+    }
 }
 
 /// What tutti's metrics say at one moment: ticks later than one ptime, latency bucket
@@ -572,7 +624,7 @@ fn main() {
         .split_once(':')
         .and_then(|(c, n)| Some((c.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
     {
-        let t = run_trial(&tsc, conf, n);
+        let t = run_trial(&tsc, conf, n, None);
         stage_costs(&tsc, conf, n);
         println!(
             "capacity-trial io=memory conf={conf} participants={n} late_frames={} busy_ratio={:.3}",
@@ -582,7 +634,11 @@ fn main() {
     }
     if wants("memory") {
         for conf_size in [3usize, 10, 100] {
-            ramp(&tsc, conf_size);
+            ramp(&tsc, conf_size, None);
+        }
+        // The same with every stream SRTP (libsrtp2, in place), at two suites.
+        for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+            ramp(&tsc, 10, Some(suite));
         }
     }
     if !wants("virtio") {
@@ -669,7 +725,7 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         );
         for n in c * conf_size..(c + 1) * conf_size {
             engine.apply(
-                MediaCommand::AddParticipant(participant(c, n, start)),
+                MediaCommand::AddParticipant(participant(c, n, start, None)),
                 start,
                 &mut retired,
             );
@@ -761,9 +817,9 @@ fn stage_costs(tsc: &TscClock, conf_size: usize, n: usize) {
         }
         s[0] = cpu_ns(|| while lp.run_once(arrival, &clock) {});
         s[1] = cpu_ns(|| {
-            for (i, f) in frames.iter().enumerate() {
+            for (i, f) in frames.iter_mut().enumerate() {
                 let src = SocketAddrV4::new(GEN_IP, FIRST_PORT + i as u16);
-                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &f[42..]);
+                engine.handle_udp(arrival, src, FIRST_PORT + i as u16, &mut f[42..]);
             }
         });
         s[2] = cpu_ns(|| {

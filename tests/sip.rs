@@ -634,74 +634,6 @@ fn two_hundred_concurrent_sipp_calls_with_media_echoed_through_malformed_sip() {
     assert!(st.success(), "exit status {st}");
 }
 
-/// A baresip client in `rig`'s clients' namespace: SIP on `ip`:5080, saying a tone of
-/// `hz` (an 8 kHz WAV through the aufile module), recording what it hears (the sndfile
-/// module's dump of the decoded stream; the player is an aubridge to nowhere), dialling
-/// `uri` at start (if not empty; it answers calls itself at once) and quitting after
-/// `secs`.
-fn baresip(
-    rig: &SipRig,
-    ip: &str,
-    hz: u32,
-    uri: &str,
-    secs: u32,
-) -> (std::process::Child, std::path::PathBuf) {
-    let dir = rig.t.dir.join(unique("baresip"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let say = dir.join("say.wav");
-    must(
-        "python3",
-        &[
-            "-c",
-            "import math, struct, sys, wave\nw = wave.open(sys.argv[1], 'wb'); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)\nw.writeframes(b''.join(struct.pack('<h', int(6000 * math.sin(2 * math.pi * float(sys.argv[2]) * i / 8000))) for i in range(8000 * 30)))\n",
-            say.to_str().unwrap(),
-            &hz.to_string(),
-        ],
-    );
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen {ip}:5080\naudio_player aubridge,{ip}\naudio_source aufile,{say}\naudio_alert aubridge,{ip}\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nrtp_ports 10000-10100\nsnd_path {dir}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule menu.so\nmodule account.so\n",
-            say = say.display(),
-            dir = dir.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!("<sip:caller@{ip}>;regint=0;audio_codecs=PCMU/8000;answermode=auto\n"),
-    )
-    .unwrap();
-    let dial = format!("/dial {uri}");
-    let secs_s = secs.to_string();
-    let mut argv = vec!["baresip", "-4", "-f", dir.to_str().unwrap(), "-t", &secs_s];
-    if !uri.is_empty() {
-        argv.extend(["-e", &dial]);
-    }
-    let child = ns_spawn(&rig.clients, secs + 10, &argv);
-    (child, dir)
-}
-
-/// The sndfile module's dump of what a baresip client decoded, in `dir`.
-fn decoded_wav(dir: &std::path::Path) -> std::path::PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| {
-            panic!(
-                "no decoded dump in {}: {:?}",
-                dir.display(),
-                std::fs::read_dir(dir)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.file_name())
-                    .collect::<Vec<_>>()
-            )
-        })
-}
-
 /// Each of the baresip clients `clients` (in `FREQS` order: client `i` says
 /// `FREQS[i]`) heard the other's tone, not its own, in the last second of its call.
 fn hear_each_other(clients: [(std::process::Child, std::path::PathBuf); 2]) {
@@ -711,19 +643,7 @@ fn hear_each_other(clients: [(std::process::Child, std::path::PathBuf); 2]) {
         heard.push(decoded_wav(&dir));
     }
     for (i, wav) in heard.iter().enumerate() {
-        let out = must(
-            "python3",
-            &[
-                repo_path("scripts/rtp-peer").to_str().unwrap(),
-                "--analyze-wav",
-                wav.to_str().unwrap(),
-                "--analyze",
-                &FREQS[0].to_string(),
-                "--analyze",
-                &FREQS[1].to_string(),
-            ],
-        );
-        let r: Value = serde_json::from_str(&out).unwrap();
+        let r = analyze_wav(wav, &FREQS[..2]);
         let (own, other) = (db(&r, FREQS[i]), db(&r, FREQS[1 - i]));
         eprintln!("baresip {i} heard: {r}");
         assert!(
@@ -737,8 +657,22 @@ fn hear_each_other(clients: [(std::process::Child, std::path::PathBuf); 2]) {
 fn two_baresip_clients_in_one_conference_hear_each_other() {
     let _turn = one_at_a_time();
     let mut rig = sip_rig("  auto_create: true\n");
-    let a = baresip(&rig, "198.18.0.3", FREQS[0], "sip:conf-bare@198.18.0.1", 10);
-    let b = baresip(&rig, "198.18.0.4", FREQS[1], "sip:conf-bare@198.18.0.1", 10);
+    let a = baresip(
+        &rig,
+        "198.18.0.3",
+        FREQS[0],
+        "sip:conf-bare@198.18.0.1",
+        10,
+        false,
+    );
+    let b = baresip(
+        &rig,
+        "198.18.0.4",
+        FREQS[1],
+        "sip:conf-bare@198.18.0.1",
+        10,
+        false,
+    );
     rig.t.wait_for(10, "two baresip participants", |t| {
         participants(t, "bare").len() == 2
     });
@@ -753,7 +687,7 @@ fn a_dialled_baresip_and_a_caller_hear_each_other() {
     let mut rig = sip_rig("  auto_create: true\n");
     let t = &rig.t;
     // The callee answers by itself; the caller calls in once it is dialled.
-    let callee = baresip(&rig, "198.18.0.4", FREQS[1], "", 14);
+    let callee = baresip(&rig, "198.18.0.4", FREQS[1], "", 14, false);
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(
         t.call("POST", "/v1/conferences", Some(r#"{"id": "mix"}"#))
@@ -765,7 +699,14 @@ fn a_dialled_baresip_and_a_caller_hear_each_other() {
     let pid = p["id"].as_str().unwrap().to_string();
     let p = wait_dial_state(t, "mix", &pid, "answered");
     assert_eq!(p["codec"], "pcmu", "baresip takes PCMU only: {p}");
-    let caller = baresip(&rig, "198.18.0.3", FREQS[0], "sip:conf-mix@198.18.0.1", 11);
+    let caller = baresip(
+        &rig,
+        "198.18.0.3",
+        FREQS[0],
+        "sip:conf-mix@198.18.0.1",
+        11,
+        false,
+    );
     t.wait_for(10, "the caller and the dialled callee", |t| {
         participants(t, "mix").len() == 2
     });

@@ -72,7 +72,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 28] = [
+const CORE_COUNTERS: [CoreCounter; 30] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -154,6 +154,16 @@ const CORE_COUNTERS: [CoreCounter; 28] = [
         "tutti_rtp_duplicate_packets",
         "RTP packets received twice",
         |c| c.engine.rtp_duplicate.get(),
+    ),
+    (
+        "tutti_srtp_auth_failures",
+        "SRTP/SRTCP packets that failed authentication (tampered or wrong key)",
+        |c| c.engine.srtp_auth_failures.get(),
+    ),
+    (
+        "tutti_srtp_replayed_packets",
+        "SRTP/SRTCP packets refused by the replay window",
+        |c| c.engine.srtp_replays.get(),
     ),
     (
         "tutti_rtp_reordered_packets",

@@ -18,6 +18,8 @@ pub mod net;
 pub mod poll;
 pub mod rate;
 pub mod relay;
+/// SRTP contexts and keys (the `tutti-srtp` wrapper over libsrtp2).
+pub use tutti_srtp as srtp;
 pub mod rtp_send;
 pub mod rx;
 pub mod stats;

@@ -361,7 +361,7 @@ fn process<I: PacketIo>(
             }
             Owner::Local => {
                 let engine = hosts.engine;
-                let payload = buf.data().get(start..end).unwrap_or(&[]);
+                let payload = buf.data_mut().get_mut(start..end).unwrap_or(&mut []);
                 if !engine.handle_udp(now, src, dst_port, payload) {
                     c.drop_packet(DropReason::NoListener);
                 }
@@ -746,6 +746,7 @@ mod tests {
                 ssrc: 7,
                 settings: ParticipantSettings::default(),
                 liveness: Default::default(),
+                srtp: None,
             };
             let p = Participant::new(part, T0, crate::rx::rtcp::NtpClock::default()).unwrap();
             self.command(core, MediaCommand::AddParticipant(p));

@@ -245,6 +245,7 @@ impl Mixer {
                 ssrc: ssrc_base + i as u32,
                 settings: ParticipantSettings::default(),
                 liveness: Liveness::default(),
+                srtp: None,
             };
             let p = Participant::new(spec, now, NtpClock::default()).unwrap();
             engine.apply(MediaCommand::AddParticipant(p), now, &mut retired);
@@ -274,8 +275,10 @@ impl Mixer {
     /// One poll-loop iteration at `now`: what arrived, then the ticks due.
     fn run_once(&mut self, now: Instant) {
         while self.queue.front().is_some_and(|a| a.0 <= now) {
-            let (_, i, bytes) = self.queue.pop_front().unwrap();
-            assert!(self.engine.handle_udp(now, peer(i), local_port(i), &bytes));
+            let (_, i, mut bytes) = self.queue.pop_front().unwrap();
+            assert!(self
+                .engine
+                .handle_udp(now, peer(i), local_port(i), &mut bytes));
         }
         let mut sink = Sink {
             at: now,

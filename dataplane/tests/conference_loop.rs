@@ -2,7 +2,8 @@
 //! send G.711 tones as RTP over UDP/IPv4/Ethernet frames; the poll loop receives, mixes
 //! and sends. Each participant must get ~50 packets/s from one SSRC with contiguous
 //! sequence numbers and timestamps advancing by 160, hear the other two tones and not its
-//! own; deleting everything returns the counters to zero.
+//! own; deleting everything returns the counters to zero. SRTP participants (libsrtp2 on
+//! both sides) hear each other too, and tampered or replayed packets are counted drops.
 
 mod common;
 use common::*;
@@ -13,7 +14,7 @@ use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
     ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, MediaEvent, MediaEventKind,
-    PartKey, Participant, ParticipantSettings, ParticipantSpec, Timing,
+    PartKey, Participant, ParticipantSettings, ParticipantSpec, SrtpKeys, Timing,
 };
 use tutti_dataplane::host::CoreEvent;
 use tutti_dataplane::io::PacketBuf;
@@ -22,6 +23,7 @@ use tutti_dataplane::poll::Command;
 use tutti_dataplane::rate::SampleRate;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::PayloadTypes;
+use tutti_dataplane::srtp::{Context, Direction, MasterKey, Suite, MAX_KEY_LEN, MAX_RTP_TRAILER};
 use tutti_dataplane::stats::DropReason;
 use tutti_dataplane::wire::rtp::RtpPacket;
 use tutti_dataplane::wire::{eth, ipv4, udp};
@@ -82,6 +84,7 @@ fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
         ssrc: 0xabc0 + i as u32,
         settings: ParticipantSettings::default(),
         liveness: Liveness::default(),
+        srtp: None,
     }
 }
 
@@ -397,4 +400,116 @@ fn participants_must_sample_at_the_conference_rate() {
     assert_eq!(s.engine.conferences.get(), 2);
     assert_eq!(s.engine.participants.get(), 1);
     assert_eq!(s.engine.commands_rejected.get(), 1);
+}
+
+/// The keys of SRTP participant `i`: the client's (what tutti unprotects with) and
+/// tutti's (what the client unprotects with), of `suite`.
+fn srtp_keys(i: usize, suite: Suite) -> SrtpKeys {
+    let key = |b: u8| MasterKey::from_array(suite, [b.wrapping_add(i as u8); MAX_KEY_LEN]);
+    SrtpKeys {
+        local: key(0x10),
+        remote: key(0x80),
+    }
+}
+
+#[test]
+fn srtp_participants_hear_each_other_and_tampered_or_replayed_packets_are_counted() {
+    let mut s = setup();
+    let clock = VirtualClock::new(Instant::from_nanos(1_000_000_000));
+    let conf = ConfKey(9);
+    add_conference(&mut s, conf, 4);
+    let suites = [Suite::AesCm128HmacSha1_32, Suite::AeadAes128Gcm];
+    // Each client's contexts: it protects with its key, unprotects with tutti's.
+    let mut clients: Vec<(Context, Context)> = suites
+        .iter()
+        .enumerate()
+        .map(|(i, &suite)| {
+            let keys = srtp_keys(i, suite);
+            add_participant(
+                &mut s,
+                clock.now(),
+                ParticipantSpec {
+                    rtcp: true,
+                    srtp: Some(keys),
+                    ..participant(conf, i)
+                },
+            );
+            (
+                Context::new(&keys.remote, Direction::Outbound).unwrap(),
+                Context::new(&keys.local, Direction::Inbound).unwrap(),
+            )
+        })
+        .collect();
+    s.lp.run_once(clock.now(), &clock);
+    assert_eq!(s.engine.participants.get(), 2);
+
+    let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 2];
+    let mut srtcp = [0usize; 2];
+    for tick in 0..400u32 {
+        for (i, (tx, _)) in clients.iter_mut().enumerate() {
+            let pcm = tone(FREQS[i], 6000.0, tick as usize * 160, 160);
+            let mut pkt = rtp(
+                0,
+                1000 + tick as u16,
+                5000 + tick * 160,
+                0x1000 + i as u32,
+                &encode(CodecKind::Pcmu, &pcm),
+            );
+            let len = pkt.len();
+            pkt.resize(len + MAX_RTP_TRAILER, 0);
+            let n = tx.protect_rtp(&mut pkt, len).unwrap();
+            let frame = udp_frame(peer(i), (OUR_MAC, OUR_IP, 20000 + 2 * i as u16), &pkt[..n]);
+            let io = s.lp.io_mut(0).unwrap();
+            if tick == 50 {
+                // First a copy with a flipped payload bit (its sequence number not seen
+                // yet: authentication fails), then the packet, then the packet again.
+                let mut bad = pkt[..n].to_vec();
+                bad[12 + 5] ^= 4;
+                let bad = udp_frame(peer(i), (OUR_MAC, OUR_IP, 20000 + 2 * i as u16), &bad);
+                assert!(io.inject(&bad));
+                assert!(io.inject(&frame));
+            }
+            assert!(io.inject(&frame));
+        }
+        for d in run_ms(&mut s, &clock, 20) {
+            let uh = udp::UdpHeader::parse(&d[34..]).unwrap();
+            let mut payload = d[42..].to_vec();
+            if let Some(i) = (0..2).find(|&i| peer(i).1.port() == uh.dst_port) {
+                let n = clients[i]
+                    .1
+                    .unprotect_rtp(&mut payload)
+                    .expect("tutti's SRTP");
+                let rtp = RtpPacket::parse(&payload[..n]).unwrap();
+                heard[i].extend(decode(CodecKind::Pcmu, rtp.payload()));
+            } else if let Some(i) = (0..2).find(|&i| peer(i).1.port() + 1 == uh.dst_port) {
+                clients[i]
+                    .1
+                    .unprotect_rtcp(&mut payload)
+                    .expect("tutti's SRTCP");
+                srtcp[i] += 1;
+            }
+        }
+    }
+    for (i, pcm) in heard.iter().enumerate() {
+        let last = &pcm[pcm.len() - 8000..];
+        let (own, other) = (goertzel(last, FREQS[i]), goertzel(last, FREQS[1 - i]));
+        assert!(
+            db(other / own) > 40.0,
+            "participant {i} hears the other {:.1} dB above itself",
+            db(other / own)
+        );
+        assert!(srtcp[i] > 0, "participant {i} got SRTCP reports");
+    }
+    assert_eq!(
+        s.engine.srtp_auth_failures.get(),
+        2,
+        "one tampered packet each"
+    );
+    assert_eq!(s.engine.srtp_replays.get(), 2, "one replayed packet each");
+
+    // Plain RTP to an SRTP participant does not authenticate.
+    let plain = rtp_frame(0, 2000, 90_000, &[0xff; 160], 20000);
+    assert!(s.lp.io_mut(0).unwrap().inject(&plain));
+    run_ms(&mut s, &clock, 1);
+    assert_eq!(s.engine.srtp_auth_failures.get(), 3);
 }

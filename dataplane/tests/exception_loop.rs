@@ -76,6 +76,7 @@ fn setup(cfg: ExceptionConfig) -> Setup {
         ssrc: 0xabc0,
         settings: ParticipantSettings::default(),
         liveness: Liveness::default(),
+        srtp: None,
     };
     let cmds = [
         MediaCommand::AddConference(Conference::new(spec).unwrap()),

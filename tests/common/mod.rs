@@ -161,6 +161,22 @@ pub fn db(report: &serde_json::Value, f: u32) -> f64 {
         .expect("analysis")
 }
 
+/// `scripts/rtp-peer`'s analysis of the WAV file `wav` at frequencies `freqs` (its
+/// `analysis_db` per frequency and `seconds`).
+pub fn analyze_wav(wav: &std::path::Path, freqs: &[u32]) -> serde_json::Value {
+    let peer = repo_path("scripts/rtp-peer");
+    let mut args = vec![
+        peer.to_str().unwrap(),
+        "--analyze-wav",
+        wav.to_str().unwrap(),
+    ];
+    let freqs: Vec<String> = freqs.iter().map(u32::to_string).collect();
+    for f in &freqs {
+        args.extend(["--analyze", f.as_str()]);
+    }
+    serde_json::from_str(&must("python3", &args)).expect("analysis JSON")
+}
+
 /// A `scripts/rtp-peer` endpoint in a namespace; killed on drop, by PID.
 pub struct Peer {
     child: Child,

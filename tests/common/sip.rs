@@ -224,3 +224,77 @@ pub fn code(response: &str) -> u16 {
 pub fn last(responses: &[String]) -> &str {
     responses.last().map_or("", String::as_str)
 }
+
+/// A baresip client in `rig`'s clients' namespace: SIP on `ip`:5080, saying a tone of
+/// `hz` (an 8 kHz WAV through the aufile module), recording what it hears (the sndfile
+/// module's dump of the decoded stream; the player is an aubridge to nowhere), dialling
+/// `uri` at start (if not empty; it answers calls itself at once) and quitting after
+/// `secs`; with `srtp`, its media is SRTP only (SDES, the srtp module's
+/// `mediaenc=srtp-mand`).
+pub fn baresip(
+    rig: &SipRig,
+    ip: &str,
+    hz: u32,
+    uri: &str,
+    secs: u32,
+    srtp: bool,
+) -> (std::process::Child, std::path::PathBuf) {
+    let dir = rig.t.dir.join(unique("baresip"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let say = dir.join("say.wav");
+    must(
+        "python3",
+        &[
+            "-c",
+            "import math, struct, sys, wave\nw = wave.open(sys.argv[1], 'wb'); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)\nw.writeframes(b''.join(struct.pack('<h', int(6000 * math.sin(2 * math.pi * float(sys.argv[2]) * i / 8000))) for i in range(8000 * 30)))\n",
+            say.to_str().unwrap(),
+            &hz.to_string(),
+        ],
+    );
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen {ip}:5080\naudio_player aubridge,{ip}\naudio_source aufile,{say}\naudio_alert aubridge,{ip}\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nrtp_ports 10000-10100\nsnd_path {dir}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule menu.so\n{srtp_module}module account.so\n",
+            say = say.display(),
+            dir = dir.display(),
+            srtp_module = if srtp { "module srtp.so\n" } else { "" },
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:caller@{ip}>;regint=0;audio_codecs=PCMU/8000;answermode=auto{}\n",
+            if srtp { ";mediaenc=srtp-mand" } else { "" }
+        ),
+    )
+    .unwrap();
+    let dial = format!("/dial {uri}");
+    let secs_s = secs.to_string();
+    let mut argv = vec!["baresip", "-4", "-f", dir.to_str().unwrap(), "-t", &secs_s];
+    if !uri.is_empty() {
+        argv.extend(["-e", &dial]);
+    }
+    let child = ns_spawn(&rig.clients, secs + 10, &argv);
+    (child, dir)
+}
+
+/// The sndfile module's dump of what a baresip client decoded, in `dir`.
+pub fn decoded_wav(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no decoded dump in {}: {:?}",
+                dir.display(),
+                std::fs::read_dir(dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect::<Vec<_>>()
+            )
+        })
+}

@@ -47,6 +47,7 @@ pub mod peer;
 pub mod reclaim;
 pub mod sessions;
 pub mod sip;
+pub mod srtp;
 
 pub use clock::{ControlClock, ManualClock};
 pub use control::Control;

@@ -109,6 +109,8 @@ pub struct NewParticipant {
     pub rtcp: bool,
     /// Initial mute/deaf/gain.
     pub settings: ParticipantSettings,
+    /// SRTP (SDES) keys, ours and its, if its stream is protected.
+    pub srtp: Option<crate::srtp::SrtpKeys>,
 }
 
 /// Changes to a live participant; `None` leaves a field as it is.
@@ -229,6 +231,8 @@ pub struct Participant {
     /// How its dial-out goes, if tutti called it; while it is calling or ringing the
     /// participant only holds its port pair and slot (nothing on the dataplane).
     pub dial: Option<crate::sip::DialStatus>,
+    /// SRTP (SDES) keys, ours and its, if its stream is protected.
+    pub srtp: Option<crate::srtp::SrtpKeys>,
 }
 
 impl Participant {
@@ -254,6 +258,7 @@ impl Participant {
             ssrc: self.ssrc,
             settings: self.settings,
             liveness,
+            srtp: self.srtp,
         }
     }
 }
@@ -603,6 +608,7 @@ impl Sessions {
             created_at: now,
             call: None,
             dial: None,
+            srtp: new.srtp,
         };
         Ok(conf.participants.entry(key).or_insert(participant))
     }
@@ -820,6 +826,7 @@ mod tests {
             telephone_event_pt: Some(101),
             rtcp: true,
             settings: ParticipantSettings::default(),
+            srtp: None,
         }
     }
 

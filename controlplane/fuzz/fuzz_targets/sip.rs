@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
         Incoming::Request(req) => match parts(&req) {
             Ok(_) => {
                 if let Ok(n) = sdp::negotiate(req.body()) {
-                    let _ = sdp::answer(&n, "198.18.0.1:20000".parse().unwrap(), 1, 1);
+                    let key = n.srtp.map(|c| c.key);
+                    let _ =
+                        sdp::answer(&n, "198.18.0.1:20000".parse().unwrap(), key.as_ref(), 1, 1);
                 }
             }
             Err(why) => {

@@ -177,6 +177,36 @@ pub struct AddParticipant {
     deaf: Option<bool>,
     #[serde(default, deserialize_with = "given")]
     gain_db: Option<f32>,
+    /// SRTP (SDES): the suite and the key the client sends with; the response carries
+    /// ours.
+    #[serde(default, deserialize_with = "given")]
+    srtp: Option<Srtp>,
+}
+
+/// An SRTP suite and master key plus salt (base64), in a request the client's, in a
+/// response tutti's.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Srtp {
+    suite: String,
+    key: String,
+}
+
+impl Srtp {
+    fn validate(&self) -> Result<tutti_control_core::srtp::SrtpKeys, ControlError> {
+        use tutti_control_core::srtp;
+        let suite = srtp::suite(&self.suite).map_err(bad)?;
+        let remote =
+            srtp::decode_key(suite, &self.key).map_err(|e| bad(format!("srtp.key: {e}")))?;
+        Ok(srtp::keys_for(remote))
+    }
+
+    fn ours(keys: &tutti_control_core::srtp::SrtpKeys) -> Srtp {
+        Srtp {
+            suite: keys.local.suite().name().to_string(),
+            key: tutti_control_core::srtp::encode_key(&keys.local),
+        }
+    }
 }
 
 fn parse_remote(remote: &str) -> Result<SocketAddrV4, ControlError> {
@@ -232,6 +262,7 @@ impl AddParticipant {
             )));
         }
         check_gain(self.gain_db)?;
+        let srtp = self.srtp.as_ref().map(Srtp::validate).transpose()?;
         let defaults = ParticipantSettings::default();
         Ok(NewParticipant {
             remote,
@@ -243,6 +274,7 @@ impl AddParticipant {
                 deaf: self.deaf.unwrap_or(defaults.deaf),
                 gain_db: self.gain_db.unwrap_or(defaults.gain_db),
             },
+            srtp,
         })
     }
 }
@@ -403,6 +435,9 @@ pub struct ParticipantView {
     /// How tutti's call to it goes, if tutti dialled it.
     #[serde(skip_serializing_if = "Option::is_none")]
     dial: Option<tutti_control_core::sip::DialStatus>,
+    /// Tutti's SRTP suite and key for the client, if its stream is SRTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtp: Option<Srtp>,
 }
 
 impl ParticipantView {
@@ -423,6 +458,7 @@ impl ParticipantView {
             created_at: timestamp(p.created_at),
             sip: p.call.clone(),
             dial: p.dial,
+            srtp: p.srtp.as_ref().map(Srtp::ours),
         }
     }
 }
@@ -500,6 +536,7 @@ impl RelayedParticipantView {
                 created_at: timestamp(p.created_at),
                 sip: None,
                 dial: None,
+                srtp: s.srtp.as_ref().map(Srtp::ours),
             },
             mixer_participant: p.on_mixer.id.clone(),
         }

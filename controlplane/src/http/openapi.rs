@@ -203,8 +203,37 @@ fn schemas() -> Value {
                 "rtcp": { "type": "boolean", "default": true },
                 "muted": { "type": "boolean", "default": false },
                 "deaf": { "type": "boolean", "default": false },
-                "gain_db": gain.clone()
+                "gain_db": gain.clone(),
+                "srtp": {
+                    "allOf": [schema("Srtp")],
+                    "description": "SRTP (SDES, RFC 4568): the suite and the key the client \
+                                    sends with; the response's srtp is tutti's key for the \
+                                    client (same suite). Not through a gateway (400)."
+                }
             }
+        },
+        "Srtp": {
+            "description": "An SRTP suite and its master key and salt in base64 (RFC 4568 \
+                            inline key): 30 bytes for the AES_CM_128 suites, 28 for \
+                            AEAD_AES_128_GCM",
+            "oneOf": [
+                {
+                    "type": "object", "additionalProperties": false, "required": ["suite", "key"],
+                    "properties": {
+                        "suite": { "type": "string",
+                                   "enum": ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"] },
+                        "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{40}$",
+                                 "example": "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz" }
+                    }
+                },
+                {
+                    "type": "object", "additionalProperties": false, "required": ["suite", "key"],
+                    "properties": {
+                        "suite": { "type": "string", "enum": ["AEAD_AES_128_GCM"] },
+                        "key": { "type": "string", "pattern": "^[A-Za-z0-9+/]{37}[AQgw](==)?$" }
+                    }
+                }
+            ]
         },
         "Participant": {
             "type": "object",
@@ -243,6 +272,10 @@ fn schemas() -> Value {
                         "reason": { "type": "string", "description": "Why it failed: busy, no_answer, rejected, timeout, no_common_codec, unreachable, media" },
                         "code": { "type": "integer", "description": "The callee's final SIP status" }
                     }
+                },
+                "srtp": {
+                    "allOf": [schema("Srtp")],
+                    "description": "Tutti's SRTP suite and key for the client (SRTP participants only)"
                 }
             }
         },

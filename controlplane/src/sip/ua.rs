@@ -777,7 +777,7 @@ impl Ua {
             Err(e) => return refuse(Refusal::from(&e)),
         };
         let session = u64::from_str_radix(&tag[..12], 16).unwrap_or(1);
-        let body = sdp::answer(media, joined.local, session, 1);
+        let body = sdp::answer(media, joined.local, joined.srtp.as_ref(), session, 1);
         let target = p
             .req
             .contact_header()
@@ -910,6 +910,17 @@ impl Ua {
                 return (r.code, self.response(p, &r, None, &[], None));
             }
         };
+        // The call keeps the SRTP keys it was answered with: a re-offer may not switch
+        // between RTP and SRTP.
+        let key = {
+            let control = self.state.control();
+            let part = control.sessions().participant(&conf, &pid);
+            part.ok().and_then(|p| p.srtp).map(|k| k.local)
+        };
+        if media.srtp.is_some() != key.is_some() {
+            let r = Refusal::new(488, "Not Acceptable Here: a call keeps RTP or SRTP");
+            return (r.code, self.response(p, &r, None, &[], None));
+        }
         if let Err(e) = self.state.control().sip_hold(&conf, &pid, media.hold) {
             let r = Refusal::from(&e);
             return (r.code, self.response(p, &r, None, &[], None));
@@ -918,7 +929,7 @@ impl Ua {
             // A held phone may stop sending: not a dead call.
             self.in_dialog(p, |c| c.quiet_since = None);
         }
-        let body = sdp::answer(&media, local, session, version);
+        let body = sdp::answer(&media, local, key.as_ref(), session, version);
         let ok = Refusal::new(200, "OK");
         let extra = [vec![format!("Allow: {ALLOW}")], timer_headers(interval)].concat();
         (200, self.response(p, &ok, None, &extra, Some(&body)))

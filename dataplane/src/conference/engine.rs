@@ -49,7 +49,7 @@
 
 use super::ops::{
     ConfKey, ConferenceSpec, LegSpec, MediaEvent, MediaEventKind, PartKey, ParticipantSettings,
-    ParticipantSpec, Timing, MAX_INPUT_DELAY_FRAMES, TIMELINE_JUMP_FRAMES,
+    ParticipantSpec, SrtpKeys, Timing, MAX_INPUT_DELAY_FRAMES, TIMELINE_JUMP_FRAMES,
 };
 use crate::clock::Instant;
 use crate::codec::{Codec, CodecKind, LegCodec};
@@ -93,15 +93,72 @@ pub enum BuildError {
     InputDelay(u8),
     #[error("no payload type negotiated for {0:?}")]
     NoPayloadType(CodecKind),
+    #[error("SRTP: {0}")]
+    Srtp(#[from] tutti_srtp::Error),
 }
 
 /// Most legs one participant has.
 pub const MAX_LEGS: usize = 4;
 
-/// The SRTP context of a leg. The SRTP issue adds its variants; until then no leg has
-/// one (the type has no values), and a leg's packets go out and come in unprotected.
+/// The SRTP contexts of a leg: what it receives is unprotected with the remote's key
+/// before it is parsed, what it sends is protected with ours after it is written (RTP
+/// and RTCP both, in place).
 #[derive(Debug)]
-pub enum LegCrypto {}
+pub struct LegCrypto {
+    inbound: tutti_srtp::Context,
+    outbound: tutti_srtp::Context,
+}
+
+impl LegCrypto {
+    /// Contexts for `keys` (on the control core: this allocates).
+    pub fn new(keys: &SrtpKeys) -> Result<LegCrypto, tutti_srtp::Error> {
+        Ok(LegCrypto {
+            inbound: tutti_srtp::Context::new(&keys.remote, tutti_srtp::Direction::Inbound)?,
+            outbound: tutti_srtp::Context::new(&keys.local, tutti_srtp::Direction::Outbound)?,
+        })
+    }
+
+    /// Unprotects a received packet in place: the plain packet's length, or the drop
+    /// counted (failed authentication, replay, or malformed).
+    fn unprotect(
+        &mut self,
+        buf: &mut [u8],
+        rtcp: bool,
+        counters: &EngineCounters,
+    ) -> Option<usize> {
+        let r = if rtcp {
+            self.inbound.unprotect_rtcp(buf)
+        } else {
+            self.inbound.unprotect_rtp(buf)
+        };
+        match r {
+            Ok(n) => Some(n),
+            Err(tutti_srtp::Error::Auth) => {
+                counters.srtp_auth_failures.inc();
+                None
+            }
+            Err(tutti_srtp::Error::Replay) => {
+                counters.srtp_replays.inc();
+                None
+            }
+            Err(_) => {
+                counters.rtp_dropped.inc();
+                None
+            }
+        }
+    }
+}
+
+/// Protects the packet in `buf[..len]` in place if the leg has SRTP: the length to send
+/// (0, nothing sent, if it cannot be protected).
+fn protect(crypto: &mut Option<LegCrypto>, buf: &mut [u8], len: usize, rtcp: bool) -> usize {
+    match crypto {
+        None => len,
+        Some(_) if len == 0 => 0,
+        Some(c) if rtcp => c.outbound.protect_rtcp(buf, len).unwrap_or(0),
+        Some(c) => c.outbound.protect_rtp(buf, len).unwrap_or(0),
+    }
+}
 
 /// One RTP stream of a participant on its conference's core: its receive path, its
 /// sender, its codec instance and (room for) its SRTP context.
@@ -143,7 +200,7 @@ impl Leg {
             rx,
             tx,
             codec: LegCodec::new(spec.codec),
-            crypto: None,
+            crypto: spec.srtp.as_ref().map(LegCrypto::new).transpose()?,
         })
     }
 
@@ -401,6 +458,10 @@ pub struct EngineCounters {
     pub rtp_late: crate::stats::Counter,
     /// RTP received twice.
     pub rtp_duplicate: crate::stats::Counter,
+    /// SRTP/SRTCP that failed authentication (tampered, or the wrong key).
+    pub srtp_auth_failures: crate::stats::Counter,
+    /// SRTP/SRTCP refused by the replay window (replayed, or too old).
+    pub srtp_replays: crate::stats::Counter,
     /// Input timing: packets far from the cursor that re-anchored their conference's
     /// timeline.
     pub timeline_jumps: crate::stats::Counter,
@@ -701,7 +762,7 @@ impl Engine {
         now: Instant,
         src: SocketAddrV4,
         dst_port: u16,
-        payload: &[u8],
+        payload: &mut [u8],
     ) -> bool {
         let Some(entry) = self.ports.get(dst_port) else {
             return false;
@@ -726,7 +787,16 @@ impl Engine {
         let counters = &self.counters;
         let mut emit = |e: Event| push_event(events, counters, conf, Some(part), now, e);
         let is_rtcp_port = dst_port != l.spec.local_port;
-        if is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp {
+        let rtcp = is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp;
+        let len = match l.crypto.as_mut() {
+            Some(c) => match c.unprotect(payload, rtcp, counters) {
+                Some(n) => n,
+                None => return true,
+            },
+            None => payload.len(),
+        };
+        let payload = &payload[..len];
+        if rtcp {
             counters.rtcp_in.inc();
             let _ = l.rx.handle_rtcp(now, src, payload, &mut emit);
             return true;
@@ -971,16 +1041,17 @@ fn tick_conference(
             } else {
                 (out.payload, out.voiced)
             };
-            let tx_state = &mut leg.tx;
+            let (tx_state, crypto) = (&mut leg.tx, &mut leg.crypto);
             let sent = !matches!(tick_frame, TickFrame::Unanchored)
                 && tx.send(leg.spec.local_port, leg.spec.remote, &mut |buf| {
-                    match tick_frame {
+                    let n = match tick_frame {
                         TickFrame::At(ts) => {
                             tx_state.write_frame(buf, payload, ts, frame as u32, voiced)
                         }
                         _ => tx_state.write_packet(buf, payload, frame as u32, voiced),
                     }
-                    .unwrap_or(0)
+                    .unwrap_or(0);
+                    protect(crypto, buf, n, false)
                 });
             if sent {
                 counters.rtp_out.inc();
@@ -1026,13 +1097,14 @@ fn send_rtcp(
     let pkt = w.finish();
     let len = pkt.len();
     let dst = SocketAddrV4::new(*p.spec.remote.ip(), p.spec.remote.port().wrapping_add(1));
+    let crypto = &mut p.crypto;
     let sent = tx.send(
         p.spec.local_port.wrapping_add(1),
         dst,
         &mut |out| match out.get_mut(..len) {
             Some(o) => {
                 o.copy_from_slice(pkt);
-                len
+                protect(crypto, out, len, true)
             }
             None => 0,
         },

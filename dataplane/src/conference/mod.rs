@@ -12,6 +12,6 @@ pub use engine::{
 pub use crate::rtp_send::RtpBasis;
 pub use ops::{
     ConfKey, ConferenceSpec, LegSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
-    ParticipantSettings, ParticipantSpec, PromptSpec, Timing, MAX_INPUT_DELAY_FRAMES,
+    ParticipantSettings, ParticipantSpec, PromptSpec, SrtpKeys, Timing, MAX_INPUT_DELAY_FRAMES,
     TIMELINE_JUMP_FRAMES,
 };

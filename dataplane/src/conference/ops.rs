@@ -123,6 +123,16 @@ pub struct ParticipantSpec {
     pub settings: ParticipantSettings,
     /// When the participant's stream counts as quiet or its RTCP as stopped.
     pub liveness: Liveness,
+    /// SRTP keys if the stream is protected (SDES), `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// The SDES keys of an SRTP stream: ours protects what we send, the remote's unprotects
+/// what we receive (RTP and RTCP both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub local: tutti_srtp::MasterKey,
+    pub remote: tutti_srtp::MasterKey,
 }
 
 impl ParticipantSpec {
@@ -136,6 +146,7 @@ impl ParticipantSpec {
             rtcp: self.rtcp,
             ssrc: self.ssrc,
             liveness: self.liveness,
+            srtp: self.srtp,
         }
     }
 }
@@ -157,6 +168,8 @@ pub struct LegSpec {
     pub ssrc: u32,
     /// When the leg's stream counts as quiet or its RTCP as stopped.
     pub liveness: Liveness,
+    /// SRTP keys if the leg is protected.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl LegSpec {

@@ -831,6 +831,7 @@ mod tests {
                 telephone_event_pt: Some(101),
                 rtcp: true,
                 settings: ParticipantSettings::default(),
+                srtp: None,
             },
         }
     }

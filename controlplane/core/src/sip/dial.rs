@@ -608,9 +608,10 @@ impl Dial {
     }
 
     fn answered(&mut self, now: Instant, r: &Response) {
+        // We offer RTP/AVP: an RTP/SAVP answer does not answer it (RFC 3264 §6).
         let media = match sdp::negotiate_among(&r.body, &self.setup.codecs) {
-            Ok(m) => m,
-            Err(_) => {
+            Ok(m) if m.srtp.is_none() => m,
+            _ => {
                 self.state = State::Done;
                 self.fail("no_common_codec", Some(r.code));
                 self.send_bye(now);
@@ -1111,6 +1112,30 @@ mod tests {
         // An unanswered BYE gives up after timer F.
         run_until(&mut d, at(40_000));
         assert!(d.is_done());
+    }
+
+    #[test]
+    fn an_srtp_answer_to_our_rtp_offer_is_acked_then_ended() {
+        let mut d = Dial::new(t0(), setup(false));
+        sent(&mut d);
+        let key = crate::srtp::generate_key(crate::srtp::Suite::AesCm128HmacSha1_80);
+        let sdp = String::from_utf8(answer_sdp("8 101")).unwrap();
+        let crypto = format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            crate::srtp::encode_key(&key)
+        );
+        let answer = Response {
+            body: (sdp.replace("RTP/AVP", "RTP/SAVP") + &crypto).into_bytes(),
+            ..resp(200, 1, Answers::Invite)
+        };
+        d.handle_response(at(10), &answer);
+        assert_eq!(
+            events(&mut d),
+            vec![DialEvent::Failed {
+                reason: "no_common_codec",
+                code: Some(200)
+            }]
+        );
     }
 
     #[test]

@@ -392,6 +392,8 @@ pub struct Joined {
     pub pid: String,
     /// Our media address for it.
     pub local: SocketAddrV4,
+    /// Our SRTP key for it (the answer's `a=crypto`), if its stream is protected.
+    pub srtp: Option<crate::srtp::MasterKey>,
 }
 
 impl Control {
@@ -448,6 +450,7 @@ impl Control {
                 telephone_event_pt: media.telephone_event_pt,
                 rtcp: true,
                 settings: ParticipantSettings::default(),
+                srtp: media.srtp.map(|c| crate::srtp::keys_for(c.key)),
             },
         )?;
         let conf_key = self.sessions.conference(conf)?.key;
@@ -459,6 +462,7 @@ impl Control {
             conf: conf.to_string(),
             pid: p.id.clone(),
             local: p.local,
+            srtp: p.srtp.map(|k| k.local),
         };
         if media.hold {
             self.sip_hold(&joined.conf, &joined.pid, true)?;
@@ -489,6 +493,7 @@ impl Control {
                 telephone_event_pt: None,
                 rtcp: true,
                 settings: ParticipantSettings::default(),
+                srtp: None,
             },
             now,
         )?;
@@ -502,6 +507,7 @@ impl Control {
             conf: conf.to_string(),
             pid: p.id.clone(),
             local: p.local,
+            srtp: p.srtp.map(|k| k.local),
         };
         tracing::info!(conference = %conf, participant = %joined.pid, "dialling");
         Ok(joined)

@@ -1,11 +1,22 @@
 //! SDP offer/answer for SIP calls (RFC 3264): read an offer with `ezk-sdp-types`, pick
 //! the first of its audio codecs the dataplane mixes (PCMU, PCMA), telephone-event/8000
 //! when offered, and write the answer (ptime 20, `c=` our media address and port).
+//! An `RTP/SAVP` offer is answered `RTP/SAVP` with the first of its `a=crypto` lines
+//! whose suite we have (SDES, RFC 4568) and our own key of that suite.
 
+use crate::srtp::{self, MasterKey, Suite};
 use bytesstr::BytesStr;
 use ezk_sdp_types::{Direction, MediaType, SessionDescription, TaggedAddress, TransportProtocol};
 use std::net::SocketAddrV4;
 use tutti_dataplane::codec::CodecKind;
+
+/// The `a=crypto` line of an offer we took: its tag (the answer's line carries it too)
+/// and the key the remote sends with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub key: MasterKey,
+}
 
 /// What an offer asks for, once negotiated.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,6 +32,8 @@ pub struct Negotiated {
     pub hold: bool,
     /// The direction our answer takes.
     pub direction: Direction,
+    /// SRTP (an `RTP/SAVP` offer): the crypto line taken.
+    pub srtp: Option<Crypto>,
 }
 
 /// Why an offer cannot be answered.
@@ -80,12 +93,16 @@ pub fn negotiate_among(sdp: &[u8], codecs: &[CodecKind]) -> Result<Negotiated, S
         .iter()
         .find(|m| m.media.media_type == MediaType::Audio && m.media.port != 0)
         .ok_or_else(|| SdpError::NotAcceptable("the offer has no audio stream".into()))?;
-    if audio.media.proto != TransportProtocol::RtpAvp {
-        return Err(SdpError::NotAcceptable(format!(
-            "audio over {} is not supported (RTP/AVP only)",
-            audio.media.proto
-        )));
-    }
+    let srtp = match audio.media.proto {
+        TransportProtocol::RtpAvp => None,
+        TransportProtocol::RtpSavp => Some(crypto(&audio.crypto)?),
+        _ => {
+            return Err(SdpError::NotAcceptable(format!(
+                "audio over {} is not supported (RTP/AVP or RTP/SAVP only)",
+                audio.media.proto
+            )))
+        }
+    };
     let rtpmap = |pt: u8| audio.rtpmap.iter().find(|r| r.payload == pt);
     let codec = audio
         .media
@@ -139,17 +156,52 @@ pub fn negotiate_among(sdp: &[u8], codecs: &[CodecKind]) -> Result<Negotiated, S
         telephone_event_pt,
         hold,
         direction,
+        srtp,
     })
 }
 
-/// The answer to a negotiated offer: our media address `local`, session id and version
-/// for `o=`.
-pub fn answer(n: &Negotiated, local: SocketAddrV4, session: u64, version: u64) -> String {
+/// The first of `lines` with a suite we have, one inline key without MKI, and no
+/// session parameters (RFC 4568 §5.1.1: a line with one we do not take is skipped).
+fn crypto(lines: &[ezk_sdp_types::SrtpCrypto]) -> Result<Crypto, SdpError> {
+    lines
+        .iter()
+        .find_map(|c| {
+            let suite = Suite::from_name(c.suite.as_str())?;
+            let [k] = c.keys.as_slice() else { return None };
+            if k.mki.is_some() || !c.params.is_empty() {
+                return None;
+            }
+            let key = srtp::decode_key(suite, &k.key_and_salt).ok()?;
+            Some(Crypto { tag: c.tag, key })
+        })
+        .ok_or_else(|| {
+            SdpError::NotAcceptable(format!(
+                "no usable a=crypto line for RTP/SAVP: tutti takes {} with one inline key",
+                srtp::suite_names()
+            ))
+        })
+}
+
+/// The answer to a negotiated offer: our media address `local`, our SRTP key `key` (for
+/// an SRTP offer: `RTP/SAVP` with its crypto line's tag), session id and version for
+/// `o=`.
+pub fn answer(
+    n: &Negotiated,
+    local: SocketAddrV4,
+    key: Option<&MasterKey>,
+    session: u64,
+    version: u64,
+) -> String {
+    let crypto = n.srtp.zip(key).map(|(c, k)| Crypto {
+        tag: c.tag,
+        key: *k,
+    });
     describe(
         &[n.codec],
         n.telephone_event_pt,
         n.direction,
         local,
+        crypto,
         (session, version),
     )
 }
@@ -172,17 +224,19 @@ pub fn offer(
         telephone_event_pt,
         Direction::SendRecv,
         local,
+        None,
         (session, version),
     )
 }
 
 /// A session description of one audio stream at `local` with `codecs` (those without
-/// a static payload type are left out), ptime 20.
+/// a static payload type are left out), ptime 20; `RTP/SAVP` with `crypto` if given.
 fn describe(
     codecs: &[CodecKind],
     telephone_event_pt: Option<u8>,
     direction: Direction,
     local: SocketAddrV4,
+    crypto: Option<Crypto>,
     (session, version): (u64, u64),
 ) -> String {
     let ip = local.ip();
@@ -197,9 +251,21 @@ fn describe(
             "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
         ));
     }
+    let proto = match crypto {
+        Some(c) => {
+            attrs.push_str(&format!(
+                "a=crypto:{} {} inline:{}\r\n",
+                c.tag,
+                c.key.suite().name(),
+                srtp::encode_key(&c.key)
+            ));
+            "RTP/SAVP"
+        }
+        None => "RTP/AVP",
+    };
     format!(
         "v=0\r\no=tutti {session} {version} IN IP4 {ip}\r\ns=tutti\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP {}\r\n{attrs}a=ptime:20\r\na={}\r\n",
+         m=audio {} {proto} {}\r\n{attrs}a=ptime:20\r\na={}\r\n",
         local.port(),
         fmts.join(" "),
         direction.as_str()
@@ -227,7 +293,7 @@ mod tests {
         assert_eq!(n.telephone_event_pt, Some(101));
         assert_eq!(n.remote, "198.18.0.2:4000".parse().unwrap());
         assert!(!n.hold);
-        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), 7, 1);
+        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), None, 7, 1);
         assert!(a.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{a}");
         assert!(a.contains("c=IN IP4 198.18.0.1\r\n"), "{a}");
         assert!(a.contains("a=rtpmap:8 PCMA/8000\r\n"), "{a}");
@@ -243,7 +309,7 @@ mod tests {
     fn pcmu_without_telephone_events_has_none() {
         let n = negotiate(offer("m=audio 4000 RTP/AVP 0", "").as_bytes()).unwrap();
         assert_eq!((n.codec, n.telephone_event_pt), (CodecKind::Pcmu, None));
-        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), 7, 1);
+        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), None, 7, 1);
         assert!(a.contains("m=audio 20000 RTP/AVP 0\r\n"), "{a}");
         assert!(!a.contains("telephone-event"), "{a}");
     }
@@ -302,7 +368,11 @@ mod tests {
             (offer("m=audio 4000 RTP/AVP 9 18", ""), "no common codec"),
             (offer("m=video 4000 RTP/AVP 96", ""), "no audio stream"),
             (offer("m=audio 0 RTP/AVP 0", ""), "no audio stream"),
-            (offer("m=audio 4000 RTP/SAVP 0", ""), "RTP/AVP only"),
+            (offer("m=audio 4000 RTP/SAVP 0", ""), "no usable a=crypto"),
+            (
+                offer("m=audio 4000 UDP/TLS/RTP/SAVPF 0", ""),
+                "RTP/SAVP only",
+            ),
             (
                 offer("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 opus/48000/2\r\n"),
                 "no common codec",
@@ -318,6 +388,58 @@ mod tests {
                 matches!(negotiate(bad), Err(SdpError::Malformed(_))),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn srtp_offers_are_answered_with_our_key_for_the_first_suite_we_have() {
+        let theirs = srtp::generate_key(Suite::AesCm128HmacSha1_32);
+        let extra = format!(
+            "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{k}\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^20|1:4\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{k} UNENCRYPTED_SRTP\r\n\
+             a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:{k}|2^31\r\n",
+            k = srtp::encode_key(&theirs)
+        );
+        let o = offer("m=audio 4000 RTP/SAVP 0", &extra);
+        let n = negotiate(o.as_bytes()).unwrap();
+        assert_eq!(
+            n.srtp,
+            Some(Crypto {
+                tag: 4,
+                key: theirs
+            })
+        );
+        let ours = srtp::generate_key(Suite::AesCm128HmacSha1_32);
+        let a = answer(&n, "198.18.0.1:20000".parse().unwrap(), Some(&ours), 7, 1);
+        assert!(a.contains("m=audio 20000 RTP/SAVP 0\r\n"), "{a}");
+        let line = format!(
+            "a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+            srtp::encode_key(&ours)
+        );
+        assert!(a.contains(&line), "{a}");
+        // Read back, the answer carries our key.
+        let back = negotiate(a.as_bytes()).unwrap();
+        assert_eq!(back.srtp, Some(Crypto { tag: 4, key: ours }));
+        // A plain offer stays plain.
+        let plain = negotiate(offer("m=audio 4000 RTP/AVP 0", &extra).as_bytes()).unwrap();
+        assert_eq!(plain.srtp, None);
+    }
+
+    #[test]
+    fn srtp_offers_without_a_usable_crypto_line_are_refused() {
+        let wrong_len = srtp::encode_key(&srtp::generate_key(Suite::AeadAes128Gcm));
+        for extra in [
+            String::new(),
+            "a=crypto:1 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm\r\n"
+                .into(),
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{wrong_len}\r\n"),
+        ] {
+            let o = offer("m=audio 4000 RTP/SAVP 0", &extra);
+            match negotiate(o.as_bytes()) {
+                Err(SdpError::NotAcceptable(e)) => assert!(e.contains("a=crypto"), "{e}"),
+                other => panic!("{extra}: {other:?}"),
+            }
         }
     }
 }
