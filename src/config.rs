@@ -10,6 +10,7 @@ use tutti_controlplane::gateway::peer::MixerAccess;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
 use tutti_controlplane::http::{tls, Access};
 use tutti_controlplane::orphan::OrphanConfig;
+use tutti_controlplane::sip::apps::{App, Applications};
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
 use tutti_controlplane::tokio_rustls::TlsAcceptor;
 use tutti_dataplane::net::exception::ExceptionConfig;
@@ -36,6 +37,11 @@ pub struct Config {
     /// The SIP user agent (absent: no SIP).
     #[serde(default)]
     pub sip: Option<SipSection>,
+    /// What a dialled number (Request-URI user, else To user) runs: `{app: conference}`,
+    /// `{app: announcement, prompt: NAME, loop: BOOL}` or `{app: echo}`; the key
+    /// `default` for numbers not listed (else 404). `conf-<id>` always joins `<id>`.
+    #[serde(default)]
+    pub applications: std::collections::BTreeMap<String, AppEntry>,
     /// Where tutti keeps what must survive a restart (the provisioning database,
     /// `tutti.redb`); created if missing. Absent: provisioning lives in memory only.
     #[serde(default)]
@@ -148,6 +154,80 @@ pub struct SipSection {
     pub auto_create: bool,
 }
 
+/// One entry of `applications:`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "app", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AppEntry {
+    Conference,
+    Announcement {
+        prompt: String,
+        #[serde(default, rename = "loop")]
+        looped: bool,
+    },
+    Echo,
+}
+
+impl AppEntry {
+    fn app(&self) -> App {
+        match self {
+            AppEntry::Conference => App::Conference,
+            AppEntry::Announcement { prompt, looped } => App::Announcement {
+                prompt: prompt.clone(),
+                looped: *looped,
+            },
+            AppEntry::Echo => App::Echo,
+        }
+    }
+}
+
+/// The key of `applications:` that names the application for numbers not listed.
+pub const DEFAULT_APPLICATION: &str = "default";
+
+impl Config {
+    /// The `applications:` table as the user agent routes by it.
+    pub fn applications(&self) -> Applications {
+        let mut apps = Applications::default();
+        for (number, entry) in &self.applications {
+            if number == DEFAULT_APPLICATION {
+                apps.default = Some(entry.app());
+            } else {
+                apps.numbers.insert(number.clone(), entry.app());
+            }
+        }
+        apps
+    }
+
+    fn validate_applications(&self) -> Result<(), String> {
+        if !self.applications.is_empty() && self.sip.is_none() {
+            return Err("applications: calls arrive by SIP; a sip: section is needed".into());
+        }
+        for (number, entry) in &self.applications {
+            if number.is_empty()
+                || !number
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-_.*#".contains(&b))
+            {
+                return Err(format!(
+                    "applications: '{number}' is not a dialled number (letters, digits, + - _ . * #)"
+                ));
+            }
+            if number.starts_with("conf-") {
+                return Err(format!(
+                    "applications: '{number}': conf-<id> numbers join their conference and cannot name an application"
+                ));
+            }
+            if let AppEntry::Announcement { prompt, .. } = entry {
+                if prompt.is_empty() {
+                    return Err(format!(
+                        "applications.{number}.prompt: a prompt name is needed"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One SIP listener, written `udp:198.18.0.1:5060` or `tcp:198.18.0.1:5060`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipListen(pub Listen);
@@ -185,6 +265,7 @@ impl SipSection {
                 .session_expires
                 .map_or(DEFAULT_SESSION_EXPIRES, |d| d.0),
             auto_create: self.auto_create,
+            applications: Applications::default(),
         }
     }
 
@@ -919,6 +1000,7 @@ impl Config {
         if let Some(sip) = &self.sip {
             sip.validate()?;
         }
+        self.validate_applications()?;
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(
                 "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
@@ -1229,6 +1311,66 @@ control:
             ),
         ] {
             let e = Config::parse(&with(body), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn applications_map_numbers_and_refuse_bad_entries() {
+        let sip = "sip:\n  listen: [\"udp:198.18.0.1:5060\"]\n";
+        let apps = "applications:\n  \"100\": {app: echo}\n  \"+200\": {app: announcement, prompt: goodbye, loop: true}\n  \"300\": {app: conference}\n  default: {app: announcement, prompt: goodbye}\n";
+        let c = Config::parse(&format!("{GOOD}{sip}{apps}"), "t.yaml").unwrap();
+        let a = c.applications();
+        assert_eq!(a.numbers.get("100"), Some(&App::Echo));
+        assert_eq!(
+            a.numbers.get("+200"),
+            Some(&App::Announcement {
+                prompt: "goodbye".into(),
+                looped: true
+            })
+        );
+        assert_eq!(a.numbers.get("300"), Some(&App::Conference));
+        assert_eq!(
+            a.default,
+            Some(App::Announcement {
+                prompt: "goodbye".into(),
+                looped: false
+            })
+        );
+        assert!(Config::parse(GOOD, "t.yaml")
+            .unwrap()
+            .applications()
+            .numbers
+            .is_empty());
+        for (body, want) in [
+            (
+                "applications:\n  \"1\": {app: echo}\n",
+                "a sip: section is needed",
+            ),
+            (
+                &format!("{sip}applications:\n  \"a b\": {{app: echo}}\n"),
+                "'a b' is not a dialled number",
+            ),
+            (
+                &format!("{sip}applications:\n  conf-1: {{app: echo}}\n"),
+                "conf-<id> numbers join",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: announcement, prompt: \"\"}}\n"),
+                "applications.1.prompt",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: fax}}\n"),
+                "unknown variant `fax`",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: announcement}}\n"),
+                "missing field `prompt`",
+            ),
+        ] {
+            let e = Config::parse(&format!("{GOOD}{body}"), "t.yaml")
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{body}: {e}");

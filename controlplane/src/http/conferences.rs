@@ -425,6 +425,7 @@ mod tests {
                     muted: true,
                     deaf: false,
                     gain_db: -3.5,
+                    echo: false,
                 };
                 assert_eq!(spec.settings, s);
             }
@@ -467,7 +468,8 @@ mod tests {
                     ParticipantSettings {
                         muted: true,
                         deaf: false,
-                        gain_db: 6.0
+                        gain_db: 6.0,
+                        echo: false,
                     }
                 )
             }

@@ -5,6 +5,7 @@
 //! conference if allowed + add a participant; hold = the participant's `hold`; end =
 //! delete it). The SIP transport and message handling live in the server crate.
 
+pub mod apps;
 pub mod dial;
 pub mod sdp;
 
@@ -417,13 +418,14 @@ impl Control {
     }
 
     /// Join a call to conference `conf` (created first if `auto_create`) with the
-    /// media the offer negotiated.
+    /// media the offer negotiated and `settings` (an application's call: `echo`).
     pub fn sip_join(
         &mut self,
         conf: &str,
         auto_create: bool,
         media: &sdp::Negotiated,
         call: CallInfo,
+        settings: ParticipantSettings,
     ) -> Result<Joined, ControlError> {
         if auto_create && self.sessions.conference(conf).is_err() {
             let new = NewConference {
@@ -446,7 +448,7 @@ impl Control {
                 codec: media.codec,
                 telephone_event_pt: media.telephone_event_pt,
                 rtcp: true,
-                settings: ParticipantSettings::default(),
+                settings,
             },
         )?;
         let conf_key = self.sessions.conference(conf)?.key;
