@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod dial;
+pub mod digest;
 pub mod sdp;
 
 use crate::control::Control;
