@@ -1231,3 +1231,116 @@ fn dialled_numbers_run_echo_and_announcement_and_unknown_ones_get_404() {
         "{evs:?}"
     );
 }
+
+/// sipp answers the digest challenge (`-au`/`-ap`): INVITE, 401, ACK, INVITE with
+/// credentials, 200, ACK, then BYE.
+fn uac_auth(media: (&str, u16)) -> String {
+    let sdp = sipp_sdp(media.0, media.1, "sendrecv");
+    scenario(&format!(
+        "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"401\" auth=\"true\"/>\n{}{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"200\" rtd=\"true\"/>\n{}<pause milliseconds=\"1000\"/>\n{}",
+        send("INVITE", 1, false, Some(&sdp)),
+        send("ACK", 1, false, None),
+        send("INVITE", 2, false, Some(&sdp))
+            .replace("Max-Forwards: 70\n", "Max-Forwards: 70\n[authentication]\n"),
+        send("ACK", 2, true, None),
+        bye()
+    ))
+}
+
+#[test]
+fn untrusted_callers_answer_a_digest_challenge_trusted_ones_are_not_asked() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig(
+        "  trusted: [198.18.0.4/32]\n  auth:\n    realm: tutti.test\n    users: [{user: alice, password: s3cret}]\napplications:\n  \"100\": {app: echo}\n",
+    );
+    let t = &rig.t;
+    let pcmu = |ip: &str| offer(ip, 30002, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let wrong = "Authorization: Digest username=\"alice\", realm=\"tutti.test\", nonce=\"00\", uri=\"sip:100@198.18.0.1\", response=\"0123\", algorithm=MD5, cnonce=\"c\", qop=auth, nc=00000001";
+    let got = rig.exchange(&[
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth1",
+                1,
+                &[],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth2",
+                1,
+                &[wrong],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth3",
+                1,
+                &["Authorization: Digest username"],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.4",
+            request(
+                "INVITE",
+                "sip:555@198.18.0.1",
+                "198.18.0.4",
+                "auth4",
+                1,
+                &[],
+                &pcmu("198.18.0.4"),
+            ),
+        ),
+    ]);
+    for (i, want) in [(0, 401), (1, 401), (2, 401), (3, 404)] {
+        assert_eq!(code(last(&got[i])), want, "{i}: {:?}", got[i]);
+    }
+    let challenge = last(&got[0]);
+    assert!(
+        challenge.contains("WWW-Authenticate: Digest realm=\"tutti.test\"")
+            && challenge.contains("algorithm=SHA-256")
+            && challenge.contains("algorithm=MD5")
+            && challenge.contains("qop=\"auth\""),
+        "{challenge}"
+    );
+    // sipp with the password gets in (and hangs up); with a wrong one it does not.
+    let caller = rig.sipp(
+        &uac_auth(("198.18.0.3", 30000)),
+        "198.18.0.2",
+        &[
+            "-s", "100", "-m", "1", "-p", "5070", "-au", "alice", "-ap", "s3cret",
+        ],
+        30,
+    );
+    let (ok, log) = caller.finish();
+    assert!(ok, "the authenticated caller: {log}\n{}", t.stderr());
+    let intruder = rig.sipp(
+        &uac_auth(("198.18.0.3", 30000)),
+        "198.18.0.2",
+        &[
+            "-s", "100", "-m", "1", "-p", "5071", "-au", "alice", "-ap", "guess",
+        ],
+        20,
+    );
+    let (ok, _) = intruder.finish();
+    assert!(!ok, "a wrong password got in");
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        1.0
+    );
+    assert!(t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"401\"}") >= 5.0);
+}

@@ -24,6 +24,7 @@ use tutti_control_core::sip::apps::{App, AppAction, AppCall, Route};
 use tutti_control_core::sip::dial::{
     self, Dial, DialEvent, DialSetup, T1, T2, TX_TIMEOUT as ACK_WAIT,
 };
+use tutti_control_core::sip::digest::{Digest, Verdict};
 use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{
     in_dialog_route, rtp_deadline, session_deadline, session_interval, uri_of, Admission, CallInfo,
@@ -195,6 +196,8 @@ struct Inner {
     dials: HashMap<String, Dialing>,
     /// Our UDP sockets (dial-outs are sent from the first).
     udp: Vec<Arc<UdpSocket>>,
+    /// Digest authentication of new calls (`sip.auth`).
+    digest: Option<Digest>,
 }
 
 impl Inner {
@@ -468,7 +471,9 @@ impl Ua {
             trusted: cfg.trusted.clone(),
             max_calls: cfg.max_calls,
             invite_rate: cfg.invite_rate,
+            authenticate_untrusted: cfg.auth.is_some(),
         });
+        let digest = cfg.auth.clone().map(Digest::new);
         let seed = state.clock.now().saturating_since(Instant::ZERO).as_nanos() as u64;
         Arc::new(Ua {
             state,
@@ -483,6 +488,7 @@ impl Ua {
                 next_tag: seed | 1,
                 dials: HashMap::new(),
                 udp: Vec::new(),
+                digest,
             }),
             dial_timer: tokio::sync::Notify::new(),
         })
@@ -682,6 +688,26 @@ impl Ua {
             let active = inner.active();
             if let Err(r) = inner.admission.admit_invite(peer.addr().ip(), now, active) {
                 return refuse(r);
+            }
+            let listed = inner.admission.listed(peer.addr().ip());
+            if let Some(d) = inner.digest.as_mut() {
+                if !(listed && d.config().untrusted_only) {
+                    let auth = header_value(&p.req.headers, "Authorization", "Authorization");
+                    match d.verify(now, "INVITE", auth.as_deref()) {
+                        Verdict::Accepted(user) => {
+                            tracing::info!(call_id = %p.call_id, user, "SIP caller authenticated")
+                        }
+                        Verdict::Challenge { stale } => {
+                            let extra: Vec<String> = d
+                                .challenge(now, stale)
+                                .into_iter()
+                                .map(|c| format!("WWW-Authenticate: {c}"))
+                                .collect();
+                            let r = Refusal::new(401, "Unauthorized");
+                            return (401, self.response(p, &r, Some(&tag), &extra, None));
+                        }
+                    }
+                }
             }
         }
         let uri = p.req.uri();

@@ -16,7 +16,9 @@ pub const NONCE_TTL: Duration = Duration::from_secs(300);
 /// Nonces kept at most (beyond, the oldest go: their users are challenged again).
 const MAX_NONCES: usize = 65_536;
 
-/// The digest algorithms, in the order challenges offer them (RFC 8760: strongest first).
+/// The digest algorithms, in the order challenges offer them: MD5 first, since many
+/// SIP clients (sipp among them) answer the first challenge only and know no other;
+/// clients that know SHA-256 pick it from the second (RFC 8760).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     Sha256,
@@ -24,7 +26,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+    pub const ALL: [Algorithm; 2] = [Algorithm::Md5, Algorithm::Sha256];
 
     /// Its name in the headers.
     pub fn name(self) -> &'static str {
@@ -249,8 +251,8 @@ impl Digest {
         nonce
     }
 
-    /// The `WWW-Authenticate` header values of a 401 at `now`: one per algorithm,
-    /// SHA-256 first, each with a fresh nonce.
+    /// The `WWW-Authenticate` header values of a 401 at `now`: one per algorithm
+    /// (in [`Algorithm::ALL`]'s order), each with a fresh nonce.
     pub fn challenge(&mut self, now: Instant, stale: bool) -> Vec<String> {
         Algorithm::ALL
             .into_iter()
@@ -435,8 +437,8 @@ mod tests {
         );
         let ch = d.challenge(t0, false);
         assert_eq!(ch.len(), 2);
-        assert!(ch[0].contains("algorithm=SHA-256") && ch[0].contains("qop=\"auth\""));
-        assert!(ch[1].contains("algorithm=MD5") && !ch[1].contains("stale"));
+        assert!(ch[1].contains("algorithm=SHA-256") && ch[1].contains("qop=\"auth\""));
+        assert!(ch[0].contains("algorithm=MD5") && !ch[0].contains("stale"));
         for (c, alg) in ch.iter().zip(Algorithm::ALL) {
             let ok = answer(c, alg, "s3cret", 1);
             assert_eq!(
@@ -467,14 +469,14 @@ mod tests {
         }
         // An expired nonce with the right password: stale.
         let ch = d.challenge(t0, false);
-        let late = answer(&ch[0], Algorithm::Sha256, "s3cret", 1);
+        let late = answer(&ch[1], Algorithm::Sha256, "s3cret", 1);
         assert_eq!(
             d.verify(t0 + NONCE_TTL, "INVITE", Some(&late)),
             Verdict::Challenge { stale: true }
         );
         assert!(d.challenge(t0, true)[0].ends_with("stale=true"));
         // Another realm, an unknown user: challenged.
-        let other = answer(&ch[1], Algorithm::Md5, "s3cret", 1).replace("tutti.test", "x");
+        let other = answer(&ch[0], Algorithm::Md5, "s3cret", 1).replace("tutti.test", "x");
         assert_eq!(
             d.verify(t0, "INVITE", Some(&other)),
             Verdict::Challenge { stale: false }
