@@ -10,6 +10,7 @@ use tutti_controlplane::gateway::peer::MixerAccess;
 use tutti_controlplane::gateway::{GatewayConfig, HandoverSettings};
 use tutti_controlplane::http::{tls, Access};
 use tutti_controlplane::orphan::OrphanConfig;
+use tutti_controlplane::sip::apps::{App, Applications};
 use tutti_controlplane::sip::{Listen, Net, SipConfig};
 use tutti_controlplane::tokio_rustls::TlsAcceptor;
 use tutti_dataplane::net::exception::ExceptionConfig;
@@ -36,6 +37,11 @@ pub struct Config {
     /// The SIP user agent (absent: no SIP).
     #[serde(default)]
     pub sip: Option<SipSection>,
+    /// What a dialled number (Request-URI user, else To user) runs: `{app: conference}`,
+    /// `{app: announcement, prompt: NAME, loop: BOOL}` or `{app: echo}`; the key
+    /// `default` for numbers not listed (else 404). `conf-<id>` always joins `<id>`.
+    #[serde(default)]
+    pub applications: std::collections::BTreeMap<String, AppEntry>,
     /// Where tutti keeps what must survive a restart (the provisioning database,
     /// `tutti.redb`); created if missing. Absent: provisioning lives in memory only.
     #[serde(default)]
@@ -146,6 +152,157 @@ pub struct SipSection {
     /// Create `conf-<id>` on its first INVITE (otherwise 404) [false].
     #[serde(default)]
     pub auto_create: bool,
+    /// Digest authentication of new calls (absent: none; untrusted sources get 403).
+    #[serde(default)]
+    pub auth: Option<SipAuth>,
+}
+
+/// `sip.auth`: INVITEs from sources not in `sip.trusted` (every source with
+/// `untrusted_only: false`) must answer a digest challenge (RFC 7616/8760).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SipAuth {
+    /// The realm of the challenges.
+    pub realm: String,
+    /// The users and their passwords.
+    #[serde(default)]
+    pub users: Vec<SipUser>,
+    /// A file of more users, one `user:password` a line (`#` starts a comment).
+    pub users_file: Option<PathBuf>,
+    /// Challenge only sources outside `sip.trusted` [true].
+    pub untrusted_only: Option<bool>,
+}
+
+/// One `sip.auth.users` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SipUser {
+    pub user: String,
+    pub password: String,
+}
+
+impl SipAuth {
+    /// The authenticator's settings: the users listed and those of `users_file`.
+    pub fn settings(&self) -> Result<tutti_controlplane::sip::digest::AuthConfig, String> {
+        let mut users = std::collections::HashMap::new();
+        let mut add = |user: &str, password: &str, at: &str| {
+            if user.is_empty() || user.contains(['"', '\\', ':']) || password.is_empty() {
+                return Err(format!(
+                    "{at}: a user needs a name (no quotes, backslashes or colons) and a password"
+                ));
+            }
+            if users
+                .insert(user.to_string(), password.to_string())
+                .is_some()
+            {
+                return Err(format!("{at}: user {user} is listed twice"));
+            }
+            Ok(())
+        };
+        for (i, u) in self.users.iter().enumerate() {
+            add(&u.user, &u.password, &format!("sip.auth.users[{i}]"))?;
+        }
+        if let Some(path) = &self.users_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("sip.auth.users_file: {}: {e}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let at = format!("sip.auth.users_file: {}:{}", path.display(), n + 1);
+                let (user, password) = line
+                    .split_once(':')
+                    .ok_or_else(|| format!("{at}: not user:password"))?;
+                add(user, password, &at)?;
+            }
+        }
+        if users.is_empty() {
+            return Err("sip.auth: at least one user (users or users_file) is needed".into());
+        }
+        if self.realm.is_empty() || self.realm.contains(['"', '\\']) {
+            return Err("sip.auth.realm: a realm without quotes or backslashes is needed".into());
+        }
+        Ok(tutti_controlplane::sip::digest::AuthConfig {
+            realm: self.realm.clone(),
+            users,
+            untrusted_only: self.untrusted_only.unwrap_or(true),
+        })
+    }
+}
+
+/// One entry of `applications:`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "app", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AppEntry {
+    Conference,
+    Announcement {
+        prompt: String,
+        #[serde(default, rename = "loop")]
+        looped: bool,
+    },
+    Echo,
+}
+
+impl AppEntry {
+    fn app(&self) -> App {
+        match self {
+            AppEntry::Conference => App::Conference,
+            AppEntry::Announcement { prompt, looped } => App::Announcement {
+                prompt: prompt.clone(),
+                looped: *looped,
+            },
+            AppEntry::Echo => App::Echo,
+        }
+    }
+}
+
+/// The key of `applications:` that names the application for numbers not listed.
+pub const DEFAULT_APPLICATION: &str = "default";
+
+impl Config {
+    /// The `applications:` table as the user agent routes by it.
+    pub fn applications(&self) -> Applications {
+        let mut apps = Applications::default();
+        for (number, entry) in &self.applications {
+            if number == DEFAULT_APPLICATION {
+                apps.default = Some(entry.app());
+            } else {
+                apps.numbers.insert(number.clone(), entry.app());
+            }
+        }
+        apps
+    }
+
+    fn validate_applications(&self) -> Result<(), String> {
+        if !self.applications.is_empty() && self.sip.is_none() {
+            return Err("applications: calls arrive by SIP; a sip: section is needed".into());
+        }
+        for (number, entry) in &self.applications {
+            if number.is_empty()
+                || !number
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-_.*#".contains(&b))
+            {
+                return Err(format!(
+                    "applications: '{number}' is not a dialled number (letters, digits, + - _ . * #)"
+                ));
+            }
+            if number.starts_with("conf-") {
+                return Err(format!(
+                    "applications: '{number}': conf-<id> numbers join their conference and cannot name an application"
+                ));
+            }
+            if let AppEntry::Announcement { prompt, .. } = entry {
+                if prompt.is_empty() {
+                    return Err(format!(
+                        "applications.{number}.prompt: a prompt name is needed"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One SIP listener, written `udp:198.18.0.1:5060` or `tcp:198.18.0.1:5060`.
@@ -185,6 +342,8 @@ impl SipSection {
                 .session_expires
                 .map_or(DEFAULT_SESSION_EXPIRES, |d| d.0),
             auto_create: self.auto_create,
+            auth: self.auth.as_ref().and_then(|a| a.settings().ok()),
+            applications: Applications::default(),
         }
     }
 
@@ -217,6 +376,9 @@ impl SipSection {
             .is_some_and(|d| d.0 < MIN_SESSION_EXPIRES)
         {
             return Err("sip.session_expires: at least 90s (RFC 4028 Min-SE)".into());
+        }
+        if let Some(a) = &self.auth {
+            a.settings()?;
         }
         Ok(())
     }
@@ -902,6 +1064,7 @@ impl Config {
         if let Some(sip) = &self.sip {
             sip.validate()?;
         }
+        self.validate_applications()?;
         if self.dataplane.mbufs_per_queue < 2048 {
             return Err(format!(
                 "dataplane.mbufs_per_queue: {} is too few; at least 2048 (rx and tx rings take 1024 each)",
@@ -1211,6 +1374,118 @@ control:
             ),
         ] {
             let e = Config::parse(&with(body), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn sip_auth_reads_users_and_a_users_file() {
+        let dir = std::env::temp_dir().join(format!("tutti-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users");
+        std::fs::write(&file, "# users\nbob:pw2\n\ncarol:pw:3\n").unwrap();
+        let sip = "sip:\n  listen: [\"udp:198.18.0.1:5060\"]\n  auth:\n";
+        let yaml = format!(
+            "{GOOD}{sip}    realm: tutti.test\n    users: [{{user: alice, password: pw1}}]\n    users_file: {}\n",
+            file.display()
+        );
+        let a = Config::parse(&yaml, "t.yaml")
+            .unwrap()
+            .sip
+            .unwrap()
+            .settings();
+        let a = a.auth.expect("auth");
+        assert_eq!(a.realm, "tutti.test");
+        assert!(a.untrusted_only);
+        assert_eq!(a.users.get("alice").map(String::as_str), Some("pw1"));
+        assert_eq!(a.users.get("carol").map(String::as_str), Some("pw:3"));
+        assert_eq!(a.users.len(), 3);
+        for (body, want) in [
+            ("    realm: r\n", "at least one user"),
+            (
+                "    realm: \"\"\n    users: [{user: a, password: b}]\n",
+                "sip.auth.realm",
+            ),
+            (
+                "    realm: r\n    users: [{user: a, password: \"\"}]\n",
+                "sip.auth.users[0]",
+            ),
+            (
+                "    realm: r\n    users: [{user: a, password: b}, {user: a, password: c}]\n",
+                "listed twice",
+            ),
+            (
+                "    realm: r\n    users_file: /nonexistent/users\n",
+                "sip.auth.users_file: /nonexistent/users",
+            ),
+        ] {
+            let e = Config::parse(&format!("{GOOD}{sip}{body}"), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        std::fs::write(&file, "nocolon\n").unwrap();
+        let e = Config::parse(&yaml, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains(":1: not user:password"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn applications_map_numbers_and_refuse_bad_entries() {
+        let sip = "sip:\n  listen: [\"udp:198.18.0.1:5060\"]\n";
+        let apps = "applications:\n  \"100\": {app: echo}\n  \"+200\": {app: announcement, prompt: goodbye, loop: true}\n  \"300\": {app: conference}\n  default: {app: announcement, prompt: goodbye}\n";
+        let c = Config::parse(&format!("{GOOD}{sip}{apps}"), "t.yaml").unwrap();
+        let a = c.applications();
+        assert_eq!(a.numbers.get("100"), Some(&App::Echo));
+        assert_eq!(
+            a.numbers.get("+200"),
+            Some(&App::Announcement {
+                prompt: "goodbye".into(),
+                looped: true
+            })
+        );
+        assert_eq!(a.numbers.get("300"), Some(&App::Conference));
+        assert_eq!(
+            a.default,
+            Some(App::Announcement {
+                prompt: "goodbye".into(),
+                looped: false
+            })
+        );
+        assert!(Config::parse(GOOD, "t.yaml")
+            .unwrap()
+            .applications()
+            .numbers
+            .is_empty());
+        for (body, want) in [
+            (
+                "applications:\n  \"1\": {app: echo}\n",
+                "a sip: section is needed",
+            ),
+            (
+                &format!("{sip}applications:\n  \"a b\": {{app: echo}}\n"),
+                "'a b' is not a dialled number",
+            ),
+            (
+                &format!("{sip}applications:\n  conf-1: {{app: echo}}\n"),
+                "conf-<id> numbers join",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: announcement, prompt: \"\"}}\n"),
+                "applications.1.prompt",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: fax}}\n"),
+                "unknown variant `fax`",
+            ),
+            (
+                &format!("{sip}applications:\n  \"1\": {{app: announcement}}\n"),
+                "missing field `prompt`",
+            ),
+        ] {
+            let e = Config::parse(&format!("{GOOD}{body}"), "t.yaml")
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{body}: {e}");

@@ -456,7 +456,10 @@ fn serve_control(
             None => None,
         };
         if let (Some(sip), Some(metrics)) = (&cfg.sip, sip_metrics) {
-            let settings = sip.settings();
+            let settings = sip::SipConfig {
+                applications: cfg.applications(),
+                ..sip.settings()
+            };
             let ua = sip::ua::Ua::new(state.clone(), settings.clone(), metrics);
             let _ = state.sip_ua.set(Arc::downgrade(&ua));
             for l in settings.listen {

@@ -1120,3 +1120,246 @@ fn moved_callers_hang_up_and_are_hung_up_in_their_new_conference() {
     assert!(ok, "caller B got no BYE: {log}\n{}", t.stderr());
     assert_eq!(t.metric("tutti_sip_dialogs"), 0.0);
 }
+
+/// The application conferences (`app-<tag>`) up, with their participants.
+fn app_conferences(t: &Tutti) -> Vec<Value> {
+    let (code, v) = t.call("GET", "/v1/conferences", None);
+    assert_eq!(code, 200, "{v}");
+    v["conferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with("app-")))
+        .collect()
+}
+
+#[test]
+fn dialled_numbers_run_echo_and_announcement_and_unknown_ones_get_404() {
+    let _turn = one_at_a_time();
+    let mut rig = sip_rig(
+        "orphan:\n  rtp_timeout: 2m\napplications:\n  \"100\": {app: echo}\n  \"200\": {app: announcement, prompt: goodbye}\n",
+    );
+    let t = &rig.t;
+    let events = sse_collect(t.api, "/v1/events", 40);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A number no application has: 404; conf-<id> still joins (404 here: no such
+    // conference, and no auto_create).
+    let pcmu = offer("198.18.0.3", 30002, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let got = rig.exchange(&[
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:555@198.18.0.1",
+                "198.18.0.3",
+                "apps1",
+                1,
+                &[],
+                &pcmu,
+            ),
+        ),
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:conf-x@198.18.0.1",
+                "198.18.0.3",
+                "apps2",
+                1,
+                &[],
+                &pcmu,
+            ),
+        ),
+    ]);
+    assert!(
+        last(&got[0]).contains("404 No application for this number"),
+        "{got:?}"
+    );
+    assert!(last(&got[1]).contains("404 No such conference"), "{got:?}");
+
+    // The echo number: the caller's 1 kHz tone comes back to it.
+    let caller = rig.sipp(
+        &uac(
+            ("198.18.0.3", 30000),
+            &format!("<pause milliseconds=\"6000\"/>\n{}", bye()),
+        ),
+        "198.18.0.2",
+        &["-s", "100", "-m", "1", "-p", "5070", "-mp", "7000"],
+        30,
+    );
+    t.wait_for(10, "the echo call's conference", |t| {
+        app_conferences(t).len() == 1
+    });
+    let conf = app_conferences(t)[0]["id"].as_str().unwrap().to_string();
+    let p = by_remote(t, &conf, "198.18.0.3:30000").expect("the echo caller");
+    let r = Peer::start(
+        &rig.clients,
+        "198.18.0.3:30000",
+        p["local"].as_str().unwrap(),
+        3,
+        &["--tone".into(), "1000".into()],
+    )
+    .finish();
+    eprintln!("the echo caller heard: {r}");
+    assert!(
+        db(&r, 1000) > -25.0 && db(&r, 1000) - db(&r, 440) >= 20.0,
+        "the echo caller hears {:.1} dB of its 1 kHz tone, {:.1} dB at 440 Hz: {r}",
+        db(&r, 1000),
+        db(&r, 440)
+    );
+    let (ok, log) = caller.finish();
+    assert!(ok, "echo caller: {log}\n{}", t.stderr());
+    t.wait_for(5, "the echo conference to go", |t| {
+        app_conferences(t).is_empty()
+    });
+
+    // The announcement number: the prompt reaches the caller, then tutti hangs up.
+    let listener = Peer::start(&rig.clients, "198.18.0.4:30000", "198.18.0.1:9", 8, &[]);
+    let caller = rig.sipp(
+        &uac(("198.18.0.4", 30000), BYE_FROM_TUTTI),
+        "198.18.0.2",
+        &["-s", "200", "-m", "1", "-p", "5071", "-mp", "7100"],
+        30,
+    );
+    let (ok, log) = caller.finish();
+    assert!(
+        ok,
+        "the announcement caller got no BYE: {log}\n{}",
+        t.stderr()
+    );
+    let heard = listener.finish();
+    assert!(
+        heard["received"].as_u64().unwrap_or(0) >= 25,
+        "the announcement caller got no prompt: {heard}"
+    );
+    assert!(app_conferences(t).is_empty());
+    let (st, _) = rig.t.terminate();
+    assert!(st.success(), "exit status {st}");
+    let evs = sse_events(&events.join().unwrap());
+    assert!(
+        evs.iter().any(|e| e["type"] == "prompt_done"
+            && e["prompt"] == "goodbye"
+            && e["completed"] == true),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["type"] == "call_ended" && e["reason"] == "announcement_done"),
+        "{evs:?}"
+    );
+}
+
+/// sipp answers the digest challenge (`-au`/`-ap`): INVITE, 401, ACK, INVITE with
+/// credentials, 200, ACK, then BYE.
+fn uac_auth(media: (&str, u16)) -> String {
+    let sdp = sipp_sdp(media.0, media.1, "sendrecv");
+    scenario(&format!(
+        "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"401\" auth=\"true\"/>\n{}{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"200\" rtd=\"true\"/>\n{}<pause milliseconds=\"1000\"/>\n{}",
+        send("INVITE", 1, false, Some(&sdp)),
+        send("ACK", 1, false, None),
+        send("INVITE", 2, false, Some(&sdp))
+            .replace("Max-Forwards: 70\n", "Max-Forwards: 70\n[authentication]\n"),
+        send("ACK", 2, true, None),
+        bye()
+    ))
+}
+
+#[test]
+fn untrusted_callers_answer_a_digest_challenge_trusted_ones_are_not_asked() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig(
+        "  trusted: [198.18.0.4/32]\n  auth:\n    realm: tutti.test\n    users: [{user: alice, password: s3cret}]\napplications:\n  \"100\": {app: echo}\n",
+    );
+    let t = &rig.t;
+    let pcmu = |ip: &str| offer(ip, 30002, "0", "a=rtpmap:0 PCMU/8000\r\n");
+    let wrong = "Authorization: Digest username=\"alice\", realm=\"tutti.test\", nonce=\"00\", uri=\"sip:100@198.18.0.1\", response=\"0123\", algorithm=MD5, cnonce=\"c\", qop=auth, nc=00000001";
+    let got = rig.exchange(&[
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth1",
+                1,
+                &[],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth2",
+                1,
+                &[wrong],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.3",
+            request(
+                "INVITE",
+                "sip:100@198.18.0.1",
+                "198.18.0.3",
+                "auth3",
+                1,
+                &["Authorization: Digest username"],
+                &pcmu("198.18.0.3"),
+            ),
+        ),
+        (
+            "198.18.0.4",
+            request(
+                "INVITE",
+                "sip:555@198.18.0.1",
+                "198.18.0.4",
+                "auth4",
+                1,
+                &[],
+                &pcmu("198.18.0.4"),
+            ),
+        ),
+    ]);
+    for (i, want) in [(0, 401), (1, 401), (2, 401), (3, 404)] {
+        assert_eq!(code(last(&got[i])), want, "{i}: {:?}", got[i]);
+    }
+    let challenge = last(&got[0]);
+    assert!(
+        challenge.contains("WWW-Authenticate: Digest realm=\"tutti.test\"")
+            && challenge.contains("algorithm=SHA-256")
+            && challenge.contains("algorithm=MD5")
+            && challenge.contains("qop=\"auth\""),
+        "{challenge}"
+    );
+    // sipp with the password gets in (and hangs up); with a wrong one it does not.
+    let caller = rig.sipp(
+        &uac_auth(("198.18.0.3", 30000)),
+        "198.18.0.2",
+        &[
+            "-s", "100", "-m", "1", "-p", "5070", "-au", "alice", "-ap", "s3cret",
+        ],
+        30,
+    );
+    let (ok, log) = caller.finish();
+    assert!(ok, "the authenticated caller: {log}\n{}", t.stderr());
+    let intruder = rig.sipp(
+        &uac_auth(("198.18.0.3", 30000)),
+        "198.18.0.2",
+        &[
+            "-s", "100", "-m", "1", "-p", "5071", "-au", "alice", "-ap", "guess",
+        ],
+        20,
+    );
+    let (ok, _) = intruder.finish();
+    assert!(!ok, "a wrong password got in");
+    assert_eq!(
+        t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"200\"}"),
+        1.0
+    );
+    assert!(t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"401\"}") >= 5.0);
+}

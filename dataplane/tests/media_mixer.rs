@@ -568,3 +568,50 @@ fn contributor_sets_trunks_and_taps() {
         assert_eq!(decode(CodecKind::L16, out(0).payload), frames[1]);
     }
 }
+
+/// An echo slot (the `echo` application) hears the full sum, its own input included; a
+/// lone echo participant hears exactly itself, and the others still hear N-1.
+#[test]
+fn an_echo_slot_hears_itself() {
+    let frame = |amp: i16| -> Vec<i16> { (0..160).map(|k| (k as i16 - 80) * amp).collect() };
+    let (mine, theirs) = (frame(30), frame(-11));
+    for kernel in Kernel::available() {
+        let config = MixerConfig {
+            capacity: 2,
+            kernel: Some(kernel.kind()),
+            active_speakers: ActiveSpeakers::All,
+            ..MixerConfig::default()
+        };
+        let mut m = Mixer::new(config).unwrap();
+        let echo = m
+            .add_participant(ParticipantConfig {
+                role: Role::Echo,
+                ..ParticipantConfig::new(CodecKind::L16)
+            })
+            .unwrap();
+        m.set_input(echo, Input::Pcm(&mine)).unwrap();
+        m.tick(Instant::from_nanos(20_000_000));
+        let out = m.output(echo).unwrap();
+        assert_eq!(out.mix, Contributors::All);
+        assert!(!out.own_mix);
+        assert_eq!(
+            decode(CodecKind::L16, out.payload),
+            mine,
+            "{}",
+            kernel.name()
+        );
+
+        let other = m
+            .add_participant(ParticipantConfig::new(CodecKind::L16))
+            .unwrap();
+        m.set_input(echo, Input::Pcm(&mine)).unwrap();
+        m.set_input(other, Input::Pcm(&theirs)).unwrap();
+        m.tick(Instant::from_nanos(40_000_000));
+        let sum: Vec<i16> = mine.iter().zip(&theirs).map(|(a, b)| a + b).collect();
+        assert_eq!(decode(CodecKind::L16, m.output(echo).unwrap().payload), sum);
+        assert_eq!(
+            decode(CodecKind::L16, m.output(other).unwrap().payload),
+            mine
+        );
+    }
+}

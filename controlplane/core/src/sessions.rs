@@ -138,6 +138,7 @@ impl ParticipantPatch {
             muted: self.muted.unwrap_or(s.muted),
             deaf: self.deaf.unwrap_or(s.deaf),
             gain_db: self.gain_db.unwrap_or(s.gain_db),
+            ..s
         };
         (settings, self.hold.unwrap_or(hold))
     }

@@ -447,6 +447,7 @@ mod tests {
                     muted: true,
                     deaf: false,
                     gain_db: -3.5,
+                    echo: false,
                 };
                 assert_eq!(spec.settings, s);
             }
@@ -489,7 +490,8 @@ mod tests {
                     ParticipantSettings {
                         muted: true,
                         deaf: false,
-                        gain_db: 6.0
+                        gain_db: 6.0,
+                        echo: false,
                     }
                 )
             }

@@ -238,6 +238,8 @@ mod tests {
             invite_rate: 10,
             session_expires: Duration::from_secs(1800),
             auto_create: false,
+            auth: None,
+            applications: Default::default(),
         };
         let ua = Ua::new(h.state.clone(), cfg, Arc::new(SipMetrics::default()));
         ua.add_udp_socket(socket.clone());

@@ -273,6 +273,7 @@ impl AddParticipant {
                 muted: self.muted.unwrap_or(defaults.muted),
                 deaf: self.deaf.unwrap_or(defaults.deaf),
                 gain_db: self.gain_db.unwrap_or(defaults.gain_db),
+                ..defaults
             },
             srtp,
         })

@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
-pub use tutti_control_core::sip::Net;
+pub use tutti_control_core::sip::{apps, digest, Net};
 
 /// A SIP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,6 +83,10 @@ pub struct SipConfig {
     pub invite_rate: u32,
     pub session_expires: Duration,
     pub auto_create: bool,
+    /// Digest authentication of callers (`sip.auth`), if configured.
+    pub auth: Option<tutti_control_core::sip::digest::AuthConfig>,
+    /// What dialled numbers run (`applications:`).
+    pub applications: tutti_control_core::sip::apps::Applications,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

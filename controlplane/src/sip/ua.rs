@@ -20,13 +20,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tutti_control_core::sip::apps::{App, AppAction, AppCall, Route};
 use tutti_control_core::sip::dial::{
     self, Dial, DialEvent, DialSetup, T1, T2, TX_TIMEOUT as ACK_WAIT,
 };
+use tutti_control_core::sip::digest::{Digest, Verdict};
 use tutti_control_core::sip::sdp;
 use tutti_control_core::sip::{
-    conference_of, in_dialog_route, rtp_deadline, session_deadline, session_interval, uri_of,
-    Admission, CallInfo, DialOffer, Policy, Refusal, MIN_SE_SECS,
+    in_dialog_route, rtp_deadline, session_deadline, session_interval, uri_of, Admission, CallInfo,
+    DialOffer, Policy, Refusal, MIN_SE_SECS,
 };
 use tutti_dataplane::clock::Instant;
 
@@ -154,6 +156,8 @@ struct Call {
     timer: Option<(Duration, Instant)>,
     /// When its participant fell quiet (no RTP, no SID before, not on hold).
     quiet_since: Option<Instant>,
+    /// The application it runs (its conference is its own), if it was not a join.
+    app: Option<AppCall>,
 }
 
 /// A request as retransmissions repeat it.
@@ -172,6 +176,8 @@ struct Ringing {
     key: TxKey,
     tag: String,
     conf: String,
+    /// The application it will run (`conf` is then `app-<tag>`, created for it).
+    app: Option<App>,
     media: sdp::Negotiated,
     /// The session interval (RFC 4028), if the caller has timers.
     interval: Option<Duration>,
@@ -190,6 +196,8 @@ struct Inner {
     dials: HashMap<String, Dialing>,
     /// Our UDP sockets (dial-outs are sent from the first).
     udp: Vec<Arc<UdpSocket>>,
+    /// Digest authentication of new calls (`sip.auth`).
+    digest: Option<Digest>,
 }
 
 impl Inner {
@@ -463,7 +471,9 @@ impl Ua {
             trusted: cfg.trusted.clone(),
             max_calls: cfg.max_calls,
             invite_rate: cfg.invite_rate,
+            authenticate_untrusted: cfg.auth.is_some(),
         });
+        let digest = cfg.auth.clone().map(Digest::new);
         let seed = state.clock.now().saturating_since(Instant::ZERO).as_nanos() as u64;
         Arc::new(Ua {
             state,
@@ -478,6 +488,7 @@ impl Ua {
                 next_tag: seed | 1,
                 dials: HashMap::new(),
                 udp: Vec::new(),
+                digest,
             }),
             dial_timer: tokio::sync::Notify::new(),
         })
@@ -678,6 +689,26 @@ impl Ua {
             if let Err(r) = inner.admission.admit_invite(peer.addr().ip(), now, active) {
                 return refuse(r);
             }
+            let listed = inner.admission.listed(peer.addr().ip());
+            if let Some(d) = inner.digest.as_mut() {
+                if !(listed && d.config().untrusted_only) {
+                    let auth = header_value(&p.req.headers, "Authorization", "Authorization");
+                    match d.verify(now, "INVITE", auth.as_deref()) {
+                        Verdict::Accepted(user) => {
+                            tracing::info!(call_id = %p.call_id, user, "SIP caller authenticated")
+                        }
+                        Verdict::Challenge { stale } => {
+                            let extra: Vec<String> = d
+                                .challenge(now, stale)
+                                .into_iter()
+                                .map(|c| format!("WWW-Authenticate: {c}"))
+                                .collect();
+                            let r = Refusal::new(401, "Unauthorized");
+                            return (401, self.response(p, &r, Some(&tag), &extra, None));
+                        }
+                    }
+                }
+            }
         }
         let uri = p.req.uri();
         if let Some(domain) = &self.cfg.domain {
@@ -691,10 +722,25 @@ impl Ua {
                 return refuse(Refusal::new(404, "Not our domain"));
             }
         }
-        let conf = match conference_of(uri.auth.as_ref().map(|a| a.user.as_str())) {
-            Ok(c) => c.to_string(),
+        let to_user = p
+            .req
+            .to_header()
+            .ok()
+            .and_then(|t| t.uri().ok())
+            .and_then(|u| u.auth.map(|a| a.user));
+        let route = self.cfg.applications.route(
+            uri.auth.as_ref().map(|a| a.user.as_str()),
+            to_user.as_deref(),
+        );
+        let (conf, app) = match route {
+            Ok(Route::Join(c)) => (c, None),
+            Ok(Route::App(app)) => (format!("app-{tag}"), Some(app)),
             Err(r) => return refuse(r),
         };
+        if app == Some(App::Conference) {
+            // The seam: the IVR (controlplane/core/src/ivr.rs) is not wired to calls yet.
+            return refuse(Refusal::new(501, "Conference IVR not available yet"));
+        }
         let media = match sdp::negotiate(p.req.body()) {
             Ok(m) => m,
             Err(e) => return refuse(Refusal::from(&e)),
@@ -709,7 +755,10 @@ impl Ua {
         };
         {
             let mut control = self.state.control();
-            if !self.cfg.auto_create && control.sessions().conference(&conf).is_err() {
+            if app.is_none()
+                && !self.cfg.auto_create
+                && control.sessions().conference(&conf).is_err()
+            {
                 return refuse(Refusal::new(404, "No such conference"));
             }
             control.sip_ringing(&conf);
@@ -724,6 +773,7 @@ impl Ua {
                 key,
                 tag: tag.clone(),
                 conf,
+                app,
                 media,
                 interval,
                 peer: peer.clone(),
@@ -768,10 +818,15 @@ impl Ua {
             from: uri_of(from.trim_start_matches("From:")),
             to: uri_of(to.trim_start_matches("To:")),
         };
+        let settings = tutti_dataplane::conference::ParticipantSettings {
+            echo: r.app == Some(App::Echo),
+            ..Default::default()
+        };
+        let create = self.cfg.auto_create || r.app.is_some();
         let joined = self
             .state
             .control()
-            .sip_join(conf, self.cfg.auto_create, media, info);
+            .sip_join(conf, create, media, info, settings);
         let joined = match joined {
             Ok(j) => j,
             Err(e) => return refuse(Refusal::from(&e)),
@@ -800,6 +855,7 @@ impl Ua {
             cseq: 1,
             timer: interval.map(|i| (i, self.state.clock.now())),
             quiet_since: None,
+            app: None,
         };
         tracing::info!(call_id = %p.call_id, conference = %joined.conf, participant = %joined.pid, "SIP call answered");
         {
@@ -808,6 +864,16 @@ impl Ua {
                 .by_participant
                 .insert((joined.conf.clone(), joined.pid.clone()), p.call_id.clone());
             inner.calls.insert(p.call_id.clone(), call);
+        }
+        if let Some(app) = r.app.clone() {
+            let (call, first) = AppCall::start(app);
+            tracing::info!(call_id = %p.call_id, app = call.app().name(), "SIP call runs an application");
+            if let Some(c) = self.inner().calls.get_mut(&p.call_id) {
+                c.app = Some(call);
+            }
+            if let Some(action) = first {
+                self.app_action(&p.call_id, action);
+            }
         }
         let ok = Refusal::new(200, "OK");
         let bytes = self.response(
@@ -1011,7 +1077,15 @@ impl Ua {
             self.metrics.dialogs.set(inner.calls.len() as i64);
             call
         };
-        self.state.control().sip_end(&call.conf, &call.pid, reason);
+        {
+            let mut control = self.state.control();
+            control.sip_end(&call.conf, &call.pid, reason);
+            if call.app.is_some() {
+                if let Err(e) = control.delete_conference(&call.conf) {
+                    tracing::warn!(conference = %call.conf, error = %e, "application call's conference not deleted");
+                }
+            }
+        }
         if self.inner().dials.contains_key(call_id) {
             self.hang_up_dial(call_id, send_bye);
         } else if send_bye {
@@ -1130,7 +1204,55 @@ impl Ua {
                         c.quiet_since = None;
                     }
                 }
+                "prompt_done" => {
+                    let completed = ev.detail.completed.unwrap_or(false);
+                    let next = self
+                        .inner()
+                        .calls
+                        .get_mut(&id)
+                        .and_then(|c| c.app.as_mut())
+                        .and_then(|a| a.handle_prompt_done(completed));
+                    if let Some(action) = next {
+                        self.app_action(&id, action);
+                    }
+                }
                 _ => {}
+            }
+        }
+    }
+}
+
+impl Ua {
+    /// Carry out what application call `call_id` does next: play a prompt to its
+    /// caller (a failure hangs up), or hang up.
+    fn app_action(&self, call_id: &str, action: AppAction) {
+        match action {
+            AppAction::Play(prompt) => {
+                let Some((conf, pid)) = self
+                    .inner()
+                    .calls
+                    .get(call_id)
+                    .map(|c| (c.conf.clone(), c.pid.clone()))
+                else {
+                    return;
+                };
+                let played = self.state.control().play_prompt(&conf, Some(&pid), &prompt);
+                if let Err(e) = played {
+                    tracing::warn!(call_id, prompt, error = %e, "application prompt not played");
+                    let next = self
+                        .inner()
+                        .calls
+                        .get_mut(call_id)
+                        .and_then(|c| c.app.as_mut())
+                        .and_then(AppCall::handle_play_failed);
+                    if let Some(action) = next {
+                        self.app_action(call_id, action);
+                    }
+                }
+            }
+            AppAction::Hangup(reason) => {
+                tracing::info!(call_id, reason, "application hangs up");
+                self.end_call(call_id, reason, true);
             }
         }
     }
@@ -1458,6 +1580,7 @@ impl Ua {
                     cseq: 1,
                     timer: a.peer_refreshes.map(|i| (i, now)),
                     quiet_since: None,
+                    app: None,
                 };
                 tracing::info!(call_id, conference = %conf, participant = %pid, "SIP dial-out answered");
                 let mut inner = self.inner();

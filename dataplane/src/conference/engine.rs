@@ -701,7 +701,11 @@ impl Engine {
             return;
         };
         let cfg = mixer::ParticipantConfig {
-            role: mixer::Role::Local,
+            role: if p.settings.echo {
+                mixer::Role::Echo
+            } else {
+                mixer::Role::Local
+            },
             codec,
             muted: p.settings.muted,
             deaf: p.settings.deaf,

@@ -89,6 +89,9 @@ pub struct ParticipantSettings {
     pub deaf: bool,
     /// Gain applied to what the participant contributes, in dB (-60..=+20).
     pub gain_db: f32,
+    /// Hears its own input with the rest of the mix (the `echo` application's line
+    /// test); fixed when the participant is added.
+    pub echo: bool,
 }
 
 impl Default for ParticipantSettings {
@@ -97,6 +100,7 @@ impl Default for ParticipantSettings {
             muted: false,
             deaf: false,
             gain_db: 0.0,
+            echo: false,
         }
     }
 }

@@ -194,6 +194,9 @@ pub enum Role {
     Trunk,
     /// An audio tap (recorder, recogniser): contributes nothing; hears the full sum.
     Tap,
+    /// A line test (the `echo` application): contributes, and hears the full sum, its
+    /// own input included.
+    Echo,
 }
 
 /// Whose audio a mix output holds.
@@ -339,7 +342,7 @@ impl Participant {
             Role::Local if self.contributed => Contributors::AllBut(slot),
             Role::Trunk if trunk_contributed => Contributors::Local,
             // With no trunk in the sum, the local sum is the full one (shared with it).
-            Role::Local | Role::Trunk | Role::Tap => Contributors::All,
+            Role::Local | Role::Trunk | Role::Tap | Role::Echo => Contributors::All,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! conference if allowed + add a participant; hold = the participant's `hold`; end =
 //! delete it). The SIP transport and message handling live in the server crate.
 
+pub mod apps;
 pub mod dial;
+pub mod digest;
 pub mod sdp;
 
 use crate::control::Control;
@@ -135,6 +137,9 @@ pub struct Policy {
     pub max_calls: u32,
     /// New INVITEs per source per second at most.
     pub invite_rate: u32,
+    /// Sources not in `trusted` may still call if they authenticate (`sip.auth`):
+    /// they are challenged (401) instead of refused (403).
+    pub authenticate_untrusted: bool,
 }
 
 /// Who may call, and how often: trusted sources, a one-second INVITE window per
@@ -154,9 +159,15 @@ impl Admission {
         }
     }
 
-    /// Whether `ip` may send requests at all (403 if not).
+    /// Whether `ip` is a trusted source (every source is when the list is empty).
+    pub fn listed(&self, ip: IpAddr) -> bool {
+        self.policy.trusted.is_empty() || self.policy.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether `ip` may send requests at all (403 if not): trusted, or to be
+    /// authenticated.
     pub fn trusted(&self, ip: IpAddr) -> Result<(), Refusal> {
-        if self.policy.trusted.is_empty() || self.policy.trusted.iter().any(|n| n.contains(ip)) {
+        if self.policy.authenticate_untrusted || self.listed(ip) {
             Ok(())
         } else {
             Err(Refusal::new(403, "Source not trusted"))
@@ -420,13 +431,14 @@ impl Control {
     }
 
     /// Join a call to conference `conf` (created first if `auto_create`) with the
-    /// media the offer negotiated.
+    /// media the offer negotiated and `settings` (an application's call: `echo`).
     pub fn sip_join(
         &mut self,
         conf: &str,
         auto_create: bool,
         media: &sdp::Negotiated,
         call: CallInfo,
+        settings: ParticipantSettings,
     ) -> Result<Joined, ControlError> {
         if auto_create && self.sessions.conference(conf).is_err() {
             let new = NewConference {
@@ -449,7 +461,7 @@ impl Control {
                 codec: media.codec,
                 telephone_event_pt: media.telephone_event_pt,
                 rtcp: true,
-                settings: ParticipantSettings::default(),
+                settings,
                 srtp: media.srtp.map(|c| crate::srtp::keys_for(c.key)),
             },
         )?;
@@ -663,6 +675,7 @@ mod tests {
             trusted,
             max_calls: 3,
             invite_rate: 2,
+            authenticate_untrusted: false,
         })
     }
 
@@ -691,6 +704,11 @@ mod tests {
         assert!(admission(vec![])
             .trusted("198.18.0.2".parse().unwrap())
             .is_ok());
+        let mut auth = admission(vec![Net::new(Ipv4Addr::new(127, 0, 0, 0), 8)]);
+        auth.policy.authenticate_untrusted = true;
+        assert!(auth.trusted("198.18.0.2".parse().unwrap()).is_ok());
+        assert!(!auth.listed("198.18.0.2".parse().unwrap()));
+        assert!(auth.listed("127.0.0.2".parse().unwrap()));
     }
 
     #[test]
