@@ -26,6 +26,7 @@ pub enum Retired {
     Participant(Box<Participant>),
     RelaySession(Box<RelaySession>),
     Splice(Box<Splice>),
+    Tap(Box<crate::tap::Tap>),
 }
 
 /// Hands `r` back up `ring`. The ring is sized for everything the core can hold; if it

@@ -21,4 +21,5 @@ pub mod relay;
 pub mod rtp_send;
 pub mod rx;
 pub mod stats;
+pub mod tap;
 pub mod wire;
