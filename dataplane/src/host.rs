@@ -34,6 +34,7 @@ pub enum Retired {
     /// core sends it to the core of the conference it has it in (its ports stay
     /// unclaimed until that core links it in).
     Moving(Box<Participant>),
+    Tap(Box<crate::tap::Tap>),
 }
 
 /// Hands `r` back up `ring`. The ring is sized for everything the core can hold; if it

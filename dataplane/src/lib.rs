@@ -23,4 +23,5 @@ pub use tutti_srtp as srtp;
 pub mod rtp_send;
 pub mod rx;
 pub mod stats;
+pub mod tap;
 pub mod wire;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tutti_dataplane::clock::{Clock, Instant, VirtualClock};
 use tutti_dataplane::codec::CodecKind;
 use tutti_dataplane::conference::{
-    ConfKey, Conference, ConferenceSpec, Liveness, MediaCommand, MediaEvent, MediaEventKind,
-    PartKey, Participant, ParticipantSettings, ParticipantSpec, SrtpKeys, Timing,
+    ConfKey, Conference, ConferenceSpec, MediaCommand, MediaEvent, MediaEventKind, Participant,
+    ParticipantSpec, SrtpKeys, Timing,
 };
 use tutti_dataplane::host::CoreEvent;
 use tutti_dataplane::io::PacketBuf;
@@ -73,19 +73,7 @@ fn add_conference(s: &mut Setup, key: ConfKey, max_participants: u16) {
 
 /// Participant `i` of `conf` (local port 20000 + 2i, remote `peer(i)`), PCMU, no RTCP.
 fn participant(conf: ConfKey, i: usize) -> ParticipantSpec {
-    ParticipantSpec {
-        conf,
-        key: PartKey(100 + i as u32),
-        local_port: 20000 + 2 * i as u16,
-        remote: peer(i).1,
-        codec: CodecKind::Pcmu,
-        payload_types: PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
-        rtcp: false,
-        ssrc: 0xabc0 + i as u32,
-        settings: ParticipantSettings::default(),
-        liveness: Liveness::default(),
-        srtp: None,
-    }
+    pcmu_participant(conf, i, peer(i).1)
 }
 
 fn add_participant(s: &mut Setup, now: Instant, spec: ParticipantSpec) {

@@ -60,6 +60,7 @@ use crate::rx::{
     self, jitter::Playout, rtcp::NtpClock, Event, PlayMode, PromptId, PromptPlayer, ReceiveConfig,
     ReceiveStream, RtpIn,
 };
+use crate::tap::{Tap, TapKey, TapSource};
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass, RtcpWriter};
 use crate::wire::rtp::RtpPacket;
 use crate::wire::rtp_ext::AudioLevel;
@@ -79,6 +80,9 @@ const MAX_CATCH_UP: u32 = 10;
 const EVENT_QUEUE: usize = 16_384;
 /// Largest RTCP compound packet we build.
 const RTCP_MAX: usize = 256;
+/// Most audio taps one conference holds (each mix tap takes a mixer slot beyond the
+/// participants').
+pub const MAX_TAPS: usize = 8;
 
 /// Why a conference or participant could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +340,10 @@ pub struct Conference {
     prompt: PromptPlayer,
     overlay: Box<[i16]>,
     overlay_out: Box<[u8]>,
+    /// Audio taps (room for [`MAX_TAPS`]). Boxed: a tap arrives and leaves in the box
+    /// the control side allocated, so the core neither frees nor allocates one.
+    #[allow(clippy::vec_box)]
+    taps: Vec<Box<Tap>>,
 }
 
 impl Conference {
@@ -349,7 +357,8 @@ impl Conference {
                 return Err(BuildError::InputDelay(delay_frames));
             }
         }
-        let capacity = usize::from(spec.max_participants.max(1));
+        // Participants, and a slot for each mix tap.
+        let capacity = usize::from(spec.max_participants.max(1)) + MAX_TAPS;
         let frame = spec.ptime.samples(spec.rate);
         // The largest payload of a frame in any codec.
         let max_payload = CodecKind::ALL
@@ -375,6 +384,7 @@ impl Conference {
             prompt: PromptPlayer::new(),
             overlay: vec![0; frame].into_boxed_slice(),
             overlay_out: vec![0; max_payload].into_boxed_slice(),
+            taps: Vec::with_capacity(MAX_TAPS),
         }))
     }
 
@@ -438,6 +448,14 @@ pub enum MediaCommand {
         part: PartKey,
         to: ConfKey,
         settings: ParticipantSettings,
+    },
+    /// Link an audio tap into its conference (refused, and retired, when the conference
+    /// or the tapped participant is not there or the conference has [`MAX_TAPS`]).
+    AddTap(Box<Tap>),
+    /// Unlink an audio tap.
+    RemoveTap {
+        conf: ConfKey,
+        tap: TapKey,
     },
 }
 
@@ -570,6 +588,9 @@ impl Engine {
                     self.counters.participants.sub(1);
                     retire(retired, Retired::Participant(p));
                 }
+                for t in c.taps.drain(..) {
+                    retire(retired, Retired::Tap(t));
+                }
                 self.counters.conferences.sub(1);
                 retire(retired, Retired::Conference(c));
             }
@@ -589,7 +610,7 @@ impl Engine {
                 }
             }
             MediaCommand::RemoveParticipant { conf, part } => {
-                if let Some(p) = self.unlink(conf, part) {
+                if let Some(p) = self.unlink(conf, part, retired) {
                     retire(retired, Retired::Participant(p));
                 }
             }
@@ -599,7 +620,7 @@ impl Engine {
                 to,
                 settings,
             } => {
-                let Some(mut p) = self.unlink(conf, part) else {
+                let Some(mut p) = self.unlink(conf, part, retired) else {
                     self.counters.commands_rejected.inc();
                     return;
                 };
@@ -656,6 +677,52 @@ impl Engine {
                     }
                     _ => self.counters.commands_rejected.inc(),
                 }
+            }
+            MediaCommand::AddTap(tap) => self.add_tap(tap, retired),
+            MediaCommand::RemoveTap { conf, tap } => {
+                let Some(c) = self.confs.by_key_mut(&conf) else {
+                    return;
+                };
+                if let Some(i) = c.taps.iter().position(|t| t.spec().key == tap) {
+                    let t = c.taps.swap_remove(i);
+                    if let Some(slot) = t.slot {
+                        let _ = c.mixer.remove_participant(slot);
+                    }
+                    retire(retired, Retired::Tap(t));
+                }
+            }
+        }
+    }
+
+    fn add_tap(&mut self, mut tap: Box<Tap>, retired: &mut rtrb::Producer<Retired>) {
+        let spec = *tap.spec();
+        let linked = self.confs.by_key_mut(&spec.conf).and_then(|c| {
+            let fits = c.taps.len() < MAX_TAPS
+                && spec.frame_samples == c.frame_samples() as usize
+                && !c.taps.iter().any(|t| t.spec().key == spec.key);
+            let source_there = match spec.source.part() {
+                Some(part) => c.parts.iter().flatten().any(|p| p.key == part),
+                None => true,
+            };
+            if !(fits && source_there) {
+                return None;
+            }
+            if spec.source == TapSource::Mix {
+                // The full mix is what a tap-role slot hears: the mixer's shared sum of
+                // every contributor, as L16 to decode losslessly.
+                let cfg = mixer::ParticipantConfig {
+                    role: mixer::Role::Tap,
+                    ..mixer::ParticipantConfig::new(CodecKind::L16)
+                };
+                tap.slot = Some(c.mixer.add_participant(cfg).ok()?);
+            }
+            Some(c)
+        });
+        match linked {
+            Some(c) => c.taps.push(tap),
+            None => {
+                self.counters.commands_rejected.inc();
+                retire(retired, Retired::Tap(tap));
             }
         }
     }
@@ -749,10 +816,23 @@ impl Engine {
         self.counters.participants.inc();
     }
 
-    /// Unlink participant `part` of `conf`: its mixer slot freed, its ports given back.
-    fn unlink(&mut self, conf: ConfKey, part: PartKey) -> Option<Box<Participant>> {
+    /// Unlink participant `part` of `conf`: its mixer slot freed, its ports given back,
+    /// its taps ended (they go up `retired`).
+    fn unlink(
+        &mut self,
+        conf: ConfKey,
+        part: PartKey,
+        retired: &mut rtrb::Producer<Retired>,
+    ) -> Option<Box<Participant>> {
         let (c, slot) = self.find(conf, part)?;
         let _ = c.mixer.remove_participant(slot);
+        while let Some(i) = c
+            .taps
+            .iter()
+            .position(|t| t.spec().source.part() == Some(part))
+        {
+            retire(retired, Retired::Tap(c.taps.swap_remove(i)));
+        }
         let p = c.parts.get_mut(slot.0 as usize).and_then(Option::take)?;
         self.unmap_legs(&p);
         self.counters.participants.sub(1);
@@ -1000,9 +1080,25 @@ fn tick_conference(
             {
                 let _ = c.mixer.set_input(p.slot, Input::Pcm(pcm));
             }
+            if heard {
+                for t in c.taps.iter_mut() {
+                    if t.spec().source == TapSource::Input(part) {
+                        t.push(pcm);
+                    }
+                }
+            }
         }
     }
     c.mixer.tick(now);
+    for t in c.taps.iter_mut() {
+        let Some(slot) = t.slot else { continue };
+        match c.mixer.output(slot) {
+            Some(out) if out.codec.decode(out.payload, t.scratch()) == Ok(frame) => {
+                t.push_scratch()
+            }
+            _ => t.push_silence(),
+        }
+    }
     // A conference-wide prompt is rendered once per tick into a scratch frame.
     let conf_prompt = c.prompt.playing().is_some();
     if conf_prompt {
@@ -1014,9 +1110,18 @@ fn tick_conference(
     // Send: each participant its mix on every leg, with prompts overlaid.
     for p in c.parts.iter_mut().flatten() {
         let part = p.key;
+        let tapped = c
+            .taps
+            .iter()
+            .any(|t| t.spec().source == TapSource::Output(part));
         let Some(out) = c.mixer.output(p.slot) else {
             for leg in &mut p.legs {
                 leg.tx.skip(frame as u32);
+            }
+            for t in c.taps.iter_mut() {
+                if t.spec().source == TapSource::Output(part) {
+                    t.push_silence();
+                }
             }
             continue;
         };
@@ -1025,7 +1130,7 @@ fn tick_conference(
         let pcm = &mut p.pcm[..frame];
         // The participant's PCM mix, once, when some leg needs more than the mixer's
         // payload: a prompt over it, or another codec.
-        if overlay || p.legs.iter().any(|l| l.codec.kind() != out.codec) {
+        if tapped || overlay || p.legs.iter().any(|l| l.codec.kind() != out.codec) {
             let _ = out.codec.decode(out.payload, pcm);
         }
         if conf_prompt {
@@ -1037,6 +1142,13 @@ fn tick_conference(
             p.prompt.render(pcm, &mut |e| {
                 push_event(events, counters, conf, Some(part), now, e)
             });
+        }
+        if tapped {
+            for t in c.taps.iter_mut() {
+                if t.spec().source == TapSource::Output(part) {
+                    t.push(pcm);
+                }
+            }
         }
         for leg in &mut p.legs {
             let (payload, voiced) = if overlay || leg.codec.kind() != out.codec {

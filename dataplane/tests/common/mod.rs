@@ -135,3 +135,26 @@ pub fn loop_rig(mac: eth::MacAddr, ip: Ipv4Addr, ports: std::ops::RangeInclusive
         core,
     }
 }
+
+/// Participant `i` of `conf` (key 100 + i, local port 20000 + 2i, SSRC 0xabc0 + i) whose
+/// media goes to `remote`: PCMU, no RTCP.
+pub fn pcmu_participant(
+    conf: tutti_dataplane::conference::ConfKey,
+    i: usize,
+    remote: SocketAddrV4,
+) -> tutti_dataplane::conference::ParticipantSpec {
+    use tutti_dataplane::conference::{Liveness, PartKey, ParticipantSettings, ParticipantSpec};
+    ParticipantSpec {
+        conf,
+        key: PartKey(100 + i as u32),
+        local_port: 20000 + 2 * i as u16,
+        remote,
+        codec: CodecKind::Pcmu,
+        payload_types: tutti_dataplane::rx::PayloadTypes::negotiated(CodecKind::Pcmu, None, None),
+        rtcp: false,
+        ssrc: 0xabc0 + i as u32,
+        settings: ParticipantSettings::default(),
+        liveness: Liveness::default(),
+        srtp: None,
+    }
+}
