@@ -1363,3 +1363,57 @@ fn untrusted_callers_answer_a_digest_challenge_trusted_ones_are_not_asked() {
     );
     assert!(t.metric("tutti_sip_requests_total{method=\"INVITE\",code=\"401\"}") >= 5.0);
 }
+
+/// A SIP caller and a REST participant in a REST-created conference hear each other.
+#[test]
+fn a_sip_caller_and_a_rest_participant_hear_each_other() {
+    let _turn = one_at_a_time();
+    let rig = sip_rig("orphan:\n  rtp_timeout: 2m\n");
+    let t = &rig.t;
+    let (code, v) = t.call("POST", "/v1/conferences", Some(r#"{"id":"mixed"}"#));
+    assert_eq!(code, 201, "{v}");
+    let body = r#"{"remote":"198.18.0.4:31000","codec":"pcmu"}"#;
+    let (code, rest) = t.call("POST", "/v1/conferences/mixed/participants", Some(body));
+    assert_eq!(code, 201, "{rest}");
+    let caller = rig.sipp(
+        &uac(
+            ("198.18.0.3", 30000),
+            &format!("<pause milliseconds=\"6000\"/>\n{}", bye()),
+        ),
+        "198.18.0.2",
+        &["-s", "conf-mixed", "-m", "1", "-p", "5070", "-mp", "7000"],
+        30,
+    );
+    t.wait_for(10, "the SIP caller", |t| {
+        participants(t, "mixed").len() == 2
+    });
+    let sip = by_remote(t, "mixed", "198.18.0.3:30000").expect("the caller");
+    let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
+    let peers = [
+        Peer::start(
+            &rig.clients,
+            "198.18.0.3:30000",
+            sip["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[0]),
+        ),
+        Peer::start(
+            &rig.clients,
+            "198.18.0.4:31000",
+            rest["local"].as_str().unwrap(),
+            3,
+            &tone(FREQS[1]),
+        ),
+    ];
+    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
+    for (i, r) in reports.iter().enumerate() {
+        let (own, other) = (db(r, FREQS[i]), db(r, FREQS[1 - i]));
+        assert!(
+            other - own >= 30.0,
+            "{} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}",
+            ["the caller", "the REST participant"][i]
+        );
+    }
+    let (ok, log) = caller.finish();
+    assert!(ok, "caller: {log}\n{}", t.stderr());
+}
