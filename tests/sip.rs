@@ -402,32 +402,13 @@ REINVITE_SENDRECV<pause milliseconds="2000"/>
     );
     assert_eq!(pa["sip"]["from"], "sip:sipp@198.18.0.2:5070", "{pa}");
     assert_eq!(pa["sip"]["to"], "sip:conf-room@198.18.0.1:5060", "{pa}");
-    let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
-    let peers = [
-        Peer::start(
-            &rig.clients,
-            "198.18.0.3:30000",
-            pa["local"].as_str().unwrap(),
-            3,
-            &tone(FREQS[0]),
-        ),
-        Peer::start(
-            &rig.clients,
-            "198.18.0.4:30000",
-            pb["local"].as_str().unwrap(),
-            3,
-            &tone(FREQS[1]),
-        ),
-    ];
-    let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
-    for (i, r) in reports.iter().enumerate() {
-        let (own, other) = (db(r, FREQS[i]), db(r, FREQS[1 - i]));
-        assert!(r["received"].as_u64().unwrap() >= 100, "{r}");
-        assert!(
-            other - own >= 30.0,
-            "caller {i} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}"
-        );
-    }
+    hear_each_other_rtp(
+        &rig,
+        [
+            ("198.18.0.3:30000", pa["local"].as_str().unwrap()),
+            ("198.18.0.4:30000", pb["local"].as_str().unwrap()),
+        ],
+    );
 
     let hold = |want: bool| {
         move |t: &Tutti| by_remote(t, "room", "198.18.0.3:30000").is_some_and(|p| p["hold"] == want)
@@ -1388,32 +1369,32 @@ fn a_sip_caller_and_a_rest_participant_hear_each_other() {
         participants(t, "mixed").len() == 2
     });
     let sip = by_remote(t, "mixed", "198.18.0.3:30000").expect("the caller");
-    let tone = |f: u32| vec!["--tone".to_string(), f.to_string()];
-    let peers = [
-        Peer::start(
-            &rig.clients,
-            "198.18.0.3:30000",
-            sip["local"].as_str().unwrap(),
-            3,
-            &tone(FREQS[0]),
-        ),
-        Peer::start(
-            &rig.clients,
-            "198.18.0.4:31000",
-            rest["local"].as_str().unwrap(),
-            3,
-            &tone(FREQS[1]),
-        ),
-    ];
+    hear_each_other_rtp(
+        &rig,
+        [
+            ("198.18.0.3:30000", sip["local"].as_str().unwrap()),
+            ("198.18.0.4:31000", rest["local"].as_str().unwrap()),
+        ],
+    );
+    let (ok, log) = caller.finish();
+    assert!(ok, "caller: {log}\n{}", t.stderr());
+}
+
+/// rtp-peer clients at `ends` (`(bind, tutti's local address)`) each send a tone for 3 s
+/// and hear the other's, 30 dB above their own.
+fn hear_each_other_rtp(rig: &SipRig, ends: [(&str, &str); 2]) {
+    let peers = ends.map(|(bind, local)| {
+        let i = usize::from(bind != ends[0].0);
+        let tone = vec!["--tone".to_string(), FREQS[i].to_string()];
+        Peer::start(&rig.clients, bind, local, 3, &tone)
+    });
     let reports: Vec<Value> = peers.into_iter().map(Peer::finish).collect();
     for (i, r) in reports.iter().enumerate() {
         let (own, other) = (db(r, FREQS[i]), db(r, FREQS[1 - i]));
+        assert!(r["received"].as_u64().unwrap() >= 100, "{r}");
         assert!(
             other - own >= 30.0,
-            "{} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}",
-            ["the caller", "the REST participant"][i]
+            "client {i} hears {other:.1} dB of the other, {own:.1} dB of itself: {r}"
         );
     }
-    let (ok, log) = caller.finish();
-    assert!(ok, "caller: {log}\n{}", t.stderr());
 }

@@ -154,29 +154,36 @@ impl Event {
 
     /// An event about mixer `url` (gateway).
     pub fn mixer(kind: &'static str, url: &str, at: SystemTime) -> Event {
-        Event {
+        Event::appliance(
             kind,
-            conference: None,
-            participant: None,
-            timestamp: timestamp(at),
-            detail: Box::new(Detail {
+            at,
+            Detail {
                 mixer: Some(url.to_string()),
                 ..Detail::default()
-            }),
-        }
+            },
+        )
     }
 
     /// An event about call manager `cm`'s lease.
     pub fn lease(kind: &'static str, cm: &str, at: SystemTime) -> Event {
+        Event::appliance(
+            kind,
+            at,
+            Detail {
+                call_manager: Some(cm.to_string()),
+                ..Detail::default()
+            },
+        )
+    }
+
+    /// An event about no conference, with `detail`.
+    fn appliance(kind: &'static str, at: SystemTime, detail: Detail) -> Event {
         Event {
             kind,
             conference: None,
             participant: None,
             timestamp: timestamp(at),
-            detail: Box::new(Detail {
-                call_manager: Some(cm.to_string()),
-                ..Detail::default()
-            }),
+            detail: Box::new(detail),
         }
     }
 
