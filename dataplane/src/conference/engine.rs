@@ -624,8 +624,7 @@ impl Engine {
                     self.counters.commands_rejected.inc();
                     return;
                 };
-                p.conf = to;
-                p.settings = settings;
+                p.rehome(to, settings);
                 if self.confs.contains(&to) {
                     self.link(p, retired);
                 } else {

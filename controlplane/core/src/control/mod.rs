@@ -206,7 +206,7 @@ impl Control {
     pub fn move_participant(&mut self, id: &str, pid: &str, to: &str) -> Result<(), ControlError> {
         let _span = tracing::info_span!("conference", id = %id).entered();
         self.admits(to)?;
-        let (core, _, _) = self.part_keys(id, pid)?;
+        let core = self.sessions.conference(id)?.core;
         let p = self.sessions.participant(id, pid)?;
         let (pending, settings) = (p.pending(), p.settings);
         let (part, from, to_key) = self.sessions.move_participant(id, pid, to)?;
