@@ -384,12 +384,13 @@ fn run(sc: &Scenario) -> Run {
     r
 }
 
-/// The client's stream: one SSRC, frames in order without repeats, exactly `0..frames`
-/// minus `missing`, each with its own sequence number, timestamp and payload, and
-/// release times that never decrease.
+/// The client's stream as a relay sends it (in release-time order, ties in the order
+/// the packets were forwarded): one SSRC, frames in order without repeats, exactly
+/// `0..frames` minus `missing`, each with its own sequence number, timestamp and
+/// payload, none released before it arrived.
 fn check_client(sc: &Scenario, r: &Run, missing: &[u32]) {
     let mut prev: Option<&Out> = None;
-    for o in &r.outs {
+    for o in client_order(r) {
         assert_eq!(o.ssrc, sc.client.ssrc, "frame {} SSRC", o.n);
         assert_eq!(o.seq, sc.client_seq(o.n), "frame {} seq", o.n);
         assert_eq!(o.ts, sc.key(o.n), "frame {} ts", o.n);
@@ -397,13 +398,19 @@ fn check_client(sc: &Scenario, r: &Run, missing: &[u32]) {
         assert!(o.release >= o.arrival, "frame {} released early", o.n);
         if let Some(p) = prev {
             assert!(o.n > p.n, "frame {} after frame {}", o.n, p.n);
-            assert!(o.release >= p.release, "release of frame {} went back", o.n);
         }
         prev = Some(o);
     }
-    let got: Vec<u32> = r.outs.iter().map(|o| o.n).collect();
+    let got: Vec<u32> = client_order(r).iter().map(|o| o.n).collect();
     let want: Vec<u32> = (0..sc.frames).filter(|n| !missing.contains(n)).collect();
     assert_eq!(got, want, "frames the client got");
+}
+
+/// The forwarded packets in the order the client gets them.
+fn client_order(r: &Run) -> Vec<&Out> {
+    let mut v: Vec<&Out> = r.outs.iter().collect();
+    v.sort_by_key(|o| o.release);
+    v
 }
 
 fn leg_of_frames(r: &Run) -> (Vec<u32>, Vec<u32>) {
@@ -645,18 +652,26 @@ fn reordered_active_frame_after_candidates_cuts_there() {
 }
 
 #[test]
-fn reordered_active_frame_before_the_cut_is_not_overtaken() {
+fn reordered_active_frame_before_the_cut_goes_out_first_or_not_at_all() {
     // B is 15 ms early; B's 15 is lost and A's 15 is 12 ms late, so B's 16 arrives before
-    // A's 15. Cutting at 16 then would send 16 before 15: the cut waits for B's 17.
+    // A's 15. The cut is at 16 (held to A's schedule), and A's 15 still goes out first.
     let mut sc = Scenario::new(-15);
     sc.lose_b = vec![15];
     sc.late_a = vec![(15, 12 * MS_NS)];
     let r = run(&sc);
     check_client(&sc, &r, &[]);
-    assert!(r.drops.contains(&(Leg::Candidate, 16, DropWhy::NotCut)));
-    assert_eq!(r.cut().map(|c| (c.0, c.3)), Some((sc.key(17), ms(15))));
+    assert_eq!(r.cut().map(|c| (c.0, c.3)), Some((sc.key(16), ms(15))));
     let (a, _) = leg_of_frames(&r);
-    assert_eq!(a, (0..17).collect::<Vec<_>>());
+    assert_eq!(a, (0..16).collect::<Vec<_>>());
+    assert!(r.out(15).release < r.out(16).release);
+
+    // A's 15 so late it would go out after B's 16: dropped, never sent out of order.
+    let mut sc = Scenario::new(-15);
+    sc.lose_b = vec![15];
+    sc.late_a = vec![(15, 24 * MS_NS)];
+    let r = run(&sc);
+    check_client(&sc, &r, &[15]);
+    assert!(r.drops.contains(&(Leg::Active, 15, DropWhy::Overtaken)));
 
     // A's last validation frame arriving after B's next one: validated then, cut after.
     let mut sc = Scenario::new(-15);
@@ -848,12 +863,6 @@ fn candidate_out_of_alignment_range_fails() {
                 need_ns: -70 * MS_NS,
             },
         ),
-        (
-            -30,
-            FailReason::CandidateLeads {
-                need_ns: -30 * MS_NS,
-            },
-        ),
     ] {
         let sc = Scenario::new(d);
         let r = run(&sc);
@@ -874,6 +883,29 @@ fn candidate_out_of_alignment_range_fails() {
             .any(|&(l, n, w)| l == Leg::Candidate && n == 20 && w == DropWhy::Abandoned));
         assert!(r.a_delays.iter().all(|(_, dl)| dl.is_zero()), "d {d}");
         assert!(r.spacing_dev().iter().all(|(_, dv)| *dv == 0));
+    }
+}
+
+#[test]
+fn candidate_a_frame_or_more_early_cuts_over() {
+    // B 30 or 45 ms early: B's frame T comes before A's T - 1 (and T - 2). The cut is at
+    // the first B packet after validation; A's frames before it still come and go out
+    // first, B's are held onto A's schedule and the hold then shrinks 2 ms per packet.
+    for d in [-21, -30, -45] {
+        let sc = Scenario::new(d);
+        let r = run(&sc);
+        check_client(&sc, &r, &[]);
+        assert_eq!(r.validated(), vec![(sc.key(14), d * MS_NS)], "d {d}");
+        let (key, seq, active, candidate, _) = r.cut().expect("cut");
+        let at = key.wrapping_sub(sc.client.ts0) / FS;
+        assert_eq!(seq, sc.client_seq(at), "d {d}");
+        assert_eq!((active, candidate), (ms(0), ms(-d as u64)), "d {d}");
+        let (a, b) = leg_of_frames(&r);
+        assert_eq!(a, (0..at).collect::<Vec<_>>(), "d {d}");
+        assert_eq!(b, (at..sc.frames).collect::<Vec<_>>(), "d {d}");
+        assert_eq!(r.out(at).release, instant(Scenario::ta(at)), "d {d}");
+        assert!(r.spacing_dev().iter().all(|(_, dv)| dv.abs() <= 2 * MS_NS));
+        assert!(!r.drops.iter().any(|d| d.2 == DropWhy::Overtaken));
     }
 }
 
@@ -1161,7 +1193,9 @@ fn check_ops(
 ) -> Result<(), TestCaseError> {
     let mut s = Splice::new(cfg, a_rw, ms(3), b_delta);
     let mut now = Instant::from_nanos(1_000_000);
-    let mut last: Option<Instant> = None;
+    // The last release on each leg, and B's first.
+    let mut last: [Option<Instant>; 2] = [None; 2];
+    let mut b_first: Option<Instant> = None;
     let mut cut_rw = None;
     let before = allocs();
     for op in ops {
@@ -1170,7 +1204,8 @@ fn check_ops(
             Op::Commit => s.commit(),
             Op::Start => {
                 s.start(a_rw, ms(3), b_delta);
-                last = None;
+                last = [None; 2];
+                b_first = None;
                 cut_rw = None;
             }
             Op::Packet {
@@ -1194,10 +1229,24 @@ fn check_ops(
                 } = d
                 {
                     prop_assert!(release_at >= now);
-                    if let Some(l) = last {
-                        prop_assert!(release_at >= l, "release went back");
+                    let i = usize::from(leg == Leg::Candidate);
+                    if let Some(l) = last[i] {
+                        prop_assert!(release_at >= l, "release on {:?} went back", leg);
                     }
-                    last = Some(release_at);
+                    last[i] = Some(release_at);
+                    match leg {
+                        Leg::Candidate => {
+                            if let Some(a) = last[0] {
+                                prop_assert!(release_at >= a, "B released before A's last");
+                            }
+                            b_first.get_or_insert(release_at);
+                        }
+                        Leg::Active => {
+                            if let Some(b) = b_first {
+                                prop_assert!(release_at <= b, "A released after B's first");
+                            }
+                        }
+                    }
                     match (leg, s.state()) {
                         (Leg::Active, SpliceState::CutOver { key, .. }) => {
                             let k = head.ts.wrapping_add(a_rw.ts_delta);
@@ -1256,7 +1305,7 @@ proptest! {
     /// the client's stream stays clean (only the losses of the leg it was getting show).
     #[test]
     fn perturbed_handovers_keep_the_client_stream_clean(
-        d_ms in -14i64..=54,
+        d_ms in -45i64..=54,
         jitter_us in 0i64..=3000,
         seed in any::<u64>(),
         lose_a in proptest::collection::vec(0u32..80, 0..4),
@@ -1286,6 +1335,13 @@ proptest! {
         let cut = r.cut().map_or(sc.frames, |c| c.0.wrapping_sub(sc.client.ts0) / FS);
         let mut missing: Vec<u32> = lose_a.iter().copied().filter(|&n| n < cut).collect();
         missing.extend(lose_b.iter().copied().filter(|&n| n >= cut));
+        // Only a late packet of A can come after B's first one and be dropped for it.
+        for &(leg, n, why) in &r.drops {
+            if why == DropWhy::Overtaken {
+                prop_assert!(leg == Leg::Active && sc.late_a.iter().any(|&(f, _)| f == n));
+                missing.push(n);
+            }
+        }
         check_client(&sc, &r, &missing);
         if lose_a.is_empty() && lose_b.is_empty() {
             prop_assert!(r.cut().is_some(), "no cut: {:?}", r.splice.state());

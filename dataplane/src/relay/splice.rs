@@ -23,19 +23,19 @@
 //!    up to `need` by at most `ramp_step` per forwarded packet of A.
 //! 4. **Cut over**, decided on a packet of B with key `T` once aligned: if A already
 //!    delivered `T` (A's highest forwarded key `H >= T`), the cut is at `H + 1 frame` and
-//!    B's `T` is dropped; if A delivered `T - 1 frame` (and not `T`), the cut is at `T` and
-//!    B's `T` is forwarded. From then on B's packets at or after the cut are forwarded with
+//!    B's `T` is dropped; if A did not deliver `T`, the cut is at `T` and B's `T` is
+//!    forwarded (a cut at most `max_align` ahead of A's newest frame). From then on B's packets at or after the cut are forwarded with
 //!    B's rewrite, held by `A's delay - need` (so they keep A's schedule), and that hold
 //!    ramps down to zero by `ramp_step` per packet; A's packets at or after the cut are
 //!    dropped, A's late packets before it are still forwarded.
 //!
-//! Release times handed out never decrease (each is clamped to at least the previous
-//! one), so a caller can hold forwarded packets in a FIFO delay line.
-//!
-//! **B earlier than A by a whole packet interval or more** (`need <= -ptime`) cannot be
-//! cut over: every packet of B arrives before A's previous frame has been handed out, so
-//! forwarding it would put it ahead of A's remaining frames in the (FIFO, non-decreasing)
-//! release order. The splice fails with [`FailReason::CandidateLeads`] instead of waiting.
+//! Release times never decrease along one leg (each is clamped to at least that leg's
+//! previous one), and B's never precede A's last, so a caller that sends held packets in
+//! release-time order (the relay keeps them in a queue ordered by release time) sends
+//! the client its frames in order. When B leads A by a packet interval or more, B's
+//! frame `T` comes before A's frame `T - 1 frame`: the cut is at `T` all the same, and
+//! A's frames before it are forwarded when they come; one that would then be released
+//! after B's first is dropped ([`DropWhy::Overtaken`]) rather than sent out of order.
 //!
 //! All key, sequence-number and timestamp comparisons are serial-number (wrapping)
 //! arithmetic. All memory is allocated in [`Splice::new`]; nothing allocates afterwards,
@@ -132,6 +132,9 @@ pub enum DropWhy {
     AfterCut,
     /// From B after the splice failed or was aborted.
     Abandoned,
+    /// From A, for a frame before the cut that came so late it would be released after
+    /// B's first frame (the client would get it out of order).
+    Overtaken,
 }
 
 /// Why a pair did not match.
@@ -163,9 +166,6 @@ pub enum MismatchReason {
 pub enum FailReason {
     /// `arrival(B) - arrival(A)` needed (nanoseconds) is outside `±max_align`.
     OutOfRange { need_ns: i64 },
-    /// B leads A by a packet interval or more (`need_ns <= -ptime`): no packet of B arrives
-    /// after A's previous frame, so there is no point to cut without reordering.
-    CandidateLeads { need_ns: i64 },
 }
 
 /// Progress reports, queued by [`Splice::on_packet`] and read with
@@ -329,7 +329,10 @@ pub struct Splice {
     a_high: Option<(u32, u16)>,
     /// When A's newest packet arrived, and the client-visible SSRC it had.
     a_last: Option<(Instant, u32)>,
-    last_release: Option<Instant>,
+    /// The last release handed out on each leg, and B's first after the cut.
+    a_release: Option<Instant>,
+    b_release: Option<Instant>,
+    b_first: Option<Instant>,
     hist_a: History,
     hist_b: History,
     events: [Option<SpliceEvent>; EVENT_QUEUE],
@@ -401,7 +404,9 @@ impl Splice {
             max_d: 0,
             a_high: None,
             a_last: None,
-            last_release: None,
+            a_release: None,
+            b_release: None,
+            b_first: None,
             events: [None; EVENT_QUEUE],
             ev_head: 0,
             ev_len: 0,
@@ -428,7 +433,9 @@ impl Splice {
         self.max_d = 0;
         self.a_high = None;
         self.a_last = None;
-        self.last_release = None;
+        self.a_release = None;
+        self.b_release = None;
+        self.b_first = None;
         self.hist_a.clear();
         self.hist_b.clear();
         self.events = [None; EVENT_QUEUE];
@@ -539,19 +546,34 @@ impl Splice {
         self.ev_len += 1;
     }
 
-    fn release(&mut self, now: Instant, delay: Duration) -> Instant {
-        let at = match self.last_release {
-            Some(last) => (now + delay).max(last),
-            None => now + delay,
+    /// When a packet of `leg` arriving at `now` with `delay` added goes out: not before
+    /// the leg's previous one, and for B not before A's last either.
+    fn release_at(&self, leg: Leg, now: Instant, delay: Duration) -> Instant {
+        let floor = match leg {
+            Leg::Active => self.a_release,
+            Leg::Candidate => self.b_release.max(self.a_release),
         };
-        self.last_release = Some(at);
-        at
+        floor.map_or(now + delay, |f| (now + delay).max(f))
     }
 
-    fn forward(&mut self, now: Instant, delay: Duration, rewrite: RtpRewrite) -> Decision {
+    fn forward(
+        &mut self,
+        leg: Leg,
+        now: Instant,
+        delay: Duration,
+        rewrite: RtpRewrite,
+    ) -> Decision {
+        let at = self.release_at(leg, now, delay);
+        match leg {
+            Leg::Active => self.a_release = Some(at),
+            Leg::Candidate => {
+                self.b_release = Some(at);
+                self.b_first.get_or_insert(at);
+            }
+        }
         Decision::Forward {
             rewrite,
-            release_at: self.release(now, delay),
+            release_at: at,
         }
     }
 
@@ -562,11 +584,15 @@ impl Splice {
                 if !key_before(key, cut) {
                     return Decision::Drop(DropWhy::AfterCut);
                 }
-                return self.forward(now, self.a_delay, self.active);
+                let at = self.release_at(Leg::Active, now, self.a_delay);
+                if self.b_first.is_some_and(|b| at > b) {
+                    return Decision::Drop(DropWhy::Overtaken);
+                }
+                return self.forward(Leg::Active, now, self.a_delay, self.active);
             }
             Phase::Failed(_) | Phase::Aborted => {
                 self.a_delay = step_towards(self.a_delay, self.a_target, self.cfg.ramp_step);
-                return self.forward(now, self.a_delay, self.active);
+                return self.forward(Leg::Active, now, self.a_delay, self.active);
             }
             Phase::Validating | Phase::Aligning { .. } => {}
         }
@@ -592,7 +618,7 @@ impl Splice {
         if matches!(self.phase, Phase::Aligning { .. } | Phase::Failed(_)) {
             self.a_delay = step_towards(self.a_delay, self.a_target, self.cfg.ramp_step);
         }
-        self.forward(now, self.a_delay, self.active)
+        self.forward(Leg::Active, now, self.a_delay, self.active)
     }
 
     fn on_candidate(&mut self, now: Instant, head: RtpHead, payload: &[u8]) -> Decision {
@@ -603,7 +629,7 @@ impl Splice {
                     return Decision::Drop(DropWhy::BeforeCut);
                 }
                 let rw = self.rewrite.unwrap_or_default();
-                let d = self.forward(now, self.b_delay, rw);
+                let d = self.forward(Leg::Candidate, now, self.b_delay, rw);
                 self.b_delay = self.b_delay.saturating_sub(self.cfg.ramp_step);
                 return d;
             }
@@ -668,7 +694,7 @@ impl Splice {
         self.rewrite = Some(rw);
         self.push(SpliceEvent::ActiveLost { silent_for });
         self.cut(now, cut, high_seq.wrapping_add(1), Duration::ZERO);
-        Some(self.forward(now, Duration::ZERO, rw))
+        Some(self.forward(Leg::Candidate, now, Duration::ZERO, rw))
     }
 
     /// Aligned and B's packet `key` is here: cut if this is a point where A's frames end
@@ -687,15 +713,29 @@ impl Splice {
             }
             self.cut(now, cut, high_seq.wrapping_add(1), b_delay);
             Some(Decision::Drop(DropWhy::BeforeCut))
-        } else if key == high.wrapping_add(fs) {
-            // A delivered the frame before this one: cut here.
+        } else if key.wrapping_sub(high) <= self.max_lead() {
+            // A has not delivered this frame: cut here. A's frames before it that are
+            // still to come (B leads, or A's packet is late or lost) go out when they
+            // come, if they can still go out before this one.
             self.cut(now, key, head.seq.wrapping_add(rw.seq_delta), b_delay);
-            let d = self.forward(now, self.b_delay, rw);
+            let d = self.forward(Leg::Candidate, now, self.b_delay, rw);
             self.b_delay = self.b_delay.saturating_sub(self.cfg.ramp_step);
             Some(d)
         } else {
             None
         }
+    }
+
+    /// How far ahead of A's newest frame a cut may be (in timestamp units): the frames
+    /// `max_align` spans, and the frame itself.
+    fn max_lead(&self) -> u32 {
+        let ptime = nanos(self.cfg.ptime).max(1);
+        let frames = nanos(self.cfg.max_align)
+            .div_euclid(ptime)
+            .saturating_add(1);
+        self.cfg
+            .frame_samples
+            .saturating_mul(u32::try_from(frames).unwrap_or(u32::MAX))
     }
 
     fn cut(&mut self, now: Instant, key: u32, seq: u16, b_delay: Duration) {
@@ -822,8 +862,6 @@ impl Splice {
         let range = nanos(self.cfg.max_align);
         if need_ns > range || need_ns < range.saturating_neg() {
             self.fail(FailReason::OutOfRange { need_ns });
-        } else if need_ns <= nanos(self.cfg.ptime).saturating_neg() {
-            self.fail(FailReason::CandidateLeads { need_ns });
         } else {
             self.phase = Phase::Aligning { need_ns };
             self.a_target = self.a_delay.max(from_nanos(need_ns));

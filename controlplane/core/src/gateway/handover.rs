@@ -787,8 +787,7 @@ impl Handover {
                 self.event("handover_participant_failed_over", Some(&pid), Some(reason));
             }
             SpliceEvent::Failed { reason } => {
-                let (FailReason::OutOfRange { need_ns } | FailReason::CandidateLeads { need_ns }) =
-                    reason;
+                let FailReason::OutOfRange { need_ns } = reason;
                 let ms = need_ns as f64 / 1e6;
                 let reason = format!(
                     "participant {pid}: {} sends its frames {:.1} ms {} {}, which cannot be lined up (max_align {:?})",
