@@ -776,3 +776,130 @@ fn draining_a_mixer_moves_its_conference_seamlessly() {
     assert_eq!(code, 204, "{v}");
     net.delete("c6");
 }
+
+/// (g) An SRTP client through the gateway: the gateway unprotects what it sends for
+/// the mixers (which see plain RTP) and protects the mixers' stream with its own key,
+/// after rewriting it — so a handover to B (instruct mode) goes by unnoticed: every
+/// packet authenticates, one SSRC, no gap in the sequence numbers, and the client
+/// hears both plain clients, who hear it.
+#[test]
+fn an_srtp_client_is_relayed_through_a_handover() {
+    use common::srtp::srtp_client;
+    use tutti_control_core::srtp::{decode_key, encode_key, generate_key, Suite};
+    use tutti_dataplane::srtp::{Context, Direction};
+    let _turn = one_at_a_time();
+    let mut net = Net::start("hs");
+    let mut parts = net.conference("c7", A, 2);
+    let ours = generate_key(Suite::AesCm128HmacSha1_80);
+    let body = json!({
+        "remote": "198.18.0.4:4000",
+        "codec": "pcmu",
+        "srtp": {"suite": "AES_CM_128_HMAC_SHA1_80", "key": encode_key(&ours)},
+    });
+    let (code, p) = net.call(
+        "POST",
+        "/v1/conferences/c7/participants",
+        Some(&body.to_string()),
+    );
+    assert_eq!(code, 201, "{p}");
+    let theirs = decode_key(
+        Suite::AesCm128HmacSha1_80,
+        p["srtp"]["key"].as_str().unwrap(),
+    )
+    .expect("the gateway's key");
+    assert_ne!(theirs, ours, "the gateway sends with a key of its own");
+    let (_, on_mixer) = net.b.procs[A].call("GET", "/v1/conferences/c7", None);
+    assert!(
+        on_mixer["participants"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|q| q.get("srtp").is_none_or(Value::is_null))),
+        "the mixer sees the clients plain: {on_mixer}"
+    );
+    let local = p["local"].as_str().unwrap().parse().unwrap();
+    parts.push(p);
+    let secs = 9;
+    // The plain clients hear each other and the SRTP client.
+    let peers: Vec<Peer> = (0..2)
+        .map(|i| {
+            let remote = parts[i]["local"].as_str().unwrap();
+            Peer::start(&net.b.ns, i, remote, secs, &others(i, 3), &[])
+        })
+        .collect();
+    let t0 = Instant::now();
+    let secure = srtp_client(
+        &net.b.ns,
+        "198.18.0.4:4000".parse().unwrap(),
+        local,
+        TONES[2],
+        u64::from(secs),
+        (
+            Context::new(&ours, Direction::Outbound).unwrap(),
+            Context::new(&theirs, Direction::Inbound).unwrap(),
+        ),
+        u32::MAX,
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let first = t0.elapsed().as_secs_f64();
+    let hs = vec![net.handover_ok("c7", B, "instruct", t0)];
+    let last = t0.elapsed().as_secs_f64();
+    net.wait_conferences_on(A, 0, "A was left");
+    let heard = secure.join().expect("SRTP client thread");
+    let reports = finish_clients(&mut net, peers, &parts[..2], &hs);
+    for (i, r) in reports.iter().enumerate() {
+        assert_continuous(i, r, &parts[i], secs, (first - 1.0, last + 1.0));
+    }
+
+    assert_eq!(
+        heard.unprotect_errors, 0,
+        "gateway SRTP did not authenticate"
+    );
+    let want = (secs as usize - 1) * 50;
+    assert!(
+        heard.received.len() >= want,
+        "{} packets, want {want}",
+        heard.received.len()
+    );
+    let ssrc = parts[2]["ssrc"].as_u64().expect("the SSRC the API gave") as u32;
+    assert!(
+        heard.received.iter().all(|&(s, _)| s == ssrc),
+        "one SSRC, {ssrc:#x}"
+    );
+    let gaps: Vec<(u16, u16)> = heard
+        .received
+        .windows(2)
+        .filter(|w| w[1].1 != w[0].1.wrapping_add(1))
+        .map(|w| (w[0].1, w[1].1))
+        .collect();
+    assert!(gaps.is_empty(), "sequence numbers not contiguous: {gaps:?}");
+    let wav = std::env::temp_dir().join(format!("{}.wav", unique("tutti-ho-srtp-")));
+    let tail = heard.pcm.len().saturating_sub(3 * 8000);
+    std::fs::write(
+        &wav,
+        tutti_dataplane::rx::wav::write_pcm16(&heard.pcm[tail..]),
+    )
+    .unwrap();
+    let r = analyze_wav(&wav, &TONES);
+    let _ = std::fs::remove_file(&wav);
+    eprintln!("SRTP client heard ({} packets sent): {r}", heard.sent);
+    let own = db(&r, TONES[2]);
+    assert!(
+        db(&r, TONES[0]) - own >= 20.0 && db(&r, TONES[1]) - own >= 20.0,
+        "the SRTP client does not hear both plain clients after the handover: {r}"
+    );
+    let text = http_get(net.b.api(GW), "/metrics")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    assert!(
+        text.contains("tutti_relay_srtp_failures_total"),
+        "the gateway's metrics have the relay's SRTP failures"
+    );
+    for name in [
+        "tutti_srtp_auth_failures_total",
+        "tutti_srtp_replayed_packets_total",
+        "tutti_relay_srtp_failures_total",
+    ] {
+        assert_eq!(metric_sum(&text, name), 0.0, "{name} at the gateway");
+    }
+    net.assert_handover_metrics(1.0, 0.0);
+    net.delete("c7");
+}

@@ -72,7 +72,7 @@ impl EncodeMetric for SecondsHistogram {
 /// Per-core counters, one family each (name, help, reader): the poll loop's and its
 /// conference engine's.
 type CoreCounter = (&'static str, &'static str, fn(&crate::CoreHandle) -> u64);
-const CORE_COUNTERS: [CoreCounter; 30] = [
+const CORE_COUNTERS: [CoreCounter; 31] = [
     (
         "tutti_rx_packets",
         "Packets received by the dataplane core",
@@ -158,12 +158,12 @@ const CORE_COUNTERS: [CoreCounter; 30] = [
     (
         "tutti_srtp_auth_failures",
         "SRTP/SRTCP packets that failed authentication (tampered or wrong key)",
-        |c| c.engine.srtp_auth_failures.get(),
+        |c| c.engine.srtp_auth_failures.get() + c.relay.srtp_auth_failures.get(),
     ),
     (
         "tutti_srtp_replayed_packets",
         "SRTP/SRTCP packets refused by the replay window",
-        |c| c.engine.srtp_replays.get(),
+        |c| c.engine.srtp_replays.get() + c.relay.srtp_replays.get(),
     ),
     (
         "tutti_rtp_reordered_packets",
@@ -214,6 +214,11 @@ const CORE_COUNTERS: [CoreCounter; 30] = [
         "tutti_relay_dropped_packets",
         "Relayed packets dropped: foreign source, malformed, or next hop unresolved",
         |c| c.relay.foreign.get() + c.relay.malformed.get() + c.relay.unroutable.get(),
+    ),
+    (
+        "tutti_relay_srtp_failures",
+        "Relayed packets SRTP could not protect for their client or unprotect (not auth or replay)",
+        |c| c.relay.srtp_failures.get(),
     ),
 ];
 

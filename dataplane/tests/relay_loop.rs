@@ -420,3 +420,88 @@ fn handover_duplicates_inbound_and_splices_the_new_mixer_in_seamlessly() {
         "copies of frames were not sent twice"
     );
 }
+
+#[test]
+fn an_srtp_client_is_unprotected_for_the_mixers_and_protected_for_itself() {
+    use tutti_dataplane::conference::SrtpKeys;
+    use tutti_dataplane::srtp::{Context, Direction, MasterKey, Suite};
+    let suite = Suite::AesCm128HmacSha1_80;
+    let key = |b: u8| MasterKey::new(suite, &[b; 30]).unwrap();
+    let (client_key, our_key) = (key(0x11), key(0x22));
+    let keys = SrtpKeys {
+        local: our_key,
+        remote: client_key,
+    };
+    let mut client_tx = Context::new(&client_key, Direction::Outbound).unwrap();
+    let mut client_rx = Context::new(&our_key, Direction::Inbound).unwrap();
+    let protect = |ctx: &mut Context, pkt: Vec<u8>| {
+        let len = pkt.len();
+        let mut buf = pkt;
+        buf.resize(len + tutti_dataplane::srtp::MAX_RTP_TRAILER, 0);
+        let n = ctx.protect_rtp(&mut buf, len).unwrap();
+        buf.truncate(n);
+        buf
+    };
+
+    let mut r = Rig::new();
+    let tl = r.timeline;
+    let session = RelaySession::secured(spec(tl), &keys).unwrap();
+    r.command(RelayCommand::Add(session));
+    r.clock.advance(Duration::from_millis(45));
+    let grid = tl.frame_at(r.clock.now());
+
+    // The client's SRTP reaches the mixer as plain RTP (lengths and checksums right).
+    let first = protect(&mut client_tx, pcmu(0xC1, 9, 5555, &[1; 160]));
+    assert_eq!(first.len(), 12 + 160 + 10);
+    r.inject(&to_us(CLIENT, CLIENT_PORT, &first));
+    r.step();
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].dst, MIXER_A.1);
+    let p = RtpPacket::parse(&sent[0].payload).unwrap();
+    assert_eq!(sent[0].payload.len(), 12 + 160);
+    assert_eq!(
+        (p.ssrc(), p.sequence_number(), p.timestamp(), p.payload()),
+        (0xC1, 9, grid, &[1u8; 160][..])
+    );
+
+    // Tampered: authentication fails; the first one again: the replay window refuses it.
+    let mut bad = protect(&mut client_tx, pcmu(0xC1, 10, 5555 + 160, &[2; 160]));
+    bad[12 + 5] ^= 0x40;
+    r.inject(&to_us(CLIENT, CLIENT_PORT, &bad));
+    r.inject(&to_us(CLIENT, CLIENT_PORT, &first));
+    r.step();
+    assert!(r.sent().is_empty(), "nothing relayed for a bad packet");
+    assert_eq!(r.relay.srtp_auth_failures.get(), 1);
+    assert_eq!(r.relay.srtp_replays.get(), 1);
+
+    // The mixer's plain stream is protected with our key for the client, after its
+    // header was rewritten.
+    for k in 0..3u16 {
+        r.inject(&to_us(
+            MIXER_A,
+            MIXER_PORT,
+            &pcmu(
+                0xAA,
+                500 + k,
+                grid.wrapping_add(160 * u32::from(k)),
+                &[3; 160],
+            ),
+        ));
+        r.step();
+        let sent = r.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].dst, CLIENT.1);
+        let mut pkt = sent[0].payload.clone();
+        assert_eq!(pkt.len(), 12 + 160 + 10, "protected with its tag");
+        let n = client_rx
+            .unprotect_rtp(&mut pkt)
+            .expect("the client authenticates it");
+        let p = RtpPacket::parse(&pkt[..n]).unwrap();
+        assert_eq!(
+            (p.ssrc(), p.sequence_number(), p.payload()),
+            (0xAA, 500 + k, &[3u8; 160][..])
+        );
+    }
+    assert_eq!(r.relay.srtp_failures.get(), 0);
+}

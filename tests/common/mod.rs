@@ -1021,3 +1021,4 @@ impl Appliance {
 }
 
 pub mod sip;
+pub mod srtp;

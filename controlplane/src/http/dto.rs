@@ -537,7 +537,7 @@ impl RelayedParticipantView {
                 created_at: timestamp(p.created_at),
                 sip: None,
                 dial: None,
-                srtp: s.srtp.as_ref().map(Srtp::ours),
+                srtp: p.srtp.as_ref().map(Srtp::ours),
             },
             mixer_participant: p.on_mixer.id.clone(),
         }

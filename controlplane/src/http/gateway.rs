@@ -217,10 +217,6 @@ async fn add_participant(
 ) -> Result<(StatusCode, Json<RelayedParticipantView>), HttpError> {
     let g = gateway(&s)?;
     let new = req.validate()?;
-    if new.srtp.is_some() {
-        let e = "srtp: the gateway does not relay SRTP clients yet; add them on a mixer";
-        return Err(ControlError::Invalid(e.into()).into());
-    }
     let pending = s.control().gw_reserve_participant(&id, new.remote, new)?;
     let mixer = pending.mixer.clone();
     let add = PeerCall::AddParticipant {

@@ -123,12 +123,12 @@ impl LegCrypto {
     }
 
     /// Unprotects a received packet in place: the plain packet's length, or the drop
-    /// counted (failed authentication, replay, or malformed).
-    fn unprotect(
+    /// counted in `drops` (failed authentication, replay, or malformed).
+    pub(crate) fn unprotect(
         &mut self,
         buf: &mut [u8],
         rtcp: bool,
-        counters: &EngineCounters,
+        drops: SrtpDrops<'_>,
     ) -> Option<usize> {
         let r = if rtcp {
             self.inbound.unprotect_rtcp(buf)
@@ -137,20 +137,35 @@ impl LegCrypto {
         };
         match r {
             Ok(n) => Some(n),
-            Err(tutti_srtp::Error::Auth) => {
-                counters.srtp_auth_failures.inc();
-                None
-            }
-            Err(tutti_srtp::Error::Replay) => {
-                counters.srtp_replays.inc();
-                None
-            }
-            Err(_) => {
-                counters.rtp_dropped.inc();
+            Err(e) => {
+                match e {
+                    tutti_srtp::Error::Auth => drops.auth.inc(),
+                    tutti_srtp::Error::Replay => drops.replay.inc(),
+                    _ => drops.other.inc(),
+                }
                 None
             }
         }
     }
+
+    /// Protects the packet in `buf[..len]` in place (`buf` has room for the trailer):
+    /// the protected length, 0 if it cannot be protected.
+    pub(crate) fn protect(&mut self, buf: &mut [u8], len: usize, rtcp: bool) -> usize {
+        let r = if rtcp {
+            self.outbound.protect_rtcp(buf, len)
+        } else {
+            self.outbound.protect_rtp(buf, len)
+        };
+        r.unwrap_or(0)
+    }
+}
+
+/// Where [`LegCrypto::unprotect`] counts what it drops.
+#[derive(Clone, Copy)]
+pub(crate) struct SrtpDrops<'a> {
+    pub auth: &'a crate::stats::Counter,
+    pub replay: &'a crate::stats::Counter,
+    pub other: &'a crate::stats::Counter,
 }
 
 /// Protects the packet in `buf[..len]` in place if the leg has SRTP: the length to send
@@ -159,8 +174,7 @@ fn protect(crypto: &mut Option<LegCrypto>, buf: &mut [u8], len: usize, rtcp: boo
     match crypto {
         None => len,
         Some(_) if len == 0 => 0,
-        Some(c) if rtcp => c.outbound.protect_rtcp(buf, len).unwrap_or(0),
-        Some(c) => c.outbound.protect_rtp(buf, len).unwrap_or(0),
+        Some(c) => c.protect(buf, len, rtcp),
     }
 }
 
@@ -493,6 +507,16 @@ pub struct EngineCounters {
     pub commands_rejected: crate::stats::Counter,
     /// Mixing latency (tick due -> last packet of the tick queued) histogram.
     pub mix_latency: crate::stats::LatencyHistogram,
+}
+
+impl EngineCounters {
+    fn srtp_drops(&self) -> SrtpDrops<'_> {
+        SrtpDrops {
+            auth: &self.srtp_auth_failures,
+            replay: &self.srtp_replays,
+            other: &self.rtp_dropped,
+        }
+    }
 }
 
 /// A packet the engine wants sent: the caller builds Ethernet/IPv4/UDP around it.
@@ -872,7 +896,7 @@ impl Engine {
         let is_rtcp_port = dst_port != l.spec.local_port;
         let rtcp = is_rtcp_port || rtcp_wire::classify(payload) == PacketClass::Rtcp;
         let len = match l.crypto.as_mut() {
-            Some(c) => match c.unprotect(payload, rtcp, counters) {
+            Some(c) => match c.unprotect(payload, rtcp, counters.srtp_drops()) {
                 Some(n) => n,
                 None => return true,
             },

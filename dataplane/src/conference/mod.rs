@@ -10,6 +10,7 @@ pub use engine::{
 };
 
 pub use crate::rtp_send::RtpBasis;
+pub(crate) use engine::SrtpDrops;
 pub use ops::{
     ConfKey, ConferenceSpec, LegSpec, Liveness, MediaEvent, MediaEventKind, MediaOp, PartKey,
     ParticipantSettings, ParticipantSpec, PromptSpec, SrtpKeys, Timing, MAX_INPUT_DELAY_FRAMES,

@@ -16,14 +16,16 @@
 pub mod splice;
 
 use crate::clock::Instant;
-use crate::conference::{ConfKey, PartKey};
+use crate::conference::{ConfKey, LegCrypto, PartKey, SrtpDrops, SrtpKeys};
 use crate::host::{retire, CorePorts, EventQueue, PortMap, Retired, Slab};
 use crate::io::PacketBuf;
 use crate::mixer::Ptime;
 use crate::rate::SampleRate;
 use crate::stats::Counter;
 use crate::wire::eth::MacAddr;
-use crate::wire::rewrite::{readdress, rewrite_udp_rtcp_sender, rewrite_udp_rtp, RtpRewrite};
+use crate::wire::rewrite::{
+    readdress, resize_udp_payload, rewrite_udp_rtcp_sender, rewrite_udp_rtp, RtpRewrite,
+};
 use crate::wire::rtcp::{self as rtcp_wire, PacketClass};
 use crate::wire::rtp::RtpPacket;
 use crate::wire::udp;
@@ -107,6 +109,9 @@ pub struct RelaySession {
     last: Option<(RtpHead, u32)>,
     /// When that packet arrived from its mixer.
     last_at: Instant,
+    /// The client's SRTP: its packets are unprotected here and go to the mixers plain;
+    /// the mixers' packets are protected here after their headers are rewritten.
+    crypto: Option<LegCrypto>,
 }
 
 impl RelaySession {
@@ -121,7 +126,19 @@ impl RelaySession {
             handover: None,
             last: None,
             last_at: Instant::ZERO,
+            crypto: None,
         })
+    }
+
+    /// A session whose client speaks SRTP with `keys` (on the control core: this
+    /// allocates the contexts).
+    pub fn secured(
+        spec: RelaySpec,
+        keys: &SrtpKeys,
+    ) -> Result<Box<RelaySession>, tutti_srtp::Error> {
+        let mut s = RelaySession::new(spec);
+        s.crypto = Some(LegCrypto::new(keys)?);
+        Ok(s)
     }
 
     /// The session's participant key.
@@ -191,6 +208,12 @@ pub struct RelayCounters {
     /// Next hop not resolved yet, or no buffer for a duplicate.
     pub unroutable: Counter,
     pub malformed: Counter,
+    /// SRTP/SRTCP from clients that failed authentication, or the replay window.
+    pub srtp_auth_failures: Counter,
+    pub srtp_replays: Counter,
+    /// Mixers' packets that could not be protected for their client (no room, or the
+    /// context refused), and clients' SRTP that could not be unprotected otherwise.
+    pub srtp_failures: Counter,
     /// Clients' timestamp mappings re-anchored after a jump.
     pub reanchored: Counter,
     pub events_lost: Counter,
@@ -450,7 +473,26 @@ impl<B: PacketBuf> Relay<B> {
             }
             let payload = buf.data().get(start..d.end).unwrap_or(&[]);
             let rtp = offset == 0 && rtcp_wire::classify(payload) != PacketClass::Rtcp;
+            if let Some(c) = s.crypto.as_mut() {
+                // The mixers get it plain (one unprotect, before any duplicate).
+                let drops = SrtpDrops {
+                    auth: &self.counters.srtp_auth_failures,
+                    replay: &self.counters.srtp_replays,
+                    other: &self.counters.srtp_failures,
+                };
+                let plain = buf.data_mut().get_mut(start..d.end);
+                let Some(n) = plain.and_then(|p| c.unprotect(p, !rtp, drops)) else {
+                    return;
+                };
+                if !buf.set_len(start + n)
+                    || resize_udp_payload(buf.data_mut(), d.udp_at, n).is_err()
+                {
+                    self.counters.malformed.inc();
+                    return;
+                }
+            }
             if rtp {
+                let payload = buf.data().get(start..).unwrap_or(&[]);
                 let Ok(p) = RtpPacket::parse(payload) else {
                     self.counters.malformed.inc();
                     return;
@@ -540,6 +582,10 @@ impl<B: PacketBuf> Relay<B> {
                 return;
             }
             rewrite_udp_rtcp_sender(&mut buf.data_mut()[d.udp_at..], &rw);
+            if !protect_for_client(&mut s.crypto, &mut buf, d.udp_at, true) {
+                self.counters.srtp_failures.inc();
+                return;
+            }
             if forward(buf, from, to, out) {
                 self.counters.to_clients.inc();
             } else {
@@ -596,6 +642,10 @@ impl<B: PacketBuf> Relay<B> {
             self.counters.malformed.inc();
             return;
         }
+        if !protect_for_client(&mut s.crypto, &mut buf, d.udp_at, false) {
+            self.counters.srtp_failures.inc();
+            return;
+        }
         s.last = Some((
             RtpHead {
                 ssrc: rw.ssrc.unwrap_or(head.ssrc),
@@ -629,6 +679,37 @@ impl<B: PacketBuf> Relay<B> {
             out.send(buf);
         }
     }
+}
+
+/// Protect the datagram (UDP header at `udp_at`, ending where `b` ends) in place for a
+/// client with SRTP, growing `b` by the trailer and fixing the lengths and checksums;
+/// true if it can be sent (also when the client has no SRTP).
+fn protect_for_client<B: PacketBuf>(
+    crypto: &mut Option<LegCrypto>,
+    b: &mut B,
+    udp_at: usize,
+    rtcp: bool,
+) -> bool {
+    let Some(c) = crypto.as_mut() else {
+        return true;
+    };
+    let start = udp_at + udp::HEADER_LEN;
+    let Some(len) = b.data().len().checked_sub(start) else {
+        return false;
+    };
+    let trailer = if rtcp {
+        tutti_srtp::MAX_RTCP_TRAILER
+    } else {
+        tutti_srtp::MAX_RTP_TRAILER
+    };
+    if !b.set_len(start + len + trailer) {
+        return false;
+    }
+    let n = b
+        .data_mut()
+        .get_mut(start..)
+        .map_or(0, |p| c.protect(p, len, rtcp));
+    n != 0 && b.set_len(start + n) && resize_udp_payload(b.data_mut(), udp_at, n).is_ok()
 }
 
 /// Readdress `b` from `from` to `to` (MACs by the port's next hop); false if the next

@@ -231,6 +231,42 @@ pub fn readdress(
     Ok(())
 }
 
+/// The UDP payload of the Ethernet/IPv4/UDP frame `frame` (UDP header at `udp_at`) was
+/// changed in place and is now `payload_len` bytes (SRTP protected or unprotected it):
+/// set the UDP and IPv4 lengths, update the IPv4 checksum and compute the UDP checksum
+/// over the new segment. `frame` must end where the datagram does.
+pub fn resize_udp_payload(
+    frame: &mut [u8],
+    udp_at: usize,
+    payload_len: usize,
+) -> Result<(), RewriteError> {
+    let ip_at = ETH_HEADER_LEN;
+    let end = udp_at + UDP_HEADER_LEN + payload_len;
+    if udp_at < ip_at + 20 || frame.len() != end {
+        return Err(RewriteError::Truncated);
+    }
+    let udp_len = u16::try_from(UDP_HEADER_LEN + payload_len).map_err(|_| RewriteError::NotUdp)?;
+    let total = u16::try_from(end - ip_at).map_err(|_| RewriteError::NotUdp)?;
+    let old_total = get16(frame, ip_at + 2).ok_or(RewriteError::Truncated)?;
+    let ipc = get16(frame, ip_at + 10).ok_or(RewriteError::Truncated)?;
+    put(frame, ip_at + 2, &total.to_be_bytes());
+    put(
+        frame,
+        ip_at + 10,
+        &update16(ipc, old_total, total).to_be_bytes(),
+    );
+    let (src, dst) = (get32(frame, ip_at + 12), get32(frame, ip_at + 16));
+    let (Some(src), Some(dst)) = (src, dst) else {
+        return Err(RewriteError::Truncated);
+    };
+    put(frame, udp_at + 4, &udp_len.to_be_bytes());
+    put(frame, udp_at + 6, &[0, 0]);
+    let seg = frame.get(udp_at..end).ok_or(RewriteError::Truncated)?;
+    let c = super::checksum::udp4(src.into(), dst.into(), seg);
+    put(frame, udp_at + 6, &c.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +479,36 @@ mod tests {
         assert_eq!(stored, checksum::udp4(h.src, h.dst, &seg2));
         assert_eq!(
             readdress(&mut frame[..40], (a, b), new_src, new_dst),
+            Err(RewriteError::Truncated)
+        );
+    }
+
+    #[test]
+    fn a_resized_payload_gets_valid_lengths_and_checksums() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 1));
+        let seg = udp_rtp(src, dst, &RtpHeader::default());
+        let mut frame = vec![0u8; 14];
+        frame.extend_from_slice(&ipv4_packet(src, dst, 61, &seg));
+        let udp_at = 34;
+        let payload = frame.len() - udp_at - UDP_HEADER_LEN;
+        // Grown by a 10-byte trailer, as SRTP protection does, then shrunk back.
+        for (len, fill) in [(payload + 10, 0xa5u8), (payload, 0x5a)] {
+            frame.resize(udp_at + UDP_HEADER_LEN + len, fill);
+            if let Some(b) = frame.get_mut(udp_at + UDP_HEADER_LEN + 12) {
+                *b = fill;
+            }
+            resize_udp_payload(&mut frame, udp_at, len).unwrap();
+            let h = Ipv4Header::parse(&frame[14..]).expect("IPv4 checksum valid");
+            assert_eq!(h.total_len, frame.len() - 14);
+            let mut seg2 = frame[udp_at..].to_vec();
+            assert_eq!(usize::from(get16(&seg2, 4).unwrap()), seg2.len());
+            let stored = get16(&seg2, 6).unwrap();
+            seg2[6..8].copy_from_slice(&[0, 0]);
+            assert_eq!(stored, checksum::udp4(h.src, h.dst, &seg2));
+        }
+        let n = frame.len();
+        assert_eq!(
+            resize_udp_payload(&mut frame, udp_at, n),
             Err(RewriteError::Truncated)
         );
     }

@@ -170,9 +170,12 @@ impl Control {
             return Err(crate::media::MediaError::Rejected(format!("no core {core}")).into());
         };
         spec.remote = SocketAddrV4::new(ip, ports[1]);
+        // SRTP ends here: the mixers get the client's media plain.
+        let srtp = spec.srtp.take();
         Ok(PendingParticipant {
             mixer,
             spec,
+            srtp,
             conf,
             timeline,
             core,
@@ -208,10 +211,18 @@ impl Control {
             mixer: on_mixer.local,
             timeline: pending.timeline,
         };
-        if let Err(e) = self
-            .media
-            .relay(pending.core, RelayCommand::Add(RelaySession::new(spec)))
-        {
+        let session = match &pending.srtp {
+            Some(keys) => RelaySession::secured(spec, keys),
+            None => Ok(RelaySession::new(spec)),
+        };
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                self.gw_cancel_participant(pending);
+                return Err(ControlError::Invalid(format!("srtp: {e}")));
+            }
+        };
+        if let Err(e) = self.media.relay(pending.core, RelayCommand::Add(session)) {
             self.gw_cancel_participant(pending);
             return Err(e.into());
         }
@@ -224,6 +235,7 @@ impl Control {
             mixer_port: pending.ports[1],
             client: pending.client,
             spec: pending.spec,
+            srtp: pending.srtp,
             hold: false,
             on_mixer,
             created_at: self.clock.wall(),

@@ -72,6 +72,9 @@ pub struct RelayedParticipant {
     /// What mixers are asked to create (the client's request, `remote` ours), with the
     /// settings changed since.
     pub spec: NewParticipant,
+    /// The client's SRTP keys (the relay protects and unprotects; the mixers see the
+    /// media plain).
+    pub srtp: Option<crate::srtp::SrtpKeys>,
     /// On remote hold (as last set).
     pub hold: bool,
     /// The participant on the hosting mixer.
@@ -310,6 +313,7 @@ pub struct PendingParticipant {
     /// The hosting mixer and what it is asked to create.
     pub mixer: String,
     pub spec: NewParticipant,
+    pub(crate) srtp: Option<crate::srtp::SrtpKeys>,
     pub(crate) conf: ConfKey,
     pub(crate) timeline: Timeline,
     pub(crate) core: usize,
