@@ -16,6 +16,7 @@ use tutti_dataplane::poll::Command;
 use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::rtcp::NtpClock;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
+use tutti_dataplane::tap::{Tap, TapReader, TapSpec};
 use tutti_dpdk::TscClock;
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -155,8 +156,15 @@ impl MediaPlane for DpdkMedia {
                 to,
                 settings,
             },
+            MediaOp::RemoveTap { conf, tap } => MediaCommand::RemoveTap { conf, tap },
         };
         self.push(core, Command::Media(cmd))
+    }
+
+    fn add_tap(&self, core: usize, spec: TapSpec) -> Result<TapReader, MediaError> {
+        let (tap, reader) = Tap::new(spec);
+        self.push(core, Command::Media(MediaCommand::AddTap(tap)))?;
+        Ok(reader)
     }
 
     fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {

@@ -26,6 +26,8 @@ pub mod pump;
 pub mod sip;
 pub mod store;
 #[cfg(test)]
+mod taps_test;
+#[cfg(test)]
 mod test_support;
 
 pub use tokio_rustls;

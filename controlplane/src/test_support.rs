@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
 use tutti_control_core::ManualClock;
-use tutti_dataplane::conference::MediaOp;
+use tutti_dataplane::conference::{ConfKey, MediaOp};
 use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::{PromptId, PromptLibrary};
 use tutti_dataplane::stats::{CoreCounters, DropReason};
+use tutti_dataplane::tap::{Tap, TapReader, TapSpec};
 
 pub struct Fixed;
 
@@ -47,6 +48,10 @@ pub struct TestMedia {
     /// Relay commands given (gateway role), described: `add p1`, `start p1 <addr>
     /// rewrite`, `commit p1`, `end p1`, `remove p1`.
     pub relays: Mutex<Vec<String>>,
+    /// The core ends of the taps added and not removed, with their core, for a test to
+    /// push frames into (removing a tap, or deleting its conference, drops it here as
+    /// the dataplane retires it, so its reader sees it end).
+    pub taps: Mutex<Vec<(usize, Box<Tap>)>>,
 }
 
 impl TestMedia {
@@ -56,6 +61,31 @@ impl TestMedia {
 
     pub fn set_busy(&self, busy: bool) {
         self.busy.store(busy, Ordering::Relaxed);
+    }
+
+    /// Push `frame` into every live tap of conference `conf`.
+    pub fn push_taps(&self, conf: ConfKey, frame: &[i16]) {
+        for (_, tap) in self.taps.lock().unwrap().iter_mut() {
+            if tap.spec().conf == conf {
+                tap.push(frame);
+            }
+        }
+    }
+
+    /// Drop the taps that `op` unlinks, as a core would.
+    fn retire_taps(&self, op: &MediaOp) {
+        let unlinked = |t: &TapSpec| match *op {
+            MediaOp::RemoveTap { conf, tap } => t.conf == conf && t.key == tap,
+            MediaOp::DeleteConference(conf) => t.conf == conf,
+            MediaOp::RemoveParticipant { conf, part } => {
+                t.conf == conf && t.source.part() == Some(part)
+            }
+            _ => false,
+        };
+        self.taps
+            .lock()
+            .unwrap()
+            .retain(|(_, t)| !unlinked(t.spec()));
     }
 }
 
@@ -81,8 +111,20 @@ impl MediaPlane for TestMedia {
         if core >= self.cores.len() {
             return Err(MediaError::Rejected(format!("no core {core}")));
         }
+        self.retire_taps(&op);
         self.ops.lock().unwrap().push((core, op));
         Ok(())
+    }
+    fn add_tap(&self, core: usize, spec: TapSpec) -> Result<TapReader, MediaError> {
+        if self.busy.load(Ordering::Relaxed) {
+            return Err(MediaError::Busy(core));
+        }
+        if core >= self.cores.len() {
+            return Err(MediaError::Rejected(format!("no core {core}")));
+        }
+        let (tap, reader) = Tap::new(spec);
+        self.taps.lock().unwrap().push((core, tap));
+        Ok(reader)
     }
     fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {
         if core >= self.cores.len() {
@@ -157,6 +199,7 @@ pub fn harness_with(
         ops: Mutex::default(),
         busy: AtomicBool::new(false),
         relays: Mutex::default(),
+        taps: Mutex::default(),
     });
     let state = ControlState::new(
         vec![CoreHandle {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tutti_dataplane::conference::MediaOp;
 use tutti_dataplane::relay::RelayCommand;
 use tutti_dataplane::rx::PromptId;
+use tutti_dataplane::tap::{TapReader, TapSpec};
 
 /// One dataplane core that hosts conferences.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,11 @@ pub trait MediaPlane: Send + Sync + 'static {
     /// Apply one operation on dataplane core `core` (index into [`MediaPlane::cores`]).
     /// Non-blocking: the operation is queued on the core's command ring.
     fn apply(&self, core: usize, op: MediaOp) -> Result<(), MediaError>;
+    /// Build audio tap `spec` (its ring) here and queue it on core `core`, which links
+    /// it into its conference (or hands it straight back when the conference or the
+    /// tapped participant is not there, so the reader sees it end). Removed with
+    /// [`MediaOp::RemoveTap`]. Non-blocking.
+    fn add_tap(&self, core: usize, spec: TapSpec) -> Result<TapReader, MediaError>;
     /// Send a relay command (gateway role) to core `core`. Non-blocking.
     fn relay(&self, core: usize, cmd: RelayCommand) -> Result<(), MediaError> {
         drop(cmd);

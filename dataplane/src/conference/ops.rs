@@ -249,6 +249,13 @@ pub enum MediaOp {
         to: ConfKey,
         settings: ParticipantSettings,
     },
+    /// Unlink audio tap `tap` of `conf` (its ring then ends for the reader). Adding one
+    /// carries a ring built on the control side, so it is not a plain value: see
+    /// [`crate::tap::Tap::new`].
+    RemoveTap {
+        conf: ConfKey,
+        tap: crate::tap::TapKey,
+    },
 }
 
 /// Something a core saw, for the control plane.

@@ -6,6 +6,9 @@
 
 mod gateway;
 mod reclaim;
+mod taps;
+
+pub use taps::{TapOn, TAP_RING_FRAMES};
 
 use crate::clock::ControlClock;
 use crate::error::ControlError;
@@ -48,6 +51,8 @@ pub struct Control {
     /// Dial-outs that failed, kept a while for `GET` of their participant.
     pub(crate) failed_dials: crate::sip::FailedDials,
     events: VecDeque<Event>,
+    /// The last audio tap key handed out.
+    pub(crate) next_tap: u32,
 }
 
 impl std::fmt::Debug for Control {
@@ -82,6 +87,7 @@ impl Control {
             observations: Vec::new(),
             failed_dials: crate::sip::FailedDials::default(),
             events: VecDeque::new(),
+            next_tap: 0,
             media,
             clock,
         }
