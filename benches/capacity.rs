@@ -16,7 +16,8 @@
 //!
 //! The memory backend also ramps conferences of 10 with every stream SRTP (AES_CM_128_
 //! HMAC_SHA1_80 and AEAD_AES_128_GCM): tutti unprotects what it receives and protects
-//! what it sends, in place; the generator protects its frames outside the measured time.
+//! what it sends, in place; the generator protects its frames outside the measured time
+//! (`cargo bench --bench capacity -- srtp` runs only these).
 //!
 //! Prints one line per case:
 //! `capacity io=<virtio|memory> conf=<n> [srtp=<suite>] participants_per_core=<N> late_frames=<x> busy_ratio=<r> p99_mix_latency_us=<l>`
@@ -610,7 +611,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    // `cargo bench --bench capacity -- memory` (or `virtio`) runs one backend only.
+    // `cargo bench --bench capacity -- memory` (or `virtio`) runs one backend only,
+    // `-- srtp` the memory backend's SRTP cases only.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -636,7 +638,10 @@ fn main() {
         for conf_size in [3usize, 10, 100] {
             ramp(&tsc, conf_size, None);
         }
-        // The same with every stream SRTP (libsrtp2, in place), at two suites.
+    }
+    // The same with every stream SRTP (libsrtp2, in place), at two suites (`-- srtp`
+    // runs only these).
+    if wants("memory") || wants("srtp") {
         for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
             ramp(&tsc, 10, Some(suite));
         }

@@ -5,7 +5,7 @@
 TUTTI_APT_PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev pkg-config gcc
   iproute2 iputils-ping procps curl python3 prometheus espeak-ng ffmpeg hping3
-  sip-tester baresip-core redis-server sox kamailio libsrtp2-dev
+  sip-tester baresip-core redis-server sox kamailio libssl-dev make
   libopus-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us
 )
 
